@@ -1,0 +1,1 @@
+"""contractors: models arrive with the issue that builds this domain (see README, Architecture)."""

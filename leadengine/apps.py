@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LeadEngineConfig(AppConfig):
+    name = "leadengine"
+    verbose_name = "Operations"

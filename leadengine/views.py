@@ -1,0 +1,51 @@
+"""Process health endpoints for load balancers and orchestrators (no authentication)."""
+
+from django.core.cache import cache
+from django.db import connection
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+HealthSerializer = inline_serializer(
+    "Health", fields={"status": serializers.CharField(), "checks": serializers.DictField(child=serializers.CharField())}
+)
+
+
+class HealthView(APIView):
+    """The process is up and serving requests."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: HealthSerializer}, tags=["health"])
+    def get(self, request):
+        return Response({"status": "ok", "checks": {}})
+
+
+class ReadyView(APIView):
+    """The process can reach PostgreSQL and Redis; 503 naming what is down otherwise."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer}, tags=["health"])
+    def get(self, request):
+        checks = {}
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as error:  # any failure means not ready; the reason is reported
+            checks["database"] = f"unavailable: {type(error).__name__}"
+        try:
+            cache.set("readyz", "1", timeout=5)
+            checks["redis"] = "ok" if cache.get("readyz") == "1" else "unavailable: no round trip"
+        except Exception as error:
+            checks["redis"] = f"unavailable: {type(error).__name__}"
+        ready = all(value == "ok" for value in checks.values())
+        return Response(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )

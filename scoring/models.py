@@ -1,0 +1,241 @@
+"""Property data that LeadEngine scores: the ZIP reference, properties, and the signals about them."""
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import F, Q
+
+
+class ZipCode(models.Model):
+    """A US ZIP code from the reference table shipped by the `zipcodes` package (load_zipcodes)."""
+
+    class Kind(models.TextChoices):
+        STANDARD = "standard", "Standard"
+        PO_BOX = "po_box", "PO box"
+        UNIQUE = "unique", "Unique (one organisation)"
+        MILITARY = "military", "Military"
+
+    code = models.CharField(max_length=5, primary_key=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    city = models.CharField(max_length=64)
+    state = models.CharField(max_length=2, db_index=True)
+    county = models.CharField(max_length=64, blank=True)
+    time_zone = models.CharField(max_length=40, blank=True)
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    active = models.BooleanField()
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = "ZIP code"
+        constraints = [
+            models.CheckConstraint(condition=Q(code__regex=r"^[0-9]{5}$"), name="%(app_label)s_%(class)s_five_digits"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.city}, {self.state}"
+
+
+class Trade(models.Model):
+    """A home-improvement trade that contractors buy territories for (roofing, solar, HVAC, ...).
+
+    `permit_keywords` maps building permits to the trade: a permit whose type has a word starting with one of the
+    words (case-insensitive) is a permit of this trade.
+    """
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80)
+    permit_keywords = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Property(models.Model):
+    """A residential property (parcel) in a market, keyed by the county's parcel id."""
+
+    class Type(models.TextChoices):
+        SINGLE_FAMILY = "single_family", "Single family"
+        TOWNHOUSE = "townhouse", "Townhouse"
+        CONDO = "condo", "Condo"
+        MULTI_FAMILY = "multi_family", "Multi-family (2-4 units)"
+        MOBILE_HOME = "mobile_home", "Mobile home"
+        OTHER = "other", "Other"
+
+    parcel_id = models.CharField(max_length=64, unique=True)
+    address = models.CharField(max_length=200)
+    city = models.CharField(max_length=64)
+    state = models.CharField(max_length=2)
+    zip_code = models.ForeignKey(ZipCode, on_delete=models.PROTECT, db_column="zip_code", related_name="properties")
+    zip_derived = models.BooleanField(
+        default=False, help_text="The ZIP was not in the source file; it is the ZIP whose centroid is nearest."
+    )
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    year_built = models.SmallIntegerField(null=True, blank=True)
+    roof_year = models.SmallIntegerField(null=True, blank=True, help_text="Year the roof was last replaced.")
+    living_sqft = models.IntegerField(null=True, blank=True)
+    lot_sqft = models.IntegerField(null=True, blank=True)
+    bedrooms = models.SmallIntegerField(null=True, blank=True)
+    bathrooms = models.FloatField(null=True, blank=True)
+    stories = models.FloatField(null=True, blank=True)
+    property_type = models.CharField(max_length=16, choices=Type.choices, default=Type.SINGLE_FAMILY)
+    market_value = models.IntegerField(null=True, blank=True)
+    owner_occupied = models.BooleanField(null=True, blank=True)
+    last_sale_date = models.DateField(null=True, blank=True)
+    last_sale_price = models.IntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=models.functions.Now())
+
+    class Meta:
+        verbose_name_plural = "properties"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(latitude__isnull=True, longitude__isnull=True)
+                | Q(latitude__range=(-90, 90), longitude__range=(-180, 180)),
+                name="%(app_label)s_%(class)s_coordinates_pair_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(year_built__isnull=True) | Q(year_built__range=(1600, 2100)),
+                name="%(app_label)s_%(class)s_year_built_plausible",
+            ),
+            models.CheckConstraint(
+                condition=Q(roof_year__isnull=True)
+                | Q(roof_year__range=(1600, 2100), year_built__isnull=True)
+                | Q(roof_year__gte=F("year_built"), roof_year__lte=2100),
+                name="%(app_label)s_%(class)s_roof_not_older_than_house",
+            ),
+            models.CheckConstraint(
+                condition=Q(market_value__isnull=True) | Q(market_value__gte=0),
+                name="%(app_label)s_%(class)s_market_value_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(last_sale_price__isnull=True) | Q(last_sale_price__gte=0),
+                name="%(app_label)s_%(class)s_sale_price_not_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["zip_code", "property_type"], name="scoring_property_zip_type")]
+
+    def __str__(self) -> str:
+        return f"{self.address}, {self.city} {self.state} {self.zip_code_id}"
+
+
+class StormEvent(models.Model):
+    """A severe-weather event: hail (magnitude in inches) or wind, tornado, hurricane (mph).
+
+    It is located by a point and radius, or by a whole ZIP code when the source gives only that.
+    """
+
+    class Kind(models.TextChoices):
+        HAIL = "hail", "Hail"
+        WIND = "wind", "Wind"
+        TORNADO = "tornado", "Tornado"
+        HURRICANE = "hurricane", "Hurricane"
+
+    event_id = models.CharField(max_length=64, unique=True)
+    event_date = models.DateField(db_index=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    magnitude = models.FloatField(help_text="Hail diameter in inches, or wind speed in mph.")
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    radius_miles = models.FloatField(null=True, blank=True)
+    zip_code = models.ForeignKey(
+        ZipCode, on_delete=models.PROTECT, db_column="zip_code", null=True, blank=True, related_name="storms"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(latitude__range=(-90, 90), longitude__range=(-180, 180), radius_miles__gt=0)
+                | Q(latitude__isnull=True, longitude__isnull=True, zip_code__isnull=False),
+                name="%(app_label)s_%(class)s_located",
+            ),
+            models.CheckConstraint(condition=Q(magnitude__gte=0), name="%(app_label)s_%(class)s_magnitude_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        unit = "in" if self.kind == self.Kind.HAIL else "mph"
+        return f"{self.get_kind_display()} {self.magnitude:g} {unit} on {self.event_date}"
+
+
+class Permit(models.Model):
+    """A building permit pulled for a property; its type maps it to a trade where one matches."""
+
+    permit_number = models.CharField(max_length=64, unique=True)
+    property = models.ForeignKey(Property, on_delete=models.CASCADE, related_name="permits")
+    issued_date = models.DateField()
+    permit_type = models.CharField(max_length=100)
+    trade = models.ForeignKey(Trade, on_delete=models.SET_NULL, null=True, blank=True, related_name="permits")
+    value = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["property", "trade", "issued_date"], name="scoring_permit_prop_trade")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(value__isnull=True) | Q(value__gte=0), name="%(app_label)s_%(class)s_value_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.permit_number} {self.permit_type} ({self.issued_date})"
+
+
+class Sale(models.Model):
+    """A recorded sale of a property; the newest one is copied to the property's last sale fields."""
+
+    property = models.ForeignKey(Property, on_delete=models.CASCADE, related_name="sales")
+    sale_date = models.DateField()
+    price = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["property", "sale_date"], name="%(app_label)s_%(class)s_one_per_day"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="%(app_label)s_%(class)s_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.property_id} sold {self.sale_date} for ${self.price:,}"
+
+
+class ImportRun(models.Model):
+    """One run of `import_data`: which file, what happened to its rows, and how long it took."""
+
+    class Kind(models.TextChoices):
+        PROPERTIES = "properties", "Properties"
+        STORMS = "storms", "Storm events"
+        PERMITS = "permits", "Permits"
+        SALES = "sales", "Sales"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Loaded with rejects"
+        FAILED = "failed", "Failed (nothing loaded)"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    file_name = models.CharField(max_length=500)
+    file_size = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    rows_read = models.IntegerField(default=0)
+    rows_inserted = models.IntegerField(default=0)
+    rows_updated = models.IntegerField(default=0)
+    rows_unchanged = models.IntegerField(default=0)
+    rows_rejected = models.IntegerField(default=0)
+    rejects_file = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} import of {self.file_name} ({self.get_status_display()})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
