@@ -42,6 +42,10 @@ else:
     REDIS_URL = redis_url(DATA_DIR)
 
 DATABASES = {"default": parse_database_url(DATABASE_URL, conn_max_age=env_int(ENV, "DB_CONN_MAX_AGE", 60))}
+# Imports stage a file in a temporary table; room for a million rows in memory instead of the 8 MB
+# default (a ceiling per session, allocated only when a session uses temporary tables).
+_options = DATABASES["default"]["OPTIONS"]
+_options["options"] = f"{_options.get('options', '')} -c temp_buffers={ENV.get('DB_TEMP_BUFFERS', '256MB')}".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {

@@ -9,6 +9,13 @@ class ZipCodeAdmin(admin.ModelAdmin):
     list_filter = ["kind", "active", "state"]
     search_fields = ["=code", "city", "county"]
     show_full_result_count = False
+    readonly_fields = ["code"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # reference data: the database refuses deletes; mark a ZIP inactive instead
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else []
 
 
 @admin.register(Trade)

@@ -1,6 +1,17 @@
+import os
+
 import pytest
 
 from scoring.models import ZipCode
+
+
+def pytest_configure(config):
+    """With the embedded PostgreSQL (no DATABASE_URL), each test session gets its own database, so
+    that two sessions on one checkout never drop each other's."""
+    if not os.environ.get("DATABASE_URL"):
+        from django.conf import settings
+
+        settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_leadengine_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import os
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Full, Queue
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -90,6 +93,11 @@ class Chunk:
 
     def given(self, column: str) -> pd.Series:
         return self.values[column].notna()
+
+    def missing(self, column: str) -> pd.Series:
+        """Empty in the file (as opposed to given, or given but refused)."""
+        refused = self.reasons[column].notna() if column in self.reasons else False
+        return ~self.given(column) & ~refused
 
     def rejects(self) -> pd.DataFrame:
         frames = []
@@ -156,34 +164,46 @@ class Importer:
     # Rules shared by the kinds that carry coordinates.
     def check_coordinates(self, chunk: Chunk) -> None:
         lat, lon = chunk.given("latitude"), chunk.given("longitude")
-        chunk.refuse(lat ^ lon, "latitude" if lon.any() else "longitude", "latitude and longitude go together")
+        # Name the missing half row by row: a row's reject must not depend on the other rows of its chunk.
+        chunk.refuse(lat & ~lon, "longitude", "latitude and longitude go together")
+        chunk.refuse(lon & ~lat, "latitude", "latitude and longitude go together")
 
     def years(self) -> int:
         return self.today.year
 
 
-def upsert_sql(table: str, columns: Mapping[str, str], source: str, conflict: Iterable[str], *, stamped: bool) -> str:
-    """INSERT ... ON CONFLICT that rewrites a row only when one of its values differs.
+def upsert(cursor, table: str, columns: Mapping[str, str], source: str, key: Iterable[str], *, stamped: bool) -> tuple[int, int]:
+    """Write the rows of `source` into `table` by natural key: update rows whose values differ, insert
+    new ones, leave identical rows untouched. Returns (inserted, updated).
 
-    Returns (inserted, updated) counts; `xmax = 0` is true for a freshly inserted row version.
+    `columns` maps each target column to its expression over `source`. Two plain statements instead of
+    INSERT ... ON CONFLICT: at a million rows that is a second faster, and the caller holds a lock
+    that keeps a second writer of the same keys out meanwhile.
     """
-    conflict = list(conflict)
+    key = list(key)
     names = list(columns)
-    changing = [name for name in names if name not in conflict]
+    changing = [name for name in names if name not in key]
+    rows = f"(SELECT {', '.join(f'{expr} AS {name}' for name, expr in columns.items())} FROM {source})"
+    matches = " AND ".join(f"t.{k} = src.{k}" for k in key)
+    assignments = [f"{name} = src.{name}" for name in changing] + (["updated_at = now()"] if stamped else [])
+    cursor.execute(
+        f"""
+        UPDATE {table} t SET {", ".join(assignments)} FROM {rows} src
+         WHERE {matches}
+           AND ({", ".join(f"t.{n}" for n in changing)}) IS DISTINCT FROM ({", ".join(f"src.{n}" for n in changing)})
+        """
+    )
+    updated = cursor.rowcount
     insert_columns = names + (["created_at", "updated_at"] if stamped else [])
-    select = list(columns.values()) + (["now()", "now()"] if stamped else [])
-    assignments = [f"{name} = EXCLUDED.{name}" for name in changing] + (["updated_at = now()"] if stamped else [])
-    return f"""
-        WITH written AS (
-            INSERT INTO {table} AS t ({", ".join(insert_columns)})
-            SELECT {", ".join(select)} FROM {source}
-            ON CONFLICT ({", ".join(conflict)}) DO UPDATE SET {", ".join(assignments)}
-            WHERE ({", ".join(f"t.{n}" for n in changing)}) IS DISTINCT FROM
-                  ({", ".join(f"EXCLUDED.{n}" for n in changing)})
-            RETURNING (xmax = 0) AS inserted
-        )
-        SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
-    """
+    select = [f"src.{name}" for name in names] + (["now()", "now()"] if stamped else [])
+    cursor.execute(
+        f"""
+        INSERT INTO {table} ({", ".join(insert_columns)})
+        SELECT {", ".join(select)} FROM {rows} src
+         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {matches})
+        """
+    )
+    return cursor.rowcount, updated
 
 
 class PropertyImporter(Importer):
@@ -224,7 +244,7 @@ class PropertyImporter(Importer):
         values = chunk.values
         self.check_coordinates(chunk)
         has_point = chunk.given("latitude") & chunk.given("longitude")
-        no_zip = ~chunk.given("zip") & (chunk.raw.get("zip", pd.Series("", index=chunk.raw.index)) == "")
+        no_zip = chunk.missing("zip")
         chunk.refuse(no_zip & ~has_point, "zip", "no ZIP code, and no latitude/longitude to derive one from")
 
         derive = no_zip & has_point & chunk.ok()
@@ -257,8 +277,7 @@ class PropertyImporter(Importer):
     def upsert(self, cursor) -> tuple[int, int]:
         names = [name for name, _ in self.stage_columns() if name != "zip"]
         columns = {name: name for name in names} | {"zip_code": "zip"}
-        cursor.execute(upsert_sql(Property._meta.db_table, columns, "import_stage", self.key, stamped=True))
-        return cursor.fetchone()
+        return upsert(cursor, Property._meta.db_table, columns, "import_stage", self.key, stamped=True)
 
 
 class StormImporter(Importer):
@@ -284,7 +303,7 @@ class StormImporter(Importer):
         values = chunk.values
         self.check_coordinates(chunk)
         has_point = chunk.given("latitude") & chunk.given("longitude")
-        chunk.refuse(~has_point & ~chunk.given("zip") & (chunk.raw.get("zip", "") == ""), "zip",
+        chunk.refuse(~has_point & chunk.missing("zip"), "zip",
                      "no location: give latitude/longitude (with radius_miles) or a ZIP code")
         hail = values["kind"] == StormEvent.Kind.HAIL
         chunk.refuse(hail & (values["magnitude"] > 10), "magnitude", "hail is measured in inches; over 10 is not hail")
@@ -295,8 +314,7 @@ class StormImporter(Importer):
 
     def upsert(self, cursor) -> tuple[int, int]:
         columns = {name: name for name, _ in self.stage_columns() if name != "zip"} | {"zip_code": "zip"}
-        cursor.execute(upsert_sql(StormEvent._meta.db_table, columns, "import_stage", self.key, stamped=False))
-        return cursor.fetchone()
+        return upsert(cursor, StormEvent._meta.db_table, columns, "import_stage", self.key, stamped=False)
 
 
 class PermitImporter(Importer):
@@ -342,8 +360,7 @@ class PermitImporter(Importer):
             "permit_type": "s.permit_type", "trade_id": "s.trade_id", "value": "s.value",
         }
         source = f"import_stage s JOIN {Property._meta.db_table} p ON p.parcel_id = s.parcel_id"
-        cursor.execute(upsert_sql(Permit._meta.db_table, columns, source, self.key, stamped=False))
-        return cursor.fetchone()
+        return upsert(cursor, Permit._meta.db_table, columns, source, self.key, stamped=False)
 
 
 class SaleImporter(Importer):
@@ -361,8 +378,7 @@ class SaleImporter(Importer):
     def upsert(self, cursor) -> tuple[int, int]:
         columns = {"property_id": "p.id", "sale_date": "s.sale_date", "price": "s.price"}
         source = f"import_stage s JOIN {Property._meta.db_table} p ON p.parcel_id = s.parcel_id"
-        cursor.execute(upsert_sql(Sale._meta.db_table, columns, source, ("property_id", "sale_date"), stamped=False))
-        return cursor.fetchone()
+        return upsert(cursor, Sale._meta.db_table, columns, source, ("property_id", "sale_date"), stamped=False)
 
     def after_upsert(self, cursor) -> None:
         # The property's last sale is its newest recorded sale.
@@ -486,12 +502,18 @@ def stage_frame(importer: Importer, chunk: Chunk, ok: pd.Series) -> pd.DataFrame
     return pd.DataFrame(columns)
 
 
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """A DataFrame as CSV for COPY ... (FORMAT csv): missing values are unquoted empty fields (NULL),
+    empty strings are quoted (""). Arrow's writer is about twenty times faster than DataFrame.to_csv."""
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), sink, pa_csv.WriteOptions(include_header=False))
+    return sink.getvalue().to_pybytes()
+
+
 def copy_rows(cursor, table: str, frame: pd.DataFrame) -> None:
-    """Bulk-load a DataFrame into `table` through COPY: missing values become NULL, "" stays ""."""
-    buffer = io.StringIO()
-    frame.to_csv(buffer, header=False, index=False, lineterminator="\n", na_rep=r"\N")
-    with cursor.copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv, NULL '\\N')") as copy:
-        copy.write(buffer.getvalue())
+    """Bulk-load a DataFrame into `table` through COPY."""
+    with cursor.copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(csv_bytes(frame))
 
 
 def refuse_in_sql(cursor, importer: Importer, rejects: RejectsFile) -> None:
@@ -548,7 +570,7 @@ def check_chunk(importer: Importer, raw: pd.DataFrame) -> Chunk:
             chunk.values[column.name] = parsed.values
             chunk.reasons[column.name] = parsed.reasons
             if column.required:
-                chunk.refuse(text == "", column.name, "required")
+                chunk.refuse(chunk.missing(column.name), column.name, "required")
         else:
             chunk.values[column.name] = pd.Series(None, index=raw.index, dtype=object)
     importer.check_rows(chunk)
@@ -614,39 +636,100 @@ def finish(run: ImportRun, started: float, *, status: str, error: str = "") -> I
     return ImportResult(run=run, exit_code=EXIT_CODES[status])
 
 
-def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress) -> dict[str, int]:
-    stage = ", ".join(f"{name} {sql_type}" for name, sql_type in [("line", "int")] + importer.stage_columns())
-    cursor.execute("DROP TABLE IF EXISTS import_stage")
-    cursor.execute(f"CREATE TEMPORARY TABLE import_stage ({stage}) ON COMMIT DROP")
-    total_bytes = path.stat().st_size
-    read = 0
+def read_chunks(importer, path, names, encoding, chunk_rows) -> Iterator[pd.DataFrame]:
+    """The file's rows in chunks of text, columns renamed to canonical names, blank lines dropped.
+
+    Row labels count records from 0 with blank lines included, so a row's line is its label + 2.
+    """
     with open(path, "rb") as handle:
         try:
             reader = pd.read_csv(
-                handle, dtype=str, header=0, names=None, na_filter=False, keep_default_na=False,
-                skip_blank_lines=False, chunksize=chunk_rows, encoding=encoding, encoding_errors="strict",
+                handle, dtype=object, header=0, names=None, index_col=False, na_filter=False,
+                keep_default_na=False, skip_blank_lines=False, chunksize=chunk_rows, encoding=encoding,
+                encoding_errors="strict",
             )
             for raw in reader:
                 raw.columns = names
-                raw = raw.loc[:, [n for n in names if n]]
-                raw = raw.fillna("").apply(lambda column: column.str.strip())
-                raw = raw[(raw != "").any(axis=1)]  # blank lines are not rows
-                read += len(raw)
-                if len(raw):
-                    chunk = check_chunk(importer, raw)
-                    ok = chunk.ok()
-                    rejects.write(chunk.rejects())
-                    if ok.any():
-                        copy_rows(cursor, "import_stage", stage_frame(importer, chunk, ok))
-                if progress:
-                    progress(handle.tell(), total_bytes, read)
+                raw = raw.loc[:, [n for n in names if n]].fillna("")
+                maybe_blank = raw.iloc[:, 0] == ""
+                if maybe_blank.any():
+                    blank = (raw[maybe_blank] == "").all(axis=1).reindex(raw.index, fill_value=False)
+                    raw = raw[~blank]
+                yield raw, handle.tell()
         except UnicodeDecodeError as error:
             raise ImportFileError(f"the file is not {encoding} text ({error.reason}); try --encoding latin-1") from None
         except pd.errors.ParserError as error:
-            raise ImportFileError(f"not a well-formed CSV file: {error}") from None
+            # pandas ends some of its messages with a newline
+            raise ImportFileError(f"not a well-formed CSV file: {str(error).strip()}") from None
+
+
+def checked_chunks(importer, path, names, encoding, chunk_rows, rejects, progress, counts) -> Iterator[bytes]:
+    """Check each chunk, write its rejects, and yield its good rows as CSV ready for COPY."""
+    total_bytes = path.stat().st_size
+    for raw, position in read_chunks(importer, path, names, encoding, chunk_rows):
+        counts["read"] += len(raw)
+        if len(raw):
+            chunk = check_chunk(importer, raw)
+            ok = chunk.ok()
+            rejects.write(chunk.rejects())
+            if ok.any():
+                yield csv_bytes(stage_frame(importer, chunk, ok))
+        if progress:
+            progress(position, total_bytes, counts["read"])
+
+
+def in_background(items: Iterator, depth: int = 2) -> Iterator:
+    """Run an iterator in a thread, `depth` items ahead: the file is parsed on one core while
+    PostgreSQL ingests the previous chunk on the other. Errors are raised in the caller's thread."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(("item", item), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("done", done))
+        except BaseException as error:  # handed to the consumer, which raises it
+            queue.put(("error", error))
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "error":
+                raise value
+            if kind == "done":
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
+def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress) -> dict[str, int]:
+    stage = ", ".join(f"{name} {sql_type}" for name, sql_type in [("line", "int")] + importer.stage_columns())
+    # One import of a kind at a time: the upsert below is two statements (UPDATE, then INSERT).
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"leadengine.import.{importer.kind}"])
+    cursor.execute("SET LOCAL work_mem = '256MB'")
+    cursor.execute("DROP TABLE IF EXISTS import_stage")
+    cursor.execute(f"CREATE TEMPORARY TABLE import_stage ({stage}) ON COMMIT DROP")
+    counts = {"read": 0}
+    columns = ", ".join(["line"] + [name for name, _ in importer.stage_columns()])
+    for data in in_background(checked_chunks(importer, path, names, encoding, chunk_rows, rejects, progress, counts)):
+        with cursor.copy(f"COPY import_stage ({columns}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(data)
     refuse_in_sql(cursor, importer, rejects)
     cursor.execute("ANALYZE import_stage")
-    inserted, updated = importer.upsert(cursor)
+    counts["inserted"], counts["updated"] = importer.upsert(cursor)
     importer.after_upsert(cursor)
     cursor.execute("DROP TABLE import_stage")
-    return {"read": read, "inserted": inserted, "updated": updated}
+    return counts

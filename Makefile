@@ -1,0 +1,64 @@
+# LeadEngine developer commands. `make run` and `make test` work on a fresh clone.
+# DATABASE_URL / REDIS_URL unset: PostgreSQL and Redis are embedded under .data/ (see README).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+DEMO_PROPERTIES ?= 50000
+DEMO_SEED ?= 42
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# A laptop is a development machine: DEBUG on unless the environment says otherwise.
+export DEBUG ?= true
+
+.PHONY: run setup test lint format bench stop reset-data
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+## Migrate, load the ZIP reference, seed the demo market once, create the demo login.
+setup: $(BIN)/.installed
+	$(MANAGE) migrate --noinput
+	$(MANAGE) load_zipcodes
+	$(MANAGE) seed_demo --if-empty --properties $(DEMO_PROPERTIES) --seed $(DEMO_SEED)
+	$(MANAGE) ensure_demo_user
+
+## Everything above, then serve the site.
+run: setup
+	@echo ""
+	@echo "LeadEngine is starting on http://$(HOST):$(PORT)/"
+	@echo "  Admin:    http://$(HOST):$(PORT)/admin/   (user demo, password demo)"
+	@echo "  API docs: http://$(HOST):$(PORT)/api/docs/"
+	@echo "  Health:   http://$(HOST):$(PORT)/readyz"
+	@echo ""
+	$(MANAGE) runserver $(HOST):$(PORT)
+
+## Lint and run the test suite against real PostgreSQL and Redis.
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Benchmarks print one JSON line of figures last (see README, Speed).
+bench: $(BIN)/.installed
+	$(BIN)/python bench/import_properties.py --rows 1000000
+
+## Stop the embedded PostgreSQL and Redis (their data stays under .data/).
+stop:
+	$(BIN)/python -c "from pathlib import Path; from leadengine.embedded import stop; stop(Path('.data'))"
+
+## Stop the embedded servers and delete their data: the next `make run` starts from scratch.
+reset-data: stop
+	rm -rf .data

@@ -1,0 +1,128 @@
+"""Import speed and memory: generate a canonical properties CSV and import it with `import_data`.
+
+    python bench/import_properties.py --rows 1000000 [--runs 3] [--seed 7]
+
+Each run empties the property table and imports the file in a fresh `manage.py import_data` process
+(as a user runs it), timing the import (from its ImportRun) and the whole process, and reading the
+process's peak memory from the kernel. A re-import of the same file (every row unchanged) and an
+import of a file a tenth the size show what a second import costs and that memory does not grow with
+the file. The last line printed is one JSON object of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import ROOT, median, prepare_schema, use_bench_database  # noqa: E402
+
+
+def run_import(path: Path) -> dict:
+    """`manage.py import_data properties PATH` in a child process: wall seconds, import seconds, peak RSS."""
+    from scoring.models import ImportRun
+
+    started = time.monotonic()
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "import_data", "properties", str(path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    output = child.stdout.read().decode()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.monotonic() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"import failed with exit code {child.returncode}:\n{output}")
+    run = ImportRun.objects.filter(file_name=str(path.resolve())).order_by("-id").first()
+    return {
+        "import_seconds": run.duration_seconds,
+        "wall_seconds": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "inserted": run.rows_inserted,
+        "unchanged": run.rows_unchanged,
+    }
+
+
+def empty_property_table() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE scoring_property CASCADE")
+
+
+def write_file(rows: int, seed: int, path: Path) -> None:
+    use_bench_database()
+    import django
+
+    django.setup()
+    from scoring import selectors
+    from scoring.services.demo import demo_frame_write, demo_market_frames
+
+    frames = demo_market_frames(
+        properties=rows, seed=seed, zips=selectors.residential_zip_frame(), today=dt.date(2026, 11, 1)
+    )
+    demo_frame_write(frames["properties"], path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--write", metavar="PATH", help=argparse.SUPPRESS)  # internal: only write the file
+    args = parser.parse_args()
+
+    if args.write:
+        write_file(args.rows, args.seed, Path(args.write))
+        return
+    use_bench_database()
+    prepare_schema()
+    with tempfile.TemporaryDirectory(prefix="leadengine-bench-") as folder:
+        big, small = Path(folder) / "properties.csv", Path(folder) / "properties-tenth.csv"
+        # Files are written by a child process: a child forked from a parent that held the generated
+        # frames would report the parent's memory as its own peak.
+        for rows, path in ((args.rows, big), (max(args.rows // 10, 1), small)):
+            write = [sys.executable, __file__, "--write", str(path), "--rows", str(rows), "--seed", str(args.seed)]
+            subprocess.run(write, check=True)
+        file_mb = big.stat().st_size / 2**20
+
+        fresh = []
+        for number in range(args.runs):
+            empty_property_table()
+            fresh.append(run_import(big))
+            print(f"run {number + 1}: {json.dumps(fresh[-1])}", file=sys.stderr)
+        again = run_import(big)  # every row already there and unchanged
+        print(f"re-import: {json.dumps(again)}", file=sys.stderr)
+        empty_property_table()
+        tenth = run_import(small)
+        print(f"tenth: {json.dumps(tenth)}", file=sys.stderr)
+        empty_property_table()
+
+    seconds = median([run["import_seconds"] for run in fresh])
+    print(
+        json.dumps(
+            {
+                "bench": "import_properties",
+                "rows": args.rows,
+                "runs": args.runs,
+                "seconds": round(seconds, 2),
+                "rows_per_s": round(args.rows / seconds),
+                "wall_seconds": round(median([run["wall_seconds"] for run in fresh]), 2),
+                "reimport_seconds": round(again["import_seconds"], 2),
+                "peak_rss_mb": round(max(run["peak_rss_mb"] for run in fresh)),
+                "peak_rss_mb_tenth_file": round(tenth["peak_rss_mb"]),
+                "file_mb": round(file_mb, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

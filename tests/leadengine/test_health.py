@@ -1,0 +1,29 @@
+import pytest
+from django.core.cache import cache
+
+
+@pytest.mark.django_db
+def test_healthz_answers_without_authentication(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {}}
+
+
+@pytest.mark.django_db
+def test_readyz_reports_database_and_redis_reachable(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    assert cache.get("readyz") == "1"  # the round trip really went through Redis
+
+
+def test_api_schema_is_served_to_anyone(client, db):
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    assert b"/readyz" in response.content
+
+
+def test_api_docs_page_loads_its_assets_from_the_project(client, db):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    assert b"drf_spectacular_sidecar/swagger-ui-dist" in response.content

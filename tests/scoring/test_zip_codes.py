@@ -1,0 +1,62 @@
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from scoring.models import Property, ZipCode
+from scoring.services.zip_codes import reference_frame, zip_codes_load
+
+
+@pytest.mark.django_db
+def test_reference_table_holds_every_zip_of_the_package(zip_codes):
+    assert ZipCode.objects.count() == len(reference_frame()) == 42789
+    boulder = ZipCode.objects.get(code="80302")
+    assert (boulder.city, boulder.state, boulder.county, boulder.kind, boulder.time_zone, boulder.active) == (
+        "Boulder",
+        "CO",
+        "Boulder County",
+        ZipCode.Kind.STANDARD,
+        "America/Denver",
+        True,
+    )
+    assert ZipCode.objects.get(code="00501").kind == ZipCode.Kind.UNIQUE
+
+
+@pytest.mark.django_db
+def test_loading_again_changes_nothing(zip_codes):
+    before = list(ZipCode.objects.order_by("code").values_list())
+    assert zip_codes_load() == {"total": 42789, "inserted": 0, "updated": 0}
+    assert list(ZipCode.objects.order_by("code").values_list()) == before
+
+
+@pytest.mark.django_db
+def test_loading_restores_an_edited_zip(zip_codes):
+    ZipCode.objects.filter(code="80302").update(city="Wrong", latitude=0)
+    assert zip_codes_load() == {"total": 42789, "inserted": 0, "updated": 1}
+    assert ZipCode.objects.get(code="80302").city == "Boulder"
+
+
+@pytest.mark.django_db
+def test_zip_codes_cannot_be_deleted(zip_codes):
+    with pytest.raises(IntegrityError, match="reference data"), transaction.atomic():
+        ZipCode.objects.filter(code="80302").delete()
+    assert ZipCode.objects.filter(code="80302").exists()
+
+
+@pytest.mark.django_db
+def test_a_property_with_a_zip_outside_the_reference_is_refused_by_the_database(zip_codes):
+    with pytest.raises(IntegrityError, match="ZIP code 00000 is not in the ZIP reference"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO scoring_property (parcel_id, address, city, state, zip_code, zip_derived, property_type,"
+                " created_at, updated_at) VALUES ('X1', '1 Main St', 'Nowhere', 'CO', '00000', false, 'other',"
+                " now(), now())"
+            )
+    assert not Property.objects.filter(parcel_id="X1").exists()
+
+
+@pytest.mark.django_db
+def test_moving_a_property_to_an_unknown_zip_is_refused_by_the_database(zip_codes):
+    home = Property.objects.create(parcel_id="X2", address="2 Main St", city="Boulder", state="CO", zip_code_id="80302")
+    with pytest.raises(IntegrityError, match="not in the ZIP reference"), transaction.atomic():
+        Property.objects.filter(pk=home.pk).update(zip_code_id="99999")
+    home.refresh_from_db()
+    assert home.zip_code_id == "80302"
