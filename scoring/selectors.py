@@ -47,3 +47,13 @@ def trade_permit_keywords() -> dict[int, list[str]]:
 
 def trade_ids_by_slug() -> dict[str, int]:
     return dict(Trade.objects.values_list("slug", "id"))
+
+
+def residential_zip_frame() -> pd.DataFrame:
+    """Standard, active ZIP codes (the ones with homes): code, city, state, latitude, longitude, by code."""
+    rows = (
+        ZipCode.objects.filter(kind=ZipCode.Kind.STANDARD, active=True)
+        .order_by("code")
+        .values_list("code", "city", "state", "latitude", "longitude")
+    )
+    return pd.DataFrame(list(rows), columns=["code", "city", "state", "latitude", "longitude"])

@@ -46,7 +46,7 @@ def add_reason(reasons: pd.Series, mask: pd.Series | np.ndarray, reason: str | p
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():  # the common case on clean data: skip the scan of the reasons
         return
-    mask &= reasons.isna().to_numpy()
+    mask = mask & reasons.isna().to_numpy()  # not in place: the array of a Series may be read-only
     reasons[mask] = reason[mask] if isinstance(reason, pd.Series) else reason
 
 
