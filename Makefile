@@ -41,6 +41,7 @@ run: setup
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MANAGE) makemigrations --check --dry-run
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed

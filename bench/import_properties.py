@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, median, prepare_schema, use_bench_database  # noqa: E402
+from bench.common import ROOT, median, prepare_schema, use_bench_database
 
 
 def run_import(path: Path) -> dict:

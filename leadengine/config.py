@@ -96,7 +96,5 @@ def parse_database_url(url: str, *, conn_max_age: int = 60) -> dict:
 def check_redis_url(url: str) -> str:
     scheme = urlsplit(url).scheme
     if scheme not in REDIS_SCHEMES:
-        raise ImproperlyConfigured(
-            f"REDIS_URL must start with redis://, rediss:// or unix://; got {url!r}"
-        )
+        raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://; got {url!r}")
     return url

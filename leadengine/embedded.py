@@ -14,7 +14,7 @@ import os
 import subprocess
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 DATABASE_NAME = "leadengine"
@@ -84,14 +84,22 @@ def redis_url(data_dir: Path) -> str:
             subprocess.run(
                 [
                     __redis_executable__,
-                    "--port", "0",
-                    "--unixsocket", str(socket),
-                    "--unixsocketperm", "700",
-                    "--daemonize", "yes",
-                    "--dir", str(redis_dir),
-                    "--pidfile", str(redis_dir / "redis.pid"),
-                    "--logfile", str(redis_dir / "redis.log"),
-                    "--save", "300 1",
+                    "--port",
+                    "0",
+                    "--unixsocket",
+                    str(socket),
+                    "--unixsocketperm",
+                    "700",
+                    "--daemonize",
+                    "yes",
+                    "--dir",
+                    str(redis_dir),
+                    "--pidfile",
+                    str(redis_dir / "redis.pid"),
+                    "--logfile",
+                    str(redis_dir / "redis.log"),
+                    "--save",
+                    "300 1",
                 ],
                 check=True,
             )
@@ -107,10 +115,8 @@ def stop(data_dir: Path) -> None:
     """Stop both embedded servers (used by `make stop`)."""
     pid_file = data_dir / "redis" / "redis.pid"
     if pid_file.exists():
-        try:
+        with suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text().strip()), 15)
-        except (ProcessLookupError, ValueError):
-            pass
     pgdata = data_dir / "pg"
     if (pgdata / "postmaster.pid").exists():
         with warnings.catch_warnings():

@@ -41,8 +41,17 @@ class SaleInline(admin.TabularInline):
 @admin.register(Property)
 class PropertyAdmin(admin.ModelAdmin):
     list_display = [
-        "parcel_id", "address", "city", "state", "zip_code_id", "property_type", "year_built", "roof_year",
-        "market_value", "owner_occupied", "last_sale_date",
+        "parcel_id",
+        "address",
+        "city",
+        "state",
+        "zip_code_id",
+        "property_type",
+        "year_built",
+        "roof_year",
+        "market_value",
+        "owner_occupied",
+        "last_sale_date",
     ]
     list_filter = ["property_type", "owner_occupied", "zip_derived", "state"]
     # Exact parcel and ZIP lookups use their indexes; address is a prefix match.
@@ -52,9 +61,25 @@ class PropertyAdmin(admin.ModelAdmin):
     show_full_result_count = False
     inlines = [PermitInline, SaleInline]
     fieldsets = [
-        (None, {"fields": ["parcel_id", "address", "city", "state", "zip_code", "zip_derived", "latitude", "longitude"]}),
-        ("Building", {"fields": ["property_type", "year_built", "roof_year", "living_sqft", "lot_sqft", "bedrooms",
-                                 "bathrooms", "stories"]}),
+        (
+            None,
+            {"fields": ["parcel_id", "address", "city", "state", "zip_code", "zip_derived", "latitude", "longitude"]},
+        ),
+        (
+            "Building",
+            {
+                "fields": [
+                    "property_type",
+                    "year_built",
+                    "roof_year",
+                    "living_sqft",
+                    "lot_sqft",
+                    "bedrooms",
+                    "bathrooms",
+                    "stories",
+                ]
+            },
+        ),
         ("Ownership and value", {"fields": ["owner_occupied", "market_value", "last_sale_date", "last_sale_price"]}),
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
@@ -62,7 +87,16 @@ class PropertyAdmin(admin.ModelAdmin):
 
 @admin.register(StormEvent)
 class StormEventAdmin(admin.ModelAdmin):
-    list_display = ["event_id", "event_date", "kind", "magnitude", "latitude", "longitude", "radius_miles", "zip_code_id"]
+    list_display = [
+        "event_id",
+        "event_date",
+        "kind",
+        "magnitude",
+        "latitude",
+        "longitude",
+        "radius_miles",
+        "zip_code_id",
+    ]
     list_filter = ["kind"]
     search_fields = ["=event_id", "=zip_code__code"]
     date_hierarchy = "event_date"
@@ -94,8 +128,16 @@ class SaleAdmin(admin.ModelAdmin):
 @admin.register(ImportRun)
 class ImportRunAdmin(admin.ModelAdmin):
     list_display = [
-        "started_at", "kind", "file_name", "status", "rows_read", "rows_inserted", "rows_updated", "rows_unchanged",
-        "rows_rejected", "duration",
+        "started_at",
+        "kind",
+        "file_name",
+        "status",
+        "rows_read",
+        "rows_inserted",
+        "rows_updated",
+        "rows_unchanged",
+        "rows_rejected",
+        "duration",
     ]
     list_filter = ["kind", "status"]
     search_fields = ["file_name"]

@@ -38,13 +38,18 @@ class ZipCode(models.Model):
 class Trade(models.Model):
     """A home-improvement trade that contractors buy territories for (roofing, solar, HVAC, ...).
 
-    `permit_keywords` maps building permits to the trade: a permit whose type has a word starting with one of the
-    words (case-insensitive) is a permit of this trade.
+    `permit_keywords` maps building permits to the trade (see PERMIT_KEYWORDS_HELP).
     """
 
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=80)
-    permit_keywords = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    permit_keywords = ArrayField(
+        models.CharField(max_length=40),
+        default=list,
+        blank=True,
+        help_text="Comma-separated words that mark a building permit's type as this trade's, in any case: "
+        '"pv" matches the word PV only; a trailing * matches the start of a word ("roof*" finds ROOFTOP).',
+    )
 
     class Meta:
         ordering = ["name"]
@@ -72,7 +77,11 @@ class Property(models.Model):
     # The reference is enforced by statement-level triggers (migration 0003), not a row-by-row foreign
     # key: one set-based check per statement costs 0.2 s at a million rows, a foreign key 3 to 5 s.
     zip_code = models.ForeignKey(
-        ZipCode, on_delete=models.PROTECT, db_column="zip_code", db_index=False, db_constraint=False,
+        ZipCode,
+        on_delete=models.PROTECT,
+        db_column="zip_code",
+        db_index=False,
+        db_constraint=False,
         related_name="properties",
     )
     zip_derived = models.BooleanField(
@@ -161,7 +170,9 @@ class StormEvent(models.Model):
                 | Q(latitude__isnull=True, longitude__isnull=True, zip_code__isnull=False),
                 name="%(app_label)s_%(class)s_located",
             ),
-            models.CheckConstraint(condition=Q(magnitude__gte=0), name="%(app_label)s_%(class)s_magnitude_not_negative"),
+            models.CheckConstraint(
+                condition=Q(magnitude__gte=0), name="%(app_label)s_%(class)s_magnitude_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -234,6 +245,12 @@ class ImportRun(models.Model):
     rows_unchanged = models.IntegerField(default=0)
     rows_rejected = models.IntegerField(default=0)
     rejects_file = models.CharField(max_length=500, blank=True)
+    ignored_columns = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="Columns of the file LeadEngine does not use.",
+    )
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)

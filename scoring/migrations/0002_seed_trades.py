@@ -3,11 +3,11 @@
 from django.db import migrations
 
 TRADES = [
-    # slug, name, permit keywords (a permit type with a word starting with one of them is this trade's)
-    ("roofing", "Roofing", ["roof", "reroof", "re-roof", "shingle"]),
+    # slug, name, permit keywords: whole words of a permit's type; a trailing * matches any word start
+    ("roofing", "Roofing", ["roof", "roofs", "roofing", "reroof*", "re-roof*", "shingle*"]),
     ("solar", "Solar", ["solar", "photovoltaic", "pv"]),
-    ("hvac", "HVAC", ["hvac", "furnace", "air condition", "a/c", "heat pump", "mechanical", "boiler"]),
-    ("windows", "Windows", ["window", "glazing", "fenestration"]),
+    ("hvac", "HVAC", ["hvac", "furnace*", "air condition*", "a/c", "heat pump*", "mechanical", "boiler*"]),
+    ("windows", "Windows", ["window*", "glazing", "fenestration"]),
 ]
 
 

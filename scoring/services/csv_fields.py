@@ -95,13 +95,20 @@ def number(*, low: float, high: float, whole: bool = False, unit: str = "") -> C
         reasons = no_reasons(column.index)
         add_reason(reasons, given & values.isna().to_numpy(), "not a number")
         suffix = f" {unit}" if unit else ""
-        add_reason(reasons, (values < low) | (values > high), f"outside {low:g} to {high:g}{suffix}")
+        add_reason(reasons, (values < low) | (values > high), f"outside {readable(low)} to {readable(high)}{suffix}")
         if whole:
             add_reason(reasons, values.notna() & (values != values.round()), "not a whole number")
             values = values.where(reasons.isna()).round().astype("Int64")
         return Parsed(values, reasons)
 
     return parse
+
+
+def readable(number: float) -> str:
+    """1600 as 1600 (a year), 2000000000 as 2,000,000,000, 0.01 as 0.01."""
+    if number == int(number):
+        return f"{int(number):,}" if abs(number) >= 10_000 else str(int(number))
+    return f"{number:g}"
 
 
 def boolean(column: pd.Series) -> Parsed:

@@ -45,16 +45,33 @@ from scoring.services import csv_fields as f
 MAX_DERIVED_ZIP_MILES = 25.0
 STORM_DEFAULT_RADIUS_MILES = {"hail": 2.0, "wind": 5.0, "tornado": 1.0, "hurricane": 50.0}
 PROPERTY_TYPE_SYNONYMS = {
-    "sfr": "single_family", "sfh": "single_family", "single_family_residence": "single_family",
-    "single_family_residential": "single_family", "residential": "single_family", "house": "single_family",
-    "detached": "single_family", "townhome": "townhouse", "row_house": "townhouse",
-    "condominium": "condo", "duplex": "multi_family", "triplex": "multi_family", "fourplex": "multi_family",
-    "quadplex": "multi_family", "multifamily": "multi_family", "mobile": "mobile_home",
-    "manufactured": "mobile_home", "manufactured_home": "mobile_home",
+    "sfr": "single_family",
+    "sfh": "single_family",
+    "single_family_residence": "single_family",
+    "single_family_residential": "single_family",
+    "residential": "single_family",
+    "house": "single_family",
+    "detached": "single_family",
+    "townhome": "townhouse",
+    "row_house": "townhouse",
+    "condominium": "condo",
+    "duplex": "multi_family",
+    "triplex": "multi_family",
+    "fourplex": "multi_family",
+    "quadplex": "multi_family",
+    "multifamily": "multi_family",
+    "mobile": "mobile_home",
+    "manufactured": "mobile_home",
+    "manufactured_home": "mobile_home",
 }
 STORM_KIND_SYNONYMS = {
-    "thunderstorm_wind": "wind", "tstm_wind": "wind", "high_wind": "wind", "strong_wind": "wind",
-    "hurricane_(typhoon)": "hurricane", "typhoon": "hurricane", "tropical_storm": "hurricane",
+    "thunderstorm_wind": "wind",
+    "tstm_wind": "wind",
+    "high_wind": "wind",
+    "strong_wind": "wind",
+    "hurricane_(typhoon)": "hurricane",
+    "typhoon": "hurricane",
+    "tropical_storm": "hurricane",
 }
 
 
@@ -128,7 +145,10 @@ class ImportResult:
         )
         if run.rows_rejected:
             text += f" (see {run.rejects_file})"
-        return f"{text} in {run.duration_seconds:.1f} s"
+        text += f" in {run.duration_seconds:.1f} s"
+        if run.ignored_columns:
+            text += f"; columns not used: {', '.join(run.ignored_columns)}"
+        return text
 
 
 class Importer:
@@ -141,6 +161,18 @@ class Importer:
     def __init__(self, today: dt.date) -> None:
         self.today = today
         self.zips = selectors.zip_reference()
+        self.present: set[str] = set()  # canonical columns the file has (set once its header is read)
+
+    def updated_columns(self, columns: Mapping[str, str]) -> list[str]:
+        """Target columns an existing row takes from the file: those it has, and what derives from them.
+
+        A file without, say, roof_year says nothing about roofs, so the stored roof years stay.
+        """
+        sources = self.present | {derived for derived, given in self.derived_from.items() if given & self.present}
+        return [target for target, expression in columns.items() if expression.split(".")[-1] in sources]
+
+    # Stage columns computed from file columns: updated when any of those is in the file.
+    derived_from: dict[str, set[str]] = {}
 
     def columns(self) -> list[Column]:
         raise NotImplementedError
@@ -172,28 +204,42 @@ class Importer:
         return self.today.year
 
 
-def upsert(cursor, table: str, columns: Mapping[str, str], source: str, key: Iterable[str], *, stamped: bool) -> tuple[int, int]:
+def upsert(
+    cursor,
+    table: str,
+    columns: Mapping[str, str],
+    source: str,
+    key: Iterable[str],
+    *,
+    stamped: bool,
+    update: Iterable[str] | None = None,
+) -> tuple[int, int]:
     """Write the rows of `source` into `table` by natural key: update rows whose values differ, insert
     new ones, leave identical rows untouched. Returns (inserted, updated).
 
-    `columns` maps each target column to its expression over `source`. Two plain statements instead of
-    INSERT ... ON CONFLICT: at a million rows that is a second faster, and the caller holds a lock
-    that keeps a second writer of the same keys out meanwhile.
+    `columns` maps each target column to its expression over `source`; `update` limits which columns
+    an existing row takes (by default all). Two plain statements instead of INSERT ... ON CONFLICT: at
+    a million rows that is a second faster, and the caller holds a lock that keeps a second writer of
+    the same keys out meanwhile.
     """
     key = list(key)
     names = list(columns)
-    changing = [name for name in names if name not in key]
+    update = set(names if update is None else update)
+    changing = [name for name in names if name not in key and name in update]
     rows = f"(SELECT {', '.join(f'{expr} AS {name}' for name, expr in columns.items())} FROM {source})"
     matches = " AND ".join(f"t.{k} = src.{k}" for k in key)
     assignments = [f"{name} = src.{name}" for name in changing] + (["updated_at = now()"] if stamped else [])
-    cursor.execute(
-        f"""
-        UPDATE {table} t SET {", ".join(assignments)} FROM {rows} src
-         WHERE {matches}
-           AND ({", ".join(f"t.{n}" for n in changing)}) IS DISTINCT FROM ({", ".join(f"src.{n}" for n in changing)})
-        """
-    )
-    updated = cursor.rowcount
+    updated = 0
+    if changing:
+        stored = ", ".join(f"t.{n}" for n in changing)
+        incoming = ", ".join(f"src.{n}" for n in changing)
+        cursor.execute(
+            f"""
+            UPDATE {table} t SET {", ".join(assignments)} FROM {rows} src
+             WHERE {matches} AND ({stored}) IS DISTINCT FROM ({incoming})
+            """
+        )
+        updated = cursor.rowcount
     insert_columns = names + (["created_at", "updated_at"] if stamped else [])
     select = [f"src.{name}" for name in names] + (["now()", "now()"] if stamped else [])
     cursor.execute(
@@ -209,6 +255,7 @@ def upsert(cursor, table: str, columns: Mapping[str, str], source: str, key: Ite
 class PropertyImporter(Importer):
     kind = ImportRun.Kind.PROPERTIES
     key = ("parcel_id",)
+    derived_from = {"zip": {"latitude", "longitude"}, "zip_derived": {"zip", "latitude", "longitude"}}
 
     def columns(self) -> list[Column]:
         year = self.years()
@@ -253,7 +300,9 @@ class PropertyImporter(Importer):
             index, miles = geo.nearest(
                 values["latitude"][derive], values["longitude"][derive], self.zips.centroid_lat, self.zips.centroid_lon
             )
-            far = pd.Series(miles > MAX_DERIVED_ZIP_MILES, index=derive[derive].index).reindex(chunk.raw.index, fill_value=False)
+            far = pd.Series(miles > MAX_DERIVED_ZIP_MILES, index=derive[derive].index).reindex(
+                chunk.raw.index, fill_value=False
+            )
             chunk.refuse(far, "zip", f"no ZIP centroid within {MAX_DERIVED_ZIP_MILES:g} miles of these coordinates")
             values["zip"] = values["zip"].astype(object)
             values["zip"][derive] = self.zips.centroid_codes[index]
@@ -262,8 +311,11 @@ class PropertyImporter(Importer):
         built, roof = values["year_built"], values["roof_year"]
         roof_first = (roof < built).fillna(False).astype(bool)
         chunk.refuse(roof_first, "roof_year", "roof replaced before the house was built (" + built.astype(str) + ")")
-        chunk.refuse(values["last_sale_price"].notna() & values["last_sale_date"].isna(), "last_sale_date",
-                     "a last sale price needs its date")
+        chunk.refuse(
+            values["last_sale_price"].notna() & values["last_sale_date"].isna(),
+            "last_sale_date",
+            "a last sale price needs its date",
+        )
 
         # City and state come from the ZIP when the file leaves them out.
         places = self.zips.places.reindex(values["zip"].fillna("").to_numpy())
@@ -277,17 +329,23 @@ class PropertyImporter(Importer):
     def upsert(self, cursor) -> tuple[int, int]:
         names = [name for name, _ in self.stage_columns() if name != "zip"]
         columns = {name: name for name in names} | {"zip_code": "zip"}
-        return upsert(cursor, Property._meta.db_table, columns, "import_stage", self.key, stamped=True)
+        return upsert(
+            cursor, Property._meta.db_table, columns, "import_stage", self.key, stamped=True,
+            update=self.updated_columns(columns),
+        )  # fmt: skip
 
 
 class StormImporter(Importer):
     kind = ImportRun.Kind.STORMS
     key = ("event_id",)
+    derived_from = {"radius_miles": {"kind", "latitude", "longitude"}}
 
     def columns(self) -> list[Column]:
         return [
             Column("event_id", "text", f.text(64), required=True),
-            Column("event_date", "date", f.date(earliest=dt.date(1950, 1, 1), latest=lambda: self.today), required=True),
+            Column(
+                "event_date", "date", f.date(earliest=dt.date(1950, 1, 1), latest=lambda: self.today), required=True
+            ),
             Column("kind", "text", f.choice(STORM_KIND_SYNONYMS, list(StormEvent.Kind.values)), required=True),
             Column("magnitude", "float8", f.number(low=0, high=400), required=True),
             Column("latitude", "float8", f.number(low=-90, high=90)),
@@ -303,24 +361,34 @@ class StormImporter(Importer):
         values = chunk.values
         self.check_coordinates(chunk)
         has_point = chunk.given("latitude") & chunk.given("longitude")
-        chunk.refuse(~has_point & chunk.missing("zip"), "zip",
-                     "no location: give latitude/longitude (with radius_miles) or a ZIP code")
+        chunk.refuse(
+            ~has_point & chunk.missing("zip"),
+            "zip",
+            "no location: give latitude/longitude (with radius_miles) or a ZIP code",
+        )
         hail = values["kind"] == StormEvent.Kind.HAIL
         chunk.refuse(hail & (values["magnitude"] > 10), "magnitude", "hail is measured in inches; over 10 is not hail")
         default_radius = values["kind"].map(STORM_DEFAULT_RADIUS_MILES)
-        values["radius_miles"] = values["radius_miles"].astype(float).where(
-            ~has_point | values["radius_miles"].notna(), default_radius
-        ).where(has_point, None)
+        values["radius_miles"] = (
+            values["radius_miles"]
+            .astype(float)
+            .where(~has_point | values["radius_miles"].notna(), default_radius)
+            .where(has_point, None)
+        )
 
     def upsert(self, cursor) -> tuple[int, int]:
         columns = {name: name for name, _ in self.stage_columns() if name != "zip"} | {"zip_code": "zip"}
-        return upsert(cursor, StormEvent._meta.db_table, columns, "import_stage", self.key, stamped=False)
+        return upsert(
+            cursor, StormEvent._meta.db_table, columns, "import_stage", self.key, stamped=False,
+            update=self.updated_columns(columns),
+        )  # fmt: skip
 
 
 class PermitImporter(Importer):
     kind = ImportRun.Kind.PERMITS
     key = ("permit_number",)
     checks_parcels = True
+    derived_from = {"trade_id": {"trade", "permit_type"}, "id": {"parcel_id"}}
 
     def __init__(self, today: dt.date) -> None:
         super().__init__(today)
@@ -331,7 +399,9 @@ class PermitImporter(Importer):
         return [
             Column("permit_number", "text", f.text(64), required=True),
             Column("parcel_id", "text", f.text(64), required=True),
-            Column("issued_date", "date", f.date(earliest=dt.date(1900, 1, 1), latest=lambda: self.today), required=True),
+            Column(
+                "issued_date", "date", f.date(earliest=dt.date(1900, 1, 1), latest=lambda: self.today), required=True
+            ),
             Column("permit_type", "text", f.text(100), required=True),
             Column("trade", "text", f.choice({}, sorted(self.trade_ids))),
             Column("value", "int", f.number(low=0, high=2_000_000_000, whole=True, unit="dollars")),
@@ -348,19 +418,34 @@ class PermitImporter(Importer):
         for tid, keywords in self.trade_keywords.items():
             if not keywords:
                 continue
-            # A keyword matches at the start of a word: "roof" finds "ROOFING" but "ac" not "REPLACE".
-            pattern = r"\b(?:" + "|".join(re.escape(word) for word in keywords) + ")"
+            pattern = permit_keyword_pattern(keywords)
             matches = trade_id.isna() & permit_type.str.contains(pattern, case=False, regex=True)
             trade_id[matches] = tid
         values["trade_id"] = trade_id
 
     def upsert(self, cursor) -> tuple[int, int]:
         columns = {
-            "permit_number": "s.permit_number", "property_id": "p.id", "issued_date": "s.issued_date",
-            "permit_type": "s.permit_type", "trade_id": "s.trade_id", "value": "s.value",
+            "permit_number": "s.permit_number",
+            "property_id": "p.id",
+            "issued_date": "s.issued_date",
+            "permit_type": "s.permit_type",
+            "trade_id": "s.trade_id",
+            "value": "s.value",
         }
         source = f"import_stage s JOIN {Property._meta.db_table} p ON p.parcel_id = s.parcel_id"
-        return upsert(cursor, Permit._meta.db_table, columns, source, self.key, stamped=False)
+        return upsert(
+            cursor, Permit._meta.db_table, columns, source, self.key, stamped=False,
+            update=self.updated_columns(columns),
+        )  # fmt: skip
+
+
+def permit_keyword_pattern(keywords: Iterable[str]) -> str:
+    """A regex for a trade's permit keywords: whole words, or word starts for keywords ending in *.
+
+    "pv" finds "Rooftop PV system" but not "PVC plumbing"; "roof*" finds "ROOFING" but not "Waterproofing".
+    """
+    words = [re.escape(word[:-1]) if word.endswith("*") else re.escape(word) + r"\b" for word in keywords]
+    return r"\b(?:" + "|".join(words) + ")"
 
 
 class SaleImporter(Importer):
@@ -400,8 +485,19 @@ IMPORTERS: dict[str, type[Importer]] = {
 }
 
 
+# Other spellings of canonical column names that exports commonly use (after normalise_header).
+COLUMN_ALIASES = {
+    "zip_code": "zip", "zipcode": "zip", "zip5": "zip", "postal_code": "zip",
+    "lat": "latitude", "lon": "longitude", "lng": "longitude", "long": "longitude",
+    "apn": "parcel_id", "parcel": "parcel_id", "parcel_number": "parcel_id",
+    "permit_no": "permit_number", "permit_id": "permit_number",
+}  # fmt: skip
+
+
 def normalise_header(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+    """`Parcel ID` and `parcel-id` are parcel_id; `Zip Code` is zip (COLUMN_ALIASES)."""
+    name = re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+    return COLUMN_ALIASES.get(name, name)
 
 
 def parse_column_map(pairs: Iterable[str]) -> dict[str, str]:
@@ -421,7 +517,8 @@ def resolve_header(header: list[str], importer: Importer, column_map: Mapping[st
     for source, target in column_map.items():
         if target not in canonical:
             raise ImportFileError(
-                f"--map {source}={target}: {target!r} is not a {importer.kind} column; use one of {', '.join(sorted(canonical))}"
+                f"--map {source}={target}: {target!r} is not a {importer.kind} column; "
+                f"use one of {', '.join(sorted(canonical))}"
             )
         if source not in header and normalise_header(source) not in map(normalise_header, header):
             raise ImportFileError(f"--map {source}={target}: the file has no column {source!r}")
@@ -452,7 +549,7 @@ class RejectsFile:
     def __init__(self, source: Path) -> None:
         self.path = source.with_name(source.name + ".rejects.csv")
         self.partial = source.with_name(source.name + ".rejects.csv.partial")
-        self.handle = open(self.partial, "w", newline="", encoding="utf-8")
+        self.handle = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed by finish/discard)
         self.handle.write("line,column,value,reason\n")
         self.rows = 0
 
@@ -535,7 +632,10 @@ def refuse_in_sql(cursor, importer: Importer, rejects: RejectsFile) -> None:
                     "line": [row[0] for row in found],
                     "column": importer.key[0],
                     "value": [row[1] for row in found],
-                    "reason": [f"appears on more than one line of the file (lines {', '.join(map(str, row[2]))})" for row in found],
+                    "reason": [
+                        f"appears on more than one line of the file (lines {', '.join(map(str, row[2]))})"
+                        for row in found
+                    ],
                 }
             ).sort_values("line")
         )
@@ -571,8 +671,8 @@ def check_chunk(importer: Importer, raw: pd.DataFrame) -> Chunk:
             chunk.reasons[column.name] = parsed.reasons
             if column.required:
                 chunk.refuse(chunk.missing(column.name), column.name, "required")
-        else:
-            chunk.values[column.name] = pd.Series(None, index=raw.index, dtype=object)
+        else:  # absent from the file: all empty, typed as the parser types it
+            chunk.values[column.name] = column.parse(pd.Series("", index=raw.index, dtype=object)).values
     importer.check_rows(chunk)
     return chunk
 
@@ -606,9 +706,13 @@ def data_file_import(
     try:
         header = read_header(path, encoding)
         names = resolve_header(header, importer, column_map or {})
+        importer.present = {name for name in names if name}
+        run.ignored_columns = [raw for raw, name in zip(header, names, strict=True) if not name]
         rejects = RejectsFile(path)
         with transaction.atomic(), connection.cursor() as cursor:
-            counts = load(cursor, importer, path, names, encoding, chunk_rows or settings.IMPORT_CHUNK_ROWS, rejects, progress)
+            counts = load(
+                cursor, importer, path, names, encoding, chunk_rows or settings.IMPORT_CHUNK_ROWS, rejects, progress
+            )
         run.rejects_file = rejects.finish()
     except ImportFileError as error:
         if rejects:
@@ -644,8 +748,16 @@ def read_chunks(importer, path, names, encoding, chunk_rows) -> Iterator[pd.Data
     with open(path, "rb") as handle:
         try:
             reader = pd.read_csv(
-                handle, dtype=object, header=0, names=None, index_col=False, na_filter=False,
-                keep_default_na=False, skip_blank_lines=False, chunksize=chunk_rows, encoding=encoding,
+                handle,
+                dtype=object,
+                header=0,
+                names=None,
+                index_col=False,
+                na_filter=False,
+                keep_default_na=False,
+                skip_blank_lines=False,
+                chunksize=chunk_rows,
+                encoding=encoding,
                 encoding_errors="strict",
             )
             for raw in reader:

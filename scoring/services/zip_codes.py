@@ -8,8 +8,12 @@ from django.db import connection, transaction
 from scoring.models import ZipCode
 from scoring.services.imports import copy_rows, upsert
 
-KINDS = {"STANDARD": ZipCode.Kind.STANDARD, "PO BOX": ZipCode.Kind.PO_BOX, "UNIQUE": ZipCode.Kind.UNIQUE,
-         "MILITARY": ZipCode.Kind.MILITARY}
+KINDS = {
+    "STANDARD": ZipCode.Kind.STANDARD,
+    "PO BOX": ZipCode.Kind.PO_BOX,
+    "UNIQUE": ZipCode.Kind.UNIQUE,
+    "MILITARY": ZipCode.Kind.MILITARY,
+}
 
 
 def reference_frame() -> pd.DataFrame:
@@ -45,7 +49,8 @@ def zip_codes_load() -> dict[str, int]:
         )
         copy_rows(cursor, "zip_stage", frame)
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('leadengine.zip_codes_load'))")
-        inserted, updated = upsert(cursor, ZipCode._meta.db_table, {c: c for c in columns}, "zip_stage", ["code"],
-                                   stamped=False)
+        inserted, updated = upsert(
+            cursor, ZipCode._meta.db_table, {c: c for c in columns}, "zip_stage", ["code"], stamped=False
+        )
         cursor.execute("DROP TABLE zip_stage")
     return {"total": len(frame), "inserted": inserted, "updated": updated}

@@ -68,7 +68,12 @@ def test_database_url_with_every_part():
 
 def test_database_url_with_a_unix_socket_directory():
     config = parse_database_url("postgresql://postgres:@/leadengine?host=/srv/data/pg")
-    assert (config["NAME"], config["USER"], config["HOST"], config["PORT"]) == ("leadengine", "postgres", "/srv/data/pg", "")
+    assert (config["NAME"], config["USER"], config["HOST"], config["PORT"]) == (
+        "leadengine",
+        "postgres",
+        "/srv/data/pg",
+        "",
+    )
 
 
 def test_database_url_other_than_postgres_is_refused():
@@ -90,14 +95,20 @@ def test_redis_url_schemes():
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {key: value for key, value in os.environ.items() if key not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"}}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_production_settings_pass_the_deploy_check():
     result = run_manage(
         "check", "--deploy", "--fail-level", "WARNING",
-        DEBUG="false", SECRET_KEY="x7!Qm2#vR9$kL4@pZ8^wN1&dF6*hJ3(bT5)cY0-sG2+eU9=aO7", ALLOWED_HOSTS="leads.example.com",
+        DEBUG="false", ALLOWED_HOSTS="leads.example.com",
+        SECRET_KEY="x7!Qm2#vR9$kL4@pZ8^wN1&dF6*hJ3(bT5)cY0-sG2+eU9=aO7",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout

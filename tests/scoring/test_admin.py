@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -20,7 +22,7 @@ def example_market(zip_codes, tmp_path):
     for kind in ("properties", "storms", "permits", "sales"):
         source = f"{EXAMPLES}/{kind}.csv"
         copy = tmp_path / f"{kind}.csv"
-        copy.write_bytes(open(source, "rb").read())
+        copy.write_bytes(Path(source).read_bytes())
         call_command("import_data", kind, str(copy))
 
 

@@ -43,13 +43,13 @@ def test_zip_codes_cannot_be_deleted(zip_codes):
 
 @pytest.mark.django_db
 def test_a_property_with_a_zip_outside_the_reference_is_refused_by_the_database(zip_codes):
-    with pytest.raises(IntegrityError, match="ZIP code 00000 is not in the ZIP reference"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO scoring_property (parcel_id, address, city, state, zip_code, zip_derived, property_type,"
-                " created_at, updated_at) VALUES ('X1', '1 Main St', 'Nowhere', 'CO', '00000', false, 'other',"
-                " now(), now())"
-            )
+    refused = pytest.raises(IntegrityError, match="ZIP code 00000 is not in the ZIP reference")
+    with refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO scoring_property (parcel_id, address, city, state, zip_code, zip_derived, property_type,"
+            " created_at, updated_at) VALUES ('X1', '1 Main St', 'Nowhere', 'CO', '00000', false, 'other',"
+            " now(), now())"
+        )
     assert not Property.objects.filter(parcel_id="X1").exists()
 
 

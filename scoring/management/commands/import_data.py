@@ -15,7 +15,10 @@ class Command(BaseCommand):
         parser.add_argument("kind", choices=list(IMPORTERS))
         parser.add_argument("file")
         parser.add_argument(
-            "--map", action="append", default=[], metavar="SOURCE=CANONICAL",
+            "--map",
+            action="append",
+            default=[],
+            metavar="SOURCE=CANONICAL",
             help="Read the file's column SOURCE as the canonical column CANONICAL (repeatable).",
         )
         parser.add_argument("--encoding", default="utf-8", help="Text encoding of the file (default utf-8).")
