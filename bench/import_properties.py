@@ -51,10 +51,12 @@ def run_import(path: Path) -> dict:
 
 
 def empty_property_table() -> None:
+    """Empty, and analysed as empty: the statistics a first import into a new market meets."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE scoring_property CASCADE")
+        cursor.execute("ANALYZE scoring_property")
 
 
 def write_file(rows: int, seed: int, path: Path) -> None:

@@ -73,9 +73,10 @@ class Property(models.Model):
     address = models.CharField(max_length=200)
     city = models.CharField(max_length=64)
     state = models.CharField(max_length=2)
-    # Indexed by scoring_property_zip_type (zip_code first); a second index would only slow imports.
     # The reference is enforced by statement-level triggers (migration 0003), not a row-by-row foreign
-    # key: one set-based check per statement costs 0.2 s at a million rows, a foreign key 3 to 5 s.
+    # key: one set-based check per statement costs 0.3 s at a million rows, a foreign key 3 to 5 s.
+    # Not indexed: each index costs an import of a million rows a second; the queries that need one
+    # (by ZIP, by trade) add it with the measurement that justifies it.
     zip_code = models.ForeignKey(
         ZipCode,
         on_delete=models.PROTECT,
@@ -133,7 +134,6 @@ class Property(models.Model):
                 name="%(app_label)s_%(class)s_sale_price_not_negative",
             ),
         ]
-        indexes = [models.Index(fields=["zip_code", "property_type"], name="scoring_property_zip_type")]
 
     def __str__(self) -> str:
         return f"{self.address}, {self.city} {self.state} {self.zip_code_id}"

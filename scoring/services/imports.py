@@ -832,6 +832,10 @@ def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress)
     # One import of a kind at a time: the upsert below is two statements (UPDATE, then INSERT).
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"leadengine.import.{importer.kind}"])
     cursor.execute("SET LOCAL work_mem = '256MB'")
+    # Statistics of a table that was empty when last analysed say "no rows"; the planner then joins
+    # the staged rows to it by nested loops over sequential scans, which turns an import into hours
+    # as the table fills. Hash and merge joins cost the same whatever the statistics say.
+    cursor.execute("SET LOCAL enable_nestloop = off")
     cursor.execute("DROP TABLE IF EXISTS import_stage")
     cursor.execute(f"CREATE TEMPORARY TABLE import_stage ({stage}) ON COMMIT DROP")
     counts = {"read": 0}
