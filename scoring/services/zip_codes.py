@@ -6,7 +6,7 @@ import pandas as pd
 from django.db import connection, transaction
 
 from scoring.models import ZipCode
-from scoring.services.imports import copy_rows, upsert
+from scoring.services.bulk import copy_rows, upsert
 
 KINDS = {
     "STANDARD": ZipCode.Kind.STANDARD,

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pandas as pd
 
-from scoring.services import csv_fields as f
+from scoring.services.imports import fields as f
 
 
 def column(*values: str) -> pd.Series:
