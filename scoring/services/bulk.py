@@ -37,36 +37,39 @@ def upsert(
     """Write the rows of `source` into `table` by natural key: update rows whose values differ, insert
     new ones, leave identical rows untouched. Returns (inserted, updated).
 
-    `columns` maps each target column to its expression over `source`; `update` limits which columns
-    an existing row takes (by default all). Two plain statements instead of INSERT ... ON CONFLICT: at
-    a million rows that is a second faster, and the caller holds a lock that keeps a second writer of
-    the same keys out meanwhile.
+    `columns` maps each target column to its expression over `source` (a scalar subquery where a
+    value is looked up, such as a property id by parcel); `update` limits which columns an existing
+    row takes (by default all). `key` must be a unique constraint of `table`.
+
+    INSERT ... ON CONFLICT finds each row's match through that unique index: no join for the planner
+    to get wrong, whatever the table's statistics say (a table analysed while empty looks empty to
+    the planner, and a join planned on that belief crawls as the table fills).
     """
     key = list(key)
     names = list(columns)
     update = set(names if update is None else update)
     changing = [name for name in names if name not in key and name in update]
-    rows = f"(SELECT {', '.join(f'{expr} AS {name}' for name, expr in columns.items())} FROM {source})"
-    matches = " AND ".join(f"t.{k} = src.{k}" for k in key)
-    assignments = [f"{name} = src.{name}" for name in changing] + (["updated_at = now()"] if stamped else [])
-    updated = 0
-    if changing:
-        stored = ", ".join(f"t.{n}" for n in changing)
-        incoming = ", ".join(f"src.{n}" for n in changing)
-        cursor.execute(
-            f"""
-            UPDATE {table} t SET {", ".join(assignments)} FROM {rows} src
-             WHERE {matches} AND ({stored}) IS DISTINCT FROM ({incoming})
-            """
-        )
-        updated = cursor.rowcount
     insert_columns = names + (["created_at", "updated_at"] if stamped else [])
-    select = [f"src.{name}" for name in names] + (["now()", "now()"] if stamped else [])
+    select = [f"{expression} AS {name}" for name, expression in columns.items()] + (
+        ["now()", "now()"] if stamped else []
+    )
+    if changing:
+        assignments = [f"{name} = EXCLUDED.{name}" for name in changing] + (["updated_at = now()"] if stamped else [])
+        stored = ", ".join(f"t.{name}" for name in changing)
+        incoming = ", ".join(f"EXCLUDED.{name}" for name in changing)
+        on_conflict = f"DO UPDATE SET {', '.join(assignments)} WHERE ({stored}) IS DISTINCT FROM ({incoming})"
+    else:
+        on_conflict = "DO NOTHING"
     cursor.execute(
         f"""
-        INSERT INTO {table} ({", ".join(insert_columns)})
-        SELECT {", ".join(select)} FROM {rows} src
-         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {matches})
+        WITH written AS (
+            INSERT INTO {table} AS t ({", ".join(insert_columns)})
+            SELECT {", ".join(select)} FROM {source}
+            ON CONFLICT ({", ".join(key)}) {on_conflict}
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
         """
     )
-    return cursor.rowcount, updated
+    inserted, updated = cursor.fetchone()
+    return inserted, updated

@@ -552,13 +552,13 @@ def test_permits_naming_unknown_parcels_or_trades_are_rejected(reference, tmp_pa
 
     assert read_rejects(path) == [
         REJECTS_HEADER,
+        # In line order, whether found in the rows or in SQL against the database.
+        ["2", "permit_number", "P1", "appears on more than one line of the file (lines 2, 7)"],
+        ["3", "parcel_id", "NOPE", "no property with this parcel_id (import properties first)"],
         ["4", "trade", "plumbing", "not one of hvac, roofing, solar, windows"],
         ["5", "permit_type", "", "required"],
         ["6", "value", "-100", "outside 0 to 2,000,000,000 dollars"],
-        # Refusals found in SQL, after the whole file was read, come last.
-        ["2", "permit_number", "P1", "appears on more than one line of the file (lines 2, 7)"],
         ["7", "permit_number", "P1", "appears on more than one line of the file (lines 2, 7)"],
-        ["3", "parcel_id", "NOPE", "no property with this parcel_id (import properties first)"],
     ]
     assert counts(run) == {"status": "partial", "read": 6, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 6}
     assert Permit.objects.count() == 0
@@ -581,11 +581,12 @@ def test_sales_naming_unknown_parcels_or_repeating_a_sale_are_rejected(reference
 
     assert read_rejects(path) == [
         REJECTS_HEADER,
-        ["6", "sale_date", "2030-01-01", "in the future"],
-        ["7", "price", "", "required"],
+        ["3", "parcel_id", "Z", "no property with this parcel_id (import properties first)"],
+        # The same sale written two ways (ISO and US dates) is the same key.
         ["4", "parcel_id", "A 2021-06-30", "appears on more than one line of the file (lines 4, 5)"],
         ["5", "parcel_id", "A 2021-06-30", "appears on more than one line of the file (lines 4, 5)"],
-        ["3", "parcel_id", "Z", "no property with this parcel_id (import properties first)"],
+        ["6", "sale_date", "2030-01-01", "in the future"],
+        ["7", "price", "", "required"],
     ]
     assert counts(run) == {"status": "partial", "read": 6, "inserted": 1, "updated": 0, "unchanged": 0, "rejected": 5}
     assert list(Sale.objects.values_list("property_id", "sale_date", "price")) == [(a.pk, dt.date(2020, 1, 1), 300000)]

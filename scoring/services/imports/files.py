@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -84,15 +85,22 @@ class RejectsFile:
         self.handle = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed by finish/discard)
         self.handle.write("line,column,value,reason\n")
         self.rows = 0
+        self.lock = threading.Lock()  # rows are refused by the reading thread and by the SQL checks
 
     def write(self, rejects: pd.DataFrame) -> None:
         if len(rejects):
-            rejects.to_csv(self.handle, header=False, index=False, lineterminator="\n")
-            self.rows += rejects["line"].nunique()
+            with self.lock:
+                rejects.to_csv(self.handle, header=False, index=False, lineterminator="\n")
+                self.rows += rejects["line"].nunique()
 
     def finish(self) -> str:
+        """Put the refusals in line order (they are found per chunk and, for repeated keys, at the
+        end) and move the file into place; returns its path, or "" when no row was refused."""
         self.handle.close()
         if self.rows:
+            found = pd.read_csv(self.partial, dtype=str, keep_default_na=False)
+            found = found.iloc[found["line"].astype(int).argsort(kind="stable")]
+            found.to_csv(self.partial, index=False, lineterminator="\n")
             os.replace(self.partial, self.path)
             return str(self.path)
         self.partial.unlink(missing_ok=True)
@@ -123,11 +131,16 @@ def read_header(path: Path, encoding: str) -> list[str]:
     return header
 
 
-def read_chunks(importer, path, names, encoding, chunk_rows) -> Iterator[pd.DataFrame]:
-    """The file's rows in chunks of text, columns renamed to canonical names, blank lines dropped.
+def read_chunks(
+    path: Path, names: list[str], encoding: str, chunk_rows: int, only: Iterable[str] | None = None
+) -> Iterator[tuple[pd.DataFrame, int]]:
+    """The file's rows in chunks of text with canonical column names (`only` some of them), blank
+    lines dropped, each with the position in the file reached.
 
     Row labels count records from 0 with blank lines included, so a row's line is its label + 2.
     """
+    wanted = [n for n in names if n and (only is None or n in only)]
+    positions = [i for i, n in enumerate(names) if n in wanted]
     with open(path, "rb") as handle:
         try:
             reader = pd.read_csv(
@@ -142,10 +155,13 @@ def read_chunks(importer, path, names, encoding, chunk_rows) -> Iterator[pd.Data
                 chunksize=chunk_rows,
                 encoding=encoding,
                 encoding_errors="strict",
+                # Reading a few columns skips checking the others; every read of all columns checks the
+                # shape of every line (a line with an extra field makes the file unusable).
+                usecols=positions if only is not None else None,
             )
             for raw in reader:
-                raw.columns = names
-                raw = raw.loc[:, [n for n in names if n]].fillna("")
+                raw.columns = [names[i] for i in positions] if only is not None else names
+                raw = raw.loc[:, wanted].fillna("")
                 maybe_blank = raw.iloc[:, 0] == ""
                 if maybe_blank.any():
                     blank = (raw[maybe_blank] == "").all(axis=1).reindex(raw.index, fill_value=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,28 +101,31 @@ class Chunk:
         return pd.concat(frames).sort_values(["line", "column"], kind="stable")
 
 
+# The id of the property a staged row (alias s) names: a scalar subquery, which PostgreSQL always runs
+# as one probe of the parcel_id index per row, never as a join planned on possibly stale statistics.
+PROPERTY_BY_PARCEL = f"(SELECT p.id FROM {Property._meta.db_table} p WHERE p.parcel_id = s.parcel_id)"
+
+
 class Importer:
     """What differs between the kinds of file: columns, row rules, natural key and the final upsert."""
 
     kind: str
-    key: tuple[str, ...]
+    model: type
+    key: tuple[str, ...]  # the natural key, as columns of the file
+    conflict: tuple[str, ...]  # the same key as a unique constraint of the table
+    stamped = False  # the table has created_at / updated_at
     checks_parcels = False
+    keeps_written_rows = False  # after_upsert needs every row written, so the run keeps them
 
     def __init__(self, today: dt.date) -> None:
         self.today = today
         self.zips = selectors.zip_reference()
         self.present: set[str] = set()  # canonical columns the file has (set once its header is read)
 
-    def updated_columns(self, columns: Mapping[str, str]) -> list[str]:
-        """Target columns an existing row takes from the file: those it has, and what derives from them.
-
-        A file without, say, roof_year says nothing about roofs, so the stored roof years stay.
-        """
-        sources = self.present | {derived for derived, given in self.derived_from.items() if given & self.present}
-        return [target for target, expression in columns.items() if expression.split(".")[-1] in sources]
-
-    # Stage columns computed from file columns: updated when any of those is in the file.
-    derived_from: dict[str, set[str]] = {}
+    def targets(self) -> dict[str, tuple[str, set[str]]]:
+        """Each table column written: its expression over a staged row (alias s), and the file columns
+        it comes from. By default every staged column, from the file column of the same name."""
+        return {name: (f"s.{name}", {name}) for name, _ in self.stage_columns()}
 
     def columns(self) -> list[Column]:
         raise NotImplementedError
@@ -137,11 +140,25 @@ class Importer:
     def stage_columns(self) -> list[tuple[str, str]]:
         return [(c.name, c.sql_type) for c in self.columns()]
 
-    def upsert(self, cursor) -> tuple[int, int]:
-        raise NotImplementedError
+    def upsert(self, cursor, staged: str) -> tuple[int, int]:
+        """Write the rows of the table `staged`; returns (inserted, updated).
 
-    def after_upsert(self, cursor) -> None:
-        """Follow-up writes from the staging table, once the rows are in."""
+        An existing row takes only the columns the file has: a file without, say, roof_year says
+        nothing about roofs, so the stored roof years stay.
+        """
+        targets = self.targets()
+        return upsert(
+            cursor,
+            self.model._meta.db_table,
+            {column: expression for column, (expression, _) in targets.items()},
+            f"{staged} s",
+            self.conflict,
+            stamped=self.stamped,
+            update=[column for column, (_, sources) in targets.items() if sources & self.present],
+        )
+
+    def after_upsert(self, cursor, written: str) -> None:
+        """Follow-up writes from every row written (the table `written`), once all are in."""
 
     # Rules shared by the kinds that carry coordinates.
     def check_coordinates(self, chunk: Chunk) -> None:
@@ -156,8 +173,9 @@ class Importer:
 
 class PropertyImporter(Importer):
     kind = ImportRun.Kind.PROPERTIES
-    key = ("parcel_id",)
-    derived_from = {"zip": {"latitude", "longitude"}, "zip_derived": {"zip", "latitude", "longitude"}}
+    model = Property
+    key = conflict = ("parcel_id",)
+    stamped = True
 
     def columns(self) -> list[Column]:
         year = self.years()
@@ -228,19 +246,16 @@ class PropertyImporter(Importer):
             values[column] = filled
         values["property_type"] = values["property_type"].fillna(Property.Type.OTHER)
 
-    def upsert(self, cursor) -> tuple[int, int]:
-        names = [name for name, _ in self.stage_columns() if name != "zip"]
-        columns = {name: name for name in names} | {"zip_code": "zip"}
-        return upsert(
-            cursor, Property._meta.db_table, columns, "import_stage", self.key, stamped=True,
-            update=self.updated_columns(columns),
-        )  # fmt: skip
+    def targets(self) -> dict[str, tuple[str, set[str]]]:
+        located = {"zip", "latitude", "longitude"}  # a ZIP given, or derived from coordinates
+        targets = {name: target for name, target in super().targets().items() if name != "zip"}
+        return targets | {"zip_code": ("s.zip", located), "zip_derived": ("s.zip_derived", located)}
 
 
 class StormImporter(Importer):
     kind = ImportRun.Kind.STORMS
-    key = ("event_id",)
-    derived_from = {"radius_miles": {"kind", "latitude", "longitude"}}
+    model = StormEvent
+    key = conflict = ("event_id",)
 
     def columns(self) -> list[Column]:
         return [
@@ -278,19 +293,18 @@ class StormImporter(Importer):
             .where(has_point, None)
         )
 
-    def upsert(self, cursor) -> tuple[int, int]:
-        columns = {name: name for name, _ in self.stage_columns() if name != "zip"} | {"zip_code": "zip"}
-        return upsert(
-            cursor, StormEvent._meta.db_table, columns, "import_stage", self.key, stamped=False,
-            update=self.updated_columns(columns),
-        )  # fmt: skip
+    def targets(self) -> dict[str, tuple[str, set[str]]]:
+        targets = {name: target for name, target in super().targets().items() if name != "zip"}
+        # The default radius depends on the kind and applies to points.
+        radius = ("s.radius_miles", {"radius_miles", "kind", "latitude", "longitude"})
+        return targets | {"zip_code": ("s.zip", {"zip"}), "radius_miles": radius}
 
 
 class PermitImporter(Importer):
     kind = ImportRun.Kind.PERMITS
-    key = ("permit_number",)
+    model = Permit
+    key = conflict = ("permit_number",)
     checks_parcels = True
-    derived_from = {"trade_id": {"trade", "permit_type"}, "id": {"parcel_id"}}
 
     def __init__(self, today: dt.date) -> None:
         super().__init__(today)
@@ -325,20 +339,12 @@ class PermitImporter(Importer):
             trade_id[matches] = tid
         values["trade_id"] = trade_id
 
-    def upsert(self, cursor) -> tuple[int, int]:
-        columns = {
-            "permit_number": "s.permit_number",
-            "property_id": "p.id",
-            "issued_date": "s.issued_date",
-            "permit_type": "s.permit_type",
-            "trade_id": "s.trade_id",
-            "value": "s.value",
+    def targets(self) -> dict[str, tuple[str, set[str]]]:
+        targets = {name: target for name, target in super().targets().items() if name != "parcel_id"}
+        return targets | {
+            "property_id": (PROPERTY_BY_PARCEL, {"parcel_id"}),
+            "trade_id": ("s.trade_id", {"trade", "permit_type"}),  # explicit, or by keyword
         }
-        source = f"import_stage s JOIN {Property._meta.db_table} p ON p.parcel_id = s.parcel_id"
-        return upsert(
-            cursor, Permit._meta.db_table, columns, source, self.key, stamped=False,
-            update=self.updated_columns(columns),
-        )  # fmt: skip
 
 
 def permit_keyword_pattern(keywords: Iterable[str]) -> str:
@@ -352,8 +358,11 @@ def permit_keyword_pattern(keywords: Iterable[str]) -> str:
 
 class SaleImporter(Importer):
     kind = ImportRun.Kind.SALES
+    model = Sale
     key = ("parcel_id", "sale_date")
+    conflict = ("property_id", "sale_date")
     checks_parcels = True
+    keeps_written_rows = True
 
     def columns(self) -> list[Column]:
         return [
@@ -362,19 +371,18 @@ class SaleImporter(Importer):
             Column("price", "int", f.number(low=0, high=2_000_000_000, whole=True, unit="dollars"), required=True),
         ]
 
-    def upsert(self, cursor) -> tuple[int, int]:
-        columns = {"property_id": "p.id", "sale_date": "s.sale_date", "price": "s.price"}
-        source = f"import_stage s JOIN {Property._meta.db_table} p ON p.parcel_id = s.parcel_id"
-        return upsert(cursor, Sale._meta.db_table, columns, source, ("property_id", "sale_date"), stamped=False)
+    def targets(self) -> dict[str, tuple[str, set[str]]]:
+        targets = {name: target for name, target in super().targets().items() if name != "parcel_id"}
+        return targets | {"property_id": (PROPERTY_BY_PARCEL, {"parcel_id"})}
 
-    def after_upsert(self, cursor) -> None:
+    def after_upsert(self, cursor, written: str) -> None:
         # The property's last sale is its newest recorded sale.
         cursor.execute(
             f"""
             UPDATE {Property._meta.db_table} p
                SET last_sale_date = s.sale_date, last_sale_price = s.price, updated_at = now()
               FROM (SELECT DISTINCT ON (parcel_id) parcel_id, sale_date, price
-                      FROM import_stage ORDER BY parcel_id, sale_date DESC) s
+                      FROM {written} ORDER BY parcel_id, sale_date DESC) s
              WHERE p.parcel_id = s.parcel_id
                AND (p.last_sale_date IS NULL OR s.sale_date > p.last_sale_date
                     OR (s.sale_date = p.last_sale_date AND s.price IS DISTINCT FROM p.last_sale_price))

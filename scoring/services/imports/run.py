@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from scoring.models import ImportRun, Property
+from scoring.models import ImportRun
 from scoring.services.bulk import csv_bytes
 from scoring.services.imports.files import (
     ImportFileError,
@@ -25,7 +26,7 @@ from scoring.services.imports.files import (
     read_header,
     resolve_header,
 )
-from scoring.services.imports.kinds import IMPORTERS, Chunk, Importer
+from scoring.services.imports.kinds import IMPORTERS, PROPERTY_BY_PARCEL, Chunk, Importer
 
 
 @dataclass
@@ -57,52 +58,69 @@ def stage_frame(importer: Importer, chunk: Chunk, ok: pd.Series) -> pd.DataFrame
     return pd.DataFrame(columns)
 
 
-def refuse_in_sql(cursor, importer: Importer, rejects: RejectsFile) -> None:
-    """Refuse natural keys repeated within the file, and rows naming parcels that are not loaded."""
+def refuse_repeated_keys(cursor, importer: Importer, staged: str, rejects: RejectsFile) -> None:
+    """Refuse every row of `staged` whose natural key another of its rows has too."""
     key = ", ".join(importer.key)
     cursor.execute(
         f"""
-        DELETE FROM import_stage s USING (
-            SELECT {key}, array_agg(line ORDER BY line) AS lines FROM import_stage GROUP BY {key} HAVING count(*) > 1
+        DELETE FROM {staged} s USING (
+            SELECT {key}, array_agg(line ORDER BY line) AS lines FROM {staged} GROUP BY {key} HAVING count(*) > 1
         ) d WHERE ({", ".join(f"s.{k}" for k in importer.key)}) = ({", ".join(f"d.{k}" for k in importer.key)})
         RETURNING s.line, concat_ws(' ', {", ".join(f"s.{k}" for k in importer.key)}), d.lines
         """
     )
-    found = cursor.fetchall()
-    if found:
-        rejects.write(
-            pd.DataFrame(
-                {
-                    "line": [row[0] for row in found],
-                    "column": importer.key[0],
-                    "value": [row[1] for row in found],
-                    "reason": [
-                        f"appears on more than one line of the file (lines {', '.join(map(str, row[2]))})"
-                        for row in found
-                    ],
-                }
-            ).sort_values("line")
+    found = sorted(cursor.fetchall())
+    rejects.write(
+        pd.DataFrame(
+            {
+                "line": [row[0] for row in found],
+                "column": importer.key[0],
+                "value": [row[1] for row in found],
+                "reason": [
+                    f"appears on more than one line of the file (lines {', '.join(map(str, row[2]))})" for row in found
+                ],
+            }
         )
-    if importer.checks_parcels:
-        cursor.execute(
-            f"""
-            DELETE FROM import_stage s
-             WHERE NOT EXISTS (SELECT 1 FROM {Property._meta.db_table} p WHERE p.parcel_id = s.parcel_id)
-            RETURNING s.line, s.parcel_id
-            """
+    )
+
+
+def refuse_unknown_parcels(cursor, importer: Importer, staged: str, rejects: RejectsFile) -> None:
+    """Refuse the rows of `staged` that name a parcel with no property (permits, sales)."""
+    if not importer.checks_parcels:
+        return
+    cursor.execute(f"DELETE FROM {staged} s WHERE {PROPERTY_BY_PARCEL} IS NULL RETURNING s.line, s.parcel_id")
+    unknown = sorted(cursor.fetchall())
+    rejects.write(
+        pd.DataFrame(
+            {
+                "line": [row[0] for row in unknown],
+                "column": "parcel_id",
+                "value": [row[1] for row in unknown],
+                "reason": "no property with this parcel_id (import properties first)",
+            }
         )
-        unknown = cursor.fetchall()
-        if unknown:
-            rejects.write(
-                pd.DataFrame(
-                    {
-                        "line": [row[0] for row in unknown],
-                        "column": "parcel_id",
-                        "value": [row[1] for row in unknown],
-                        "reason": "no property with this parcel_id (import properties first)",
-                    }
-                ).sort_values("line")
-            )
+    )
+
+
+def key_hashes(importer: Importer, values: Mapping[str, pd.Series]) -> np.ndarray:
+    """A 64-bit hash of each row's natural key, from its parsed values."""
+    frame = pd.DataFrame({name: values[name].astype(object) for name in importer.key})
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def repeated_key_hashes(importer: Importer, path: Path, names: list[str], encoding: str, chunk_rows: int) -> np.ndarray:
+    """Hashes of the natural keys that appear on more than one line, read ahead from the key columns
+    alone (8 bytes a row). Rows with other keys can be written as their chunk is read: nothing later
+    in the file can refuse them. Rows with these keys wait for the end, where SQL compares the keys
+    themselves (so a hash collision costs a little time, never a wrong refusal)."""
+    columns = {column.name: column for column in importer.columns() if column.name in importer.key}
+    hashes = []
+    for raw, _ in read_chunks(path, names, encoding, chunk_rows, only=importer.key):
+        hashes.append(key_hashes(importer, {name: columns[name].parse(raw[name]).values for name in importer.key}))
+    if not hashes:
+        return np.empty(0, dtype=np.uint64)
+    unique, counts = np.unique(np.concatenate(hashes), return_counts=True)
+    return unique[counts > 1]
 
 
 def check_chunk(importer: Importer, raw: pd.DataFrame) -> Chunk:
@@ -184,17 +202,23 @@ def finish(run: ImportRun, started: float, *, status: str, error: str = "") -> I
     return ImportResult(run=run, exit_code=EXIT_CODES[status])
 
 
-def checked_chunks(importer, path, names, encoding, chunk_rows, rejects, progress, counts) -> Iterator[bytes]:
-    """Check each chunk, write its rejects, and yield its good rows as CSV ready for COPY."""
+def checked_chunks(importer, path, names, encoding, chunk_rows, repeated, rejects, progress, counts) -> Iterator:
+    """Check each chunk and write its rejects; yield its good rows as CSV ready for COPY, split into
+    (rows to write now, rows whose key is repeated in the file and must wait for the end)."""
     total_bytes = path.stat().st_size
-    for raw, position in read_chunks(importer, path, names, encoding, chunk_rows):
+    for raw, position in read_chunks(path, names, encoding, chunk_rows):
         counts["read"] += len(raw)
         if len(raw):
             chunk = check_chunk(importer, raw)
             ok = chunk.ok()
             rejects.write(chunk.rejects())
             if ok.any():
-                yield csv_bytes(stage_frame(importer, chunk, ok))
+                rows = stage_frame(importer, chunk, ok)
+                waits = np.isin(key_hashes(importer, rows), repeated)
+                yield (
+                    csv_bytes(rows[~waits]) if not waits.all() else None,
+                    csv_bytes(rows[waits]) if waits.any() else None,
+                )
         if progress:
             progress(position, total_bytes, counts["read"])
 
@@ -237,24 +261,46 @@ def in_background(items: Iterator, depth: int = 2) -> Iterator:
 
 
 def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress) -> dict[str, int]:
-    stage = ", ".join(f"{name} {sql_type}" for name, sql_type in [("line", "int")] + importer.stage_columns())
-    # One import of a kind at a time: the upsert below is two statements (UPDATE, then INSERT).
+    """Write the file's rows chunk by chunk, while the next chunk is read and checked in a thread.
+
+    Tables (temporary, dropped at commit): import_chunk holds the chunk being written;
+    import_waiting the rows whose key is repeated in the file, refused or written at the end;
+    import_written every row written, for importers whose after_upsert needs them.
+    """
+    counts = {"read": 0, "inserted": 0, "updated": 0}
+    repeated = repeated_key_hashes(importer, path, names, encoding, chunk_rows)
+    # One import of a kind at a time, so that two files naming the same keys apply in a clear order.
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"leadengine.import.{importer.kind}"])
     cursor.execute("SET LOCAL work_mem = '256MB'")
-    # Statistics of a table that was empty when last analysed say "no rows"; the planner then joins
-    # the staged rows to it by nested loops over sequential scans, which turns an import into hours
-    # as the table fills. Hash and merge joins cost the same whatever the statistics say.
+    # The joins left (repeated keys, last sales) are bulk joins: hash joins, whatever the statistics.
     cursor.execute("SET LOCAL enable_nestloop = off")
-    cursor.execute("DROP TABLE IF EXISTS import_stage")
-    cursor.execute(f"CREATE TEMPORARY TABLE import_stage ({stage}) ON COMMIT DROP")
-    counts = {"read": 0}
+    stage = ", ".join(f"{name} {sql_type}" for name, sql_type in [("line", "int"), *importer.stage_columns()])
+    for table in ("import_chunk", "import_waiting", "import_written"):
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} ({stage}) ON COMMIT DROP")
     columns = ", ".join(["line"] + [name for name, _ in importer.stage_columns()])
-    for data in in_background(checked_chunks(importer, path, names, encoding, chunk_rows, rejects, progress, counts)):
-        with cursor.copy(f"COPY import_stage ({columns}) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(data)
-    refuse_in_sql(cursor, importer, rejects)
-    cursor.execute("ANALYZE import_stage")
-    counts["inserted"], counts["updated"] = importer.upsert(cursor)
-    importer.after_upsert(cursor)
-    cursor.execute("DROP TABLE import_stage")
+
+    def write(staged: str) -> None:
+        refuse_unknown_parcels(cursor, importer, staged, rejects)
+        inserted, updated = importer.upsert(cursor, staged)
+        counts["inserted"] += inserted
+        counts["updated"] += updated
+        if importer.keeps_written_rows:
+            cursor.execute(f"INSERT INTO import_written SELECT * FROM {staged}")
+
+    chunks = checked_chunks(importer, path, names, encoding, chunk_rows, repeated, rejects, progress, counts)
+    for now, waiting in in_background(chunks):
+        if now:
+            cursor.execute("TRUNCATE import_chunk")
+            with cursor.copy(f"COPY import_chunk ({columns}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(now)
+            write("import_chunk")
+        if waiting:
+            with cursor.copy(f"COPY import_waiting ({columns}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(waiting)
+    refuse_repeated_keys(cursor, importer, "import_waiting", rejects)
+    write("import_waiting")
+    importer.after_upsert(cursor, "import_written")
+    for table in ("import_chunk", "import_waiting", "import_written"):
+        cursor.execute(f"DROP TABLE {table}")
     return counts
