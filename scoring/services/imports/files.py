@@ -93,6 +93,10 @@ class RejectsFile:
                 rejects.to_csv(self.handle, header=False, index=False, lineterminator="\n")
                 self.rows += rejects["line"].nunique()
 
+    def write_found(self, found: list[tuple[int, str, str, str]]) -> None:
+        """Refusals found in SQL, as (line, column, value, reason)."""
+        self.write(pd.DataFrame(found, columns=["line", "column", "value", "reason"]))
+
     def finish(self) -> str:
         """Put the refusals in line order (they are found per chunk and, for repeated keys, at the
         end) and move the file into place; returns its path, or "" when no row was refused."""

@@ -69,18 +69,16 @@ def refuse_repeated_keys(cursor, importer: Importer, staged: str, rejects: Rejec
         RETURNING s.line, concat_ws(' ', {", ".join(f"s.{k}" for k in importer.key)}), d.lines
         """
     )
-    found = sorted(cursor.fetchall())
-    rejects.write(
-        pd.DataFrame(
-            {
-                "line": [row[0] for row in found],
-                "column": importer.key[0],
-                "value": [row[1] for row in found],
-                "reason": [
-                    f"appears on more than one line of the file (lines {', '.join(map(str, row[2]))})" for row in found
-                ],
-            }
-        )
+    rejects.write_found(
+        [
+            (
+                line,
+                importer.key[0],
+                value,
+                f"appears on more than one line of the file (lines {', '.join(map(str, lines))})",
+            )
+            for line, value, lines in cursor.fetchall()
+        ]
     )
 
 
@@ -89,17 +87,8 @@ def refuse_unknown_parcels(cursor, importer: Importer, staged: str, rejects: Rej
     if not importer.checks_parcels:
         return
     cursor.execute(f"DELETE FROM {staged} s WHERE {PROPERTY_BY_PARCEL} IS NULL RETURNING s.line, s.parcel_id")
-    unknown = sorted(cursor.fetchall())
-    rejects.write(
-        pd.DataFrame(
-            {
-                "line": [row[0] for row in unknown],
-                "column": "parcel_id",
-                "value": [row[1] for row in unknown],
-                "reason": "no property with this parcel_id (import properties first)",
-            }
-        )
-    )
+    reason = "no property with this parcel_id (import properties first)"
+    rejects.write_found([(line, "parcel_id", parcel, reason) for line, parcel in cursor.fetchall()])
 
 
 def key_hashes(importer: Importer, values: Mapping[str, pd.Series]) -> np.ndarray:
