@@ -216,23 +216,25 @@ def in_background(items: Iterator, depth: int = 2) -> Iterator:
     """Run an iterator in a thread, `depth` items ahead: the file is parsed on one core while
     PostgreSQL ingests the previous chunk on the other. Errors are raised in the caller's thread."""
     queue: Queue = Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
+    stop = threading.Event()  # set when the consumer stops early (an error while writing)
+
+    def offer(message: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(message, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        queue.put(("item", item), timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
+                if not offer(("item", item)):
                     return
-            queue.put(("done", done))
+            offer(("done", None))
         except BaseException as error:  # handed to the consumer, which raises it
-            queue.put(("error", error))
+            offer(("error", error))
 
     thread = threading.Thread(target=produce, name="import-reader", daemon=True)
     thread.start()
