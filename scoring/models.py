@@ -184,10 +184,14 @@ class Permit(models.Model):
     """A building permit pulled for a property; its type maps it to a trade where one matches."""
 
     permit_number = models.CharField(max_length=64)
-    property = models.ForeignKey(Property, on_delete=models.CASCADE, related_name="permits")
+    # Both looked up through scoring_permit_prop_trade (property first); an index per foreign key
+    # would only slow imports.
+    property = models.ForeignKey(Property, on_delete=models.CASCADE, db_index=False, related_name="permits")
     issued_date = models.DateField()
     permit_type = models.CharField(max_length=100)
-    trade = models.ForeignKey(Trade, on_delete=models.SET_NULL, null=True, blank=True, related_name="permits")
+    trade = models.ForeignKey(
+        Trade, on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="permits"
+    )
     value = models.IntegerField(null=True, blank=True)
 
     class Meta:
@@ -206,7 +210,8 @@ class Permit(models.Model):
 class Sale(models.Model):
     """A recorded sale of a property; the newest one is copied to the property's last sale fields."""
 
-    property = models.ForeignKey(Property, on_delete=models.CASCADE, related_name="sales")
+    # Looked up through scoring_sale_one_per_day (property first).
+    property = models.ForeignKey(Property, on_delete=models.CASCADE, db_index=False, related_name="sales")
     sale_date = models.DateField()
     price = models.IntegerField()
 
