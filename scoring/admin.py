@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count
 
-from scoring.models import ImportRun, Permit, Property, Sale, StormEvent, Trade, ZipCode
+from scoring.models import Factor, ImportRun, Permit, Property, Sale, ScoringModel, StormEvent, Trade, ZipCode
+from scoring.services.scoring_models import scoring_model_activate, scoring_model_check
 
 
 @admin.register(ZipCode)
@@ -152,3 +155,63 @@ class ImportRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class FactorInline(admin.TabularInline):
+    model = Factor
+    extra = 0
+    fields = ["position", "feature", "transform", "params", "weight", "reason"]
+    ordering = ["position"]
+
+    def _editable(self, obj) -> bool:
+        return obj is None or obj.status == ScoringModel.Status.DRAFT
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(ScoringModel)
+class ScoringModelAdmin(admin.ModelAdmin):
+    """Drafts are edited here; active and retired versions are read-only (change by a new version)."""
+
+    list_display = ["trade", "version", "status", "factor_count", "activated_at", "created_at"]
+    list_filter = ["trade", "status"]
+    inlines = [FactorInline]
+    actions = ["activate"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(number_of_factors=Count("factors"))
+
+    @admin.display(description="Factors", ordering="number_of_factors")
+    def factor_count(self, model: ScoringModel) -> int:
+        return model.number_of_factors
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status != ScoringModel.Status.DRAFT:
+            return ["trade", "version", "status", "notes", "activated_at"]
+        return ["status", "activated_at"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        try:
+            scoring_model_check(model=form.instance)
+        except ValidationError as error:
+            self.message_user(
+                request, f"Saved as a draft that cannot be activated yet: {error.messages[0]}", messages.WARNING
+            )
+
+    @admin.action(description="Activate the selected version (retires its trade's active one)")
+    def activate(self, request, queryset):
+        for model in queryset.order_by("trade_id", "version"):
+            try:
+                scoring_model_activate(model=model)
+            except ValidationError as error:
+                self.message_user(request, error.messages[0], messages.ERROR)
+            else:
+                self.message_user(request, f"{model.trade} v{model.version} is now active.", messages.SUCCESS)

@@ -271,3 +271,80 @@ class ImportRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class ScoringModel(models.Model):
+    """One version of the rules that score properties for a trade. Exactly one version per trade is
+    active; drafts are edited and previewed, retired versions are kept for the record."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="scoring_models")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    notes = models.TextField(blank=True, help_text="Why this version exists and what changed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["trade", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["trade", "version"], name="%(app_label)s_%(class)s_version_unique"),
+            models.UniqueConstraint(
+                fields=["trade"], condition=Q(status="active"), name="%(app_label)s_%(class)s_one_active_per_trade"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trade} v{self.version} ({self.get_status_display()})"
+
+
+class Factor(models.Model):
+    """One factor of a scoring model: a feature, the transform that maps it to 0..1, and its weight
+    (see scoring/engine.py for the transforms and how a score is computed)."""
+
+    class Feature(models.TextChoices):
+        ROOF_AGE = "roof_age", "Roof age (years; roof year, else year built)"
+        HOME_AGE = "home_age", "Home age (years)"
+        YEARS_SINCE_SALE = "years_since_sale", "Years since the last sale"
+        DAYS_SINCE_SALE = "days_since_sale", "Days since the last sale"
+        HAIL_INCHES = "hail_inches", "Largest recent hail over the property (inches)"
+        DAYS_SINCE_HAIL = "days_since_hail", "Days since that hail"
+        WIND_MPH = "wind_mph", "Strongest recent wind over the property (mph)"
+        DAYS_SINCE_WIND = "days_since_wind", "Days since that wind"
+        YEARS_SINCE_TRADE_PERMIT = "years_since_trade_permit", "Years since the last permit of this trade"
+        MARKET_VALUE = "market_value", "Market value (dollars)"
+        OWNER_OCCUPIED = "owner_occupied", "Owner-occupied"
+        PROPERTY_TYPE = "property_type", "Property type"
+
+    class Transform(models.TextChoices):
+        RAMP = "ramp", "Ramp: params low, high"
+        STEP = "step", "Step: params threshold, above (true/false)"
+        DECAY = "decay", "Time decay: param half_life_days"
+        FLAG = "flag", "Flag: no params"
+        LOOKUP = "lookup", "Lookup: params values {category: 0..1}, default"
+
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="factors")
+    position = models.PositiveSmallIntegerField(help_text="Order in the model; breaks ties between reasons.")
+    feature = models.CharField(max_length=32, choices=Feature.choices)
+    transform = models.CharField(max_length=8, choices=Transform.choices)
+    params = models.JSONField(default=dict, blank=True)
+    weight = models.FloatField()
+    reason = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text='Reason shown to the contractor, with {value}: "Roof is {value:.0f} years old".',
+    )
+
+    class Meta:
+        ordering = ["model", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "position"], name="%(app_label)s_%(class)s_position_unique"),
+            models.CheckConstraint(condition=Q(weight__gt=0), name="%(app_label)s_%(class)s_weight_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_feature_display()} ({self.transform}, weight {self.weight:g})"

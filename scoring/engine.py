@@ -1,0 +1,153 @@
+"""The scoring engine: property features in, intent scores out. Pure pandas/numpy, no ORM.
+
+A scoring model is a list of factors. A factor turns one feature into a value between 0 and 1 with a
+transform, and weighs it:
+
+- ramp(low, high): 0 at or below `low`, 1 at or above `high`, linear between (roof age 10 to 25 years).
+- step(threshold, above=True): 1 when the feature is at or above the threshold (below with above=False).
+- decay(half_life_days): for "days since an event" features: 1 on the day, 0.5 after one half-life, and
+  so on; no event is 0. This is what makes a fresh hailstorm urgent and an old one not.
+- flag: 1 when the feature is true.
+- lookup(values, default=0): a value per category (property type), `default` for the others.
+
+A missing feature counts 0 for every transform. score = 100 x sum(weight x value) / sum(weight), and
+urgency is the same sum over the decay factors alone. The reasons of a score are its factors ranked by
+contribution (weight x value), highest first, ties broken by the factor's position in the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+TRANSFORMS = ("ramp", "step", "decay", "flag", "lookup")
+
+
+class ModelDefinitionError(ValueError):
+    """A scoring model that cannot be computed; the message says which factor and why."""
+
+
+@dataclass(frozen=True)
+class FactorSpec:
+    """One factor of a model, as the engine needs it (the ORM's Factor rows become these)."""
+
+    feature: str
+    transform: str
+    weight: float
+    params: Mapping = field(default_factory=dict)
+    reason: str = ""  # template for the reason text, with {value}
+
+
+def check_factors(factors: Sequence[FactorSpec], features: Sequence[str]) -> None:
+    """Refuse a definition the engine cannot compute, naming the factor (1-based) and the problem."""
+    if not factors:
+        raise ModelDefinitionError("a scoring model needs at least one factor")
+    for number, factor in enumerate(factors, start=1):
+        where = f"factor {number} ({factor.feature or 'no feature'})"
+        if factor.feature not in features:
+            raise ModelDefinitionError(f"{where}: unknown feature; use one of {', '.join(sorted(features))}")
+        if factor.transform not in TRANSFORMS:
+            raise ModelDefinitionError(
+                f"{where}: unknown transform {factor.transform!r}; use one of {', '.join(TRANSFORMS)}"
+            )
+        if not factor.weight > 0:
+            raise ModelDefinitionError(f"{where}: the weight must be greater than 0")
+        params = factor.params
+        if factor.transform == "ramp":
+            low, high = _numbers(where, params, "low", "high")
+            if low >= high:
+                raise ModelDefinitionError(f"{where}: a ramp needs low < high (got low {low:g}, high {high:g})")
+        elif factor.transform == "step":
+            _numbers(where, params, "threshold")
+        elif factor.transform == "decay":
+            (half_life,) = _numbers(where, params, "half_life_days")
+            if half_life <= 0:
+                raise ModelDefinitionError(f"{where}: the half-life must be positive (got {half_life:g} days)")
+        elif factor.transform == "lookup":
+            values = params.get("values")
+            if not isinstance(values, Mapping) or not values:
+                raise ModelDefinitionError(f'{where}: a lookup needs values, e.g. {{"single_family": 1}}')
+            for category, value in {**values, "default": params.get("default", 0)}.items():
+                if not isinstance(value, int | float) or not 0 <= value <= 1:
+                    raise ModelDefinitionError(f"{where}: lookup value for {category!r} must be between 0 and 1")
+
+
+def _numbers(where: str, params: Mapping, *names: str) -> list[float]:
+    found = []
+    for name in names:
+        value = params.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise ModelDefinitionError(f"{where}: {name} must be a number")
+        found.append(float(value))
+    return found
+
+
+def transform(factor: FactorSpec, feature: pd.Series) -> np.ndarray:
+    """The factor's value between 0 and 1 for each row; a missing feature is 0."""
+    params = factor.params
+    if factor.transform == "lookup":
+        values = feature.map(dict(params["values"])).astype(float)
+        present = feature.notna().to_numpy()
+        return np.where(present, values.fillna(float(params.get("default", 0))).to_numpy(), 0.0)
+    if factor.transform == "flag":
+        return feature.fillna(False).astype(bool).to_numpy(dtype=float)
+    x = pd.to_numeric(feature, errors="coerce").to_numpy(dtype=float)
+    if factor.transform == "ramp":
+        low, high = float(params["low"]), float(params["high"])
+        result = np.clip((x - low) / (high - low), 0.0, 1.0)
+    elif factor.transform == "step":
+        threshold = float(params["threshold"])
+        result = (x >= threshold) if params.get("above", True) else (x <= threshold)
+        result = result.astype(float)
+    elif factor.transform == "decay":
+        # An event dated after the day of scoring (negative days) counts as today's.
+        result = np.power(0.5, np.maximum(x, 0.0) / float(params["half_life_days"]))
+    else:
+        raise ModelDefinitionError(f"unknown transform {factor.transform!r}")
+    return np.where(np.isnan(x), 0.0, result)
+
+
+def score_frame(features: pd.DataFrame, factors: Sequence[FactorSpec], *, reasons: int = 3) -> pd.DataFrame:
+    """Score every row of `features` (one column per feature) with the model `factors`.
+
+    Returns, on the same index: score and urgency (0-100, rounded to 2 decimals), and for the top
+    `reasons` factors by contribution, reason_<n>_factor (the factor's 0-based position, -1 when fewer
+    factors contributed) and reason_<n>_value (the feature's value).
+    """
+    check_factors(factors, list(features.columns))
+    weights = np.array([factor.weight for factor in factors], dtype=float)
+    values = np.column_stack([transform(factor, features[factor.feature]) for factor in factors])
+    contributions = values * weights
+    decaying = np.array([factor.transform == "decay" for factor in factors])
+    result = pd.DataFrame(index=features.index)
+    result["score"] = np.round(100 * contributions.sum(axis=1) / weights.sum(), 2)
+    result["urgency"] = (
+        np.round(100 * contributions[:, decaying].sum(axis=1) / weights[decaying].sum(), 2) if decaying.any() else 0.0
+    )
+    # Highest contribution first; a stable sort keeps the model's order among equal contributions.
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :reasons]
+    rows = np.arange(len(features))[:, None]
+    contributed = contributions[rows, order] > 0
+    for rank in range(min(reasons, len(factors))):
+        position = np.where(contributed[:, rank], order[:, rank], -1)
+        result[f"reason_{rank + 1}_factor"] = position
+        feature_values = np.full(len(features), np.nan, dtype=object)
+        for index, factor in enumerate(factors):
+            chosen = position == index
+            if chosen.any():
+                feature_values[chosen] = features[factor.feature].to_numpy(dtype=object)[chosen]
+        result[f"reason_{rank + 1}_value"] = feature_values
+    return result
+
+
+def reason_text(factor: FactorSpec, value) -> str:
+    """A factor's reason for one property, e.g. "Roof is 23 years old"."""
+    if not factor.reason:
+        return f"{factor.feature}: {value}"
+    try:
+        return factor.reason.format(value=value)
+    except (KeyError, IndexError, ValueError):
+        return f"{factor.reason} ({value})"

@@ -1,0 +1,121 @@
+import math
+
+import pandas as pd
+import pytest
+
+from scoring.engine import FactorSpec, ModelDefinitionError, check_factors, reason_text, score_frame, transform
+
+
+def values(factor: FactorSpec, *data) -> list[float]:
+    return [round(float(v), 6) for v in transform(factor, pd.Series(list(data), dtype=object))]
+
+
+def test_ramp_is_linear_between_low_and_high_and_flat_outside():
+    roof_age = FactorSpec("roof_age", "ramp", 1, {"low": 10, "high": 25})
+    assert values(roof_age, 5, 10, 13, 17.5, 25, 40, None) == [0, 0, 0.2, 0.5, 1, 1, 0]
+
+
+def test_step_counts_at_the_threshold_above_or_below():
+    above = FactorSpec("hail_inches", "step", 1, {"threshold": 1.0})
+    below = FactorSpec("years_since_sale", "step", 1, {"threshold": 1, "above": False})
+    assert values(above, 0.75, 1.0, 1.75, None) == [0, 1, 1, 0]
+    assert values(below, 0.5, 1, 3, None) == [1, 1, 0, 0]
+
+
+def test_decay_halves_every_half_life_and_no_event_is_zero():
+    storm = FactorSpec("days_since_hail", "decay", 1, {"half_life_days": 30})
+    assert values(storm, 0, 30, 60, 15, -2, None) == [1, 0.5, 0.25, round(math.pow(0.5, 0.5), 6), 1, 0]
+
+
+def test_flag_and_lookup():
+    owner = FactorSpec("owner_occupied", "flag", 1)
+    kind = FactorSpec("property_type", "lookup", 1, {"values": {"single_family": 1, "townhouse": 0.6}, "default": 0.2})
+    assert values(owner, True, False, None) == [1, 0, 0]
+    assert values(kind, "single_family", "townhouse", "condo", None) == [1, 0.6, 0.2, 0]
+
+
+ROOFING = [
+    FactorSpec("roof_age", "ramp", 40, {"low": 10, "high": 25}, "Roof is {value:.0f} years old"),
+    FactorSpec("days_since_hail", "decay", 30, {"half_life_days": 30}, "Hail {value:.0f} days ago"),
+    FactorSpec("owner_occupied", "flag", 10, {}, "Owner lives there"),
+    FactorSpec("days_since_sale", "decay", 20, {"half_life_days": 180}, "Sold {value:.0f} days ago"),
+]
+
+
+def test_score_is_the_weighted_share_and_urgency_comes_from_decaying_factors_alone():
+    features = pd.DataFrame(
+        {
+            "roof_age": [25, 17.5, 5, None],
+            "days_since_hail": [0, 30, None, None],
+            "owner_occupied": [True, False, True, None],
+            "days_since_sale": [None, 180, 360, None],
+        },
+        index=[11, 12, 13, 14],
+    )
+
+    scored = score_frame(features, ROOFING)
+
+    # Row 11: 40*1 + 30*1 + 10*1 + 20*0 = 80 of 100; urgency 30*1 / 50.
+    # Row 12: 40*0.5 + 30*0.5 + 0 + 20*0.5 = 45; urgency (15 + 10) / 50.
+    # Row 13: 0 + 0 + 10 + 20*0.25 = 15; urgency 5 / 50.
+    assert scored["score"].tolist() == [80.0, 45.0, 15.0, 0.0]
+    assert scored["urgency"].tolist() == [60.0, 50.0, 10.0, 0.0]
+    assert list(scored.index) == [11, 12, 13, 14]
+
+
+def test_reasons_rank_factors_by_contribution_with_the_model_order_breaking_ties():
+    features = pd.DataFrame(
+        {
+            "roof_age": [25, 17.5, None],
+            "days_since_hail": [0, 30, None],
+            "owner_occupied": [True, False, True],
+            "days_since_sale": [None, 180, None],
+        }
+    )
+
+    scored = score_frame(features, ROOFING)
+
+    reasons = scored[[f"reason_{n}_factor" for n in (1, 2, 3)]].to_numpy().tolist()
+    # Row 0: roof 40, hail 30, owner 10. Row 1: roof 20, hail 15, sale 10. Row 2: owner alone.
+    assert reasons == [[0, 1, 2], [0, 1, 3], [2, -1, -1]]
+    assert scored.loc[1, "reason_1_value"] == 17.5
+    assert scored.loc[1, "reason_3_value"] == 180
+    assert pd.isna(scored.loc[2, "reason_2_value"])
+
+
+def test_reason_text_renders_the_template_with_the_value():
+    assert reason_text(ROOFING[0], 23.4) == "Roof is 23 years old"
+    assert reason_text(FactorSpec("roof_age", "ramp", 1, {"low": 1, "high": 2}), 23) == "roof_age: 23"
+    assert (
+        reason_text(FactorSpec("roof_age", "ramp", 1, {"low": 1, "high": 2}, "Roof {oops}"), 23) == "Roof {oops} (23)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("factor", "message"),
+    [
+        (FactorSpec("roof_colour", "flag", 1), "factor 1 (roof_colour): unknown feature; use one of"),
+        (FactorSpec("roof_age", "spline", 1), "factor 1 (roof_age): unknown transform 'spline'"),
+        (FactorSpec("roof_age", "ramp", 1, {"low": 25, "high": 10}), "a ramp needs low < high (got low 25, high 10)"),
+        (FactorSpec("roof_age", "ramp", 1, {"low": 10, "high": 10}), "a ramp needs low < high (got low 10, high 10)"),
+        (FactorSpec("roof_age", "ramp", 1, {"low": "ten", "high": 20}), "factor 1 (roof_age): low must be a number"),
+        (
+            FactorSpec("days_since_hail", "decay", 1, {"half_life_days": -5}),
+            "the half-life must be positive (got -5 days)",
+        ),
+        (FactorSpec("roof_age", "ramp", 0, {"low": 1, "high": 2}), "the weight must be greater than 0"),
+        (FactorSpec("property_type", "lookup", 1, {"values": {}}), "a lookup needs values"),
+        (
+            FactorSpec("property_type", "lookup", 1, {"values": {"condo": 2}}),
+            "lookup value for 'condo' must be between 0",
+        ),
+    ],
+)
+def test_bad_definitions_are_refused_naming_the_factor_and_the_problem(factor, message):
+    with pytest.raises(ModelDefinitionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_factors([factor], ["roof_age", "days_since_hail", "property_type"])
+
+
+def test_a_model_without_factors_is_refused():
+    with pytest.raises(ModelDefinitionError, match="at least one factor"):
+        check_factors([], ["roof_age"])
