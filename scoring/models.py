@@ -315,7 +315,10 @@ class Factor(models.Model):
         DAYS_SINCE_HAIL = "days_since_hail", "Days since that hail"
         WIND_MPH = "wind_mph", "Strongest recent wind over the property (mph)"
         DAYS_SINCE_WIND = "days_since_wind", "Days since that wind"
-        YEARS_SINCE_TRADE_PERMIT = "years_since_trade_permit", "Years since the last permit of this trade"
+        YEARS_SINCE_TRADE_PERMIT = (
+            "years_since_trade_permit",
+            "Years since the last permit of this trade (the home's age when it has none)",
+        )
         MARKET_VALUE = "market_value", "Market value (dollars)"
         OWNER_OCCUPIED = "owner_occupied", "Owner-occupied"
         PROPERTY_TYPE = "property_type", "Property type"

@@ -10,7 +10,9 @@ from scoring.services.scoring_models import scoring_model_activate, scoring_mode
 
 @pytest.fixture
 def roofing(db):
+    """The roofing trade without its default model, so that each test writes the versions it needs."""
     trade, _ = Trade.objects.get_or_create(slug="roofing", defaults={"name": "Roofing"})
+    ScoringModel.objects.filter(trade=trade).delete()
     return trade
 
 
@@ -34,7 +36,7 @@ def test_activating_a_version_retires_the_active_one(roofing):
     first.refresh_from_db()
     assert (first.status, second.status) == (ScoringModel.Status.RETIRED, ScoringModel.Status.ACTIVE)
     assert second.activated_at is not None
-    assert list(ScoringModel.objects.filter(status="active").values_list("version", flat=True)) == [2]
+    assert list(ScoringModel.objects.filter(trade=roofing, status="active").values_list("version", flat=True)) == [2]
 
 
 def test_the_database_refuses_a_second_active_version(roofing):
@@ -60,8 +62,11 @@ def test_a_bad_definition_is_not_activated_and_the_active_version_stays(roofing,
     with pytest.raises(ValidationError, match=message):
         scoring_model_activate(model=bad)
 
-    assert dict(ScoringModel.objects.values_list("version", "status")) == {1: "active", 2: "draft"}
-    assert active.pk == ScoringModel.objects.get(status="active").pk
+    assert dict(ScoringModel.objects.filter(trade=roofing).values_list("version", "status")) == {
+        1: "active",
+        2: "draft",
+    }
+    assert active.pk == ScoringModel.objects.get(trade=roofing, status="active").pk
 
 
 def test_check_returns_the_factors_in_position_order(roofing):
@@ -121,7 +126,10 @@ def test_admin_action_activates_a_valid_version_and_reports_a_bad_one(staff_clie
     page = response.content.decode()
     assert "Roofing v1 is now active." in page
     assert "a ramp needs low &lt; high (got low 25, high 10)" in page
-    assert dict(ScoringModel.objects.values_list("version", "status")) == {1: "active", 2: "draft"}
+    assert dict(ScoringModel.objects.filter(trade=roofing).values_list("version", "status")) == {
+        1: "active",
+        2: "draft",
+    }
 
 
 def test_factors_of_an_active_version_are_read_only_in_the_admin(staff_client, roofing):
@@ -129,3 +137,45 @@ def test_factors_of_an_active_version_are_read_only_in_the_admin(staff_client, r
     page = staff_client.get(f"/admin/scoring/scoringmodel/{active.pk}/change/").content.decode()
     assert 'name="factors-0-weight"' not in page
     assert "Roof age (years; roof year, else year built)" in page
+
+
+def default_models_migration():
+    import importlib
+
+    return importlib.import_module("scoring.migrations.0005_default_scoring_models")
+
+
+@pytest.mark.parametrize("slug", ["roofing", "solar", "hvac", "windows"])
+def test_default_models_are_valid_and_their_weights_read_as_points(slug):
+    from scoring.engine import FactorSpec, check_factors
+    from scoring.services.scoring_models import FEATURES
+
+    factors = [
+        FactorSpec(feature=f, transform=t, params=p, weight=w, reason=r)
+        for f, t, p, w, r in default_models_migration().DEFAULT_MODELS[slug]
+    ]
+    check_factors(factors, FEATURES)
+    assert sum(factor.weight for factor in factors) == 100
+
+
+@pytest.mark.django_db
+def test_default_models_are_created_active_once_and_never_over_staff_models():
+    from django.apps import apps
+
+    for slug, name in [("roofing", "Roofing"), ("solar", "Solar"), ("hvac", "HVAC"), ("windows", "Windows")]:
+        Trade.objects.get_or_create(slug=slug, defaults={"name": name})
+    ScoringModel.objects.all().delete()
+    staff_model = ScoringModel.objects.create(trade=Trade.objects.get(slug="solar"), version=7)
+
+    create = default_models_migration().create_default_models
+    create(apps, None)
+    create(apps, None)
+
+    created = ScoringModel.objects.exclude(pk=staff_model.pk)
+    assert sorted(created.values_list("trade__slug", "version", "status")) == [
+        ("hvac", 1, "active"),
+        ("roofing", 1, "active"),
+        ("windows", 1, "active"),
+    ]
+    assert Factor.objects.filter(model__in=created).count() == 18
+    assert not ScoringModel.objects.filter(trade__slug="solar", version=1).exists()
