@@ -24,6 +24,16 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
+def staff_client(client, db):
+    """A client logged in as a staff superuser."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("staff", password="pw-for-tests-only", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def zip_codes(db):
     """The ZIP reference; reloaded when a transactional test emptied the tables."""
     if not ZipCode.objects.exists():

@@ -1,19 +1,11 @@
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from scoring.models import ImportRun, Property
 
 EXAMPLES = "docs/examples"
-
-
-@pytest.fixture
-def staff_client(client, db):
-    user = get_user_model().objects.create_user("staff", password="pw-for-tests-only", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

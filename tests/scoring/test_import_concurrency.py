@@ -1,12 +1,10 @@
 """Two imports of the same kind started at the same moment, on their own connections."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from scoring.models import ImportRun, Property
 from scoring.services.imports import data_file_import
+from tests.racing import race
 
 
 def properties_file(path, parcels: range, value: int):
@@ -21,26 +19,10 @@ def test_overlapping_imports_racing_apply_one_after_the_other(zip_codes, tmp_pat
         "first": properties_file(tmp_path / "a.csv", range(1, 101), 100_000),
         "second": properties_file(tmp_path / "b.csv", range(51, 151), 200_000),
     }
-    start = threading.Barrier(len(files))
-    results, errors = {}, []
-
-    def run(name):
-        try:
-            start.wait()
-            results[name] = data_file_import(kind="properties", path=files[name], chunk_rows=10)
-        except BaseException as error:  # reported by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(name,)) for name in files]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results, errors = race(lambda path: data_file_import(kind="properties", path=path, chunk_rows=10), files.values())
 
     assert errors == []
-    runs = sorted((result.run for result in results.values()), key=lambda run: run.finished_at)
+    runs = sorted((result.run for result in results), key=lambda run: run.finished_at)
     # The lock lets one import write at a time: the earlier inserts all its rows, the later inserts
     # the parcels only it has and updates the 50 both have.
     assert [(run.status, run.rows_inserted, run.rows_updated) for run in runs] == [

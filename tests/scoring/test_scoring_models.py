@@ -1,11 +1,10 @@
-import threading
-
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from scoring.models import Factor, ScoringModel, Trade
 from scoring.services.scoring_models import scoring_model_activate, scoring_model_check
+from tests.racing import race
 
 
 @pytest.fixture
@@ -81,36 +80,11 @@ def test_check_returns_the_factors_in_position_order(roofing):
 def test_racing_activations_leave_exactly_one_active_version():
     trade = Trade.objects.create(slug="gutters", name="Gutters")
     drafts = [version(trade, number, ROOF) for number in range(1, 9)]
-    start = threading.Barrier(len(drafts))
-    errors = []
-
-    def activate(model):
-        try:
-            start.wait()
-            scoring_model_activate(model=model)
-        except BaseException as error:  # reported by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=activate, args=(model,)) for model in drafts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    _, errors = race(lambda model: scoring_model_activate(model=model), drafts)
 
     assert errors == []
     statuses = list(ScoringModel.objects.filter(trade=trade).values_list("status", flat=True))
     assert sorted(statuses) == ["active"] + ["retired"] * 7
-
-
-@pytest.fixture
-def staff_client(client, db):
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.create_user("staff", password="pw-for-tests-only", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return client
 
 
 def test_admin_action_activates_a_valid_version_and_reports_a_bad_one(staff_client, roofing):

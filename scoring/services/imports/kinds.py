@@ -167,9 +167,6 @@ class Importer:
         chunk.refuse(lat & ~lon, "longitude", "latitude and longitude go together")
         chunk.refuse(lon & ~lat, "latitude", "latitude and longitude go together")
 
-    def years(self) -> int:
-        return self.today.year
-
 
 class PropertyImporter(Importer):
     kind = ImportRun.Kind.PROPERTIES
@@ -178,7 +175,7 @@ class PropertyImporter(Importer):
     stamped = True
 
     def columns(self) -> list[Column]:
-        year = self.years()
+        year = self.today.year
         return [
             Column("parcel_id", "text", f.text(64), required=True),
             Column("address", "text", f.text(200), required=True),
