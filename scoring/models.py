@@ -351,3 +351,100 @@ class Factor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_feature_display()} ({self.transform}, weight {self.weight:g})"
+
+
+class ScoringRun(models.Model):
+    """One scoring of every property for one trade with one model version: its progress, outcome and the
+    distribution of the scores it wrote (for comparing runs and spotting drift)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="scoring_runs")
+    model = models.ForeignKey(ScoringModel, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    distributed = models.BooleanField(default=False, help_text="Partitions ran as Celery tasks.")
+    as_of = models.DateField(help_text="The day the ages and days-since features are counted to.")
+    partitions = models.PositiveIntegerField(default=0)
+    properties_scored = models.PositiveIntegerField(default=0)
+    distribution = models.JSONField(
+        default=dict, blank=True, help_text="Mean, percentiles and a 10-point histogram of the scores written."
+    )
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.trade} scoring run {self.pk} ({self.get_status_display()})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class ScoringPartition(models.Model):
+    """A slice of a scoring run: the properties with ids in [first_id, last_id]. A partition is written
+    in one transaction, so it is either wholly scored by its run or not at all."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="partition_set")
+    number = models.PositiveIntegerField()
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    properties_scored = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="%(app_label)s_%(class)s_number_unique"),
+            models.CheckConstraint(
+                condition=Q(first_id__lte=F("last_id")), name="%(app_label)s_%(class)s_id_range_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"partition {self.number} of run {self.run_id} ({self.get_status_display()})"
+
+
+class Score(models.Model):
+    """The current intent score of one property for one trade: written whole by one scoring model
+    version, replaced by the next run or rescore. `reasons` holds the top contributing factors:
+    [{"feature", "value", "points", "text"}], highest first."""
+
+    property = models.ForeignKey(Property, on_delete=models.CASCADE, db_index=False, related_name="scores")
+    trade = models.ForeignKey(Trade, on_delete=models.CASCADE, db_index=False, related_name="scores")
+    model = models.ForeignKey(ScoringModel, on_delete=models.PROTECT, db_index=False, related_name="scores")
+    score = models.FloatField(help_text="0-100: how likely the owner buys from this trade.")
+    urgency = models.FloatField(help_text="0-100: how much of the score comes from recent events.")
+    reasons = models.JSONField(default=list)
+    scored_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Also the index that finds a property's scores and a partition's rows (property_id first).
+            models.UniqueConstraint(fields=["property", "trade"], name="%(app_label)s_%(class)s_property_trade_unique"),
+            models.CheckConstraint(
+                condition=Q(score__gte=0, score__lte=100), name="%(app_label)s_%(class)s_score_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(urgency__gte=0, urgency__lte=100), name="%(app_label)s_%(class)s_urgency_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.property_id} {self.trade}: {self.score:g}"
