@@ -160,6 +160,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Imports: rows per chunk read from a CSV (memory stays proportional to this, not to the file).
 IMPORT_CHUNK_ROWS = env_int(ENV, "IMPORT_CHUNK_ROWS", 100_000, minimum=1)
 
+# Scoring runs: properties per partition (memory follows this), tries for a partition that loses its
+# connection, and how long a run may go without progress before it counts as abandoned.
+SCORING_PARTITION_ROWS = env_int(ENV, "SCORING_PARTITION_ROWS", 100_000, minimum=1)
+SCORING_PARTITION_ATTEMPTS = env_int(ENV, "SCORING_PARTITION_ATTEMPTS", 3, minimum=1)
+SCORING_RUN_STALE_SECONDS = env_int(ENV, "SCORING_RUN_STALE_SECONDS", 900, minimum=1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -168,3 +174,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": ENV.get("LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
+
+# Territories: when a territory is released, the first eligible contractor on its waitlist gets an offer
+# valid this many hours, or, with auto-claim on, the territory itself at once.
+TERRITORY_OFFER_HOURS = env_int(ENV, "TERRITORY_OFFER_HOURS", 48, minimum=1)
+TERRITORY_WAITLIST_AUTO_CLAIM = env_bool(ENV, "TERRITORY_WAITLIST_AUTO_CLAIM", False)

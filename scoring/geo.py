@@ -34,3 +34,72 @@ def nearest(
         index[start:stop] = best
         miles[start:stop] = distances[np.arange(len(best)), best]
     return index, miles
+
+
+MILES_PER_DEGREE = EARTH_RADIUS_MILES * np.pi / 180
+GRID_DEGREES = 0.02  # about 1.4 miles of latitude: a cell is smaller than most storm radii
+
+
+def within_radius(
+    lat: np.ndarray,
+    lon: np.ndarray,
+    centre_lat: np.ndarray,
+    centre_lon: np.ndarray,
+    radius_miles: np.ndarray,
+    *,
+    max_pairs: int = 4_000_000,
+):
+    """Every (point, circle) pair where the point lies within the circle, in batches.
+
+    Yields (point index, circle index, miles) arrays. Points are sorted once into a grid of
+    GRID_DEGREES cells keyed row by row, so the points of one grid row between two columns are one
+    contiguous slice found by binary search; each circle is expanded to the grid rows its bounding box
+    spans, and only the points in those slices get an exact distance. Circles are taken in batches of
+    at most about `max_pairs` candidate pairs, which bounds memory whatever the number of circles.
+    Distances are equirectangular, within 0.1% of great-circle distances at storm scales (< 100 miles).
+    """
+    lat = np.asarray(lat, dtype=float)
+    lon = np.asarray(lon, dtype=float)
+    centre_lat = np.asarray(centre_lat, dtype=float)
+    centre_lon = np.asarray(centre_lon, dtype=float)
+    radius_miles = np.asarray(radius_miles, dtype=float)
+    if not len(lat) or not len(centre_lat):
+        return
+    columns = int(np.ceil(360 / GRID_DEGREES)) + 2
+    row = np.floor((lat + 90) / GRID_DEGREES).astype(np.int64)
+    column = np.floor((lon + 180) / GRID_DEGREES).astype(np.int64)
+    order = np.argsort(row * columns + column, kind="stable")
+    keys = (row * columns + column)[order]
+
+    # The grid rows and columns each circle's bounding box spans.
+    lat_reach = radius_miles / MILES_PER_DEGREE
+    lon_reach = radius_miles / (MILES_PER_DEGREE * np.maximum(np.cos(np.radians(np.abs(centre_lat) + lat_reach)), 0.01))
+    first_row = np.floor((centre_lat - lat_reach + 90) / GRID_DEGREES).astype(np.int64)
+    rows = np.floor((centre_lat + lat_reach + 90) / GRID_DEGREES).astype(np.int64) - first_row + 1
+    first_column = np.floor((centre_lon - lon_reach + 180) / GRID_DEGREES).astype(np.int64)
+    last_column = np.floor((centre_lon + lon_reach + 180) / GRID_DEGREES).astype(np.int64)
+
+    circle = np.repeat(np.arange(len(centre_lat)), rows)
+    grid_row = first_row[circle] + (np.arange(len(circle)) - np.repeat(np.cumsum(rows) - rows, rows))
+    start = np.searchsorted(keys, grid_row * columns + first_column[circle], side="left")
+    stop = np.searchsorted(keys, grid_row * columns + last_column[circle], side="right")
+    counts = stop - start
+    keep = counts > 0
+    circle, start, counts = circle[keep], start[keep], counts[keep]
+
+    # Batches of whole slices, cut where the running count of candidates passes max_pairs.
+    running = np.cumsum(counts)
+    cuts = np.searchsorted(running, np.arange(max_pairs, running[-1] if len(running) else 0, max_pairs), side="right")
+    for batch in np.split(np.arange(len(counts)), cuts):
+        if not len(batch):
+            continue
+        batch_counts = counts[batch]
+        offsets = np.arange(batch_counts.sum()) - np.repeat(np.cumsum(batch_counts) - batch_counts, batch_counts)
+        point = order[np.repeat(start[batch], batch_counts) + offsets]
+        pair_circle = np.repeat(circle[batch], batch_counts)
+        cos_lat = np.cos(np.radians(centre_lat[pair_circle]))
+        north = (lat[point] - centre_lat[pair_circle]) * MILES_PER_DEGREE
+        east = (lon[point] - centre_lon[pair_circle]) * MILES_PER_DEGREE * cos_lat
+        miles = np.sqrt(north * north + east * east)
+        inside = miles <= radius_miles[pair_circle]
+        yield point[inside], pair_circle[inside], miles[inside]

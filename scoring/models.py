@@ -1,6 +1,7 @@
 """Property data that LeadEngine scores: the ZIP reference, properties, and the signals about them."""
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -286,6 +287,11 @@ class ScoringModel(models.Model):
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     notes = models.TextField(blank=True, help_text="Why this version exists and what changed.")
+    storm_window_days = models.PositiveIntegerField(
+        default=90,
+        validators=[MinValueValidator(1)],
+        help_text="Storms of this many days before the day of scoring count in the storm features.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
 
@@ -369,15 +375,25 @@ class ScoringRun(models.Model):
     as_of = models.DateField(help_text="The day the ages and days-since features are counted to.")
     partitions = models.PositiveIntegerField(default=0)
     properties_scored = models.PositiveIntegerField(default=0)
+    scores_changed = models.PositiveIntegerField(default=0, help_text="Scores written: new, or different from before.")
     distribution = models.JSONField(
         default=dict, blank=True, help_text="Mean, percentiles and a 10-point histogram of the scores written."
     )
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    heartbeat_at = models.DateTimeField(
+        auto_now_add=True, help_text="Last sign of progress (a partition started or ended)."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
+        constraints = [
+            # The lock that keeps two runs of a trade from overlapping, whichever machines they run on.
+            models.UniqueConstraint(
+                fields=["trade"], condition=Q(status="running"), name="%(app_label)s_%(class)s_one_running_per_trade"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.trade} scoring run {self.pk} ({self.get_status_display()})"
@@ -387,6 +403,18 @@ class ScoringRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    def summary(self) -> str:
+        """One line for a terminal or a log: what was scored, how fast, and the median and 90th percentile."""
+        line = f"{self.trade.slug}: run {self.pk} {self.get_status_display().lower()}, model v{self.model.version}, "
+        line += f"{self.properties_scored:,} properties scored ({self.scores_changed:,} scores changed)"
+        if self.duration_seconds:
+            line += f" in {self.duration_seconds:.1f} s ({self.properties_scored / self.duration_seconds:,.0f}/s)"
+        if self.distribution.get("count"):
+            line += f"; median score {self.distribution['p50']}, 90th percentile {self.distribution['p90']}"
+        if self.error:
+            line += f"\n{self.error}"
+        return line
 
 
 class ScoringPartition(models.Model):
@@ -404,6 +432,10 @@ class ScoringPartition(models.Model):
     last_id = models.BigIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     properties_scored = models.PositiveIntegerField(default=0)
+    scores_changed = models.PositiveIntegerField(default=0)
+    score_sum = models.FloatField(default=0)
+    urgency_sum = models.FloatField(default=0)
+    histogram = models.JSONField(default=list, blank=True, help_text="Scores per 0.1-point bin, 1001 bins.")
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -432,7 +464,12 @@ class Score(models.Model):
     score = models.FloatField(help_text="0-100: how likely the owner buys from this trade.")
     urgency = models.FloatField(help_text="0-100: how much of the score comes from recent events.")
     reasons = models.JSONField(default=list)
-    scored_at = models.DateTimeField()
+    scored_at = models.DateTimeField(
+        help_text="When the score took these values; a run leaves an unchanged score alone."
+    )
+    digest = models.BigIntegerField(
+        help_text="Hash of model, score, urgency and reasons: how a run finds what changed."
+    )
 
     class Meta:
         constraints = [

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from django.db import connection
 
-from scoring.models import Trade, ZipCode
+from scoring import geo
+from scoring.bulk import copy_frame
+from scoring.models import Permit, Property, Score, StormEvent, Trade, ZipCode
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,91 @@ def residential_zip_frame() -> pd.DataFrame:
         .values_list("code", "city", "state", "latitude", "longitude")
     )
     return pd.DataFrame(list(rows), columns=["code", "city", "state", "latitude", "longitude"])
+
+
+# Partition reads of the scoring engine: one row per property, with the columns of
+# scoring.features.PROPERTY_COLUMNS, read through COPY.
+SCORING_PROPERTY_TYPES = {
+    "id": pa.int64(),
+    "zip_code": pa.string(),
+    "latitude": pa.float64(),
+    "longitude": pa.float64(),
+    "year_built": pa.float64(),
+    "roof_year": pa.float64(),
+    "market_value": pa.float64(),
+    "owner_occupied": pa.bool_(),
+    "property_type": pa.string(),
+    "last_sale_date": pa.date32(),
+    "trade_permit_date": pa.date32(),
+    "scored": pa.bool_(),
+    "digest": pa.int64(),
+}
+SCORING_STORM_TYPES = {
+    "event_date": pa.date32(),
+    "kind": pa.string(),
+    "magnitude": pa.float64(),
+    "latitude": pa.float64(),
+    "longitude": pa.float64(),
+    "radius_miles": pa.float64(),
+    "zip_code": pa.string(),
+}
+
+
+def scoring_properties(*, trade_id: int, first_id: int, last_id: int, as_of: dt.date) -> pd.DataFrame:
+    """The properties with ids in [first_id, last_id] as the engine reads them: coordinates from the
+    ZIP centroid where the property has none, the date of the last permit of the trade issued on or
+    before `as_of` (through the index scoring_permit_prop_trade), and whether the property has a score
+    for the trade with which digest (0 when it has none)."""
+    query = f"""
+        SELECT p.id, p.zip_code, coalesce(p.latitude, z.latitude), coalesce(p.longitude, z.longitude),
+               p.year_built, p.roof_year, p.market_value, p.owner_occupied, p.property_type, p.last_sale_date,
+               permit.issued, score.id IS NOT NULL, coalesce(score.digest, 0)
+        FROM {Property._meta.db_table} p
+        JOIN {ZipCode._meta.db_table} z ON z.code = p.zip_code
+        LEFT JOIN {Score._meta.db_table} score ON score.property_id = p.id AND score.trade_id = %(trade)s
+        LEFT JOIN (
+            SELECT property_id, max(issued_date) AS issued FROM {Permit._meta.db_table}
+            WHERE property_id BETWEEN %(first)s AND %(last)s AND trade_id = %(trade)s AND issued_date <= %(as_of)s
+            GROUP BY property_id
+        ) permit ON permit.property_id = p.id
+        WHERE p.id BETWEEN %(first)s AND %(last)s
+        ORDER BY p.id
+    """
+    params = {"first": first_id, "last": last_id, "trade": trade_id, "as_of": as_of}
+    with connection.cursor() as cursor:
+        return copy_frame(cursor, query, params, SCORING_PROPERTY_TYPES)
+
+
+def scoring_storms(*, as_of: dt.date, window_days: int, near: tuple[float, float, str] | None = None) -> pd.DataFrame:
+    """Storm reports of the `window_days` days up to `as_of`, with the columns of
+    scoring.features.STORM_COLUMNS; with `near` (latitude, longitude, ZIP), only those that can reach
+    that point: its ZIP's reports and those whose radius spans its latitude and longitude."""
+    where = ["event_date > %(since)s", "event_date <= %(as_of)s"]
+    params = {"since": as_of - dt.timedelta(days=window_days), "as_of": as_of}
+    if near is not None:
+        params.update(latitude=near[0], longitude=near[1], zip=near[2], miles_per_degree=geo.MILES_PER_DEGREE)
+        where.append(
+            "(zip_code = %(zip)s OR (abs(latitude - %(latitude)s) * %(miles_per_degree)s <= radius_miles"
+            " AND abs(longitude - %(longitude)s) * %(miles_per_degree)s * cos(radians(%(latitude)s)) <= radius_miles))"
+        )
+    query = f"""
+        SELECT event_date, kind, magnitude, latitude, longitude, radius_miles, zip_code
+        FROM {StormEvent._meta.db_table} WHERE {" AND ".join(where)}
+    """
+    with connection.cursor() as cursor:
+        return copy_frame(cursor, query, params, SCORING_STORM_TYPES)
+
+
+def property_id_ranges(*, rows: int) -> list[tuple[int, int]]:
+    """Consecutive id ranges covering every property, `rows` properties each (the last may have fewer),
+    from one scan of the primary key index."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT min(id), max(id) FROM (
+                SELECT id, (row_number() OVER (ORDER BY id) - 1) / %s AS part FROM {Property._meta.db_table}
+            ) numbered GROUP BY part ORDER BY part
+            """,
+            [rows],
+        )
+        return cursor.fetchall()

@@ -7,9 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from scoring.engine import FactorSpec, ModelDefinitionError, check_factors
+from scoring.features import DETAILS, FEATURES
 from scoring.models import Factor, ScoringModel, Trade
-
-FEATURES = list(Factor.Feature.values)
 
 
 def factor_spec(factor: Factor) -> FactorSpec:
@@ -24,7 +23,7 @@ def scoring_model_check(*, model: ScoringModel) -> list[FactorSpec]:
     definition cannot be computed (unknown feature, ramp with low >= high, negative half-life...)."""
     specs = [factor_spec(factor) for factor in model.factors.order_by("position")]
     try:
-        check_factors(specs, FEATURES)
+        check_factors(specs, FEATURES, DETAILS)
     except ModelDefinitionError as error:
         raise ValidationError(f"{model}: {error}", code="invalid_scoring_model") from None
     return specs

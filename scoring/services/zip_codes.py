@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 from django.db import connection, transaction
 
+from scoring.bulk import copy_rows, upsert
 from scoring.models import ZipCode
-from scoring.services.bulk import copy_rows, upsert
 
 KINDS = {
     "STANDARD": ZipCode.Kind.STANDARD,

@@ -1,9 +1,19 @@
+import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.engine import FactorSpec, ModelDefinitionError, check_factors, reason_text, score_frame, transform
+from scoring.engine import (
+    FactorSpec,
+    ModelDefinitionError,
+    check_factors,
+    reason_text,
+    reasons_json,
+    score_frame,
+    transform,
+)
 
 
 def values(factor: FactorSpec, *data) -> list[float]:
@@ -119,3 +129,62 @@ def test_bad_definitions_are_refused_naming_the_factor_and_the_problem(factor, m
 def test_a_model_without_factors_is_refused():
     with pytest.raises(ModelDefinitionError, match="at least one factor"):
         check_factors([], ["roof_age"])
+
+
+def test_a_reason_may_quote_details_and_other_features_by_name():
+    factor = FactorSpec("hail_inches", "step", 1, {"threshold": 1}, "{value:.2f} in hail {hail_where} on {hail_date}")
+    assert factor.quoted() == ["hail_where", "hail_date"]
+    check_factors([factor], ["hail_inches"], details=["hail_where", "hail_date"])
+    details = {"hail_where": "0.8 mi away", "hail_date": "2026-05-03"}
+    assert reason_text(factor, 1.75, details) == "1.75 in hail 0.8 mi away on 2026-05-03"
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("Roof is {roof_colour} and {value}", "the reason text quotes roof_colour; it may quote {value} and"),
+        ("Roof is {value", "the reason text is not a valid template"),
+    ],
+)
+def test_a_reason_quoting_an_unknown_name_or_badly_written_is_refused(reason, message):
+    with pytest.raises(ModelDefinitionError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        check_factors([FactorSpec("roof_age", "ramp", 1, {"low": 1, "high": 2}, reason)], ["roof_age"])
+
+
+def test_reasons_json_lists_the_top_factors_with_value_points_and_text():
+    factors = [
+        FactorSpec("roof_age", "ramp", 60, {"low": 10, "high": 30}, "Roof is {value:.0f} years old"),
+        FactorSpec("hail_inches", "step", 30, {"threshold": 1}, '{value:.2f} in "hail" {hail_where}'),
+        FactorSpec("owner_occupied", "flag", 10, {}, ""),
+    ]
+    features = pd.DataFrame(
+        {
+            "roof_age": [20.0, 40.0, 5.0, 20.0],
+            "hail_inches": [1.75, np.nan, 0.5, 1.75],
+            "hail_where": ["0.8 mi away", None, "1.0 mi away", "0.8 mi away"],
+            "owner_occupied": [True, True, False, True],
+        },
+        index=[11, 12, 13, 14],
+    )
+    scored = score_frame(features, factors)
+    assert scored["score"].tolist() == [70.0, 70.0, 0.0, 70.0]
+    texts = reasons_json(scored, factors, features)
+    assert [json.loads(text) for text in texts] == [
+        [
+            # Equal points: the model's order decides.
+            {"feature": "roof_age", "value": 20, "points": 30.0, "text": "Roof is 20 years old"},
+            {"feature": "hail_inches", "value": 1.75, "points": 30.0, "text": '1.75 in "hail" 0.8 mi away'},
+            {"feature": "owner_occupied", "value": True, "points": 10.0, "text": "owner_occupied: True"},
+        ],
+        [
+            {"feature": "roof_age", "value": 40, "points": 60.0, "text": "Roof is 40 years old"},
+            {"feature": "owner_occupied", "value": True, "points": 10.0, "text": "owner_occupied: True"},
+        ],
+        [],
+        [
+            # Equal points: the model's order decides.
+            {"feature": "roof_age", "value": 20, "points": 30.0, "text": "Roof is 20 years old"},
+            {"feature": "hail_inches", "value": 1.75, "points": 30.0, "text": '1.75 in "hail" 0.8 mi away'},
+            {"feature": "owner_occupied", "value": True, "points": 10.0, "text": "owner_occupied: True"},
+        ],
+    ]

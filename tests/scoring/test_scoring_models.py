@@ -122,7 +122,7 @@ def default_models_migration():
 @pytest.mark.parametrize("slug", ["roofing", "solar", "hvac", "windows"])
 def test_default_models_are_valid_and_their_weights_read_as_points(slug):
     from scoring.engine import FactorSpec, check_factors
-    from scoring.services.scoring_models import FEATURES
+    from scoring.features import FEATURES
 
     factors = [
         FactorSpec(feature=f, transform=t, params=p, weight=w, reason=r)

@@ -15,7 +15,7 @@ Everything from step 2 on is one transaction: a file that turns out to be unusab
 encoding, broken CSV) rolls back and nothing is written.
 
 Where each part lives: files.py (header, chunks, rejects file), fields.py (column parsers), kinds.py
-(the four kinds of file and their rules), run.py (the run itself), ../bulk.py (COPY and upsert).
+(the four kinds of file and their rules), run.py (the run itself); scoring/bulk.py (COPY and upsert).
 """
 
 from scoring.services.imports.files import ImportFileError, parse_column_map

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from scoring import geo, selectors
+from scoring.bulk import upsert
 from scoring.models import ImportRun, Permit, Property, Sale, StormEvent
-from scoring.services.bulk import upsert
 from scoring.services.imports import fields as f
 
 # A property whose coordinates are further than this from every residential ZIP centroid is refused

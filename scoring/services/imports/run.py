@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from scoring.bulk import csv_bytes
 from scoring.models import ImportRun
-from scoring.services.bulk import csv_bytes
 from scoring.services.imports.files import (
     ImportFileError,
     RejectsFile,

@@ -1,9 +1,9 @@
-"""Bulk writes to PostgreSQL shared by the services that load data: COPY from DataFrames, and
-upserts from a staging table that rewrite only the rows whose values changed."""
+"""Bulk reads and writes of PostgreSQL shared by the services that move data in volume: COPY to and
+from DataFrames, and upserts from a staging table that rewrite only the rows whose values changed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -16,6 +16,32 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), sink, pa_csv.WriteOptions(include_header=False))
     return sink.getvalue().to_pybytes()
+
+
+def copy_frame(cursor, query: str, params: Mapping | Sequence, types: Mapping[str, pa.DataType]) -> pd.DataFrame:
+    """The rows of `query` as a DataFrame, read through COPY ... TO STDOUT and parsed by Arrow.
+
+    `types` names every column of the query in order with its Arrow type; integers that may be NULL
+    come back as floats, dates as Python dates."""
+    # Django's debug cursor wrapper takes no parameters for COPY; psycopg's own cursor binds them.
+    raw = getattr(cursor, "cursor", cursor)
+    with raw.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)", params) as copy:
+        data = b"".join(bytes(block) for block in copy)
+    names = list(types)
+    if not data:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
+    table = pa_csv.read_csv(
+        pa.py_buffer(data),
+        read_options=pa_csv.ReadOptions(column_names=names),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict(types),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+    return table.to_pandas(date_as_object=True)
 
 
 def copy_rows(cursor, table: str, frame: pd.DataFrame) -> None:

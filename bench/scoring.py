@@ -1,0 +1,231 @@
+"""Scoring speed and memory: a full scoring of one trade over a market of N properties.
+
+    python bench/scoring.py --properties 1000000 [--storms 100000] [--runs 3] [--orm-properties 20000]
+
+The bench database gets the demo market of N properties (seed 7; reused when it is already there)
+and, on top of the market's own storm reports, a national feed of storm reports up to --storms in
+all, dated within the scoring model's storm window and spread over every US ZIP, so storm matching
+meets 100,000 events of which only some fall near the market.
+
+Each run is `manage.py score --trade roofing` in a fresh process, timed from its ScoringRun, with the
+process's peak memory from the kernel:
+- full: the trade's scores emptied first, so every score is computed and written (a new market, or a
+  new model version, which changes every row);
+- next day: the same run scored as of the next day over the scores of the day before, the daily
+  schedule's case (every score computed, only those that changed written).
+Peak memory is also measured for partitions a tenth the size, to show it follows the partition size.
+Then a plain per-row Django ORM loop (read a property and its signals, score it with the same
+function, update_or_create its score) runs over --orm-properties properties in the same process, for
+the ratio. The last line printed is one JSON object of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import ROOT, median, prepare_schema, use_bench_database
+
+TRADE = "roofing"
+SEED = 7
+
+
+def market_ensure(properties: int) -> None:
+    """The demo market of `properties` homes in the bench database, seeded in a child process when the
+    database holds another number."""
+    from django.db import connection
+
+    from scoring.models import Property
+
+    if Property.objects.count() == properties:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE scoring_property, scoring_stormevent CASCADE")
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "seed_demo", "--properties", str(properties), "--seed", str(SEED)],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    print(f"seeded {properties:,} properties in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+def storm_feed_ensure(total: int, window_days: int, as_of: dt.date) -> int:
+    """Top the storm reports of the window up to `total` with reports over every US ZIP. Returns how many
+    reports the window holds."""
+    import pandas as pd
+    from django.db import connection
+
+    from scoring import selectors
+    from scoring.bulk import copy_rows
+    from scoring.models import StormEvent
+
+    window = StormEvent.objects.filter(event_date__gt=as_of - dt.timedelta(days=window_days), event_date__lte=as_of)
+    missing = total - window.count()
+    if missing <= 0:
+        return window.count()
+    rng = np.random.default_rng(SEED)
+    zips = selectors.residential_zip_frame()
+    at = rng.integers(0, len(zips), missing)
+    hail = rng.random(missing) < 0.5
+    start = StormEvent.objects.filter(event_id__startswith="FEED-").count()
+    feed = pd.DataFrame(
+        {
+            "event_id": [f"FEED-{start + i:07d}" for i in range(missing)],
+            "event_date": np.datetime64(as_of, "D") - rng.integers(0, window_days, missing).astype("timedelta64[D]"),
+            "kind": np.where(hail, "hail", "wind"),
+            "magnitude": np.where(
+                hail, rng.choice([0.75, 1.0, 1.25, 1.75, 2.0], missing), rng.integers(58, 90, missing)
+            ),
+            "latitude": np.round(zips["latitude"].to_numpy()[at] + rng.normal(0, 0.05, missing), 6),
+            "longitude": np.round(zips["longitude"].to_numpy()[at] + rng.normal(0, 0.05, missing), 6),
+            "radius_miles": np.where(hail, 2.0, 5.0),
+        }
+    )
+    with connection.cursor() as cursor:
+        copy_rows(cursor, StormEvent._meta.db_table, feed)
+    return window.count()
+
+
+def scores_empty() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE scoring_score")
+        cursor.execute("VACUUM ANALYZE scoring_property")
+
+
+def score_run(as_of: dt.date, partition_rows: int | None = None) -> dict:
+    """`manage.py score --trade roofing` in a child process: run seconds, counts, peak RSS."""
+    from scoring.models import ScoringRun
+
+    command = [sys.executable, str(ROOT / "manage.py"), "score", "--trade", TRADE, "--as-of", as_of.isoformat()]
+    if partition_rows:
+        command += ["--partition-rows", str(partition_rows)]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = child.stdout.read().decode()
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"scoring failed:\n{output}")
+    run = ScoringRun.objects.order_by("-id").first()
+    return {
+        "seconds": run.duration_seconds,
+        "properties": run.properties_scored,
+        "changed": run.scores_changed,
+        "partitions": run.partitions,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def orm_loop(count: int, as_of: dt.date) -> float:
+    """Properties per second of a per-row ORM loop over `count` properties (see the module's docstring)."""
+    import pandas as pd
+    from django.db.models import Max, Q
+
+    from scoring.models import Permit, Property, Score, ScoringModel, StormEvent
+    from scoring.services.runs import score_properties
+    from scoring.services.scoring_models import scoring_model_check
+
+    model = ScoringModel.objects.select_related("trade").get(trade__slug=TRADE, status=ScoringModel.Status.ACTIVE)
+    factors = scoring_model_check(model=model)
+    since = as_of - dt.timedelta(days=model.storm_window_days)
+    started = time.monotonic()
+    for home in Property.objects.select_related("zip_code").order_by("id")[:count]:
+        latitude = home.latitude if home.latitude is not None else home.zip_code.latitude
+        longitude = home.longitude if home.longitude is not None else home.zip_code.longitude
+        permit = Permit.objects.filter(property=home, trade=model.trade, issued_date__lte=as_of).aggregate(
+            issued=Max("issued_date")
+        )["issued"]
+        storms = StormEvent.objects.filter(event_date__gt=since, event_date__lte=as_of).filter(
+            Q(zip_code=home.zip_code_id)
+            | Q(latitude__range=(latitude - 1, latitude + 1), longitude__range=(longitude - 1.3, longitude + 1.3))
+        )
+        stored = Score.objects.filter(property=home, trade=model.trade).values_list("digest", flat=True).first()
+        row = {
+            "id": home.id, "zip_code": home.zip_code_id, "latitude": latitude, "longitude": longitude,
+            "year_built": home.year_built, "roof_year": home.roof_year, "market_value": home.market_value,
+            "owner_occupied": home.owner_occupied, "property_type": home.property_type,
+            "last_sale_date": home.last_sale_date, "trade_permit_date": permit,
+            "scored": stored is not None, "digest": stored or 0,
+        }  # fmt: skip
+        storm_frame = pd.DataFrame(
+            list(storms.values("event_date", "kind", "magnitude", "latitude", "longitude", "radius_miles", "zip_code")),
+            columns=["event_date", "kind", "magnitude", "latitude", "longitude", "radius_miles", "zip_code"],
+        )
+        scores = score_properties(pd.DataFrame([row]), storm_frame, factors, as_of=as_of, model_id=model.pk)
+        result = scores.rows.iloc[0]
+        Score.objects.update_or_create(
+            property=home, trade=model.trade,
+            defaults={
+                "model": model, "score": result["score"], "urgency": result["urgency"],
+                "reasons": json.loads(result["reasons"]), "digest": int(result["digest"]),
+                "scored_at": dt.datetime.now(dt.UTC),
+            },
+        )  # fmt: skip
+    return count / (time.monotonic() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--properties", type=int, default=1_000_000)
+    parser.add_argument("--storms", type=int, default=100_000, help="Storm reports in the window, at least.")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--orm-properties", type=int, default=20_000)
+    args = parser.parse_args()
+
+    use_bench_database()
+    prepare_schema()
+    from django.utils import timezone
+
+    from scoring.models import ScoringModel
+
+    market_ensure(args.properties)
+    as_of = timezone.localdate()
+    window = ScoringModel.objects.get(trade__slug=TRADE, status=ScoringModel.Status.ACTIVE).storm_window_days
+    storms = storm_feed_ensure(args.storms, window, as_of)
+
+    full, next_day = [], []
+    for number in range(args.runs):
+        scores_empty()
+        full.append(score_run(as_of))
+        next_day.append(score_run(as_of + dt.timedelta(days=1)))
+        print(f"run {number + 1}: full {json.dumps(full[-1])}; next day {json.dumps(next_day[-1])}", file=sys.stderr)
+    tenth = score_run(as_of, partition_rows=max(1, full[0]["properties"] // full[0]["partitions"] // 10))
+    print(f"tenth-size partitions: {json.dumps(tenth)}", file=sys.stderr)
+
+    scores_empty()
+    orm_per_s = orm_loop(args.orm_properties, as_of)
+    seconds = median([run["seconds"] for run in full])
+    next_day_seconds = median([run["seconds"] for run in next_day])
+    print(
+        json.dumps(
+            {
+                "bench": "scoring",
+                "properties": args.properties,
+                "storms_in_window": storms,
+                "runs": args.runs,
+                "seconds": round(seconds, 2),
+                "properties_per_s": round(args.properties / seconds),
+                "next_day_seconds": round(next_day_seconds, 2),
+                "next_day_properties_per_s": round(args.properties / next_day_seconds),
+                "next_day_scores_changed": round(median([run["changed"] for run in next_day])),
+                "peak_rss_mb": round(max(run["peak_rss_mb"] for run in full)),
+                "peak_rss_mb_tenth_partitions": round(tenth["peak_rss_mb"]),
+                "orm_properties": args.orm_properties,
+                "orm_properties_per_s": round(orm_per_s),
+                "speedup": round(args.properties / seconds / orm_per_s, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

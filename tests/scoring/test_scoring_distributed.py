@@ -1,0 +1,123 @@
+"""A distributed run on a real Celery worker (a child process) over the real Redis broker and the test
+database, compared with an in-process run."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from leadengine.celery import app as celery_app
+from scoring.models import Score, ScoringRun, Trade
+from scoring.services import runs
+from tests.scoring.test_scoring_runs import AS_OF, home, model_version, storm
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    """The test database as a DATABASE_URL for the worker process."""
+    db = connection.settings_dict
+    user = quote(db["USER"] or "")
+    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
+    if (db["HOST"] or "").startswith("/"):
+        return f"postgres://{user}{password}@/{db['NAME']}?host={quote(db['HOST'])}&port={db['PORT'] or 5432}"
+    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker():
+    """A Celery worker with two processes on a queue of its own, so no other worker takes the tasks."""
+    queue = f"test-scoring-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DEBUG": "true",
+        "DJANGO_SETTINGS_MODULE": "leadengine.settings",
+    }
+    command = [sys.executable, "-m", "celery", "-A", "leadengine", "worker", "-Q", queue, "-c", "2",
+               "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    default_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    yield process
+    celery_app.conf.task_default_queue = default_queue
+    process.terminate()
+    output = process.communicate(timeout=30)[0].decode()
+    # The only error a worker may log is the fault a test put there.
+    assert "Traceback" not in output or "storage fault for the test" in output, output
+
+
+def wait_until_closed(run: ScoringRun, *, timeout: float = 90) -> ScoringRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status != ScoringRun.Status.RUNNING:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run.pk} still running after {timeout} s")
+
+
+@pytest.fixture
+def market(zip_codes):
+    trade = Trade.objects.create(slug="roofing-distributed", name="Roofing (distributed)")
+    model_version(trade, 1)
+    homes = [home(f"D-{n}", year_built=1990 + n, latitude=40.0150 + n * 0.004) for n in range(6)]
+    storm("DH-1", 1.75, AS_OF - dt.timedelta(days=10))
+    return trade, homes
+
+
+def snapshot(trade: Trade) -> dict:
+    return {
+        s.property_id: (s.score, s.urgency, s.model_id, s.reasons, s.digest) for s in Score.objects.filter(trade=trade)
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_distributed_run_on_a_real_worker_agrees_with_an_in_process_run(market, worker):
+    trade, homes = market
+    here = runs.trade_score(trade=trade, as_of=AS_OF, partition_rows=2)
+    expected = snapshot(trade)
+    Score.objects.filter(trade=trade).delete()
+
+    run = runs.scoring_run_start(trade=trade, as_of=AS_OF, partition_rows=2, distributed=True)
+    assert runs.scoring_run_dispatch(run=run) == 3
+    run = wait_until_closed(run)
+
+    assert (run.status, run.partitions, run.properties_scored, run.scores_changed) == (
+        ScoringRun.Status.SUCCEEDED, 3, 6, 6
+    )  # fmt: skip
+    assert snapshot(trade) == expected
+    assert run.distribution == here.distribution
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_partition_on_a_worker_fails_the_run_and_a_distributed_resume_completes_it(
+    market, worker, failing_property
+):
+    trade, homes = market
+    failing_property(homes[3].pk)
+
+    run = runs.scoring_run_start(trade=trade, as_of=AS_OF, partition_rows=2, distributed=True)
+    runs.scoring_run_dispatch(run=run)
+    run = wait_until_closed(run)
+
+    assert run.status == ScoringRun.Status.FAILED
+    assert "storage fault for the test" in run.error
+    assert run.properties_scored == 4
+    assert Score.objects.filter(trade=trade).count() == 4
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER test_score_fault ON scoring_score")
+    resumed = runs.scoring_run_resume(run=run)
+    runs.scoring_run_dispatch(run=resumed)
+    resumed = wait_until_closed(resumed)
+
+    assert (resumed.status, resumed.properties_scored, resumed.error) == (ScoringRun.Status.SUCCEEDED, 6, "")
+    assert Score.objects.filter(trade=trade).count() == 6
