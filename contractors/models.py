@@ -1,1 +1,197 @@
-"""contractors: models arrive with the issue that builds this domain (see README, Architecture)."""
+"""Contractors who buy exclusive territories and receive leads: their trades, users, API keys and status."""
+
+import secrets
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+from scoring.models import Trade
+
+
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not an IANA time zone such as America/Denver") from None
+
+
+def webhook_secret_new() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class ContractorQuerySet(models.QuerySet):
+    def receiving_assignments(self) -> "ContractorQuerySet":
+        """Contractors that new territories (waitlist offers) and new leads may go to: active ones only."""
+        return self.filter(status=Contractor.Status.ACTIVE)
+
+    def serving(self, trade: Trade) -> "ContractorQuerySet":
+        return self.filter(contractor_trades__trade=trade)
+
+
+class Contractor(models.Model):
+    """A home-improvement company that buys exclusive territories (ZIP x trade) and receives their leads.
+
+    Status: active contractors get new assignments; paused ones keep their territories and API access
+    but get nothing new; suspended ones also lose API access. Nothing is released automatically.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused (no new assignments)"
+        SUSPENDED = "suspended", "Suspended (no new assignments, no API access)"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    trades = models.ManyToManyField(Trade, through="ContractorTrade", related_name="contractors", blank=True)
+    contact_email = models.EmailField(blank=True)
+    contact_phone = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.CharField(
+        max_length=300, blank=True, help_text="Why the contractor is paused or suspended; API clients see it."
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    daily_cap = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most leads per day in the contractor's time zone; blank: no cap."
+    )
+    weekly_cap = models.PositiveIntegerField(null=True, blank=True, help_text="Most leads per week; blank: no cap.")
+    monthly_cap = models.PositiveIntegerField(null=True, blank=True, help_text="Most leads per month; blank: no cap.")
+    time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[validate_time_zone])
+    webhook_url = models.URLField(blank=True, help_text="Where new leads are posted; blank: leads are pulled by API.")
+    # Kept in clear: it signs the webhook bodies (HMAC), so LeadEngine must be able to read it.
+    webhook_secret = models.CharField(max_length=64, default=webhook_secret_new, editable=False)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ContractorQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "paused", "suspended"]), name="%(app_label)s_%(class)s_status_valid"
+            ),
+            # A cap of 0 would be a pause in disguise; pausing says so and is audited.
+            models.CheckConstraint(
+                condition=(Q(daily_cap__isnull=True) | Q(daily_cap__gte=1))
+                & (Q(weekly_cap__isnull=True) | Q(weekly_cap__gte=1))
+                & (Q(monthly_cap__isnull=True) | Q(monthly_cap__gte=1)),
+                name="%(app_label)s_%(class)s_caps_positive",
+            ),
+            models.CheckConstraint(
+                condition=(Q(daily_cap__isnull=True) | Q(weekly_cap__isnull=True) | Q(daily_cap__lte=F("weekly_cap")))
+                & (Q(weekly_cap__isnull=True) | Q(monthly_cap__isnull=True) | Q(weekly_cap__lte=F("monthly_cap")))
+                & (Q(daily_cap__isnull=True) | Q(monthly_cap__isnull=True) | Q(daily_cap__lte=F("monthly_cap"))),
+                name="%(app_label)s_%(class)s_caps_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContractorTrade(models.Model):
+    """A trade a contractor serves. Territories reference this row (territories' owner_serves_trade
+    foreign key), so a contractor cannot own a territory of a trade it does not serve, nor stop serving
+    a trade while it owns territories of it."""
+
+    contractor = models.ForeignKey(Contractor, on_delete=models.CASCADE, related_name="contractor_trades")
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="contractor_trades")
+
+    class Meta:
+        ordering = ["contractor", "trade"]
+        constraints = [
+            # Also the key that territories_territory_owner_serves_trade references.
+            models.UniqueConstraint(fields=["contractor", "trade"], name="%(app_label)s_%(class)s_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contractor} serves {self.trade}"
+
+
+class ContractorStatusChange(models.Model):
+    """One change of a contractor's status (pause, resume, suspend, reinstate): who, when and why."""
+
+    contractor = models.ForeignKey(Contractor, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=10, choices=Contractor.Status.choices)
+    to_status = models.CharField(max_length=10, choices=Contractor.Status.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(from_status=F("to_status")), name="%(app_label)s_%(class)s_changes_something"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contractor}: {self.from_status} -> {self.to_status} at {self.changed_at:%Y-%m-%d %H:%M}"
+
+
+class Membership(models.Model):
+    """A user who acts for a contractor (a contractor can have several). A user belongs to at most one
+    contractor; staff users belong to none (services.contractor_member_add refuses them)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contractor_membership"
+    )
+    contractor = models.ForeignKey(Contractor, on_delete=models.CASCADE, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["contractor", "user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.contractor}"
+
+    def clean(self) -> None:
+        if self.user_id is not None and self.user.is_staff:
+            raise ValidationError({"user": "Staff users belong to no contractor."})
+
+
+class ApiKey(models.Model):
+    """A key a contractor's systems use to call the API. Only the SHA-256 of the key is stored; the
+    key is shown once when it is created. `prefix` (the key's first characters) tells keys apart."""
+
+    contractor = models.ForeignKey(Contractor, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True, help_text='What the key is for, e.g. "CRM sync".')
+    prefix = models.CharField(max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["contractor", "-created_at"]
+        verbose_name = "API key"
+        constraints = [
+            # The lookup index of every authenticated request.
+            models.UniqueConstraint(fields=["key_hash"], name="%(app_label)s_%(class)s_hash_unique"),
+            # A hex digest, so a raw key (which starts with its "le_" prefix) can never be stored here.
+            models.CheckConstraint(
+                condition=Q(key_hash__regex=r"^[0-9a-f]{64}$"), name="%(app_label)s_%(class)s_hash_is_sha256"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        label = f"{self.prefix}… {self.name}".strip()
+        return f"{label} (revoked)" if self.revoked_at else label
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

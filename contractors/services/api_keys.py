@@ -1,0 +1,96 @@
+"""API keys: created by the system, shown once, stored as a SHA-256 hash, revocable.
+
+A key is `le_` + 8 hex characters (its visible prefix) + `_` + 43 URL-safe characters (256 random
+bits). With that much entropy a plain SHA-256 is as good as a slow password hash, and it lets a request
+find its key by an index lookup on the hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from contractors.models import ApiKey, Contractor
+from contractors.selectors import contractor_api_access
+
+KEY_PREFIX = "le_"
+# last_used_at is written at most this often per key, so that busy clients do not write on every call.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+class ApiKeyRejected(Exception):
+    """A request's API key does not give access. `http_status` is what the API answers: 401 for a key
+    that authenticates nobody, 403 for a known contractor who may not use the API; `code` is stable."""
+
+    http_status = 401
+    code = "invalid_api_key"
+
+
+class ApiKeyUnknown(ApiKeyRejected):
+    code = "unknown_api_key"
+
+
+class ApiKeyRevoked(ApiKeyRejected):
+    code = "revoked_api_key"
+
+
+class ApiAccessDenied(ApiKeyRejected):
+    http_status = 403
+    code = "api_access_denied"
+
+
+def api_key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_generate() -> tuple[str, str]:
+    """(raw key, visible prefix)."""
+    prefix = KEY_PREFIX + secrets.token_hex(4)
+    return f"{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+@transaction.atomic
+def api_key_create(
+    *, contractor: Contractor, name: str = "", created_by: AbstractBaseUser | None = None
+) -> tuple[ApiKey, str]:
+    """A new key for the contractor: (the stored key, the raw key). The raw key exists only in the
+    return value; show it to the user once."""
+    raw_key, prefix = api_key_generate()
+    key = ApiKey.objects.create(
+        contractor=contractor, name=name, prefix=prefix, key_hash=api_key_hash(raw_key), created_by=created_by
+    )
+    return key, raw_key
+
+
+@transaction.atomic
+def api_key_revoke(*, key: ApiKey) -> ApiKey:
+    """Revoke a key at once; revoking a revoked key keeps its first revocation time."""
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    key.refresh_from_db(fields=["revoked_at"])
+    return key
+
+
+def api_key_authenticate(*, raw_key: str, now: dt.datetime | None = None) -> ApiKey:
+    """The key (with its contractor) that `raw_key` is, or ApiKeyRejected saying why not: unknown or
+    revoked key (401), suspended contractor (403, with the suspension's reason)."""
+    now = now or timezone.now()
+    digest = api_key_hash(raw_key.strip())
+    key = ApiKey.objects.select_related("contractor").filter(key_hash=digest).first()
+    # The hash lookup already matched; compare_digest keeps the final check constant-time anyway.
+    if key is None or not hmac.compare_digest(key.key_hash, digest):
+        raise ApiKeyUnknown("Unknown API key.")
+    if key.revoked_at is not None:
+        raise ApiKeyRevoked(f"API key {key.prefix} was revoked on {key.revoked_at:%Y-%m-%d}.")
+    access = contractor_api_access(contractor=key.contractor)
+    if not access.allowed:
+        raise ApiAccessDenied(access.reason)
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
