@@ -1,0 +1,113 @@
+"""Reads of territories: coverage per trade (what is sold, to whom, and what to sell next), the waitlist."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import connection
+
+from contractors.models import Contractor
+from scoring.models import Property, Score, Trade, ZipCode
+from territories.models import Territory, WaitlistEntry
+
+# Demand counts the properties whose current score for the trade is at least this. It stands in for the
+# trade's lead threshold until leads define one; callers that know the threshold pass it.
+DEFAULT_DEMAND_MIN_SCORE = 70.0
+DEFAULT_UNOWNED_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    zip_code: str
+    city: str
+    state: str
+    demand: int  # properties in the ZIP scoring at least min_score for the trade
+    contractor_id: int | None  # the owner; None for an unowned ZIP
+    contractor_name: str
+    contractor_slug: str
+    owned_since: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """One trade's coverage: every owned ZIP (by code) and the unowned ZIPs with the most demand."""
+
+    trade: Trade
+    min_score: float
+    owned: list[CoverageRow]
+    unowned: list[CoverageRow]  # highest demand first, at most `limit`
+    unowned_with_demand: int  # all unowned sellable ZIPs with any demand, beyond the limit too
+
+
+def territory_coverage(
+    *,
+    trade: Trade,
+    min_score: float = DEFAULT_DEMAND_MIN_SCORE,
+    limit: int = DEFAULT_UNOWNED_LIMIT,
+    state: str | None = None,
+) -> Coverage:
+    """Owned and unowned ZIPs of `trade` (optionally in one US state), with demand, in one query.
+
+    Demand is aggregated from scoring's current scores joined to their properties: one pass over the
+    trade's scores (scoring_score has no index by trade, so it is a scan either way), hashed by ZIP,
+    then full-joined with the trade's active territories (the one_active_owner index) so that owned
+    ZIPs without demand are listed too. Unowned ZIPs are sellable ones only (active in the reference).
+    """
+    score, prop, territory = Score._meta, Property._meta, Territory._meta
+    sql = f"""
+        WITH demand AS (
+            SELECT p.{prop.get_field("zip_code").column} AS code, count(*) AS demand
+            FROM {score.db_table} s
+            JOIN {prop.db_table} p ON p.{prop.pk.column} = s.{score.get_field("property").column}
+            WHERE s.{score.get_field("trade").column} = %(trade)s AND s.score >= %(min_score)s
+            GROUP BY 1
+        ),
+        owned AS (
+            SELECT {territory.get_field("zip_code").column} AS code, contractor_id, started_at
+            FROM {territory.db_table}
+            WHERE trade_id = %(trade)s AND ended_at IS NULL
+        ),
+        joined AS (
+            SELECT coalesce(o.code, d.code) AS code, coalesce(d.demand, 0) AS demand, o.contractor_id,
+                   o.started_at, z.city, z.state
+            FROM owned o
+            FULL JOIN demand d ON d.code = o.code
+            JOIN {ZipCode._meta.db_table} z ON z.code = coalesce(o.code, d.code)
+            WHERE (%(state)s::text IS NULL OR z.state = %(state)s::text)
+              AND (o.contractor_id IS NOT NULL OR z.active)
+        ),
+        coverage AS (
+            SELECT *,
+                   row_number() OVER (PARTITION BY contractor_id IS NULL ORDER BY demand DESC, code) AS rank,
+                   count(*) OVER (PARTITION BY contractor_id IS NULL) AS in_group
+            FROM joined
+        )
+        SELECT c.code, c.city, c.state, c.demand, c.contractor_id, k.name, k.slug, c.started_at, c.in_group
+        FROM coverage c
+        LEFT JOIN {Contractor._meta.db_table} k ON k.id = c.contractor_id
+        WHERE c.contractor_id IS NOT NULL OR c.rank <= %(limit)s
+        ORDER BY c.contractor_id IS NULL, CASE WHEN c.contractor_id IS NULL THEN c.rank END, c.code
+    """
+    params = {"trade": trade.pk, "min_score": min_score, "limit": limit, "state": state}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    owned, unowned, unowned_total = [], [], 0
+    for code, city, zip_state, demand, owner_id, owner_name, owner_slug, since, in_group in rows:
+        row = CoverageRow(code, city, zip_state, demand, owner_id, owner_name or "", owner_slug or "", since)
+        if owner_id is None:
+            unowned.append(row)
+            unowned_total = in_group
+        else:
+            owned.append(row)
+    return Coverage(trade=trade, min_score=min_score, owned=owned, unowned=unowned, unowned_with_demand=unowned_total)
+
+
+def waitlist_line(*, trade: Trade, zip_code: str) -> list[WaitlistEntry]:
+    """The open entries for a (ZIP, trade), first in line first."""
+    return list(
+        WaitlistEntry.objects.filter(trade=trade, zip_code_id=zip_code, status__in=WaitlistEntry.OPEN)
+        .select_related("contractor")
+        .order_by("joined_at", "pk")
+    )
