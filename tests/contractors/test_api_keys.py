@@ -127,3 +127,13 @@ def test_create_api_key_refuses_an_unknown_contractor(acme):
     with pytest.raises(CommandError, match="no contractor with slug 'acme'"):
         call_command("create_api_key", "acme")
     assert not ApiKey.objects.exists()
+
+
+def test_create_api_key_warns_that_a_suspended_contractor_cannot_use_it_yet(acme):
+    contractor_status_change(contractor=acme, status=Contractor.Status.SUSPENDED, reason="Unpaid.")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("create_api_key", "acme-roofing", stdout=out, stderr=err)
+    assert err.getvalue() == (
+        "Note: the key is refused until the contractor may use the API again. Acme Roofing is suspended: Unpaid.\n"
+    )
+    assert out.getvalue().splitlines()[-1].startswith(ApiKey.objects.get().prefix + "_")

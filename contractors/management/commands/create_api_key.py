@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from contractors.models import Contractor
+from contractors.selectors import contractor_api_access
 from contractors.services.api_keys import api_key_create
 
 
@@ -20,5 +21,8 @@ class Command(BaseCommand):
         except Contractor.DoesNotExist:
             raise CommandError(f"no contractor with slug {contractor!r}") from None
         key, raw_key = api_key_create(contractor=owner, name=name)
+        access = contractor_api_access(contractor=owner)
+        if not access.allowed:
+            self.stderr.write(f"Note: the key is refused until the contractor may use the API again. {access.reason}")
         self.stdout.write(f"API key {key.prefix} created for {owner} ({owner.slug}); it is shown once:")
         self.stdout.write(raw_key)

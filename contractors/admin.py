@@ -1,0 +1,345 @@
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.db.models import Count, Q
+from django.template.response import TemplateResponse
+
+from contractors.models import ApiKey, Contractor, ContractorStatusChange, Membership
+from contractors.services.api_keys import api_key_create, api_key_revoke
+from contractors.services.contractors import (
+    ContractorError,
+    contractor_status_change,
+    contractor_trades_set,
+    contractor_webhook_secret_rotate,
+)
+from scoring.models import Trade
+
+# The contractor's page shows its territories and waitlist places: a screen may compose across apps.
+from territories.models import Territory, WaitlistEntry
+
+
+def service_form_response(
+    model_admin: admin.ModelAdmin,
+    request,
+    *,
+    form: forms.Form,
+    title: str,
+    submit_label: str,
+    intro: str = "",
+    objects=(),
+    action: str = "",
+) -> TemplateResponse:
+    """A page with a form whose submission calls a service: an action's intermediate page (`action` and
+    `objects` carry the selection back to the action) or a stand-alone form such as a claim."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": title,
+        "form": form,
+        "media": model_admin.media + form.media,
+        "intro": intro,
+        "objects": list(objects),
+        "action": action,
+        "submit_label": submit_label,
+    }
+    return TemplateResponse(request, "admin/service_form.html", context)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=300,
+        required=False,
+        help_text="Recorded with the change; a suspended contractor's API clients see it.",
+    )
+
+
+class ContractorForm(forms.ModelForm):
+    # Not the model's `trades`: that relation has its own table and is written by contractor_trades_set.
+    served_trades = forms.ModelMultipleChoiceField(
+        Trade.objects.all(), required=False, label="Trades", widget=FilteredSelectMultiple("trades", is_stacked=False)
+    )
+
+    webhook_url = forms.URLField(
+        required=False, assume_scheme="https", help_text=Contractor._meta.get_field("webhook_url").help_text
+    )
+
+    class Meta:
+        model = Contractor
+        fields = [
+            "name",
+            "slug",
+            "served_trades",
+            "contact_email",
+            "contact_phone",
+            "daily_cap",
+            "weekly_cap",
+            "monthly_cap",
+            "time_zone",
+            "webhook_url",
+            "notes",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["served_trades"].initial = list(self.instance.trades.all())
+
+    def clean_served_trades(self):
+        trades = self.cleaned_data["served_trades"]
+        if self.instance.pk:
+            # The service and the database refuse this too; checked here so the form says which ZIPs.
+            owned = list(
+                Territory.objects.active()
+                .filter(contractor=self.instance)
+                .exclude(trade__in=trades)
+                .order_by("trade__name", "zip_code_id")
+                .values_list("trade__name", "zip_code_id")
+            )
+            if owned:
+                listed = ", ".join(f"{code} {trade}" for trade, code in owned[:20])
+                more = f" and {len(owned) - 20} more" if len(owned) > 20 else ""
+                raise forms.ValidationError(
+                    f"It still owns territories of the trades removed: {listed}{more}. Release or transfer them first."
+                )
+        return trades
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+    readonly_fields = ["created_at"]
+    verbose_name = "user"
+    verbose_name_plural = "users"
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ["prefix", "name", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # a key is created on its own page, which shows it once
+
+
+class TerritoryInline(admin.TabularInline):
+    model = Territory
+    fk_name = "contractor"
+    extra = 0
+    fields = ["zip_code", "trade", "started_at", "start_reason"]
+    readonly_fields = fields
+    ordering = ["trade__name", "zip_code"]
+    show_change_link = True
+    can_delete = False
+    verbose_name_plural = "territories owned"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).active().select_related("trade")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # claims go through the claim form, which reports conflicts
+
+
+class WaitlistInline(admin.TabularInline):
+    model = WaitlistEntry
+    extra = 0
+    fields = ["zip_code", "trade", "status", "joined_at", "offer_expires_at"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+    verbose_name_plural = "waitlist places"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status__in=WaitlistEntry.OPEN).select_related("trade")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class StatusChangeInline(admin.TabularInline):
+    model = ContractorStatusChange
+    extra = 0
+    fields = ["changed_at", "from_status", "to_status", "reason", "changed_by"]
+    readonly_fields = fields
+    can_delete = False
+    verbose_name_plural = "status history"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Contractor)
+class ContractorAdmin(admin.ModelAdmin):
+    """Status changes only through the actions (each is audited); trades through the service, which
+    refuses to drop a trade the contractor still owns territories of."""
+
+    form = ContractorForm
+    list_display = [
+        "name",
+        "slug",
+        "status",
+        "trade_names",
+        "territory_count",
+        "daily_cap",
+        "weekly_cap",
+        "monthly_cap",
+        "contact_email",
+    ]
+    list_filter = ["status", "trades"]
+    search_fields = ["name", "slug", "contact_email"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["status", "status_reason", "status_changed_at", "webhook_secret", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "served_trades", "contact_email", "contact_phone", "time_zone", "notes"]}),
+        ("Status", {"fields": ["status", "status_reason", "status_changed_at"]}),
+        ("Lead caps", {"fields": ["daily_cap", "weekly_cap", "monthly_cap"]}),
+        ("Lead delivery", {"fields": ["webhook_url", "webhook_secret"]}),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
+    inlines = [MembershipInline, TerritoryInline, WaitlistInline, ApiKeyInline, StatusChangeInline]
+    actions = ["pause", "resume", "suspend", "rotate_webhook_secret"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(active_territories=Count("territories", filter=Q(territories__ended_at__isnull=True)))
+            .prefetch_related("trades")
+        )
+
+    @admin.display(description="Trades")
+    def trade_names(self, contractor: Contractor) -> str:
+        return ", ".join(trade.name for trade in contractor.trades.all())
+
+    @admin.display(description="Territories", ordering="active_territories")
+    def territory_count(self, contractor: Contractor) -> int:
+        return contractor.active_territories
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        try:
+            contractor_trades_set(contractor=form.instance, trades=form.cleaned_data["served_trades"])
+        except ContractorError as error:
+            self.message_user(request, f"Trades not changed: {error}", messages.ERROR)
+
+    def _change_status(self, request, queryset, status: str, reason: str) -> None:
+        for contractor in queryset.order_by("pk"):
+            try:
+                contractor = contractor_status_change(
+                    contractor=contractor, status=status, reason=reason, changed_by=request.user
+                )
+            except ContractorError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(request, f"{contractor} is now {contractor.get_status_display().lower()}.")
+
+    def _status_with_reason(self, request, queryset, *, status: str, action: str, title: str):
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            self._change_status(request, queryset, status, form.cleaned_data["reason"])
+            return None
+        return service_form_response(
+            self, request, form=form, title=title, submit_label=title, objects=queryset, action=action
+        )
+
+    @admin.action(description="Pause the selected contractors (no new assignments)")
+    def pause(self, request, queryset):
+        return self._status_with_reason(
+            request, queryset, status=Contractor.Status.PAUSED, action="pause", title="Pause contractors"
+        )
+
+    @admin.action(description="Resume the selected contractors")
+    def resume(self, request, queryset):
+        self._change_status(request, queryset, Contractor.Status.ACTIVE, "")
+
+    @admin.action(description="Suspend the selected contractors (no assignments, no API access)")
+    def suspend(self, request, queryset):
+        return self._status_with_reason(
+            request, queryset, status=Contractor.Status.SUSPENDED, action="suspend", title="Suspend contractors"
+        )
+
+    @admin.action(description="Rotate the webhook signing secret")
+    def rotate_webhook_secret(self, request, queryset):
+        for contractor in queryset.order_by("pk"):
+            contractor_webhook_secret_rotate(contractor=contractor)
+        self.message_user(
+            request, f"New webhook secrets for {queryset.count()} contractors; tell them before the next delivery."
+        )
+
+
+class RevokedFilter(admin.SimpleListFilter):
+    title = "revoked"
+    parameter_name = "revoked"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Usable"), ("yes", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(revoked_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Adding a key shows it once, in a message; afterwards only its prefix and hash exist."""
+
+    list_display = ["prefix", "name", "contractor", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [RevokedFilter, "contractor"]
+    list_select_related = ["contractor"]
+    search_fields = ["=prefix", "name", "contractor__name"]
+    autocomplete_fields = ["contractor"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["contractor", "name"]
+        return ["contractor", "name", "prefix", "key_hash", "created_at", "created_by", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["contractor", "prefix", "key_hash", "created_at", "created_by", "last_used_at", "revoked_at"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: the key's record (who had it, when it was used) stays
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)  # only the name is editable
+            return
+        key, raw_key = api_key_create(contractor=obj.contractor, name=obj.name, created_by=request.user)
+        # The admin goes on with `obj` (its log entry, the redirect): make it the saved key.
+        obj.__dict__.update({field.attname: getattr(key, field.attname) for field in ApiKey._meta.concrete_fields})
+        obj._state.adding = False
+        self.message_user(
+            request,
+            f"API key for {key.contractor}: {raw_key} — copy it now; it is shown only this once.",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset.order_by("pk"):
+            api_key_revoke(key=key)
+        self.message_user(request, f"Revoked {queryset.count()} API keys.")
+
+
+@admin.register(ContractorStatusChange)
+class ContractorStatusChangeAdmin(admin.ModelAdmin):
+    list_display = ["changed_at", "contractor", "from_status", "to_status", "reason", "changed_by"]
+    list_filter = ["to_status"]
+    list_select_related = ["contractor", "changed_by"]
+    search_fields = ["contractor__name"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # made by the status actions
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

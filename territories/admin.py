@@ -1,0 +1,328 @@
+import re
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from contractors.admin import service_form_response
+from contractors.models import Contractor
+from scoring.models import Trade
+from territories.errors import TerritoryError
+from territories.models import Territory, WaitlistEntry
+from territories.selectors import DEFAULT_DEMAND_MIN_SCORE, DEFAULT_UNOWNED_LIMIT, territory_coverage
+from territories.services.claims import territory_claim_many
+from territories.services.ownership import territory_release_many, territory_transfer_many
+from territories.services.waitlist import waitlist_join, waitlist_leave, waitlist_offer_accept
+
+ZIP_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def contractor_field(**kwargs) -> forms.ModelChoiceField:
+    # Autocomplete: a select of every contractor grows with the business.
+    return forms.ModelChoiceField(
+        Contractor.objects.all(),
+        widget=AutocompleteSelect(Territory._meta.get_field("contractor"), admin.site),
+        **kwargs,
+    )
+
+
+class ClaimForm(forms.Form):
+    contractor = contractor_field()
+    trade = forms.ModelChoiceField(Trade.objects.all())
+    zip_codes = forms.CharField(
+        label="ZIP codes",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text="Separated by spaces, commas or new lines. All of them are claimed, or none.",
+    )
+    note = forms.CharField(max_length=300, required=False, help_text="Why, e.g. the order number.")
+
+    def clean_zip_codes(self) -> list[str]:
+        codes = [code for code in ZIP_SEPARATORS.split(self.cleaned_data["zip_codes"].strip()) if code]
+        malformed = [code for code in codes if not re.fullmatch(r"[0-9]{5}", code)]
+        if malformed:
+            raise forms.ValidationError(f"Not five-digit ZIP codes: {', '.join(malformed)}")
+        return codes
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(max_length=300, required=False, help_text="Why; kept in the territory's history.")
+
+
+class TransferForm(NoteForm):
+    to_contractor = contractor_field(label="New owner")
+    field_order = ["to_contractor", "note"]
+
+
+class JoinForm(forms.Form):
+    contractor = contractor_field()
+    trade = forms.ModelChoiceField(Trade.objects.all())
+    zip_code = forms.RegexField(regex=r"^[0-9]{5}$", label="ZIP code")
+
+
+class CoverageForm(forms.Form):
+    trade = forms.ModelChoiceField(Trade.objects.all())
+    min_score = forms.FloatField(
+        min_value=0,
+        max_value=100,
+        initial=DEFAULT_DEMAND_MIN_SCORE,
+        help_text="Demand counts properties scoring this or more.",
+    )
+    state = forms.CharField(max_length=2, required=False, help_text="Two-letter US state; blank for all.")
+    limit = forms.IntegerField(min_value=1, max_value=1000, initial=DEFAULT_UNOWNED_LIMIT, label="Unowned ZIPs shown")
+
+
+class OwnershipFilter(admin.SimpleListFilter):
+    title = "ownership"
+    parameter_name = "ownership"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("ended", "Ended")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("active", "ended"):
+            return queryset.filter(ended_at__isnull=self.value() == "active")
+        return queryset
+
+
+@admin.register(Territory)
+class TerritoryAdmin(admin.ModelAdmin):
+    """Ownership history is read-only; claims, releases and transfers go through the services (the
+    claim form and the actions), which report conflicts as messages."""
+
+    change_list_template = "admin/territories/territory/change_list.html"
+    list_display = [
+        "zip_code_id",
+        "place",
+        "trade",
+        "contractor",
+        "is_active",
+        "started_at",
+        "start_reason",
+        "ended_at",
+        "end_reason",
+    ]
+    list_filter = [
+        "trade",
+        OwnershipFilter,
+        ("zip_code__state", admin.AllValuesFieldListFilter),
+        ("contractor", admin.RelatedOnlyFieldListFilter),
+        "contractor__status",
+        "start_reason",
+        "end_reason",
+    ]
+    list_select_related = ["zip_code", "trade", "contractor"]
+    search_fields = ["=zip_code__code", "contractor__name", "contractor__slug"]
+    date_hierarchy = "started_at"
+    show_full_result_count = False
+    actions = ["release", "transfer"]
+
+    @admin.display(description="ZIP", ordering="zip_code")
+    def zip_code_id(self, territory: Territory) -> str:
+        return territory.zip_code_id
+
+    @admin.display(description="Place")
+    def place(self, territory: Territory) -> str:
+        return f"{territory.zip_code.city}, {territory.zip_code.state}"
+
+    @admin.display(description="Active", boolean=True, ordering="ended_at")
+    def is_active(self, territory: Territory) -> bool:
+        return territory.is_active
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # history: rows change only through the services
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        return [
+            path("claim/", self.admin_site.admin_view(self.claim_view), name="territories_territory_claim"),
+            path("coverage/", self.admin_site.admin_view(self.coverage_view), name="territories_territory_coverage"),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return redirect("admin:territories_territory_claim")
+
+    def claim_view(self, request):
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        form = ClaimForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                created = territory_claim_many(
+                    contractor=data["contractor"],
+                    trade=data["trade"],
+                    zip_codes=data["zip_codes"],
+                    claimed_by=request.user,
+                    note=data["note"],
+                )
+            except TerritoryError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                codes = ", ".join(territory.zip_code_id for territory in created)
+                self.message_user(request, f"{data['contractor']} now owns {data['trade']} in {codes}.")
+                changelist = reverse("admin:territories_territory_changelist")
+                return redirect(f"{changelist}?contractor__id__exact={data['contractor'].pk}&ownership=active")
+        return service_form_response(
+            self,
+            request,
+            form=form,
+            title="Claim territories",
+            submit_label="Claim",
+            intro="Give a contractor exclusive rights to ZIP codes for a trade.",
+        )
+
+    def coverage_view(self, request):
+        form = CoverageForm(request.GET or None)
+        coverage = None
+        if form.is_valid():
+            data = form.cleaned_data
+            coverage = territory_coverage(
+                trade=data["trade"],
+                min_score=data["min_score"],
+                limit=data["limit"],
+                state=data["state"].upper() or None,
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Coverage",
+            "form": form,
+            "coverage": coverage,
+        }
+        return TemplateResponse(request, "admin/territories/territory/coverage.html", context)
+
+    @admin.action(description="Release the selected territories")
+    def release(self, request, queryset):
+        form = NoteForm(request.POST if "apply" in request.POST else None)
+        if not (form.is_bound and form.is_valid()):
+            return service_form_response(
+                self,
+                request,
+                form=form,
+                title="Release territories",
+                submit_label="Release",
+                intro="These ownerships end now; each territory goes to its waitlist, if any. All or none.",
+                objects=queryset.select_related("trade", "contractor"),
+                action="release",
+            )
+        try:
+            released = territory_release_many(
+                territories=queryset, released_by=request.user, note=form.cleaned_data["note"]
+            )
+        except TerritoryError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return None
+        self.message_user(request, f"Released {len(released.territories)} territories.")
+        for promotion in released.promotions:
+            self.message_user(request, f"Waitlist: {promotion}.")
+        return None
+
+    @admin.action(description="Transfer the selected territories to another contractor")
+    def transfer(self, request, queryset):
+        form = TransferForm(request.POST if "apply" in request.POST else None)
+        if not (form.is_bound and form.is_valid()):
+            return service_form_response(
+                self,
+                request,
+                form=form,
+                title="Transfer territories",
+                submit_label="Transfer",
+                intro="These ownerships move to the new owner at one instant. All or none.",
+                objects=queryset.select_related("trade", "contractor"),
+                action="transfer",
+            )
+        to_contractor = form.cleaned_data["to_contractor"]
+        try:
+            created = territory_transfer_many(
+                territories=queryset,
+                to_contractor=to_contractor,
+                transferred_by=request.user,
+                note=form.cleaned_data["note"],
+            )
+        except TerritoryError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return None
+        self.message_user(request, f"Transferred {len(created)} territories to {to_contractor}.")
+        return None
+
+
+@admin.register(WaitlistEntry)
+class WaitlistEntryAdmin(admin.ModelAdmin):
+    change_list_template = "admin/territories/waitlistentry/change_list.html"
+    list_display = ["zip_code_id", "trade", "contractor", "status", "joined_at", "offer_expires_at", "closed_at"]
+    list_filter = ["status", "trade", "contractor__status"]
+    list_select_related = ["trade", "contractor"]
+    search_fields = ["=zip_code__code", "contractor__name"]
+    show_full_result_count = False
+    actions = ["accept_offer", "leave"]
+
+    @admin.display(description="ZIP", ordering="zip_code")
+    def zip_code_id(self, entry: WaitlistEntry) -> str:
+        return entry.zip_code_id
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the line changes only through the services
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        return [
+            path("join/", self.admin_site.admin_view(self.join_view), name="territories_waitlistentry_join"),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return redirect("admin:territories_waitlistentry_join")
+
+    def join_view(self, request):
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        form = JoinForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                entry = waitlist_join(contractor=data["contractor"], trade=data["trade"], zip_code=data["zip_code"])
+            except TerritoryError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(request, f"{entry.contractor} is in line for {entry.zip_code_id} {entry.trade}.")
+                return redirect("admin:territories_waitlistentry_changelist")
+        return service_form_response(
+            self,
+            request,
+            form=form,
+            title="Join a waitlist",
+            submit_label="Join",
+            intro="Queue a contractor for a ZIP code another contractor owns.",
+        )
+
+    @admin.action(description="Accept the selected offers on the contractor's behalf")
+    def accept_offer(self, request, queryset):
+        for entry in queryset.order_by("pk"):
+            try:
+                territory = waitlist_offer_accept(entry=entry, accepted_by=request.user)
+            except TerritoryError as error:
+                self.message_user(request, f"{entry}: {error}", messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"{territory.contractor} now owns {territory.zip_code_id} {territory.trade}."
+                )
+
+    @admin.action(description="Take the selected contractors out of line (declines an offer)")
+    def leave(self, request, queryset):
+        for entry in queryset.order_by("pk"):
+            try:
+                promotions = waitlist_leave(entry=entry)
+            except TerritoryError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(request, f"{entry.contractor} left the line for {entry.zip_code_id} {entry.trade}.")
+                for promotion in promotions:
+                    self.message_user(request, f"Waitlist: {promotion}.")

@@ -1,0 +1,149 @@
+"""The contractor and API key admin: inlines, status actions, trades through the service, keys shown once."""
+
+import hashlib
+import re
+
+import pytest
+
+from contractors.models import ApiKey, Contractor, ContractorStatusChange, ContractorTrade, Membership
+from contractors.services.api_keys import api_key_create
+from territories.services.claims import territory_claim_many
+
+CHANGELIST = "/admin/contractors/contractor/"
+
+
+def contractor_form(contractor, **changes):
+    data = {
+        "name": contractor.name,
+        "slug": contractor.slug,
+        "served_trades": list(contractor.trades.values_list("pk", flat=True)) if contractor.pk else [],
+        "contact_email": contractor.contact_email,
+        "contact_phone": "",
+        "time_zone": contractor.time_zone,
+        "webhook_url": "",
+        "notes": "",
+        "daily_cap": "",
+        "weekly_cap": "",
+        "monthly_cap": "",
+    }
+    for prefix in ("memberships", "territories", "waitlist_entries", "api_keys", "status_changes"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    data.update(changes)
+    return data
+
+
+def test_contractor_page_shows_its_territories_and_keys_inline(staff_client, zip_codes, acme, trades):
+    territory_claim_many(contractor=acme, trade=trades["roofing"], zip_codes=["80302", "80304"])
+    key, raw_key = api_key_create(contractor=acme, name="CRM sync")
+
+    page = staff_client.get(f"{CHANGELIST}{acme.pk}/change/").content.decode()
+
+    assert "80302" in page and "80304" in page
+    assert key.prefix in page and "CRM sync" in page
+    assert raw_key not in page and key.key_hash not in page
+
+
+def test_changelist_counts_active_territories_and_filters_by_status(staff_client, zip_codes, acme, trades):
+    territory_claim_many(contractor=acme, trade=trades["roofing"], zip_codes=["80302", "80304", "80305"])
+    page = staff_client.get(f"{CHANGELIST}?status__exact=active").content.decode()
+    assert re.search(r'<td class="field-territory_count">3</td>', page)
+    assert "Acme Roofing" not in staff_client.get(f"{CHANGELIST}?status__exact=paused").content.decode()
+
+
+def test_pause_action_asks_for_a_reason_then_pauses_with_an_audit_row(staff_client, acme):
+    form = staff_client.post(CHANGELIST, {"action": "pause", "_selected_action": [acme.pk]})
+    assert form.status_code == 200 and "Pause contractors" in form.content.decode()
+    assert Contractor.objects.get(pk=acme.pk).status == "active"
+
+    response = staff_client.post(
+        CHANGELIST,
+        {"action": "pause", "_selected_action": [acme.pk], "apply": "yes", "reason": "Storm season backlog"},
+        follow=True,
+    )
+
+    assert "Acme Roofing is now paused (no new assignments)." in response.content.decode()
+    acme.refresh_from_db()
+    assert (acme.status, acme.status_reason) == ("paused", "Storm season backlog")
+    change = ContractorStatusChange.objects.get()
+    assert (change.from_status, change.to_status, change.reason, change.changed_by.username) == (
+        "active",
+        "paused",
+        "Storm season backlog",
+        "staff",
+    )
+
+
+def test_resume_action_reports_a_contractor_already_active(staff_client, acme):
+    response = staff_client.post(CHANGELIST, {"action": "resume", "_selected_action": [acme.pk]}, follow=True)
+    assert "Acme Roofing is already active." in response.content.decode()
+    assert not ContractorStatusChange.objects.exists()
+
+
+def test_adding_a_contractor_sets_its_trades(staff_client, trades):
+    data = contractor_form(
+        Contractor(name="Peak Solar", slug="peak-solar", time_zone="America/Denver"),
+        served_trades=[trades["solar"].pk, trades["windows"].pk],
+    )
+    response = staff_client.post(f"{CHANGELIST}add/", data)
+    assert response.status_code == 302, response.content.decode()
+    contractor = Contractor.objects.get(slug="peak-solar")
+    assert sorted(contractor.trades.values_list("slug", flat=True)) == ["solar", "windows"]
+
+
+def test_dropping_a_trade_with_territories_is_refused_in_the_form(staff_client, zip_codes, acme, trades):
+    territory_claim_many(contractor=acme, trade=trades["roofing"], zip_codes=["80302", "80304"])
+
+    response = staff_client.post(
+        f"{CHANGELIST}{acme.pk}/change/", contractor_form(acme, served_trades=[trades["solar"].pk], name="Renamed")
+    )
+
+    assert response.status_code == 200
+    assert (
+        "It still owns territories of the trades removed: 80302 Roofing, 80304 Roofing. Release or transfer them first."
+        in response.content.decode()
+    )
+    acme.refresh_from_db()
+    assert acme.name == "Acme Roofing"
+    assert list(ContractorTrade.objects.values_list("contractor__slug", "trade__slug")) == [("acme-roofing", "roofing")]
+
+
+def test_a_staff_user_cannot_be_added_as_a_contractor_user(staff_client, acme, django_user_model):
+    staff = django_user_model.objects.get(username="staff")
+    data = contractor_form(
+        acme,
+        **{
+            "memberships-TOTAL_FORMS": 1,
+            "memberships-0-user": staff.pk,
+            "memberships-0-contractor": acme.pk,
+        },
+    )
+    response = staff_client.post(f"{CHANGELIST}{acme.pk}/change/", data)
+    assert response.status_code == 200
+    assert "Staff users belong to no contractor." in response.content.decode()
+    assert not Membership.objects.exists()
+
+
+def test_adding_a_key_shows_it_once_and_stores_its_hash(staff_client, acme):
+    response = staff_client.post("/admin/contractors/apikey/add/", {"contractor": acme.pk, "name": "CRM"}, follow=True)
+
+    page = response.content.decode()
+    raw_key = re.search(r"API key for Acme Roofing: (le_[0-9a-f]{8}_[A-Za-z0-9_-]{43})", page).group(1)
+    key = ApiKey.objects.get()
+    assert (key.name, key.created_by.username) == ("CRM", "staff")
+    assert key.key_hash == hashlib.sha256(raw_key.encode()).hexdigest()
+    assert raw_key not in staff_client.get(f"/admin/contractors/apikey/{key.pk}/change/").content.decode()
+
+
+def test_revoke_action_revokes_the_selected_keys(staff_client, acme):
+    kept, _ = api_key_create(contractor=acme)
+    revoked, _ = api_key_create(contractor=acme)
+    staff_client.post("/admin/contractors/apikey/", {"action": "revoke", "_selected_action": [revoked.pk]})
+    assert {pk: at is not None for pk, at in ApiKey.objects.values_list("pk", "revoked_at")} == {
+        kept.pk: False,
+        revoked.pk: True,
+    }
+
+
+@pytest.mark.parametrize("url", ["/admin/contractors/apikey/?revoked=no", "/admin/contractors/contractorstatuschange/"])
+def test_key_and_status_history_lists_open(staff_client, acme, url):
+    assert staff_client.get(url).status_code == 200
