@@ -1,0 +1,133 @@
+"""Demo contractors owning a realistic share of the demo market's ZIPs (`manage.py seed_demo_territories`).
+
+Per metro of the demo market and per trade, two or three local contractors own some of the ZIPs that
+have properties: more of the busy ZIPs than of the quiet ones, roofing the most sold trade and solar
+the least, the first contractor of a trade the biggest. The rest stay free for staff to sell (coverage
+shows them ranked by demand). A few contractors wait in line for a rival's ZIPs, one is paused.
+Everything goes through the services, so the demo data obeys every rule real data does.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import TypedDict
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count
+from django.utils.text import slugify
+
+from contractors.models import Contractor, validate_time_zone
+from contractors.services.contractors import contractor_create, contractor_status_change
+from scoring import selectors as scoring_selectors
+from scoring.models import Property, Trade, ZipCode
+from scoring.services.demo import METROS, metro_zip_frame
+from territories.services.claims import territory_claim_many
+from territories.services.waitlist import waitlist_join
+
+# trade slug: (share of a metro's ZIPs that are sold, brands with the weight of their share of those)
+DEMO_TRADES: dict[str, tuple[float, list[tuple[str, float]]]] = {
+    "roofing": (0.65, [("Summit Roofing", 0.5), ("Ironclad Roof & Gutter", 0.3), ("Hailstone Roofing", 0.2)]),
+    "hvac": (0.5, [("Comfort Air Heating & Cooling", 0.6), ("Polar Bear HVAC", 0.4)]),
+    "windows": (0.4, [("Clearview Windows & Doors", 0.6), ("Pane Perfect Windows", 0.4)]),
+    "solar": (0.35, [("Bright Path Solar", 0.6), ("Sunward Energy", 0.4)]),
+}
+WAITLIST_SHARE = 0.05  # of owned ZIPs, where a rival of the owner waits in line
+CAPS = [(None, None, None), (10, 50, 180), (5, 25, None), (None, 40, 150)]
+
+
+class DemoTerritories(TypedDict):
+    skipped: bool
+    contractors: int
+    territories: int
+    free: int  # (ZIP, trade) pairs of the demo ZIPs that nobody owns
+    waitlist: int
+
+
+def _markets() -> dict[str, list[tuple[str, int]]]:
+    """Market name -> [(ZIP, properties)], busiest first: the demo metros, else the ZIP's state."""
+    counts = dict(Property.objects.values("zip_code").annotate(n=Count("id")).values_list("zip_code", "n").order_by())
+    metro_of: dict[str, str] = {}
+    if counts:
+        metros = metro_zip_frame(scoring_selectors.residential_zip_frame())
+        metro_of = {code: METROS[index].city for code, index in zip(metros["code"], metros["metro"], strict=True)}
+    states = dict(ZipCode.objects.filter(code__in=list(counts)).values_list("code", "state"))
+    markets: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for code, properties in counts.items():
+        markets[metro_of.get(code) or states[code]].append((code, properties))
+    return {name: sorted(zips, key=lambda item: (-item[1], item[0])) for name, zips in sorted(markets.items())}
+
+
+def _time_zone(zip_codes: list[str]) -> str:
+    zones = ZipCode.objects.filter(code__in=zip_codes).exclude(time_zone="").values_list("time_zone", flat=True)
+    for zone in zones:
+        try:
+            validate_time_zone(zone)
+        except ValidationError:
+            continue
+        return zone
+    return "America/Chicago"
+
+
+@transaction.atomic
+def territories_demo_seed(*, seed: int = 42, only_if_empty: bool = True) -> DemoTerritories:
+    """Create the demo contractors and their territories; with `only_if_empty`, nothing when any
+    contractor exists. Deterministic for a given market and seed."""
+    result: DemoTerritories = {"skipped": False, "contractors": 0, "territories": 0, "free": 0, "waitlist": 0}
+    if only_if_empty and Contractor.objects.exists():
+        result["skipped"] = True
+        return result
+    rng = random.Random(seed)
+    trades = {trade.slug: trade for trade in Trade.objects.filter(slug__in=list(DEMO_TRADES))}
+    markets = _markets()
+    for market, zips in markets.items():
+        codes = [code for code, _ in zips]
+        time_zone = _time_zone(codes[:5])
+        for slug, (share, brands) in DEMO_TRADES.items():
+            trade = trades.get(slug)
+            if trade is None:
+                continue
+            contractors = []
+            for brand, _ in brands:
+                name = f"{brand} of {market}"
+                cap_day, cap_week, cap_month = rng.choice(CAPS)
+                contractors.append(
+                    contractor_create(
+                        name=name,
+                        slug=slugify(name)[:60],
+                        trades=[trade],
+                        contact_email=f"sales@{slugify(brand)}.example.com",
+                        contact_phone=f"+1 555 {rng.randrange(100, 1000)} {rng.randrange(1000, 10000)}",
+                        time_zone=time_zone,
+                        daily_cap=cap_day,
+                        weekly_cap=cap_week,
+                        monthly_cap=cap_month,
+                    )
+                )
+            owned: dict[int, list[str]] = defaultdict(list)
+            for rank, code in enumerate(codes):
+                # Busy ZIPs sell first: the top half of a market is sold at 1.4 times the trade's share.
+                if rng.random() < share * (1.4 if rank < len(codes) / 2 else 0.6):
+                    owner = rng.choices(range(len(contractors)), weights=[weight for _, weight in brands])[0]
+                    owned[owner].append(code)
+            for index, contractor in enumerate(contractors):
+                if owned[index]:
+                    territory_claim_many(
+                        contractor=contractor, trade=trade, zip_codes=owned[index], note="Demo territory."
+                    )
+                    result["territories"] += len(owned[index])
+            for index, zip_codes in sorted(owned.items()):
+                rivals = [other for position, other in enumerate(contractors) if position != index]
+                for code in zip_codes:
+                    if rng.random() < WAITLIST_SHARE:
+                        waitlist_join(contractor=rng.choice(rivals), trade=trade, zip_code=code)
+                        result["waitlist"] += 1
+            result["free"] += len(codes) - sum(len(zip_codes) for zip_codes in owned.values())
+            result["contractors"] += len(contractors)
+    paused = Contractor.objects.filter(name__startswith="Polar Bear HVAC").order_by("name").first()
+    if paused is not None:
+        contractor_status_change(
+            contractor=paused, status=Contractor.Status.PAUSED, reason="Crews fully booked until next month."
+        )
+    return result
