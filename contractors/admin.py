@@ -137,7 +137,7 @@ class TerritoryInline(admin.TabularInline):
     verbose_name_plural = "territories owned"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).active().select_related("trade")
+        return super().get_queryset(request).active().select_related("trade", "zip_code", "contractor")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # claims go through the claim form, which reports conflicts
@@ -153,7 +153,12 @@ class WaitlistInline(admin.TabularInline):
     verbose_name_plural = "waitlist places"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(status__in=WaitlistEntry.OPEN).select_related("trade")
+        return (
+            super()
+            .get_queryset(request)
+            .filter(status__in=WaitlistEntry.OPEN)
+            .select_related("trade", "zip_code", "contractor")
+        )
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -166,6 +171,9 @@ class StatusChangeInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
     verbose_name_plural = "status history"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("changed_by")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -178,6 +178,8 @@ class TerritoryAdmin(admin.ModelAdmin):
         )
 
     def coverage_view(self, request):
+        if not self.has_view_permission(request):
+            return redirect("admin:index")
         form = CoverageForm(request.GET or None)
         coverage = None
         if form.is_valid():

@@ -4,6 +4,8 @@ import hashlib
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from contractors.models import ApiKey, Contractor, ContractorStatusChange, ContractorTrade, Membership
 from contractors.services.api_keys import api_key_create
@@ -147,3 +149,15 @@ def test_revoke_action_revokes_the_selected_keys(staff_client, acme):
 @pytest.mark.parametrize("url", ["/admin/contractors/apikey/?revoked=no", "/admin/contractors/contractorstatuschange/"])
 def test_key_and_status_history_lists_open(staff_client, acme, url):
     assert staff_client.get(url).status_code == 200
+
+
+def test_contractor_page_queries_do_not_grow_with_its_territories(staff_client, zip_codes, acme, trades):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert staff_client.get(f"{CHANGELIST}{acme.pk}/change/").status_code == 200
+        return len(captured)
+
+    territory_claim_many(contractor=acme, trade=trades["roofing"], zip_codes=["80301", "80302"])
+    few = queries()
+    territory_claim_many(contractor=acme, trade=trades["roofing"], zip_codes=["80303", "80304", "80305", "80501"])
+    assert queries() == few
