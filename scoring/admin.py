@@ -1,8 +1,26 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from scoring.models import Factor, ImportRun, Permit, Property, Sale, ScoringModel, StormEvent, Trade, ZipCode
+from scoring.models import (
+    Factor,
+    ImportRun,
+    Permit,
+    Property,
+    Sale,
+    Score,
+    ScoringModel,
+    ScoringPartition,
+    ScoringRun,
+    StormEvent,
+    Trade,
+    ZipCode,
+)
+from scoring.services.preview import scoring_model_preview
 from scoring.services.scoring_models import scoring_model_activate, scoring_model_check
 
 
@@ -180,10 +198,53 @@ class FactorInline(admin.TabularInline):
 class ScoringModelAdmin(admin.ModelAdmin):
     """Drafts are edited here; active and retired versions are read-only (change by a new version)."""
 
-    list_display = ["trade", "version", "status", "factor_count", "activated_at", "created_at"]
+    list_display = ["trade", "version", "status", "factor_count", "storm_window_days", "activated_at", "preview_link"]
     list_filter = ["trade", "status"]
     inlines = [FactorInline]
     actions = ["activate"]
+
+    def get_urls(self):
+        preview = path(
+            "<int:object_id>/preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="scoring_scoringmodel_preview",
+        )
+        return [preview, *super().get_urls()]
+
+    @admin.display(description="Preview")
+    def preview_link(self, model: ScoringModel) -> str:
+        if model.pk is None:
+            return "Save the draft first."
+        url = reverse("admin:scoring_scoringmodel_preview", args=[model.pk])
+        return format_html('<a href="{}">Score a sample of the market</a>', url)
+
+    def preview_view(self, request, object_id: int):
+        model = get_object_or_404(ScoringModel.objects.select_related("trade"), pk=object_id)
+        if not self.has_view_permission(request, model):
+            return redirect("admin:index")
+        try:
+            preview = scoring_model_preview(model=model)
+        except ValidationError as error:
+            self.message_user(request, f"This version cannot be previewed yet: {error.messages[0]}", messages.ERROR)
+            return redirect("admin:scoring_scoringmodel_change", model.pk)
+        columns = [str(model)] + ([str(preview.active)] if preview.active else [])
+        distributions = [preview.distribution] + ([preview.active_distribution] if preview.active else [])
+        rows = [
+            (label, [d.get(key, "") for d in distributions])
+            for label, key in [("Properties", "count"), ("Mean score", "mean_score"), ("Mean urgency", "mean_urgency"),
+                               ("10th percentile", "p10"), ("Median", "p50"), ("90th percentile", "p90"),
+                               ("99th percentile", "p99")]
+        ]  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Preview of {model}",
+            "preview": preview,
+            "chart": histogram_chart(preview.distribution, preview.active_distribution),
+            "summary_columns": columns,
+            "summary_rows": rows,
+        }
+        return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(number_of_factors=Count("factors"))
@@ -194,8 +255,8 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != ScoringModel.Status.DRAFT:
-            return ["trade", "version", "status", "notes", "activated_at"]
-        return ["status", "activated_at"]
+            return ["trade", "version", "status", "notes", "storm_window_days", "activated_at", "preview_link"]
+        return ["status", "activated_at", "preview_link"]
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -215,3 +276,101 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 self.message_user(request, error.messages[0], messages.ERROR)
             else:
                 self.message_user(request, f"{model.trade} v{model.version} is now active.", messages.SUCCESS)
+
+
+def histogram_chart(distribution: dict, compared: dict | None, *, width: int = 640, height: int = 180) -> dict:
+    """Bars of a 10-point score histogram (and of a compared one beside them) as SVG coordinates."""
+    labels = list((distribution.get("histogram") or {}).keys()) or [f"{10 * i}-{10 * i + 10}" for i in range(10)]
+    counts = [distribution.get("histogram", {}).get(label, 0) for label in labels]
+    other = [compared.get("histogram", {}).get(label, 0) for label in labels] if compared else None
+    tallest = max(counts + (other or []) + [1])
+    plot = height - 20
+    slot = width / len(labels)
+    bar = slot * (0.4 if other else 0.8)
+    bars = []
+    for index, (label, count) in enumerate(zip(labels, counts, strict=True)):
+        x = index * slot + slot * 0.1
+        bars.append(
+            {
+                "label": label,
+                "count": count,
+                "x": round(x, 1),
+                "width": round(bar, 1),
+                "height": round(plot * count / tallest, 1),
+                "y": round(plot - plot * count / tallest, 1),
+                "label_x": round(index * slot + slot / 2, 1),
+                "active_count": other[index] if other else None,
+                "active_x": round(x + bar, 1),
+                "active_height": round(plot * other[index] / tallest, 1) if other else None,
+                "active_y": round(plot - plot * other[index] / tallest, 1) if other else None,
+            }
+        )
+    return {"width": width, "height": height, "label_y": height - 5, "bars": bars}
+
+
+class ScoringPartitionInline(admin.TabularInline):
+    model = ScoringPartition
+    extra = 0
+    can_delete = False
+    fields = ["number", "first_id", "last_id", "status", "properties_scored", "scores_changed", "attempts", "error"]
+    readonly_fields = fields
+    ordering = ["number"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ScoringRun)
+class ScoringRunAdmin(admin.ModelAdmin):
+    """Runs are made by `manage.py score` and the schedules; staff read them here."""
+
+    list_display = ["id", "trade", "model", "status", "as_of", "properties_scored", "scores_changed", "duration",
+                    "median_score", "started_at"]  # fmt: skip
+    list_filter = ["status", "trade", "distributed"]
+    list_select_related = ["trade", "model", "model__trade"]
+    date_hierarchy = "started_at"
+    inlines = [ScoringPartitionInline]
+    readonly_fields = [
+        *("trade", "model", "status", "distributed", "as_of", "partitions", "properties_scored", "scores_changed"),
+        *("distribution", "error", "started_at", "heartbeat_at", "finished_at"),
+    ]
+
+    @admin.display(description="Seconds")
+    def duration(self, run: ScoringRun) -> str:
+        return "" if run.duration_seconds is None else f"{run.duration_seconds:.1f}"
+
+    @admin.display(description="Median score")
+    def median_score(self, run: ScoringRun):
+        return run.distribution.get("p50", "")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Score)
+class ScoreAdmin(admin.ModelAdmin):
+    """Current scores, written by runs and rescoring only."""
+
+    list_display = ["property", "trade", "score", "urgency", "model", "reason_texts", "scored_at"]
+    list_filter = ["trade"]
+    list_select_related = ["property", "trade", "model", "model__trade"]
+    raw_id_fields = ["property"]
+    search_fields = ["=property__parcel_id"]
+    show_full_result_count = False
+    # By id, not by score: sorting a million scores on every page load is what the lead issue's
+    # queries will index for, with the measurement that shows the cost to runs.
+    ordering = ["-id"]
+    readonly_fields = ["property", "trade", "model", "score", "urgency", "reasons", "scored_at", "digest"]
+
+    @admin.display(description="Why")
+    def reason_texts(self, score: Score) -> str:
+        return "; ".join(reason.get("text", "") for reason in score.reasons)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -110,17 +110,22 @@ def storm_exposure(properties: pd.DataFrame, storms: pd.DataFrame) -> dict[str, 
     def offer(point: np.ndarray, storm: np.ndarray, distance: np.ndarray) -> None:
         if not len(point):
             return
-        # Highest rank per property, then the nearest among storms of that rank.
+        # Per property: the highest rank among these pairs, then the nearest storm of that rank (then the
+        # lowest storm number, so that the result never depends on the order of the pairs).
         key = rank[storm]
-        order = np.lexsort((distance, -key, point))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = point[order][1:] != point[order][:-1]
-        point, storm, key, distance = (
-            point[order][first],
-            storm[order][first],
-            key[order][first],
-            distance[order][first],
-        )
+        top = np.full(count, -np.inf)
+        np.maximum.at(top, point, key)
+        keep = key == top[point]
+        point, storm, key, distance = point[keep], storm[keep], key[keep], distance[keep]
+        nearest = np.full(count, np.inf)
+        np.minimum.at(nearest, point, distance)
+        keep = distance == nearest[point]
+        point, storm, key, distance = point[keep], storm[keep], key[keep], distance[keep]
+        first = np.full(count, len(rank))
+        np.minimum.at(first, point, storm)
+        keep = storm == first[point]
+        point, storm, key, distance = point[keep], storm[keep], key[keep], distance[keep]
+        # Against what earlier batches found.
         better = (key > best[point]) | ((key == best[point]) & (distance < miles[point]))
         point, storm, key, distance = point[better], storm[better], key[better], distance[better]
         best[point], miles[point], best_storm[point] = key, distance, storm

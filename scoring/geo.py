@@ -53,10 +53,11 @@ def within_radius(
 
     Yields (point index, circle index, miles) arrays. Points are sorted once into a grid of
     GRID_DEGREES cells keyed row by row, so the points of one grid row between two columns are one
-    contiguous slice found by binary search; each circle is expanded to the grid rows its bounding box
-    spans, and only the points in those slices get an exact distance. Circles are taken in batches of
-    at most about `max_pairs` candidate pairs, which bounds memory whatever the number of circles.
-    Distances are equirectangular, within 0.1% of great-circle distances at storm scales (< 100 miles).
+    contiguous slice found by binary search. Each circle is cut into the grid rows it spans, and in
+    each row only the columns its chord at that row covers are searched; only the points in those
+    slices get an exact distance. Circles are taken in batches of at most about `max_pairs` candidate
+    pairs, which bounds memory whatever the number of circles. Distances are equirectangular, within
+    0.1% of great-circle distances at storm scales (< 100 miles).
     """
     lat = np.asarray(lat, dtype=float)
     lon = np.asarray(lon, dtype=float)
@@ -70,22 +71,30 @@ def within_radius(
     column = np.floor((lon + 180) / GRID_DEGREES).astype(np.int64)
     order = np.argsort(row * columns + column, kind="stable")
     keys = (row * columns + column)[order]
+    sorted_lat, sorted_lon = lat[order], lon[order]
 
-    # The grid rows and columns each circle's bounding box spans.
+    # Miles per degree of longitude at each circle's latitude, and the grid rows each circle spans.
+    lon_miles = MILES_PER_DEGREE * np.maximum(np.cos(np.radians(centre_lat)), 0.01)
     lat_reach = radius_miles / MILES_PER_DEGREE
-    lon_reach = radius_miles / (MILES_PER_DEGREE * np.maximum(np.cos(np.radians(np.abs(centre_lat) + lat_reach)), 0.01))
     first_row = np.floor((centre_lat - lat_reach + 90) / GRID_DEGREES).astype(np.int64)
     rows = np.floor((centre_lat + lat_reach + 90) / GRID_DEGREES).astype(np.int64) - first_row + 1
-    first_column = np.floor((centre_lon - lon_reach + 180) / GRID_DEGREES).astype(np.int64)
-    last_column = np.floor((centre_lon + lon_reach + 180) / GRID_DEGREES).astype(np.int64)
 
     circle = np.repeat(np.arange(len(centre_lat)), rows)
     grid_row = first_row[circle] + (np.arange(len(circle)) - np.repeat(np.cumsum(rows) - rows, rows))
-    start = np.searchsorted(keys, grid_row * columns + first_column[circle], side="left")
-    stop = np.searchsorted(keys, grid_row * columns + last_column[circle], side="right")
+    # The circle's half-width along the row's edge nearest its centre (its full radius when the row
+    # holds the centre), widened by 1% for the equirectangular approximation.
+    row_south = grid_row * GRID_DEGREES - 90
+    gap = np.clip(centre_lat[circle], row_south, row_south + GRID_DEGREES) - centre_lat[circle]
+    half_width = np.sqrt(np.maximum(radius_miles[circle] ** 2 - (gap * MILES_PER_DEGREE) ** 2, 0)) * 1.01
+    lon_reach = half_width / lon_miles[circle]
+    first_column = np.floor((centre_lon[circle] - lon_reach + 180) / GRID_DEGREES).astype(np.int64)
+    last_column = np.floor((centre_lon[circle] + lon_reach + 180) / GRID_DEGREES).astype(np.int64)
+    start = np.searchsorted(keys, grid_row * columns + first_column, side="left")
+    stop = np.searchsorted(keys, grid_row * columns + last_column, side="right")
     counts = stop - start
     keep = counts > 0
     circle, start, counts = circle[keep], start[keep], counts[keep]
+    radius_squared = radius_miles**2
 
     # Batches of whole slices, cut where the running count of candidates passes max_pairs.
     running = np.cumsum(counts)
@@ -95,11 +104,10 @@ def within_radius(
             continue
         batch_counts = counts[batch]
         offsets = np.arange(batch_counts.sum()) - np.repeat(np.cumsum(batch_counts) - batch_counts, batch_counts)
-        point = order[np.repeat(start[batch], batch_counts) + offsets]
+        candidate = np.repeat(start[batch], batch_counts) + offsets
         pair_circle = np.repeat(circle[batch], batch_counts)
-        cos_lat = np.cos(np.radians(centre_lat[pair_circle]))
-        north = (lat[point] - centre_lat[pair_circle]) * MILES_PER_DEGREE
-        east = (lon[point] - centre_lon[pair_circle]) * MILES_PER_DEGREE * cos_lat
-        miles = np.sqrt(north * north + east * east)
-        inside = miles <= radius_miles[pair_circle]
-        yield point[inside], pair_circle[inside], miles[inside]
+        north = (sorted_lat[candidate] - centre_lat[pair_circle]) * MILES_PER_DEGREE
+        east = (sorted_lon[candidate] - centre_lon[pair_circle]) * lon_miles[pair_circle]
+        squared = north * north + east * east
+        inside = squared <= radius_squared[pair_circle]
+        yield order[candidate[inside]], pair_circle[inside], np.sqrt(squared[inside])

@@ -1,12 +1,13 @@
 """Scoring runs: every property scored for a trade with its active model, partition by partition.
 
-A run is cut into partitions of consecutive property ids. A partition reads its properties through
-COPY (scoring/selectors.py), computes features (scoring/features.py) and scores (scoring/engine.py)
-with no ORM inside, and writes its scores in one transaction: staged through COPY, then upserted by
-(property, trade) with every column taken from the same computation, so a current score is always a
-whole row written by one model version. A partition that fails rolls back, records its error and
-leaves the others alone; the run then ends failed, and resuming it scores only what is left. A
-partition's counts are set, never added to, so retries never count a property twice.
+A run is cut into partitions of consecutive property ids. A partition reads its properties (and the
+digests of their current scores) through COPY (scoring/selectors.py), computes their scores with the
+pure function of scoring/services/scores.py, and writes the scores that changed in one transaction,
+whole rows from one computation, so a current score is always a row written by one model version.
+A score rewritten since the partition read it (a property rescored on fresher data) is left alone.
+A partition that fails rolls back, records its error and leaves the others alone; the run then ends
+failed, and resuming it scores only what is left. A partition's counts are set, never added to, so
+retries never count a property twice.
 
 Two runs of a trade never overlap: the run row is the lock (a partial unique constraint allows one
 running run per trade, whichever process or machine started it). A run that stopped giving signs of
@@ -17,26 +18,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+import queue
+import threading
 
-import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from scoring import engine, features, selectors
-from scoring.bulk import copy_rows
-from scoring.engine import FactorSpec
-from scoring.models import Property, Score, ScoringModel, ScoringPartition, ScoringRun, Trade
+from scoring import selectors
+from scoring.models import ScoringModel, ScoringPartition, ScoringRun, Trade
+from scoring.services.scores import PartitionScores, distribution_summary, score_properties, scores_write
 from scoring.services.scoring_models import scoring_model_check
 
 logger = logging.getLogger(__name__)
-
-HISTOGRAM_BINS = 1001  # 0.1-point bins: 0.0-0.1, ..., 99.9-100.0, and 100.0 itself
-PERCENTILES = (5, 10, 25, 50, 75, 90, 95, 99)
 
 
 class ScoringError(Exception):
@@ -45,73 +41,6 @@ class ScoringError(Exception):
 
 class ScoringRunBusy(ScoringError):
     """Another run of the trade is under way."""
-
-
-@dataclass(frozen=True)
-class PartitionScores:
-    """What a partition computed: one row per property (property_id, score, urgency, reasons as JSON
-    text, digest) and which of them differ from the stored scores."""
-
-    rows: pd.DataFrame
-    changed: np.ndarray  # bool per row
-
-    @property
-    def histogram(self) -> list[int]:
-        bins = np.minimum((self.rows["score"].to_numpy() * 10 + 1e-9).astype(np.int64), HISTOGRAM_BINS - 1)
-        return np.bincount(bins, minlength=HISTOGRAM_BINS).tolist()
-
-
-def score_properties(
-    properties: pd.DataFrame, storms: pd.DataFrame, factors: Sequence[FactorSpec], *, as_of: dt.date, model_id: int
-) -> PartitionScores:
-    """Pure: property rows (with their stored digests) and storms in, score rows out; the same function
-    for a run and a rescore."""
-    frame = features.property_features(properties, storms, as_of=as_of)
-    scored = engine.score_frame(frame, factors)
-    rows = pd.DataFrame(
-        {
-            "property_id": frame.index.to_numpy(),
-            "score": scored["score"].to_numpy(),
-            "urgency": scored["urgency"].to_numpy(),
-            "reasons": engine.reasons_json(scored, factors, frame),
-        }
-    )
-    rows["digest"] = pd.util.hash_pandas_object(
-        rows[["score", "urgency", "reasons"]].assign(model=model_id), index=False
-    )
-    rows["digest"] = rows["digest"].to_numpy().view(np.int64)
-    stored = properties["digest"].to_numpy(dtype=np.int64)
-    changed = ~properties["scored"].to_numpy(dtype=bool) | (rows["digest"].to_numpy() != stored)
-    return PartitionScores(rows=rows, changed=changed)
-
-
-def scores_write(*, scores: PartitionScores, trade_id: int, model_id: int, scored_at: dt.datetime) -> int:
-    """Write the scores that changed, whole rows, in the caller's transaction; returns how many.
-
-    They are staged through COPY with the reasons as text, which PostgreSQL parses to jsonb once, for
-    the rows written."""
-    changed = scores.rows[scores.changed]
-    if changed.empty:
-        return 0
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS score_stage (property_id bigint, score double precision, "
-            "urgency double precision, reasons text, digest bigint) ON COMMIT DELETE ROWS"
-        )
-        copy_rows(cursor, "score_stage", changed)
-        cursor.execute(
-            f"""
-            INSERT INTO {Score._meta.db_table} AS t
-                (property_id, trade_id, model_id, score, urgency, reasons, digest, scored_at)
-            SELECT property_id, %s, %s, score, urgency, reasons::jsonb, digest, %s FROM score_stage
-            ON CONFLICT (property_id, trade_id) DO UPDATE SET
-                model_id = EXCLUDED.model_id, score = EXCLUDED.score, urgency = EXCLUDED.urgency,
-                reasons = EXCLUDED.reasons, digest = EXCLUDED.digest, scored_at = EXCLUDED.scored_at
-            """,
-            [trade_id, model_id, scored_at],
-        )
-        cursor.execute("TRUNCATE score_stage")
-    return len(changed)
 
 
 def scoring_run_start(
@@ -157,61 +86,65 @@ def _abandoned_runs_close(*, trade: Trade) -> None:
 
 
 def scoring_partition_run(*, partition_id: int, storms: pd.DataFrame | None = None) -> ScoringPartition:
-    """Score one partition in one transaction and record the outcome on the partition.
-
-    A partition already done is left as it is, so a repeated task changes nothing. An error rolls the
-    partition's writes back, is recorded on the partition (failed), and is raised again."""
+    """Score one partition (read, compute, write) and record the outcome on the partition; the error of a
+    failed partition is recorded and raised again. A partition already done is left as it is, so a
+    repeated task changes nothing."""
     partition = ScoringPartition.objects.select_related("run", "run__model").get(pk=partition_id)
-    run = partition.run
     if partition.status == ScoringPartition.Status.SUCCEEDED:
         return partition
-    ScoringPartition.objects.filter(pk=partition.pk).update(attempts=partition.attempts + 1)
-    ScoringRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+    run = partition.run
+    _partition_begin(partition)
     try:
         factors = scoring_model_check(model=run.model)
         if storms is None:
             storms = selectors.scoring_storms(as_of=run.as_of, window_days=run.model.storm_window_days)
-        with _snapshot():
-            properties = selectors.scoring_properties(
-                trade_id=run.trade_id, first_id=partition.first_id, last_id=partition.last_id, as_of=run.as_of
-            )
-            scores = score_properties(properties, storms, factors, as_of=run.as_of, model_id=run.model_id)
-            changed = scores_write(
-                scores=scores, trade_id=run.trade_id, model_id=run.model_id, scored_at=timezone.now()
-            )
-            ScoringPartition.objects.filter(pk=partition.pk).update(
-                status=ScoringPartition.Status.SUCCEEDED,
-                properties_scored=len(scores.rows),
-                scores_changed=changed,
-                score_sum=float(scores.rows["score"].sum()),
-                urgency_sum=float(scores.rows["urgency"].sum()),
-                histogram=scores.histogram,
-                error="",
-                finished_at=timezone.now(),
-            )
+        scores = _partition_compute(run, factors, storms, _partition_read(run, partition))
+        _partition_write(partition, scores)
     except Exception as error:
-        ScoringPartition.objects.filter(pk=partition.pk).update(
-            status=ScoringPartition.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
-        )
+        _partition_fail(partition, error)
         raise
-    finally:
-        ScoringRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
     partition.refresh_from_db()
     return partition
 
 
-@contextmanager
-def _snapshot():
-    """A transaction that reads one snapshot and refuses to overwrite a score written after it (a
-    rescore of a property whose data changed): PostgreSQL raises a serialization failure, an
-    OperationalError, and the partition is tried again on fresh data. Inside an outer transaction
-    (tests), that one's isolation applies."""
-    outer = connection.in_atomic_block
-    with transaction.atomic():
-        if not outer:
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        yield
+def _partition_begin(partition: ScoringPartition) -> None:
+    ScoringPartition.objects.filter(pk=partition.pk).update(attempts=F("attempts") + 1)
+    ScoringRun.objects.filter(pk=partition.run_id).update(heartbeat_at=timezone.now())
+
+
+def _partition_read(run: ScoringRun, partition: ScoringPartition) -> pd.DataFrame:
+    return selectors.scoring_properties(
+        trade_id=run.trade_id, first_id=partition.first_id, last_id=partition.last_id, as_of=run.as_of
+    )
+
+
+def _partition_compute(run: ScoringRun, factors, storms: pd.DataFrame, properties: pd.DataFrame) -> PartitionScores:
+    return score_properties(properties, storms, factors, as_of=run.as_of, model_id=run.model_id)
+
+
+@transaction.atomic
+def _partition_write(partition: ScoringPartition, scores: PartitionScores) -> None:
+    """The partition's changed scores and its success, in one transaction."""
+    run = partition.run
+    written = scores_write(scores=scores, trade_id=run.trade_id, model_id=run.model_id, scored_at=timezone.now())
+    ScoringPartition.objects.filter(pk=partition.pk).update(
+        status=ScoringPartition.Status.SUCCEEDED,
+        properties_scored=scores.properties_scored,
+        scores_changed=written,
+        score_sum=scores.score_sum,
+        urgency_sum=scores.urgency_sum,
+        histogram=scores.histogram,
+        error="",
+        finished_at=timezone.now(),
+    )
+    ScoringRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+
+
+def _partition_fail(partition: ScoringPartition, error: BaseException) -> None:
+    ScoringPartition.objects.filter(pk=partition.pk).update(
+        status=ScoringPartition.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
+    )
+    ScoringRun.objects.filter(pk=partition.run_id).update(heartbeat_at=timezone.now())
 
 
 def scoring_partition_attempt(*, partition_id: int, last_attempt: bool, storms: pd.DataFrame | None = None) -> bool:
@@ -270,49 +203,127 @@ def scoring_run_finish(*, run_id: int) -> ScoringRun:
     return run
 
 
-def distribution_summary(partitions: Sequence[ScoringPartition]) -> dict:
-    """Mean score and urgency, percentiles (to the 0.1 point) and a 10-point histogram of the scores."""
-    count = sum(p.properties_scored for p in partitions)
-    if not count:
-        return {"count": 0}
-    histogram = np.sum([np.asarray(p.histogram, dtype=np.int64) for p in partitions if p.histogram], axis=0)
-    cumulative = np.cumsum(histogram)
-    percentiles = {
-        f"p{q}": round(float(np.searchsorted(cumulative, q / 100 * count, side="left")) / 10, 1) for q in PERCENTILES
-    }
-    tens = [int(histogram[start : start + 100].sum()) for start in range(0, 1000, 100)]
-    tens[-1] += int(histogram[1000])
-    return {
-        "count": count,
-        "mean_score": round(sum(p.score_sum for p in partitions) / count, 2),
-        "mean_urgency": round(sum(p.urgency_sum for p in partitions) / count, 2),
-        **percentiles,
-        "histogram": {f"{10 * i}-{10 * i + 10}": n for i, n in enumerate(tens)},
-    }
+def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:
+    """Run the pending partitions of `run` here, in this process, and close it.
 
-
-def scoring_run_execute(*, run: ScoringRun, progress: Callable[[ScoringPartition], None] | None = None) -> ScoringRun:
-    """Run the pending partitions of `run` here, in this process, one after the other; the last one
-    closes the run. The storms of the window are read once for all of them."""
+    The partitions flow through three stages at once: a reader thread reads the next partition's
+    properties while this thread computes the current one and a writer thread writes the one before,
+    each thread on its own connection; PostgreSQL's reading and writing then overlap with the
+    computing, on separate cores. A partition that fails at any stage is recorded as failed and the
+    others go on; those that failed on a lost connection are tried again, one by one, up to
+    SCORING_PARTITION_ATTEMPTS tries in all. The storms of the window are read once for all partitions.
+    """
     try:
+        factors = scoring_model_check(model=run.model)
         storms = selectors.scoring_storms(as_of=run.as_of, window_days=run.model.storm_window_days)
     except Exception as error:
         ScoringRun.objects.filter(pk=run.pk).update(
             status=ScoringRun.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
         )
         raise
+    partitions = list(run.partition_set.filter(status=ScoringPartition.Status.PENDING).order_by("number"))
+    for partition in partitions:
+        partition.run = run
+
+    def read(partition: ScoringPartition) -> pd.DataFrame:
+        _partition_begin(partition)
+        return _partition_read(run, partition)
+
+    _pipeline(
+        partitions,
+        read=read,
+        compute=lambda partition, properties: _partition_compute(run, factors, storms, properties),
+        write=_partition_write,
+        fail=_partition_fail,
+    )
+    # Lost connections are tried again; a fault of the data or the code would give the same error.
     attempts = settings.SCORING_PARTITION_ATTEMPTS
-    for partition in run.partition_set.filter(status=ScoringPartition.Status.PENDING).order_by("number"):
-        for attempt in range(1, attempts + 1):
-            if not scoring_partition_attempt(
-                partition_id=partition.pk, last_attempt=attempt == attempts, storms=storms
-            ):
+    retry = list(
+        run.partition_set.filter(
+            status=ScoringPartition.Status.FAILED, error__startswith="OperationalError", attempts__lt=attempts
+        ).order_by("number")
+    )
+    ScoringPartition.objects.filter(pk__in=[p.pk for p in retry]).update(status=ScoringPartition.Status.PENDING)
+    for partition in retry:
+        for attempt in range(partition.attempts + 1, attempts + 1):
+            last = attempt == attempts
+            if not scoring_partition_attempt(partition_id=partition.pk, last_attempt=last, storms=storms):
                 break
-        if progress is not None:
-            partition.refresh_from_db()
-            progress(partition)
+    scoring_run_close_if_complete(run_id=run.pk)
     run.refresh_from_db()
     return run
+
+
+def _pipeline(items: list, *, read, compute, write, fail) -> None:
+    """read(item) on a reader thread, compute(item, read result) on this one, write(item, computed) on a
+    writer thread, one item in each stage at a time; fail(item, error) for an item that raised at any
+    stage, which then goes no further. Within a transaction, all three in turn on this thread."""
+    if connection.in_atomic_block:
+        # Inside the caller's transaction, other connections could not see its uncommitted rows.
+        for item in items:
+            try:
+                write(item, compute(item, read(item)))
+            except Exception as error:
+                logger.error("scoring partition %s failed: %s", item, error, exc_info=error)
+                fail(item, error)
+        return
+    to_compute: queue.Queue = queue.Queue(maxsize=1)
+    to_write: queue.Queue = queue.Queue(maxsize=1)
+    done = object()
+    stop = threading.Event()  # this thread stopped early: the reader must not wait for it
+
+    def hand_on(entry) -> None:
+        while not stop.is_set():
+            try:
+                to_compute.put(entry, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def reader() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    break
+                try:
+                    hand_on((item, read(item), None))
+                except Exception as error:
+                    hand_on((item, None, error))
+        finally:
+            hand_on(done)
+            connection.close()
+
+    def writer() -> None:
+        try:
+            while (entry := to_write.get()) is not done:
+                item, computed = entry
+                try:
+                    write(item, computed)
+                except Exception as error:
+                    logger.exception("writing scoring partition %s failed", item)
+                    fail(item, error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        while (entry := to_compute.get()) is not done:
+            item, properties, error = entry
+            if error is None:
+                try:
+                    to_write.put((item, compute(item, properties)))
+                    continue
+                except Exception as compute_error:
+                    error = compute_error
+            logger.error("scoring partition %s failed: %s", item, error, exc_info=error)
+            fail(item, error)
+    finally:
+        stop.set()
+        to_write.put(done)
+        for thread in threads:
+            thread.join()
 
 
 def scoring_run_dispatch(*, run: ScoringRun) -> int:
@@ -345,31 +356,7 @@ def scoring_run_resume(*, run: ScoringRun) -> ScoringRun:
     return run
 
 
-def trade_score(
-    *, trade: Trade, as_of: dt.date | None = None, partition_rows: int | None = None, progress=None
-) -> ScoringRun:
+def trade_score(*, trade: Trade, as_of: dt.date | None = None, partition_rows: int | None = None) -> ScoringRun:
     """Score every property for `trade` here, in this process, and return the closed run."""
     run = scoring_run_start(trade=trade, as_of=as_of, partition_rows=partition_rows)
-    return scoring_run_execute(run=run, progress=progress)
-
-
-@transaction.atomic
-def property_rescore(*, property_id: int, as_of: dt.date | None = None) -> list[Score]:
-    """Score one property again for every trade with an active model, as a full run on the same day
-    would (the same reads, the same function); for a property whose data just changed."""
-    as_of = as_of or timezone.localdate()
-    home = Property.objects.select_related("zip_code").get(pk=property_id)
-    latitude = home.latitude if home.latitude is not None else home.zip_code.latitude
-    longitude = home.longitude if home.longitude is not None else home.zip_code.longitude
-    now = timezone.now()
-    for model in ScoringModel.objects.filter(status=ScoringModel.Status.ACTIVE).select_related("trade"):
-        factors = scoring_model_check(model=model)
-        storms = selectors.scoring_storms(
-            as_of=as_of, window_days=model.storm_window_days, near=(latitude, longitude, home.zip_code_id)
-        )
-        properties = selectors.scoring_properties(
-            trade_id=model.trade_id, first_id=property_id, last_id=property_id, as_of=as_of
-        )
-        scores = score_properties(properties, storms, factors, as_of=as_of, model_id=model.pk)
-        scores_write(scores=scores, trade_id=model.trade_id, model_id=model.pk, scored_at=now)
-    return list(Score.objects.filter(property_id=property_id).select_related("trade", "model"))
+    return scoring_run_execute(run=run)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from scoring import geo
 from scoring.models import Factor, Property, Score, ScoringModel, ScoringPartition, ScoringRun, StormEvent, Trade
 from scoring.services import runs
+from scoring.services import scores as scores_service
 from scoring.services.scoring_models import scoring_model_activate
 from tests.racing import race
 
@@ -211,7 +212,7 @@ def test_rescoring_a_changed_property_gives_what_a_full_run_gives(roofing, marke
     changed = market["new_roof"]
     Property.objects.filter(pk=changed.pk).update(roof_year=None)  # the roof is as old as the house: 66 years
 
-    rescored = runs.property_rescore(property_id=changed.pk, as_of=AS_OF)
+    rescored = scores_service.property_rescore(property_id=changed.pk, as_of=AS_OF)
 
     # Every trade with an active model: the seeded trades' default models, and this test's roofing model.
     assert {s.trade.slug for s in rescored} == set(
@@ -255,3 +256,21 @@ def test_the_score_command_exits_2_when_no_run_could_start(roofing, market):
         call_command("score", "--trade", "roofing", stderr=err)
     assert exit_.value.code == 2
     assert err.getvalue() == "Roofing has no active scoring model; activate one in the admin first\n"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_on_its_own_threads_records_a_failing_partition_and_scores_the_others(zip_codes, failing_property):
+    trade = Trade.objects.create(slug="roofing-threads", name="Roofing (threads)")
+    model_version(trade, 1, [FACTORS[0]])
+    homes = [home(f"T-{n}", year_built=2000 + 2 * n) for n in range(5)]  # roofs of 26, 24, ... 18 years
+    failing_property(homes[2].pk)
+
+    run = runs.trade_score(trade=trade, as_of=AS_OF, partition_rows=1)
+
+    assert (run.status, run.partitions, run.properties_scored) == (ScoringRun.Status.FAILED, 5, 4)
+    failed = run.partition_set.get(status=ScoringPartition.Status.FAILED)
+    assert (failed.number, failed.attempts) == (3, 1)
+    assert "storage fault for the test" in failed.error
+    assert dict(Score.objects.filter(trade=trade).values_list("property__parcel_id", "score")) == {
+        "T-0": 80.0, "T-1": 70.0, "T-3": 50.0, "T-4": 40.0,
+    }  # fmt: skip

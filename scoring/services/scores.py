@@ -1,0 +1,181 @@
+"""Scores: computing them from property rows (pure), writing them, and rescoring one property.
+
+score_properties is the one function from data to scores, shared by runs (scoring/services/runs.py),
+the rescore of a property and the preview of a draft model; it reads nothing and writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+from django.utils import timezone
+
+from scoring import engine, features, selectors
+from scoring.bulk import copy_rows
+from scoring.engine import FactorSpec
+from scoring.models import Property, Score, ScoringModel, ScoringPartition
+from scoring.services.scoring_models import scoring_model_check
+
+HISTOGRAM_BINS = 1001  # 0.1-point bins: 0.0-0.1, ..., 99.9-100.0, and 100.0 itself
+PERCENTILES = (5, 10, 25, 50, 75, 90, 95, 99)
+
+
+@dataclass(frozen=True)
+class PartitionScores:
+    """What a partition computed: one row per property (property_id, score, urgency, reasons as JSON
+    text, digest) and which of them differ from the stored scores."""
+
+    rows: pd.DataFrame
+    scored: np.ndarray  # bool per row: the property had a score for the trade when it was read
+    stored: np.ndarray  # int64 per row: that score's digest (0 when none)
+    changed: np.ndarray  # bool per row: the new score differs from that one (or there was none)
+
+    # The figures a partition keeps for its run's distribution (see distribution_summary).
+    @property
+    def properties_scored(self) -> int:
+        return len(self.rows)
+
+    @property
+    def score_sum(self) -> float:
+        return float(self.rows["score"].sum())
+
+    @property
+    def urgency_sum(self) -> float:
+        return float(self.rows["urgency"].sum())
+
+    @property
+    def histogram(self) -> list[int]:
+        bins = np.minimum((self.rows["score"].to_numpy() * 10 + 1e-9).astype(np.int64), HISTOGRAM_BINS - 1)
+        return np.bincount(bins, minlength=HISTOGRAM_BINS).tolist()
+
+
+def score_properties(
+    properties: pd.DataFrame, storms: pd.DataFrame, factors: Sequence[FactorSpec], *, as_of: dt.date, model_id: int
+) -> PartitionScores:
+    """Pure: property rows (with their stored digests) and storms in, score rows out; the same function
+    for a run and a rescore."""
+    frame = features.property_features(properties, storms, as_of=as_of)
+    scored = engine.score_frame(frame, factors)
+    rows = pd.DataFrame(
+        {
+            "property_id": frame.index.to_numpy(),
+            "score": scored["score"].to_numpy(),
+            "urgency": scored["urgency"].to_numpy(),
+            "reasons": engine.reasons_json(scored, factors, frame),
+        }
+    )
+    rows["digest"] = pd.util.hash_pandas_object(
+        rows[["score", "urgency", "reasons"]].assign(model=model_id), index=False
+    )
+    rows["digest"] = rows["digest"].to_numpy().view(np.int64)
+    scored = properties["scored"].to_numpy(dtype=bool)
+    stored = properties["digest"].to_numpy(dtype=np.int64)
+    changed = ~scored | (rows["digest"].to_numpy() != stored)
+    return PartitionScores(rows=rows, scored=scored, stored=stored, changed=changed)
+
+
+def scores_write(
+    *, scores: PartitionScores, trade_id: int, model_id: int, scored_at: dt.datetime, guard: bool = True
+) -> int:
+    """Write the scores that changed, whole rows, in the caller's transaction; returns how many were written.
+
+    With `guard`, a score is replaced only if it is still the one read with the properties (same digest,
+    or still absent): a score written in between, by a rescore of fresher data, is left alone. They are
+    staged through COPY with the reasons as text, which PostgreSQL parses to jsonb once per row written."""
+    changed = scores.rows[scores.changed]
+    if changed.empty:
+        return 0
+    table = Score._meta.db_table
+    # The digest each row expects to replace; NULL where the property had no score.
+    expected = pd.arrays.IntegerArray(scores.stored[scores.changed], ~scores.scored[scores.changed])
+    stage = changed.assign(expected=expected)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS score_stage (property_id bigint, score double precision, "
+            "urgency double precision, reasons text, digest bigint, expected bigint) ON COMMIT DELETE ROWS"
+        )
+        copy_rows(cursor, "score_stage", stage)
+        values = "model_id = %(model)s, score = s.score, urgency = s.urgency, reasons = s.reasons::jsonb, "
+        values += "digest = s.digest, scored_at = %(at)s"
+        params = {"model": model_id, "trade": trade_id, "at": scored_at}
+        if guard:
+            # The partition's range of the unique index on (property_id, trade_id), merged with the stage.
+            selectors.batch_plan(cursor)
+            params.update(first=int(changed["property_id"].min()), last=int(changed["property_id"].max()))
+            cursor.execute(
+                f"""UPDATE {table} t SET {values} FROM score_stage s
+                WHERE t.property_id BETWEEN %(first)s AND %(last)s AND t.trade_id = %(trade)s
+                  AND t.property_id = s.property_id AND t.digest = s.expected""",
+                params,
+            )
+            written = cursor.rowcount
+            cursor.execute(
+                f"""INSERT INTO {table} (property_id, trade_id, model_id, score, urgency, reasons, digest, scored_at)
+                SELECT property_id, %(trade)s, %(model)s, score, urgency, reasons::jsonb, digest, %(at)s
+                FROM score_stage WHERE expected IS NULL
+                ON CONFLICT (property_id, trade_id) DO NOTHING""",
+                params,
+            )
+            written += cursor.rowcount
+        else:
+            cursor.execute(
+                f"""INSERT INTO {table} AS t (property_id, trade_id, model_id, score, urgency, reasons, digest,
+                    scored_at)
+                SELECT property_id, %(trade)s, %(model)s, score, urgency, reasons::jsonb, digest, %(at)s
+                FROM score_stage s
+                ON CONFLICT (property_id, trade_id) DO UPDATE SET {values.replace("s.", "EXCLUDED.")}""",
+                params,
+            )
+            written = cursor.rowcount
+        cursor.execute("TRUNCATE score_stage")
+    return written
+
+
+def distribution_summary(partitions: Sequence[ScoringPartition | PartitionScores]) -> dict:
+    """Mean score and urgency, percentiles (to the 0.1 point) and a 10-point histogram of the scores of
+    `partitions` (stored partitions, or scores just computed)."""
+    count = sum(p.properties_scored for p in partitions)
+    if not count:
+        return {"count": 0}
+    histogram = np.sum([np.asarray(p.histogram, dtype=np.int64) for p in partitions if p.histogram], axis=0)
+    cumulative = np.cumsum(histogram)
+    percentiles = {
+        f"p{q}": round(float(np.searchsorted(cumulative, q / 100 * count, side="left")) / 10, 1) for q in PERCENTILES
+    }
+    tens = [int(histogram[start : start + 100].sum()) for start in range(0, 1000, 100)]
+    tens[-1] += int(histogram[1000])
+    return {
+        "count": count,
+        "mean_score": round(sum(p.score_sum for p in partitions) / count, 2),
+        "mean_urgency": round(sum(p.urgency_sum for p in partitions) / count, 2),
+        **percentiles,
+        "histogram": {f"{10 * i}-{10 * i + 10}": n for i, n in enumerate(tens)},
+    }
+
+
+@transaction.atomic
+def property_rescore(*, property_id: int, as_of: dt.date | None = None) -> list[Score]:
+    """Score one property again for every trade with an active model, as a full run on the same day
+    would (the same reads, the same function); for a property whose data just changed."""
+    as_of = as_of or timezone.localdate()
+    home = Property.objects.select_related("zip_code").get(pk=property_id)
+    latitude = home.latitude if home.latitude is not None else home.zip_code.latitude
+    longitude = home.longitude if home.longitude is not None else home.zip_code.longitude
+    now = timezone.now()
+    for model in ScoringModel.objects.filter(status=ScoringModel.Status.ACTIVE).select_related("trade"):
+        factors = scoring_model_check(model=model)
+        storms = selectors.scoring_storms(
+            as_of=as_of, window_days=model.storm_window_days, near=(latitude, longitude, home.zip_code_id)
+        )
+        properties = selectors.scoring_properties(
+            trade_id=model.trade_id, first_id=property_id, last_id=property_id, as_of=as_of
+        )
+        scores = score_properties(properties, storms, factors, as_of=as_of, model_id=model.pk)
+        # Unguarded: these are the freshest data, whatever a run read before them.
+        scores_write(scores=scores, trade_id=model.trade_id, model_id=model.pk, scored_at=now, guard=False)
+    return list(Score.objects.filter(property_id=property_id).select_related("trade", "model"))
