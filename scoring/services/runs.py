@@ -20,6 +20,8 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
+from contextlib import contextmanager
 
 import pandas as pd
 from django.conf import settings
@@ -227,15 +229,18 @@ def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:
 
     def read(partition: ScoringPartition) -> pd.DataFrame:
         _partition_begin(partition)
-        return _partition_read(run, partition)
+        with _timed("read", partition):
+            return _partition_read(run, partition)
 
-    _pipeline(
-        partitions,
-        read=read,
-        compute=lambda partition, properties: _partition_compute(run, factors, storms, properties),
-        write=_partition_write,
-        fail=_partition_fail,
-    )
+    def compute(partition: ScoringPartition, properties: pd.DataFrame) -> PartitionScores:
+        with _timed("computed", partition):
+            return _partition_compute(run, factors, storms, properties)
+
+    def write(partition: ScoringPartition, scores: PartitionScores) -> None:
+        with _timed("written", partition):
+            _partition_write(partition, scores)
+
+    _pipeline(partitions, read=read, compute=compute, write=write, fail=_partition_fail)
     # Lost connections are tried again; a fault of the data or the code would give the same error.
     attempts = settings.SCORING_PARTITION_ATTEMPTS
     retry = list(
@@ -252,6 +257,13 @@ def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:
     scoring_run_close_if_complete(run_id=run.pk)
     run.refresh_from_db()
     return run
+
+
+@contextmanager
+def _timed(stage: str, partition: ScoringPartition):
+    started = time.monotonic()
+    yield
+    logger.debug("partition %s %s in %.2f s", partition.number, stage, time.monotonic() - started)
 
 
 def _pipeline(items: list, *, read, compute, write, fail) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from scoring import engine, features, selectors
@@ -91,6 +91,15 @@ def scores_write(
     if changed.empty:
         return 0
     table = Score._meta.db_table
+    if not scores.scored.any():
+        # None of these properties had a score (a new market, a new trade): straight into the table.
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                rows = changed.assign(trade_id=trade_id, model_id=model_id, scored_at=scored_at)
+                copy_rows(cursor, table, rows)
+            return len(rows)
+        except IntegrityError:
+            pass  # a rescore wrote one of them meanwhile: merge with what is there, below
     # The digest each row expects to replace; NULL where the property had no score.
     expected = pd.arrays.IntegerArray(scores.stored[scores.changed], ~scores.scored[scores.changed])
     stage = changed.assign(expected=expected)
