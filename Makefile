@@ -20,11 +20,14 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-## Migrate, load the ZIP reference, seed the demo market once, create the demo login.
+## Migrate, load the ZIP reference, seed the demo market and its contractors once, score every trade
+## as of today, create the demo login.
 setup: $(BIN)/.installed
 	$(MANAGE) migrate --noinput
 	$(MANAGE) load_zipcodes
 	$(MANAGE) seed_demo --if-empty --properties $(DEMO_PROPERTIES) --seed $(DEMO_SEED)
+	$(MANAGE) seed_demo_territories --if-empty
+	$(MANAGE) score
 	$(MANAGE) ensure_demo_user
 
 ## Everything above, then serve the site.
@@ -55,6 +58,7 @@ format: $(BIN)/.installed
 ## Benchmarks print one JSON line of figures last (see README, Speed).
 bench: $(BIN)/.installed
 	$(BIN)/python bench/import_properties.py --rows 1000000
+	$(BIN)/python bench/scoring.py --properties 1000000
 
 ## Stop the embedded PostgreSQL and Redis (their data stays under .data/).
 stop:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import subprocess
 import sys
@@ -138,6 +139,8 @@ def orm_loop(count: int, as_of: dt.date) -> float:
     model = ScoringModel.objects.select_related("trade").get(trade__slug=TRADE, status=ScoringModel.Status.ACTIVE)
     factors = scoring_model_check(model=model)
     since = as_of - dt.timedelta(days=model.storm_window_days)
+    window = StormEvent.objects.filter(event_date__gt=since, event_date__lte=as_of)
+    reach = (window.aggregate(miles=Max("radius_miles"))["miles"] or 0) / 69.0  # degrees of latitude
     started = time.monotonic()
     for home in Property.objects.select_related("zip_code").order_by("id")[:count]:
         latitude = home.latitude if home.latitude is not None else home.zip_code.latitude
@@ -145,9 +148,14 @@ def orm_loop(count: int, as_of: dt.date) -> float:
         permit = Permit.objects.filter(property=home, trade=model.trade, issued_date__lte=as_of).aggregate(
             issued=Max("issued_date")
         )["issued"]
-        storms = StormEvent.objects.filter(event_date__gt=since, event_date__lte=as_of).filter(
+        # The storms whose largest radius could reach the home (a box around it), or its ZIP's.
+        across = reach / max(math.cos(math.radians(latitude)), 0.01)
+        storms = window.filter(
             Q(zip_code=home.zip_code_id)
-            | Q(latitude__range=(latitude - 1, latitude + 1), longitude__range=(longitude - 1.3, longitude + 1.3))
+            | Q(
+                latitude__range=(latitude - reach, latitude + reach),
+                longitude__range=(longitude - across, longitude + across),
+            )
         )
         stored = Score.objects.filter(property=home, trade=model.trade).values_list("digest", flat=True).first()
         row = {

@@ -228,7 +228,17 @@ class Sale(models.Model):
         return f"{self.property_id} sold {self.sale_date} for ${self.price:,}"
 
 
-class ImportRun(models.Model):
+class TimedRun:
+    """A run with started_at and finished_at (set when it ends)."""
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class ImportRun(TimedRun, models.Model):
     """One run of `import_data`: which file, what happened to its rows, and how long it took."""
 
     class Kind(models.TextChoices):
@@ -268,12 +278,6 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import of {self.file_name} ({self.get_status_display()})"
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 class ScoringModel(models.Model):
@@ -361,7 +365,7 @@ class Factor(models.Model):
         return f"{self.get_feature_display()} ({self.transform}, weight {self.weight:g})"
 
 
-class ScoringRun(models.Model):
+class ScoringRun(TimedRun, models.Model):
     """One scoring of every property for one trade with one model version: its progress, outcome and the
     distribution of the scores it wrote (for comparing runs and spotting drift)."""
 
@@ -399,12 +403,6 @@ class ScoringRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trade} scoring run {self.pk} ({self.get_status_display()})"
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
     def summary(self) -> str:
         """One line for a terminal or a log: what was scored, how fast, and the median and 90th percentile."""

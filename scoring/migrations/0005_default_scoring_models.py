@@ -76,8 +76,9 @@ def create_default_models(apps, schema_editor):
         trade = Trade.objects.filter(slug=slug).first()
         if trade is None or ScoringModel.objects.filter(trade=trade).exists():
             continue
+        # Written as a draft, then activated: factors of an active version are frozen (migration 0008).
         model = ScoringModel.objects.create(
-            trade=trade, version=1, status="active", activated_at=timezone.now(),
+            trade=trade, version=1, status="draft",
             notes="Default model: each factor's reason is documented in scoring/migrations/0005.",
         )  # fmt: skip
         Factor.objects.bulk_create(
@@ -85,6 +86,7 @@ def create_default_models(apps, schema_editor):
                    weight=weight, reason=reason)
             for position, (feature, transform, params, weight, reason) in enumerate(factors)
         )  # fmt: skip
+        ScoringModel.objects.filter(pk=model.pk).update(status="active", activated_at=timezone.now())
 
 
 class Migration(migrations.Migration):

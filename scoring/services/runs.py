@@ -36,6 +36,10 @@ from scoring.services.scoring_models import scoring_model_check
 
 logger = logging.getLogger(__name__)
 
+# PostgreSQL writing a partition's scores takes twice as long as Python computing them: two writers,
+# each on its own connection, let it use the second core whenever Python waits.
+PIPELINE_WRITERS = 2
+
 
 class ScoringError(Exception):
     """A scoring run that cannot start or go on; the message says why."""
@@ -266,10 +270,10 @@ def _timed(stage: str, partition: ScoringPartition):
     logger.debug("partition %s %s in %.2f s", partition.number, stage, time.monotonic() - started)
 
 
-def _pipeline(items: list, *, read, compute, write, fail) -> None:
-    """read(item) on a reader thread, compute(item, read result) on this one, write(item, computed) on a
-    writer thread, one item in each stage at a time; fail(item, error) for an item that raised at any
-    stage, which then goes no further. Within a transaction, all three in turn on this thread."""
+def _pipeline(items: list, *, read, compute, write, fail, writers: int = PIPELINE_WRITERS) -> None:
+    """read(item) on a reader thread, compute(item, read result) on this one, write(item, computed) on
+    `writers` writer threads; fail(item, error) for an item that raised at any stage, which then goes no
+    further. Within a transaction, all three in turn on this thread."""
     if connection.in_atomic_block:
         # Inside the caller's transaction, other connections could not see its uncommitted rows.
         for item in items:
@@ -280,7 +284,7 @@ def _pipeline(items: list, *, read, compute, write, fail) -> None:
                 fail(item, error)
         return
     to_compute: queue.Queue = queue.Queue(maxsize=1)
-    to_write: queue.Queue = queue.Queue(maxsize=1)
+    to_write: queue.Queue = queue.Queue(maxsize=writers)
     done = object()
     stop = threading.Event()  # this thread stopped early: the reader must not wait for it
 
@@ -317,7 +321,8 @@ def _pipeline(items: list, *, read, compute, write, fail) -> None:
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
+    threads = [threading.Thread(target=reader, daemon=True)]
+    threads += [threading.Thread(target=writer, daemon=True) for _ in range(writers)]
     for thread in threads:
         thread.start()
     try:
@@ -333,7 +338,8 @@ def _pipeline(items: list, *, read, compute, write, fail) -> None:
             fail(item, error)
     finally:
         stop.set()
-        to_write.put(done)
+        for _ in range(writers):
+            to_write.put(done)
         for thread in threads:
             thread.join()
 

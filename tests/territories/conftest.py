@@ -1,13 +1,2 @@
-import pytest
-
-from tests.contractors.factories import ContractorFactory, seeded_trades
-
-
-@pytest.fixture
-def trades(db):
-    return seeded_trades()
-
-
-@pytest.fixture
-def acme(trades):
-    return ContractorFactory(name="Acme Roofing", slug="acme-roofing", trades=[trades["roofing"]])
+# The contractors' fixtures serve the territory tests as they are.
+from tests.contractors.conftest import acme, trades  # noqa: F401
