@@ -14,9 +14,9 @@ process's peak memory from the kernel:
 - next day: the same run scored as of the next day over the scores of the day before, the daily
   schedule's case (every score computed, only those that changed written).
 Peak memory is also measured for partitions a tenth the size, to show it follows the partition size.
-Then a plain per-row Django ORM loop (read a property and its signals, score it with the same
-function, update_or_create its score) runs over --orm-properties properties in the same process, for
-the ratio. The last line printed is one JSON object of figures.
+Then a plain per-row Django ORM loop (read a property and its last permit, pick its storms from the
+window read once, score it with the same function, update_or_create its score) runs over
+--orm-properties properties in the same process, for the ratio. The last line printed is one JSON object of figures.
 """
 
 from __future__ import annotations
@@ -130,17 +130,20 @@ def score_run(as_of: dt.date, partition_rows: int | None = None) -> dict:
 def orm_loop(count: int, as_of: dt.date) -> float:
     """Properties per second of a per-row ORM loop over `count` properties (see the module's docstring)."""
     import pandas as pd
-    from django.db.models import Max, Q
+    from django.db.models import Max
 
     from scoring.models import Permit, Property, Score, ScoringModel, StormEvent
-    from scoring.services.runs import score_properties
+    from scoring.services.scores import score_properties
     from scoring.services.scoring_models import scoring_model_check
 
     model = ScoringModel.objects.select_related("trade").get(trade__slug=TRADE, status=ScoringModel.Status.ACTIVE)
     factors = scoring_model_check(model=model)
     since = as_of - dt.timedelta(days=model.storm_window_days)
-    window = StormEvent.objects.filter(event_date__gt=since, event_date__lte=as_of)
-    reach = (window.aggregate(miles=Max("radius_miles"))["miles"] or 0) / 69.0  # degrees of latitude
+    columns = ["event_date", "kind", "magnitude", "latitude", "longitude", "radius_miles", "zip_code"]
+    window = pd.DataFrame(
+        list(StormEvent.objects.filter(event_date__gt=since, event_date__lte=as_of).values(*columns)), columns=columns
+    )
+    reach = float(np.nan_to_num(window["radius_miles"].max())) / 69.0  # degrees the largest storm reaches
     started = time.monotonic()
     for home in Property.objects.select_related("zip_code").order_by("id")[:count]:
         latitude = home.latitude if home.latitude is not None else home.zip_code.latitude
@@ -148,15 +151,13 @@ def orm_loop(count: int, as_of: dt.date) -> float:
         permit = Permit.objects.filter(property=home, trade=model.trade, issued_date__lte=as_of).aggregate(
             issued=Max("issued_date")
         )["issued"]
-        # The storms whose largest radius could reach the home (a box around it), or its ZIP's.
+        # The window's storms (read once) in a box the largest radius could reach, or in the home's ZIP.
         across = reach / max(math.cos(math.radians(latitude)), 0.01)
-        storms = window.filter(
-            Q(zip_code=home.zip_code_id)
-            | Q(
-                latitude__range=(latitude - reach, latitude + reach),
-                longitude__range=(longitude - across, longitude + across),
-            )
+        near = (window["zip_code"] == home.zip_code_id) | (
+            window["latitude"].between(latitude - reach, latitude + reach)
+            & window["longitude"].between(longitude - across, longitude + across)
         )
+        storm_frame = window[near]
         stored = Score.objects.filter(property=home, trade=model.trade).values_list("digest", flat=True).first()
         row = {
             "id": home.id, "zip_code": home.zip_code_id, "latitude": latitude, "longitude": longitude,
@@ -165,10 +166,6 @@ def orm_loop(count: int, as_of: dt.date) -> float:
             "last_sale_date": home.last_sale_date, "trade_permit_date": permit,
             "scored": stored is not None, "digest": stored or 0,
         }  # fmt: skip
-        storm_frame = pd.DataFrame(
-            list(storms.values("event_date", "kind", "magnitude", "latitude", "longitude", "radius_miles", "zip_code")),
-            columns=["event_date", "kind", "magnitude", "latitude", "longitude", "radius_miles", "zip_code"],
-        )
         scores = score_properties(pd.DataFrame([row]), storm_frame, factors, as_of=as_of, model_id=model.pk)
         result = scores.rows.iloc[0]
         Score.objects.update_or_create(

@@ -350,6 +350,9 @@ def scoring_run_dispatch(*, run: ScoringRun) -> int:
     from scoring.tasks import score_partition
 
     pending = list(run.partition_set.filter(status=ScoringPartition.Status.PENDING).values_list("pk", flat=True))
+    if not pending:  # no properties: no partition would close the run
+        scoring_run_close_if_complete(run_id=run.pk)
+        return 0
     transaction.on_commit(lambda: [score_partition.delay(partition_id) for partition_id in pending])
     return len(pending)
 

@@ -2,6 +2,7 @@
 database, compared with an in-process run."""
 
 import datetime as dt
+import io
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from leadengine.celery import app as celery_app
@@ -121,3 +123,22 @@ def test_a_failed_partition_on_a_worker_fails_the_run_and_a_distributed_resume_c
 
     assert (resumed.status, resumed.properties_scored, resumed.error) == (ScoringRun.Status.SUCCEEDED, 6, "")
     assert Score.objects.filter(trade=trade).count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_score_command_distributes_a_run_and_waits_for_the_workers(market, worker):
+    trade, homes = market
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command(
+        "score", "--trade", trade.slug, "--distributed", "--partition-rows", "2", "--as-of", AS_OF.isoformat(),
+        stdout=out, stderr=err,
+    )  # fmt: skip
+
+    run = ScoringRun.objects.get(trade=trade)
+    assert (run.status, run.distributed, run.partitions, run.properties_scored) == ("succeeded", True, 3, 6)
+    assert err.getvalue() == (
+        f"{trade.slug}: run {run.pk}, 3 partitions sent to the Celery workers; waiting for them "
+        "(Ctrl-C stops waiting, not the run)\n"
+    )
+    assert out.getvalue().startswith(f"{trade.slug}: run {run.pk} succeeded, model v1, 6 properties scored")

@@ -274,3 +274,16 @@ def test_a_run_on_its_own_threads_records_a_failing_partition_and_scores_the_oth
     assert dict(Score.objects.filter(trade=trade).values_list("property__parcel_id", "score")) == {
         "T-0": 80.0, "T-1": 70.0, "T-3": 50.0, "T-4": 40.0,
     }  # fmt: skip
+
+
+def test_a_run_over_a_market_without_properties_succeeds_with_nothing_scored(roofing):
+    model_version(roofing, 1)
+    here = runs.trade_score(trade=roofing, as_of=AS_OF)
+    sent = runs.scoring_run_start(trade=roofing, as_of=AS_OF, distributed=True)
+
+    assert runs.scoring_run_dispatch(run=sent) == 0
+    sent.refresh_from_db()
+    for run in (here, sent):
+        assert (run.status, run.partitions, run.properties_scored, run.distribution) == (
+            ScoringRun.Status.SUCCEEDED, 0, 0, {"count": 0}
+        )  # fmt: skip

@@ -77,7 +77,12 @@ class Command(BaseCommand):
     def run(self, run: ScoringRun, *, distributed: bool, wait: bool) -> ScoringRun:
         if not distributed:
             return runs.scoring_run_execute(run=run)
-        runs.scoring_run_dispatch(run=run)
+        sent = runs.scoring_run_dispatch(run=run)
+        if wait:
+            self.stderr.write(
+                f"{run.trade.slug}: run {run.pk}, {sent} partitions sent to the Celery workers; waiting for them "
+                "(Ctrl-C stops waiting, not the run)"
+            )
         while wait:
             run.refresh_from_db()
             if run.status != ScoringRun.Status.RUNNING:
