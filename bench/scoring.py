@@ -251,7 +251,7 @@ def main() -> None:
                 "next_day_seconds": round(next_day_seconds, 2),
                 "next_day_properties_per_s": round(args.properties / next_day_seconds),
                 "next_day_scores_changed": round(median([run["changed"] for run in next_day])),
-                "peak_rss_mb": round(max(run["peak_rss_mb"] for run in full)),
+                "peak_rss_mb": round(max(run["peak_rss_mb"] for run in full + next_day)),
                 "peak_rss_mb_tenth_partitions": round(tenth["peak_rss_mb"]),
                 "orm_properties": args.orm_properties,
                 "orm_properties_per_s": round(orm_per_s),
