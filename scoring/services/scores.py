@@ -86,7 +86,7 @@ def scores_write(
 
     With `guard`, a score is replaced only if it is still the one read with the properties (same digest,
     or still absent): a score written in between, by a rescore of fresher data, is left alone. They are
-    staged through COPY with the reasons as text, which PostgreSQL parses to jsonb once per row written."""
+    staged through COPY with the reasons as text, which PostgreSQL checks as JSON once per row written."""
     changed = scores.rows[scores.changed]
     if changed.empty:
         return 0
@@ -109,15 +109,20 @@ def scores_write(
             "urgency double precision, reasons text, digest bigint, expected bigint) ON COMMIT DELETE ROWS"
         )
         copy_rows(cursor, "score_stage", stage)
-        values = "model_id = %(model)s, score = s.score, urgency = s.urgency, reasons = s.reasons::jsonb, "
-        values += "digest = s.digest, scored_at = %(at)s"
+
+        def values(source: str) -> str:
+            return (
+                f"model_id = %(model)s, score = {source}.score, urgency = {source}.urgency, "
+                f"reasons = {source}.reasons::json, digest = {source}.digest, scored_at = %(at)s"
+            )
+
         params = {"model": model_id, "trade": trade_id, "at": scored_at}
         if guard:
             # The partition's range of the unique index on (property_id, trade_id), merged with the stage.
             selectors.batch_plan(cursor)
             params.update(first=int(changed["property_id"].min()), last=int(changed["property_id"].max()))
             cursor.execute(
-                f"""UPDATE {table} t SET {values} FROM score_stage s
+                f"""UPDATE {table} t SET {values("s")} FROM score_stage s
                 WHERE t.property_id BETWEEN %(first)s AND %(last)s AND t.trade_id = %(trade)s
                   AND t.property_id = s.property_id AND t.digest = s.expected""",
                 params,
@@ -125,7 +130,7 @@ def scores_write(
             written = cursor.rowcount
             cursor.execute(
                 f"""INSERT INTO {table} (property_id, trade_id, model_id, score, urgency, reasons, digest, scored_at)
-                SELECT property_id, %(trade)s, %(model)s, score, urgency, reasons::jsonb, digest, %(at)s
+                SELECT property_id, %(trade)s, %(model)s, score, urgency, reasons::json, digest, %(at)s
                 FROM score_stage WHERE expected IS NULL
                 ON CONFLICT (property_id, trade_id) DO NOTHING""",
                 params,
@@ -135,9 +140,9 @@ def scores_write(
             cursor.execute(
                 f"""INSERT INTO {table} AS t (property_id, trade_id, model_id, score, urgency, reasons, digest,
                     scored_at)
-                SELECT property_id, %(trade)s, %(model)s, score, urgency, reasons::jsonb, digest, %(at)s
+                SELECT property_id, %(trade)s, %(model)s, score, urgency, reasons::json, digest, %(at)s
                 FROM score_stage s
-                ON CONFLICT (property_id, trade_id) DO UPDATE SET {values.replace("s.", "EXCLUDED.")}""",
+                ON CONFLICT (property_id, trade_id) DO UPDATE SET {values("EXCLUDED")}""",
                 params,
             )
             written = cursor.rowcount
