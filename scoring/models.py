@@ -305,6 +305,9 @@ class ScoringModel(models.Model):
         ordering = ["trade", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["trade", "version"], name="%(app_label)s_%(class)s_version_unique"),
+            models.CheckConstraint(
+                condition=Q(storm_window_days__gte=1), name="%(app_label)s_%(class)s_storm_window_positive"
+            ),
             models.UniqueConstraint(
                 fields=["trade"], condition=Q(status="active"), name="%(app_label)s_%(class)s_one_active_per_trade"
             ),

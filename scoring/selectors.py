@@ -11,7 +11,7 @@ import pyarrow as pa
 from django.db import connection, transaction
 
 from scoring import geo
-from scoring.bulk import copy_frame
+from scoring.bulk import copy_frame, id_range_plan
 from scoring.models import Permit, Property, Score, StormEvent, Trade, ZipCode
 
 
@@ -123,19 +123,8 @@ def scoring_properties(*, trade_id: int, first_id: int, last_id: int, as_of: dt.
     )
     params = {"first": first_id, "last": last_id, "trade": trade_id, "as_of": as_of}
     with transaction.atomic(), connection.cursor() as cursor:
-        batch_plan(cursor)
+        id_range_plan(cursor)
         return copy_frame(cursor, query, params, SCORING_PROPERTY_TYPES)
-
-
-def batch_plan(cursor) -> None:
-    """Plan the rest of the transaction for reading or writing one partition's rows by id range.
-
-    A run rewrites most scores of a trade, which leaves the score table's rows out of id order and its
-    statistics behind: the planner then hashes the whole table (0.4 s per partition of a million-row
-    table) where the index on (property_id, trade_id) reads the partition's range in 0.15 s. And no
-    parallel workers: a run keeps both cores busy with its own reading, computing and writing."""
-    cursor.execute("SET LOCAL enable_seqscan = off")
-    cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def scoring_property_sample(*, trade_id: int, size: int, as_of: dt.date, seed: int = 1) -> pd.DataFrame:

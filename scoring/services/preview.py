@@ -65,10 +65,8 @@ def scoring_model_preview(
         active=active,
         as_of=as_of,
         sample_size=len(sample),
-        distribution=distribution_summary([scores]) if len(sample) else {"count": 0},
-        active_distribution=(distribution_summary([active_scores]) if len(sample) else {"count": 0})
-        if active
-        else None,
+        distribution=distribution_summary([scores]),
+        active_distribution=distribution_summary([active_scores]) if active else None,
         top=best,
     )
 

@@ -81,14 +81,14 @@ def scoring_run_start(
 
 
 def _abandoned_runs_close(*, trade: Trade) -> None:
-    stale = timezone.now() - dt.timedelta(seconds=settings.SCORING_RUN_STALE_SECONDS)
-    for run in ScoringRun.objects.filter(trade=trade, status=ScoringRun.Status.RUNNING, heartbeat_at__lt=stale):
-        seconds = settings.SCORING_RUN_STALE_SECONDS
-        ScoringRun.objects.filter(pk=run.pk, status=ScoringRun.Status.RUNNING).update(
-            status=ScoringRun.Status.FAILED,
-            finished_at=timezone.now(),
-            error=f"abandoned: no progress for {seconds} s (its process stopped); resume it to finish",
-        )
+    seconds = settings.SCORING_RUN_STALE_SECONDS
+    ScoringRun.objects.filter(
+        trade=trade, status=ScoringRun.Status.RUNNING, heartbeat_at__lt=timezone.now() - dt.timedelta(seconds=seconds)
+    ).update(
+        status=ScoringRun.Status.FAILED,
+        finished_at=timezone.now(),
+        error=f"abandoned: no progress for {seconds} s (its process stopped); resume it to finish",
+    )
 
 
 def scoring_partition_run(*, partition_id: int, storms: pd.DataFrame | None = None) -> ScoringPartition:

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from scoring import engine, features, selectors
-from scoring.bulk import copy_rows
+from scoring.bulk import copy_rows, id_range_plan
 from scoring.engine import FactorSpec
 from scoring.models import Property, Score, ScoringModel, ScoringPartition
 from scoring.services.scoring_models import scoring_model_check
@@ -119,7 +119,7 @@ def scores_write(
         params = {"model": model_id, "trade": trade_id, "at": scored_at}
         if guard:
             # The partition's range of the unique index on (property_id, trade_id), merged with the stage.
-            selectors.batch_plan(cursor)
+            id_range_plan(cursor)
             params.update(first=int(changed["property_id"].min()), last=int(changed["property_id"].max()))
             cursor.execute(
                 f"""UPDATE {table} t SET {values("s")} FROM score_stage s
