@@ -182,3 +182,12 @@ LOGGING = {
 # valid this many hours, or, with auto-claim on, the territory itself at once.
 TERRITORY_OFFER_HOURS = env_int(ENV, "TERRITORY_OFFER_HOURS", 48, minimum=1)
 TERRITORY_WAITLIST_AUTO_CLAIM = env_bool(ENV, "TERRITORY_WAITLIST_AUTO_CLAIM", False)
+
+# Leads: an assigned lead not accepted within LEAD_ACCEPT_SLA_HOURS expires, and so does a lead left in
+# the unassigned pool for LEAD_POOL_DAYS. A contractor may return a delivered or accepted lead for
+# LEAD_RETURN_WINDOW_DAYS after delivery; returns beyond LEAD_RETURN_RATE_PERCENT of its leads of the
+# month (its time zone) wait for staff approval.
+LEAD_ACCEPT_SLA_HOURS = env_int(ENV, "LEAD_ACCEPT_SLA_HOURS", 72, minimum=1)
+LEAD_POOL_DAYS = env_int(ENV, "LEAD_POOL_DAYS", 14, minimum=1)
+LEAD_RETURN_WINDOW_DAYS = env_int(ENV, "LEAD_RETURN_WINDOW_DAYS", 7, minimum=0)
+LEAD_RETURN_RATE_PERCENT = env_int(ENV, "LEAD_RETURN_RATE_PERCENT", 15, minimum=0)

@@ -1,1 +1,298 @@
-"""leads: models arrive with the issue that builds this domain (see README, Architecture)."""
+"""Leads: the quality filters that pick them, the do-not-contact list, the leads themselves and the
+event history of each one."""
+
+import builtins
+import re
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from contractors.models import Contractor
+from scoring.fields import WrittenJSONField
+from scoring.models import Property, ScoringModel, Trade
+
+
+def suppression_value_normalize(value: str) -> str:
+    """The form do-not-contact values are stored and matched in: upper case, every run of characters
+    other than A-Z and 0-9 one space, trimmed ("123 Main St." and "123  MAIN ST" match). The generation
+    SQL applies the same function to the property side (SUPPRESSION_NORMALIZE_SQL)."""
+    return re.sub(r"[^A-Z0-9]+", " ", str(value).upper()).strip()
+
+
+# suppression_value_normalize in SQL, over the column expression in {}.
+SUPPRESSION_NORMALIZE_SQL = "btrim(regexp_replace(upper({}), '[^A-Z0-9]+', ' ', 'g'))"
+
+
+class LeadFilter(models.Model):
+    """The quality filters of one trade: which of its scored properties may become leads each day."""
+
+    trade = models.OneToOneField(Trade, on_delete=models.CASCADE, related_name="lead_filter")
+    enabled = models.BooleanField(default=True, help_text="Generate leads for this trade.")
+    min_score = models.FloatField(default=80, help_text="Lowest score (0-100) that makes a lead.")
+    min_urgency = models.FloatField(null=True, blank=True, help_text="Lowest urgency (0-100); blank: any.")
+    owner_occupied_only = models.BooleanField(default=False, help_text="Only homes whose owner lives there.")
+    property_types = ArrayField(
+        models.CharField(max_length=16, choices=Property.Type.choices),
+        default=list,
+        blank=True,
+        help_text="Property types that may become leads; empty: all.",
+    )
+    max_per_zip_per_day = models.PositiveIntegerField(
+        default=25, null=True, blank=True, help_text="Most new leads per ZIP per day; blank: no limit."
+    )
+    cooldown_days = models.PositiveIntegerField(
+        default=90, help_text="A property that had a lead for this trade in this many days (any outcome) gets none."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["trade"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_score__gte=0, min_score__lte=100), name="%(app_label)s_%(class)s_min_score_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_urgency__isnull=True) | Q(min_urgency__gte=0, min_urgency__lte=100),
+                name="%(app_label)s_%(class)s_min_urgency_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_per_zip_per_day__isnull=True) | Q(max_per_zip_per_day__gte=1),
+                name="%(app_label)s_%(class)s_zip_limit_positive",
+            ),
+            # At least a day, so that generating twice the same day never makes a second lead.
+            models.CheckConstraint(condition=Q(cooldown_days__gte=1), name="%(app_label)s_%(class)s_cooldown_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Lead filters for {self.trade}"
+
+
+class Suppression(models.Model):
+    """One do-not-contact entry: a parcel, an address (in one ZIP, or anywhere when the ZIP is blank)
+    or an owner name that must never become a lead. `value` is stored normalized
+    (suppression_value_normalize)."""
+
+    class Kind(models.TextChoices):
+        PARCEL = "parcel", "Parcel id"
+        ADDRESS = "address", "Street address"
+        OWNER = "owner", "Owner name"
+
+    class Source(models.TextChoices):
+        STAFF = "staff", "Entered by staff"
+        IMPORT = "import", "Imported from CSV"
+        API = "api", "Requested through the API"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    value = models.CharField(max_length=200)
+    zip_code = models.CharField(max_length=5, blank=True, help_text="Addresses only: the ZIP; blank: any ZIP.")
+    note = models.CharField(max_length=300, blank=True, help_text="Who asked, and how.")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["kind", "value"]
+        verbose_name = "do-not-contact entry"
+        verbose_name_plural = "do-not-contact list"
+        constraints = [
+            # Also the index lead generation's anti-joins probe (kind, value).
+            models.UniqueConstraint(fields=["kind", "value", "zip_code"], name="%(app_label)s_%(class)s_unique"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["parcel", "address", "owner"]), name="%(app_label)s_%(class)s_kind_valid"
+            ),
+            models.CheckConstraint(condition=~Q(value=""), name="%(app_label)s_%(class)s_value_given"),
+            models.CheckConstraint(
+                condition=Q(zip_code="") | Q(kind="address", zip_code__regex=r"^[0-9]{5}$"),
+                name="%(app_label)s_%(class)s_zip_for_addresses",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = f" ({self.zip_code})" if self.zip_code else ""
+        return f"{self.get_kind_display()}: {self.value}{where}"
+
+
+class LeadQuerySet(models.QuerySet):
+    def open(self) -> "LeadQuerySet":
+        return self.filter(state__in=Lead.OPEN)
+
+
+class Lead(models.Model):
+    """A property offered to the contractor who owns its ZIP for a trade, from generation to its end.
+
+    The score, urgency, model version and reasons are a snapshot of the property's score when the lead
+    was made, so the contractor sees why it was made after the property is rescored. `zip_code` is the
+    property's ZIP at generation: routing, the pool and caps work on it without reading properties.
+    """
+
+    class State(models.TextChoices):
+        GENERATED = "generated", "Generated (unassigned)"
+        ASSIGNED = "assigned", "Assigned"
+        DELIVERED = "delivered", "Delivered"
+        ACCEPTED = "accepted", "Accepted"
+        CONVERTED = "converted", "Converted"
+        REJECTED = "rejected", "Rejected"
+        RETURNED = "returned", "Returned"
+        EXPIRED = "expired", "Expired"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    class ReturnReason(models.TextChoices):
+        WRONG_CONTACT = "wrong_contact", "Wrong contact information"
+        NOT_OWNER = "not_owner", "Not the owner"
+        ALREADY_DONE = "already_done", "Work already done"
+        OUT_OF_AREA = "out_of_area", "Out of area"
+        DUPLICATE = "duplicate", "Duplicate"
+        OTHER = "other", "Other (see note)"
+
+    OPEN = (State.GENERATED, State.ASSIGNED, State.DELIVERED, State.ACCEPTED)
+    # Leads that do not use the cap slot they were assigned in: the contractor got nothing it could work.
+    CAP_FREE = (State.RETURNED, State.WITHDRAWN)
+
+    property = models.ForeignKey(Property, on_delete=models.PROTECT, db_index=False, related_name="leads")
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="leads")
+    zip_code = models.CharField(max_length=5)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.GENERATED)
+    contractor = models.ForeignKey(
+        Contractor, on_delete=models.PROTECT, null=True, blank=True, db_index=False, related_name="leads"
+    )
+    score = models.FloatField()
+    urgency = models.FloatField()
+    priority = models.FloatField(help_text="The ranking value: see leads.ranking.")
+    model = models.ForeignKey(ScoringModel, on_delete=models.PROTECT, related_name="+")
+    model_version = models.PositiveIntegerField()
+    reasons = WrittenJSONField(default=list)
+    generated_on = models.DateField(help_text="The business day (TIME_ZONE) the lead was generated.")
+    created_at = models.DateTimeField()
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When the lead reached a final state.")
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the lead expires if nothing happens: pool time, or acceptance SLA."
+    )
+    job_value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    return_reason = models.CharField(max_length=16, choices=ReturnReason.choices, blank=True)
+    return_note = models.CharField(max_length=500, blank=True)
+    return_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="A return asked for and waiting for staff approval (or done)."
+    )
+
+    objects = LeadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Cooldown and history of a property: (property, trade, created_at).
+            models.Index(fields=["property", "trade", "created_at"], name="lead_property_history"),
+            # Cap counting: a contractor's leads by assignment time.
+            models.Index(fields=["contractor", "assigned_at"], name="lead_contractor_assigned"),
+            # The unassigned pool by trade and ZIP (routing, coverage).
+            models.Index(fields=["trade", "zip_code"], condition=Q(state="generated"), name="lead_pool"),
+            # Per-ZIP daily limit of generation.
+            models.Index(fields=["trade", "generated_on", "zip_code"], name="lead_generated_day"),
+            # expire_leads' scan.
+            models.Index(
+                fields=["expires_at"], condition=Q(state__in=["generated", "assigned", "delivered"]), name="lead_due"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["property", "trade"],
+                condition=Q(state__in=["generated", "assigned", "delivered", "accepted"]),
+                name="%(app_label)s_%(class)s_one_open_per_property",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    state__in=[
+                        "generated",
+                        "assigned",
+                        "delivered",
+                        "accepted",
+                        "converted",
+                        "rejected",
+                        "returned",
+                        "expired",
+                        "withdrawn",
+                    ]
+                ),
+                name="%(app_label)s_%(class)s_state_valid",
+            ),
+            # Every state past the pool belongs to a contractor; the pool belongs to none.
+            models.CheckConstraint(
+                condition=Q(state="generated", contractor__isnull=True, assigned_at__isnull=True)
+                | Q(
+                    state__in=["assigned", "delivered", "accepted", "converted", "rejected", "returned"],
+                    contractor__isnull=False,
+                    assigned_at__isnull=False,
+                )
+                | Q(state__in=["expired", "withdrawn"]),
+                name="%(app_label)s_%(class)s_owner_matches_state",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["generated", "assigned", "delivered", "accepted"], closed_at__isnull=True)
+                | Q(state__in=["converted", "rejected", "returned", "expired", "withdrawn"], closed_at__isnull=False),
+                name="%(app_label)s_%(class)s_closed_when_final",
+            ),
+            models.CheckConstraint(
+                condition=Q(job_value__isnull=True) | Q(state="converted", job_value__gte=0),
+                name="%(app_label)s_%(class)s_job_value_on_conversion",
+            ),
+            models.CheckConstraint(
+                condition=Q(score__gte=0, score__lte=100, urgency__gte=0, urgency__lte=100),
+                name="%(app_label)s_%(class)s_score_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Lead {self.pk} {self.trade} {self.zip_code} ({self.get_state_display().lower()})"
+
+    # `property` is a field of this model, hence builtins.property.
+    @builtins.property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN
+
+    @builtins.property
+    def return_pending(self) -> bool:
+        return self.return_requested_at is not None and self.state != self.State.RETURNED
+
+
+class LeadEvent(models.Model):
+    """One step in a lead's life: a move from one state to another (or, for requests that change no
+    state, such as a return waiting for approval, the same state), who made it, and why. Written in
+    the same transaction as the change, never edited."""
+
+    class Actor(models.TextChoices):
+        SYSTEM = "system", "System"
+        STAFF = "staff", "Staff"
+        CONTRACTOR = "contractor", "Contractor"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, db_index=False, related_name="events")
+    action = models.CharField(max_length=20)
+    from_state = models.CharField(max_length=10, blank=True, help_text="Blank for the event that made the lead.")
+    to_state = models.CharField(max_length=10)
+    actor = models.CharField(max_length=10, choices=Actor.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    contractor = models.ForeignKey(
+        Contractor,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=False,
+        related_name="+",
+        help_text="The contractor holding the lead after the event.",
+    )
+    reason = models.CharField(max_length=300, blank=True)
+    override = models.BooleanField(default=False, help_text="Staff overrode exclusivity or caps.")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["lead", "at", "id"]
+        indexes = [models.Index(fields=["lead", "at"], name="lead_event_history")]
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.from_state or '-'} -> {self.to_state} at {self.at:%Y-%m-%d %H:%M}"

@@ -103,6 +103,12 @@ class Property(models.Model):
     property_type = models.CharField(max_length=16, choices=Type.choices, default=Type.SINGLE_FAMILY)
     market_value = models.IntegerField(null=True, blank=True)
     owner_occupied = models.BooleanField(null=True, blank=True)
+    owner_name = models.CharField(
+        max_length=200,
+        blank=True,
+        db_default="",
+        help_text="Owner of record; what an owner's do-not-contact entry matches.",
+    )
     last_sale_date = models.DateField(null=True, blank=True)
     last_sale_price = models.IntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
@@ -483,6 +489,12 @@ class Score(models.Model):
     )
 
     class Meta:
+        indexes = [
+            # The trade's best scores: lead generation and territory demand read the properties above a
+            # score (0.03 s for 30,000 of 1,000,000 where a scan of every trade's scores takes 1.2 s).
+            # Changed scores now update it too, which costs runs a little; see README, Speed.
+            models.Index(fields=["trade", "-score"], name="score_trade_score"),
+        ]
         constraints = [
             # Also the index that finds a property's scores and a partition's rows (property_id first).
             models.UniqueConstraint(fields=["property", "trade"], name="%(app_label)s_%(class)s_property_trade_unique"),

@@ -53,6 +53,17 @@ def trade_ids_by_slug() -> dict[str, int]:
     return dict(Trade.objects.values_list("slug", "id"))
 
 
+def trades_named(slugs: list[str]) -> list[Trade]:
+    """The trades with these slugs, each once, in the order given; ValueError naming the unknown ones
+    and the trades there are."""
+    found = {trade.slug: trade for trade in Trade.objects.filter(slug__in=slugs)}
+    unknown = [slug for slug in slugs if slug not in found]
+    if unknown:
+        known = ", ".join(Trade.objects.order_by("slug").values_list("slug", flat=True))
+        raise ValueError(f"unknown trade {', '.join(unknown)}; the trades are {known}")
+    return [found[slug] for slug in dict.fromkeys(slugs)]
+
+
 def residential_zip_frame() -> pd.DataFrame:
     """Standard, active ZIP codes (the ones with homes): code, city, state, latitude, longitude, by code."""
     rows = (

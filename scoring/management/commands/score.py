@@ -5,6 +5,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from scoring.models import ScoringModel, ScoringRun, Trade
+from scoring.selectors import trades_named
 from scoring.services import runs
 
 
@@ -67,12 +68,10 @@ class Command(BaseCommand):
         active = Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).order_by("slug")
         if not slugs:
             return list(active)
-        found = {trade.slug: trade for trade in Trade.objects.filter(slug__in=slugs)}
-        unknown = [slug for slug in slugs if slug not in found]
-        if unknown:
-            known = ", ".join(Trade.objects.order_by("slug").values_list("slug", flat=True))
-            raise CommandError(f"unknown trade {', '.join(unknown)}; the trades are {known}")
-        return [found[slug] for slug in dict.fromkeys(slugs)]
+        try:
+            return trades_named(slugs)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
 
     def run(self, run: ScoringRun, *, distributed: bool, wait: bool) -> ScoringRun:
         if not distributed:

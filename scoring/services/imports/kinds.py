@@ -194,6 +194,7 @@ class PropertyImporter(Importer):
             Column("property_type", "text", f.choice(PROPERTY_TYPE_SYNONYMS, list(Property.Type.values))),
             Column("market_value", "int", f.number(low=0, high=2_000_000_000, whole=True, unit="dollars")),
             Column("owner_occupied", "bool", f.boolean),
+            Column("owner_name", "text", f.text(200)),
             Column("last_sale_date", "date", f.date(earliest=dt.date(1800, 1, 1), latest=lambda: self.today)),
             Column("last_sale_price", "int", f.number(low=0, high=2_000_000_000, whole=True, unit="dollars")),
         ]
@@ -242,6 +243,7 @@ class PropertyImporter(Importer):
             filled[missing] = places[column].to_numpy()[missing]
             values[column] = filled
         values["property_type"] = values["property_type"].fillna(Property.Type.OTHER)
+        values["owner_name"] = values["owner_name"].fillna("")
 
     def targets(self) -> dict[str, tuple[str, set[str]]]:
         located = {"zip", "latitude", "longitude"}  # a ZIP given, or derived from coordinates

@@ -1,0 +1,79 @@
+"""Reads of leads: what a contractor may still receive under its caps, the unassigned pool, a lead's
+history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import connection
+
+from leads.models import Lead, LeadEvent
+from scoring.models import Trade
+
+
+@dataclass(frozen=True)
+class CapUsage:
+    """A contractor's leads so far in its current day, week (Monday to Sunday) and month, counted in its
+    own time zone, and how many more it may receive now (None: no cap)."""
+
+    contractor_id: int
+    today: int
+    this_week: int
+    this_month: int
+    room: int | None
+
+
+# The one definition of cap usage. A lead counts in the windows its assigned_at falls in, in the
+# contractor's time zone (PostgreSQL converts across DST), unless it was returned or withdrawn: those
+# free the slot they used. Reads lead_contractor_assigned (contractor, assigned_at).
+CAP_USAGE_SQL = f"""
+    SELECT c.id,
+           count(l.id) FILTER (WHERE l.assigned_at >= w.day) AS today,
+           count(l.id) FILTER (WHERE l.assigned_at >= w.week) AS this_week,
+           count(l.id) FILTER (WHERE l.assigned_at >= w.month) AS this_month,
+           c.daily_cap, c.weekly_cap, c.monthly_cap
+    FROM contractors_contractor c
+    CROSS JOIN LATERAL (SELECT (%(now)s::timestamptz AT TIME ZONE c.time_zone) AS local) n
+    CROSS JOIN LATERAL (
+        SELECT date_trunc('day', n.local) AT TIME ZONE c.time_zone AS day,
+               date_trunc('week', n.local) AT TIME ZONE c.time_zone AS week,
+               date_trunc('month', n.local) AT TIME ZONE c.time_zone AS month
+    ) w
+    LEFT JOIN {Lead._meta.db_table} l
+           ON l.contractor_id = c.id
+          AND l.assigned_at >= least(w.week, w.month)
+          AND l.state NOT IN ({", ".join(f"'{state}'" for state in Lead.CAP_FREE)})
+    WHERE c.id = ANY(%(ids)s)
+    GROUP BY c.id, w.day, w.week, w.month
+"""
+
+
+def contractor_cap_usage(*, contractor_ids: Iterable[int], now: dt.datetime) -> dict[int, CapUsage]:
+    ids = sorted(set(contractor_ids))
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(CAP_USAGE_SQL, {"ids": ids, "now": now})
+        rows = cursor.fetchall()
+    usage = {}
+    for contractor_id, today, week, month, daily, weekly, monthly in rows:
+        rooms = [cap - used for cap, used in ((daily, today), (weekly, week), (monthly, month)) if cap is not None]
+        usage[contractor_id] = CapUsage(contractor_id, today, week, month, max(min(rooms), 0) if rooms else None)
+    return usage
+
+
+def lead_pool_by_zip(*, trade: Trade) -> dict[str, int]:
+    """Unassigned (generated) leads of `trade` per ZIP (index lead_pool)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT zip_code, count(*) FROM {Lead._meta.db_table} WHERE trade_id = %s AND state = %s GROUP BY 1",
+            [trade.pk, Lead.State.GENERATED],
+        )
+        return dict(cursor.fetchall())
+
+
+def lead_history(*, lead: Lead) -> list[LeadEvent]:
+    """Every event of a lead, oldest first (index lead_event_history)."""
+    return list(LeadEvent.objects.filter(lead=lead).select_related("user", "contractor").order_by("at", "pk"))

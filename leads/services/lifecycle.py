@@ -1,0 +1,365 @@
+"""Every move of a single lead, and expiry. Each one locks the lead, asks leads.transitions whether the
+move is allowed from its current state for this actor, writes the change and its LeadEvent in one
+transaction. A refused move raises before anything is written.
+
+Moves that give a contractor a lead (assign, reassign) or count its returns lock the contractor row
+first, then the lead: the lock order of routing, so they never deadlock with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from contractors.models import Contractor
+from contractors.selectors import contractor_serves
+from leads.errors import CapReached, ContractorNotReceiving, LeadError, NotTerritoryOwner, ReturnRefused
+from leads.models import Lead, LeadEvent
+from leads.selectors import contractor_cap_usage
+from leads.transitions import from_states, transition_check
+from territories.models import Territory
+
+State, Actor = Lead.State, LeadEvent.Actor
+
+
+def _lock(lead: Lead) -> Lead:
+    return Lead.objects.select_for_update().get(pk=lead.pk)
+
+
+def _record(
+    lead: Lead,
+    *,
+    action: str,
+    from_state: str,
+    actor: str,
+    at: dt.datetime,
+    user: AbstractBaseUser | None = None,
+    reason: str = "",
+    override: bool = False,
+    fields: tuple[str, ...] = (),
+) -> Lead:
+    """Save the lead's changed `fields` (its state always) and write the event."""
+    lead.save(update_fields=sorted({"state", *fields}))
+    LeadEvent.objects.create(
+        lead=lead,
+        action=action,
+        from_state=from_state,
+        to_state=lead.state,
+        actor=actor,
+        user=user if user is not None and user.is_authenticated else None,
+        contractor_id=lead.contractor_id,
+        reason=reason[:300],
+        override=override,
+        at=at,
+    )
+    return lead
+
+
+def _owner_of(lead: Lead) -> int | None:
+    return (
+        Territory.objects.active()
+        .filter(trade_id=lead.trade_id, zip_code_id=lead.zip_code)
+        .values_list("contractor_id", flat=True)
+        .first()
+    )
+
+
+@transaction.atomic
+def lead_assign(
+    *, lead: Lead, contractor: Contractor, user: AbstractBaseUser | None, reason: str, override: bool = False
+) -> Lead:
+    """Staff give `lead` (in the pool, or assigned/delivered to another contractor: a reassignment) to
+    `contractor`. The contractor must own the lead's ZIP for its trade and have cap room, unless staff
+    override; the event records what was overridden. It must always serve the trade and be active."""
+    if not reason.strip():
+        raise LeadError("Say why the lead is assigned by hand.")
+    contractor = Contractor.objects.select_for_update().get(pk=contractor.pk)
+    lead = _lock(lead)
+    action = "assign" if lead.state == State.GENERATED else "reassign"
+    to_state = transition_check(lead=lead, action=action, actor=Actor.STAFF)
+    if lead.contractor_id == contractor.pk:
+        raise LeadError(f"Lead {lead.pk} is already with {contractor}.")
+    if contractor.status != Contractor.Status.ACTIVE:
+        raise ContractorNotReceiving(f"{contractor} is {contractor.get_status_display().lower()}; it takes no leads.")
+    if not contractor_serves(contractor=contractor, trade_id=lead.trade_id):
+        raise ContractorNotReceiving(f"{contractor} does not serve {lead.trade}.")
+    now = timezone.now()
+    overridden = []
+    owner_id = _owner_of(lead)
+    if owner_id != contractor.pk:
+        if not override:
+            owner = Contractor.objects.filter(pk=owner_id).first()
+            held = f"owned by {owner}" if owner else "owned by nobody"
+            raise NotTerritoryOwner(
+                f"{lead.zip_code} {lead.trade} is {held}; {contractor} may have this lead only with an override."
+            )
+        overridden.append("exclusivity")
+    room = contractor_cap_usage(contractor_ids=[contractor.pk], now=now)[contractor.pk].room
+    if room is not None and room <= 0:
+        if not override:
+            raise CapReached(f"{contractor} has reached its lead cap; assign with an override to exceed it.")
+        overridden.append("caps")
+    from_state = lead.state
+    lead.state, lead.contractor, lead.assigned_at = to_state, contractor, now
+    lead.delivered_at = None
+    lead.expires_at = now + dt.timedelta(hours=settings.LEAD_ACCEPT_SLA_HOURS)
+    note = f"{reason.strip()} (overrode {' and '.join(overridden)})" if overridden else reason.strip()
+    return _record(
+        lead,
+        action=action,
+        from_state=from_state,
+        actor=Actor.STAFF,
+        at=now,
+        user=user,
+        reason=note,
+        override=bool(overridden),
+        fields=("contractor", "assigned_at", "delivered_at", "expires_at"),
+    )
+
+
+def _move(
+    lead: Lead,
+    *,
+    action: str,
+    actor: str,
+    user: AbstractBaseUser | None = None,
+    reason: str = "",
+    update=None,
+) -> Lead:
+    """The common shape of a move: lock, check, change (`update(lead, now)` returns changed fields), record."""
+    lead = _lock(lead)
+    to_state = transition_check(lead=lead, action=action, actor=actor)
+    now = timezone.now()
+    fields = tuple(update(lead, now)) if update else ()
+    from_state, lead.state = lead.state, to_state
+    if to_state not in Lead.OPEN and lead.closed_at is None:
+        lead.closed_at = now
+        fields += ("closed_at",)
+    return _record(
+        lead, action=action, from_state=from_state, actor=actor, at=now, user=user, reason=reason, fields=fields
+    )
+
+
+@transaction.atomic
+def lead_deliver(*, lead: Lead, actor: str = Actor.SYSTEM, user: AbstractBaseUser | None = None, via: str = "") -> Lead:
+    """The lead reached its contractor (API, webhook or email: `via`)."""
+
+    def update(lead: Lead, now: dt.datetime):
+        lead.delivered_at = now
+        return ("delivered_at",)
+
+    return _move(lead, action="deliver", actor=actor, user=user, reason=via, update=update)
+
+
+@transaction.atomic
+def lead_accept(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None) -> Lead:
+    def update(lead: Lead, now: dt.datetime):
+        lead.accepted_at, lead.expires_at = now, None
+        return ("accepted_at", "expires_at")
+
+    return _move(lead, action="accept", actor=actor, user=user, update=update)
+
+
+@transaction.atomic
+def lead_reject(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None, reason: str = "") -> Lead:
+    """The contractor declines the lead. Unlike a return it keeps its cap slot: it was a good lead."""
+
+    def update(lead: Lead, now: dt.datetime):
+        lead.expires_at = None
+        return ("expires_at",)
+
+    return _move(lead, action="reject", actor=actor, user=user, reason=reason, update=update)
+
+
+def job_value_parse(value) -> Decimal:
+    try:
+        amount = Decimal(str(value).replace(",", "").replace("$", "").strip())
+    except (InvalidOperation, ValueError):
+        raise LeadError(f"Job value {value!r} is not an amount such as 18500.00.") from None
+    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e10"):
+        raise LeadError(f"Job value {value!r} must be between 0 and 9,999,999,999.99.")
+    return amount.quantize(Decimal("0.01"))
+
+
+@transaction.atomic
+def lead_convert(*, lead: Lead, job_value, actor: str, user: AbstractBaseUser | None = None) -> Lead:
+    """The contractor sold the job: its value is kept for reporting."""
+    amount = job_value_parse(job_value)
+
+    def update(lead: Lead, now: dt.datetime):
+        lead.converted_at, lead.job_value = now, amount
+        return ("converted_at", "job_value")
+
+    return _move(lead, action="convert", actor=actor, user=user, reason=f"job value {amount}", update=update)
+
+
+def _slot_freed(lead: Lead) -> Lead:
+    """After a move that freed the cap slot of the lead's contractor has committed: the pool's next lead
+    for that contractor, if any, goes to it now."""
+    from leads.services.routing import leads_route
+
+    if lead.contractor_id is not None and lead.state in Lead.CAP_FREE:
+        leads_route(contractor_ids=[lead.contractor_id])
+    return lead
+
+
+def lead_withdraw(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None, reason: str) -> Lead:
+    """Take a lead back (do-not-contact, bad data). A withdrawn lead frees its cap slot."""
+    if not reason.strip():
+        raise LeadError("Say why the lead is withdrawn.")
+
+    def update(lead: Lead, now: dt.datetime):
+        lead.expires_at = None
+        return ("expires_at",)
+
+    with transaction.atomic():
+        lead = _move(lead, action="withdraw", actor=actor, user=user, reason=reason.strip(), update=update)
+    return _slot_freed(lead)
+
+
+@dataclass(frozen=True)
+class ReturnOutcome:
+    lead: Lead
+    pending: bool  # True: over the return rate, waiting for staff approval
+
+
+def _return_rate_exceeded(*, contractor: Contractor, now: dt.datetime) -> tuple[bool, int, int]:
+    """Would one more return put the contractor above LEAD_RETURN_RATE_PERCENT of the leads it was given
+    this month (its time zone)? Returns (exceeded, returns asked for this month, leads of the month)."""
+    local = timezone.localtime(now, timezone=ZoneInfo(contractor.time_zone))
+    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    mine = Lead.objects.filter(contractor=contractor)
+    leads = mine.filter(assigned_at__gte=month_start).count()
+    returns = mine.filter(return_requested_at__gte=month_start).count()
+    return (returns + 1) * 100 > settings.LEAD_RETURN_RATE_PERCENT * max(leads, 1), returns, leads
+
+
+def lead_return(
+    *, lead: Lead, reason: str, note: str = "", actor: str = Actor.CONTRACTOR, user: AbstractBaseUser | None = None
+) -> ReturnOutcome:
+    """A contractor returns a delivered or accepted lead within LEAD_RETURN_WINDOW_DAYS of delivery, with
+    a reason from the list ("other" needs a note). Within the monthly return rate the lead is returned
+    at once and frees its cap slot; above it the request waits for staff (lead_return_approve). Staff
+    returning a lead for the contractor are not held to the rate."""
+    outcome = _lead_return(lead=lead, reason=reason, note=note, actor=actor, user=user)
+    _slot_freed(outcome.lead)
+    return outcome
+
+
+@transaction.atomic
+def _lead_return(*, lead: Lead, reason: str, note: str, actor: str, user: AbstractBaseUser | None) -> ReturnOutcome:
+    if reason not in Lead.ReturnReason.values:
+        choices = ", ".join(Lead.ReturnReason.values)
+        raise ReturnRefused(f"Return reason {reason!r} is not one of: {choices}.")
+    if reason == Lead.ReturnReason.OTHER and not note.strip():
+        raise ReturnRefused('A return for "other" needs a note saying what was wrong.')
+    current = Lead.objects.get(pk=lead.pk)
+    contractor = Contractor.objects.select_for_update().get(pk=current.contractor_id) if current.contractor_id else None
+    lead = _lock(lead)
+    action = "return" if actor == Actor.STAFF else "return_request"
+    transition_check(lead=lead, action=action, actor=actor)
+    if lead.return_pending:
+        raise ReturnRefused(f"Lead {lead.pk} already has a return waiting for approval.")
+    now = timezone.now()
+    window = dt.timedelta(days=settings.LEAD_RETURN_WINDOW_DAYS)
+    if lead.delivered_at is None or now > lead.delivered_at + window:
+        raise ReturnRefused(
+            f"Lead {lead.pk} was delivered on {lead.delivered_at:%Y-%m-%d}; returns are taken for "
+            f"{settings.LEAD_RETURN_WINDOW_DAYS} days after delivery."
+        )
+    lead.return_reason, lead.return_note, lead.return_requested_at = reason, note.strip()[:500], now
+    text = Lead.ReturnReason(reason).label + (f": {note.strip()}" if note.strip() else "")
+    fields = ("return_reason", "return_note", "return_requested_at")
+    exceeded, returns, leads = _return_rate_exceeded(contractor=contractor, now=now)
+    if actor == Actor.CONTRACTOR and exceeded:
+        text += f" (needs approval: {returns + 1} returns of {leads} leads this month)"
+        return ReturnOutcome(
+            _record(lead, action="return_request", from_state=lead.state, actor=actor, at=now, user=user,
+                    reason=text, fields=fields),
+            pending=True,
+        )  # fmt: skip
+    transition_check(lead=lead, action="return", actor=actor)
+    from_state, lead.state, lead.closed_at, lead.expires_at = lead.state, State.RETURNED, now, None
+    fields += ("closed_at", "expires_at")
+    return ReturnOutcome(
+        _record(
+            lead, action="return", from_state=from_state, actor=actor, at=now, user=user, reason=text, fields=fields
+        ),
+        pending=False,
+    )
+
+
+def lead_return_approve(*, lead: Lead, user: AbstractBaseUser | None, note: str = "") -> Lead:
+    """Staff accept a return that was over the rate: the lead is returned and frees its cap slot."""
+
+    def update(lead: Lead, now: dt.datetime):
+        lead.expires_at = None
+        return ("expires_at",)
+
+    with transaction.atomic():
+        if not _lock(lead).return_pending:
+            raise ReturnRefused(f"Lead {lead.pk} has no return waiting for approval.")
+        lead = _move(lead, action="return_approve", actor=Actor.STAFF, user=user, reason=note.strip(), update=update)
+    return _slot_freed(lead)
+
+
+@transaction.atomic
+def lead_return_deny(*, lead: Lead, user: AbstractBaseUser | None, note: str) -> Lead:
+    """Refuse a waiting return: the lead stays with the contractor, the request is cleared."""
+    if not note.strip():
+        raise LeadError("Say why the return is refused; the contractor sees it.")
+    if not _lock(lead).return_pending:
+        raise ReturnRefused(f"Lead {lead.pk} has no return waiting for approval.")
+
+    def update(lead: Lead, now: dt.datetime):
+        lead.return_requested_at, lead.return_reason, lead.return_note = None, "", ""
+        return ("return_requested_at", "return_reason", "return_note")
+
+    return _move(lead, action="return_deny", actor=Actor.STAFF, user=user, reason=note.strip(), update=update)
+
+
+@dataclass(frozen=True)
+class ExpirySummary:
+    unassigned: int
+    unaccepted: int
+
+    def __str__(self) -> str:
+        return f"{self.unassigned:,} unassigned and {self.unaccepted:,} unaccepted leads expired"
+
+
+@transaction.atomic
+def leads_expire(*, now: dt.datetime | None = None) -> ExpirySummary:
+    """Expire every lead past its expires_at: pool leads after LEAD_POOL_DAYS, assigned or delivered ones
+    not accepted within LEAD_ACCEPT_SLA_HOURS. One UPDATE with its events (index lead_due)."""
+    now = now or timezone.now()
+    lead, event = Lead._meta.db_table, LeadEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH due AS (
+                SELECT id, state FROM {lead}
+                WHERE state = ANY(%(states)s) AND expires_at <= %(now)s
+                ORDER BY id FOR UPDATE
+            ),
+            moved AS (
+                UPDATE {lead} l SET state = 'expired', closed_at = %(now)s
+                FROM due WHERE l.id = due.id
+                RETURNING l.id, due.state AS from_state, l.contractor_id
+            ),
+            logged AS (
+                INSERT INTO {event} (lead_id, action, from_state, to_state, actor, contractor_id, reason, override, at)
+                SELECT id, 'expire', from_state, 'expired', 'system', contractor_id, '', false, %(now)s FROM moved
+            )
+            SELECT from_state = 'generated', count(*) FROM moved GROUP BY 1
+            """,
+            {"states": [str(state) for state in from_states("expire")], "now": now},
+        )
+        counts = dict(cursor.fetchall())
+    return ExpirySummary(unassigned=counts.get(True, 0), unaccepted=counts.get(False, 0))

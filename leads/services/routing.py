@@ -1,0 +1,135 @@
+"""Routing: unassigned (generated) leads go to the active owner of their ZIP for their trade, best first
+(leads.ranking), as many as each owner's caps leave room for (leads.selectors.CAP_USAGE_SQL).
+
+Caps hold under any concurrency because every write that gives a contractor a lead (this and
+lifecycle.lead_assign) first locks the contractor's row, then counts, then assigns, in one transaction:
+a second router waits for the first to commit and then counts its leads. Locks are taken contractors
+first (by id), then leads, everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from contractors.models import Contractor
+from leads import ranking
+from leads.models import Lead, LeadEvent
+from leads.selectors import contractor_cap_usage
+from territories.models import Territory
+
+
+@dataclass(frozen=True)
+class RoutingSummary:
+    assigned: int
+    by_contractor: dict[int, int] = field(default_factory=dict)
+    waiting: int = 0  # leads left in the pool of the ZIPs looked at
+
+    def __str__(self) -> str:
+        contractors = len(self.by_contractor)
+        return f"{self.assigned:,} leads assigned to {contractors} contractors, {self.waiting:,} in the pool"
+
+
+def _pool_filter(trade_ids: list[int] | None, zip_codes: list[str] | None) -> tuple[str, dict]:
+    where, params = "", {}
+    if trade_ids is not None:
+        where += " AND l.trade_id = ANY(%(trade_ids)s)"
+        params["trade_ids"] = trade_ids
+    if zip_codes is not None:
+        where += " AND l.zip_code = ANY(%(zip_codes)s)"
+        params["zip_codes"] = zip_codes
+    return where, params
+
+
+@transaction.atomic
+def leads_route(
+    *,
+    trade_ids: Iterable[int] | None = None,
+    zip_codes: Iterable[str] | None = None,
+    contractor_ids: Iterable[int] | None = None,
+    now: dt.datetime | None = None,
+) -> RoutingSummary:
+    """Assign the pool's leads (of these trades / ZIPs / owners; all by default) to their owners."""
+    now = now or timezone.now()
+    lead, territory, event = Lead._meta.db_table, Territory._meta.db_table, LeadEvent._meta.db_table
+    trade_list = sorted(set(trade_ids)) if trade_ids is not None else None
+    zip_list = sorted(set(zip_codes)) if zip_codes is not None else None
+    where, params = _pool_filter(trade_list, zip_list)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT DISTINCT t.contractor_id FROM {territory} t
+            WHERE t.ended_at IS NULL AND EXISTS (
+                SELECT 1 FROM {lead} l
+                WHERE l.state = 'generated' AND l.trade_id = t.trade_id AND l.zip_code = t.zip_code {where})
+            """,
+            params,
+        )
+        owners = {row[0] for row in cursor.fetchall()}
+    if contractor_ids is not None:
+        owners &= set(contractor_ids)
+    # The lock that makes caps safe; a paused or suspended owner gets nothing and its leads wait.
+    locked = list(
+        Contractor.objects.receiving_assignments()
+        .select_for_update()
+        .filter(pk__in=owners)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    usage = contractor_cap_usage(contractor_ids=locked, now=now)
+    rooms = [usage[pk].room for pk in locked]
+    by_contractor: dict[int, int] = {}
+    if locked:
+        params |= {
+            "ids": locked,
+            "rooms": rooms,
+            "now": now,
+            "due": now + dt.timedelta(hours=settings.LEAD_ACCEPT_SLA_HOURS),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH room AS (
+                    SELECT * FROM unnest(%(ids)s::bigint[], %(rooms)s::int[]) AS r(contractor_id, room)
+                ),
+                pool AS (
+                    SELECT l.id, t.contractor_id, row_number() OVER (
+                               PARTITION BY t.contractor_id ORDER BY {ranking.order_sql("l")}) AS n
+                    FROM {lead} l
+                    JOIN {territory} t
+                      ON t.trade_id = l.trade_id AND t.zip_code = l.zip_code AND t.ended_at IS NULL
+                    JOIN room r ON r.contractor_id = t.contractor_id
+                    WHERE l.state = 'generated' {where}
+                ),
+                chosen AS (
+                    SELECT p.id, p.contractor_id FROM pool p JOIN room r ON r.contractor_id = p.contractor_id
+                    WHERE r.room IS NULL OR p.n <= r.room
+                ),
+                moved AS (
+                    UPDATE {lead} l
+                    SET state = 'assigned', contractor_id = c.contractor_id, assigned_at = %(now)s,
+                        expires_at = %(due)s
+                    FROM chosen c
+                    WHERE l.id = c.id AND l.state = 'generated'
+                    RETURNING l.id, l.contractor_id
+                ),
+                logged AS (
+                    INSERT INTO {event} (lead_id, action, from_state, to_state, actor, contractor_id, reason,
+                                         override, at)
+                    SELECT id, 'assign', 'generated', 'assigned', 'system', contractor_id, '', false, %(now)s
+                    FROM moved
+                )
+                SELECT contractor_id, count(*) FROM moved GROUP BY contractor_id
+                """,
+                params,
+            )
+            by_contractor = dict(cursor.fetchall())
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {lead} l WHERE l.state = 'generated' {where}", params)
+        (waiting,) = cursor.fetchone()
+    return RoutingSummary(sum(by_contractor.values()), by_contractor, waiting)
