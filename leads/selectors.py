@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from leads.models import Lead, LeadEvent
-from scoring.models import Trade
+from scoring.models import Trade, ZipCode
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,17 @@ def contractor_cap_usage(*, contractor_ids: Iterable[int], now: dt.datetime) -> 
     return usage
 
 
-def lead_pool_by_zip(*, trade: Trade) -> dict[str, int]:
-    """Unassigned (generated) leads of `trade` per ZIP (index lead_pool)."""
+def lead_pool_by_zip(*, trade: Trade, state: str | None = None) -> dict[str, int]:
+    """Unassigned (generated) leads of `trade` per ZIP, optionally of one US state (index lead_pool)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT zip_code, count(*) FROM {Lead._meta.db_table} WHERE trade_id = %s AND state = %s GROUP BY 1",
-            [trade.pk, Lead.State.GENERATED],
+            f"""
+            SELECT l.zip_code, count(*) FROM {Lead._meta.db_table} l
+            JOIN {ZipCode._meta.db_table} z ON z.code = l.zip_code
+            WHERE l.trade_id = %(trade)s AND l.state = 'generated' AND (%(state)s::text IS NULL OR z.state = %(state)s)
+            GROUP BY 1
+            """,
+            {"trade": trade.pk, "state": state},
         )
         return dict(cursor.fetchall())
 

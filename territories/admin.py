@@ -9,6 +9,8 @@ from django.urls import path, reverse
 
 from contractors.admin import service_form_response
 from contractors.models import Contractor
+from leads.selectors import lead_pool_by_zip
+from leads.services.routing import leads_route_territories
 from scoring.models import Trade
 from territories.errors import TerritoryError
 from territories.models import Territory, WaitlistEntry
@@ -166,6 +168,7 @@ class TerritoryAdmin(admin.ModelAdmin):
             else:
                 codes = ", ".join(territory.zip_code_id for territory in created)
                 self.message_user(request, f"{data['contractor']} now owns {data['trade']} in {codes}.")
+                self.pool_route(request, created)
                 changelist = reverse("admin:territories_territory_changelist")
                 return redirect(f"{changelist}?contractor__id__exact={data['contractor'].pk}&ownership=active")
         return service_form_response(
@@ -181,7 +184,7 @@ class TerritoryAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             return redirect("admin:index")
         form = CoverageForm(request.GET or None)
-        coverage = None
+        coverage, pool_rows = None, []
         if form.is_valid():
             data = form.cleaned_data
             coverage = territory_coverage(
@@ -190,12 +193,22 @@ class TerritoryAdmin(admin.ModelAdmin):
                 limit=data["limit"],
                 state=data["state"].upper() or None,
             )
+            pool = lead_pool_by_zip(trade=data["trade"], state=data["state"].upper() or None)
+            owners = {row.zip_code: row.contractor_name for row in coverage.owned}
+            # The unassigned leads by ZIP, most first: owned ZIPs whose owner is paused or at its caps,
+            # and unowned ZIPs (nobody to route to until the territory is sold).
+            pool_rows = sorted(
+                ((code, count, owners.get(code, "")) for code, count in pool.items()),
+                key=lambda row: (-row[1], row[0]),
+            )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Coverage",
             "form": form,
             "coverage": coverage,
+            "pool_rows": pool_rows,
+            "pool_total": sum(row[1] for row in pool_rows),
         }
         return TemplateResponse(request, "admin/territories/territory/coverage.html", context)
 
@@ -223,6 +236,7 @@ class TerritoryAdmin(admin.ModelAdmin):
         self.message_user(request, f"Released {len(released.territories)} territories.")
         for promotion in released.promotions:
             self.message_user(request, f"Waitlist: {promotion}.")
+        self.pool_route(request, [p.territory for p in released.promotions if p.territory is not None])
         return None
 
     @admin.action(description="Transfer the selected territories to another contractor")
@@ -251,7 +265,15 @@ class TerritoryAdmin(admin.ModelAdmin):
             self.message_user(request, str(error), messages.ERROR)
             return None
         self.message_user(request, f"Transferred {len(created)} territories to {to_contractor}.")
+        self.pool_route(request, created)
         return None
+
+    def pool_route(self, request, territories: list[Territory]) -> None:
+        """New owners get the unassigned leads waiting in their new ZIPs, within their caps."""
+        if territories:
+            routed = leads_route_territories(territories=territories)
+            if routed.assigned:
+                self.message_user(request, f"Unassigned leads of these ZIPs: {routed}.")
 
 
 @admin.register(WaitlistEntry)
@@ -316,6 +338,7 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
                 self.message_user(
                     request, f"{territory.contractor} now owns {territory.zip_code_id} {territory.trade}."
                 )
+                TerritoryAdmin.pool_route(self, request, [territory])
 
     @admin.action(description="Take the selected contractors out of line (declines an offer)")
     def leave(self, request, queryset):
@@ -328,3 +351,4 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{entry.contractor} left the line for {entry.zip_code_id} {entry.trade}.")
                 for promotion in promotions:
                     self.message_user(request, f"Waitlist: {promotion}.")
+                TerritoryAdmin.pool_route(self, request, [p.territory for p in promotions if p.territory is not None])

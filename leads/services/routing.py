@@ -133,3 +133,21 @@ def leads_route(
         cursor.execute(f"SELECT count(*) FROM {lead} l WHERE l.state = 'generated' {where}", params)
         (waiting,) = cursor.fetchone()
     return RoutingSummary(sum(by_contractor.values()), by_contractor, waiting)
+
+
+def leads_route_territories(*, territories: Iterable[Territory]) -> RoutingSummary:
+    """Route the pool of these territories' (ZIP, trade) pairs to their new owners: what every way of
+    getting a territory (claim, transfer, waitlist) calls once the ownership has committed."""
+    summaries = []
+    by_trade: dict[int, set[str]] = {}
+    for territory in territories:
+        by_trade.setdefault(territory.trade_id, set()).add(territory.zip_code_id)
+    for trade_id, zip_codes in sorted(by_trade.items()):
+        summaries.append(leads_route(trade_ids=[trade_id], zip_codes=zip_codes))
+    by_contractor: dict[int, int] = {}
+    for summary in summaries:
+        for contractor_id, count in summary.by_contractor.items():
+            by_contractor[contractor_id] = by_contractor.get(contractor_id, 0) + count
+    return RoutingSummary(
+        sum(summary.assigned for summary in summaries), by_contractor, sum(summary.waiting for summary in summaries)
+    )

@@ -897,7 +897,8 @@ def test_map_option_reads_a_file_with_county_column_names(reference, tmp_path):
 
 PROPERTY_COLUMNS = (
     "address, bathrooms, bedrooms, city, last_sale_date, last_sale_price, latitude, living_sqft, longitude, "
-    "lot_sqft, market_value, owner_occupied, parcel_id, property_type, roof_year, state, stories, year_built, zip"
+    "lot_sqft, market_value, owner_name, owner_occupied, parcel_id, property_type, roof_year, state, stories, "
+    "year_built, zip"
 )
 
 

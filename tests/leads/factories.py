@@ -1,0 +1,81 @@
+"""Scored homes, territories and leads for the leads tests, built through the real models and services."""
+
+from __future__ import annotations
+
+import itertools
+
+from django.utils import timezone
+
+from contractors.models import Contractor
+from leads.models import Lead, LeadFilter
+from scoring.models import Property, Score, ScoringModel, Trade
+from territories.services.claims import territory_claim_many
+from tests.contractors.factories import ContractorFactory
+
+_numbers = itertools.count(1)
+ROOF_REASON = {"feature": "roof_age", "value": 23, "text": "Roof is 23 years old"}
+
+
+def home(
+    *,
+    zip_code: str = "80202",
+    address: str | None = None,
+    parcel_id: str | None = None,
+    owner_name: str = "",
+    owner_occupied: bool | None = True,
+    property_type: str = Property.Type.SINGLE_FAMILY,
+) -> Property:
+    number = next(_numbers)
+    return Property.objects.create(
+        parcel_id=parcel_id or f"P-{number:06d}",
+        address=address or f"{number} Main St",
+        city="Denver",
+        state="CO",
+        zip_code_id=zip_code,
+        owner_name=owner_name,
+        owner_occupied=owner_occupied,
+        property_type=property_type,
+        year_built=1990,
+    )
+
+
+def scored(
+    prop: Property, trade: Trade, *, score: float, urgency: float = 0.0, reasons: list | None = None
+) -> Score:
+    """The property's current score for the trade, by the trade's active model."""
+    model = ScoringModel.objects.get(trade=trade, status=ScoringModel.Status.ACTIVE)
+    return Score.objects.create(
+        property=prop,
+        trade=trade,
+        model=model,
+        score=score,
+        urgency=urgency,
+        reasons=reasons if reasons is not None else [ROOF_REASON],
+        scored_at=timezone.now(),
+        digest=0,
+    )
+
+
+def scored_home(trade: Trade, *, score: float, urgency: float = 0.0, **home_fields) -> Property:
+    prop = home(**home_fields)
+    scored(prop, trade, score=score, urgency=urgency)
+    return prop
+
+
+def owner(trade: Trade, *zip_codes: str, **fields) -> Contractor:
+    """A contractor serving `trade` that owns its `zip_codes` territories."""
+    contractor = ContractorFactory(trades=[trade], **fields)
+    if zip_codes:
+        territory_claim_many(contractor=contractor, trade=trade, zip_codes=zip_codes)
+    return contractor
+
+
+def filters(trade: Trade, **fields) -> LeadFilter:
+    """The trade's filters, set to `fields` over permissive defaults (any score, no ZIP limit)."""
+    values = {"min_score": 0, "max_per_zip_per_day": None, "cooldown_days": 90, "enabled": True} | fields
+    lead_filter, _ = LeadFilter.objects.update_or_create(trade=trade, defaults=values)
+    return lead_filter
+
+
+def leads_of(trade: Trade) -> list[Lead]:
+    return list(Lead.objects.filter(trade=trade).order_by("-priority", "-score", "property_id"))
