@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from contractors.models import Contractor
 from leads.models import Lead, LeadFilter
-from scoring.models import Property, Score, ScoringModel, Trade
+from scoring.models import Factor, Property, Score, ScoringModel, Trade
+from scoring.services.scoring_models import scoring_model_activate
 from territories.services.claims import territory_claim_many
 from tests.contractors.factories import ContractorFactory
 
@@ -39,11 +40,9 @@ def home(
     )
 
 
-def scored(
-    prop: Property, trade: Trade, *, score: float, urgency: float = 0.0, reasons: list | None = None
-) -> Score:
+def scored(prop: Property, trade: Trade, *, score: float, urgency: float = 0.0, reasons: list | None = None) -> Score:
     """The property's current score for the trade, by the trade's active model."""
-    model = ScoringModel.objects.get(trade=trade, status=ScoringModel.Status.ACTIVE)
+    model = active_model(trade)
     return Score.objects.create(
         property=prop,
         trade=trade,
@@ -54,6 +53,19 @@ def scored(
         scored_at=timezone.now(),
         digest=0,
     )
+
+
+def active_model(trade: Trade) -> ScoringModel:
+    """The trade's active model; a one-factor version 1 when a transactional test emptied the tables."""
+    model = ScoringModel.objects.filter(trade=trade, status=ScoringModel.Status.ACTIVE).first()
+    if model is None:
+        model = ScoringModel.objects.create(trade=trade, version=1)
+        Factor.objects.create(
+            model=model, position=0, feature="roof_age", transform="ramp", params={"low": 10, "high": 30}, weight=1,
+            reason="Roof is {value:.0f} years old",
+        )  # fmt: skip
+        model = scoring_model_activate(model=model)
+    return model
 
 
 def scored_home(trade: Trade, *, score: float, urgency: float = 0.0, **home_fields) -> Property:

@@ -68,7 +68,8 @@ def test_min_score_is_inclusive(roofing):
 
 def test_min_urgency_filters_when_set(roofing):
     filters(roofing, min_urgency=30)
-    calm, urgent = scored_home(roofing, score=90, urgency=29.9), scored_home(roofing, score=60, urgency=30)
+    scored_home(roofing, score=90, urgency=29.9)
+    urgent = scored_home(roofing, score=60, urgency=30)
 
     leads_generate(trade=roofing, now=NOW)
 
@@ -231,7 +232,8 @@ def test_racing_generations_make_each_lead_once_and_hold_the_zip_limit(trades, z
     roofing = trades["roofing"]
     filters(roofing, max_per_zip_per_day=3)
     for index in range(12):
-        scored(scored_home(roofing, score=50 + index, zip_code="80202" if index % 2 else "80203"), trades["solar"], score=1)
+        home = scored_home(roofing, score=50 + index, zip_code="80202" if index % 2 else "80203")
+        scored(home, trades["solar"], score=1)  # another trade's score changes nothing
 
     results, errors = race(lambda _: leads_generate(trade=roofing, now=NOW).created, range(6))
 
