@@ -20,14 +20,14 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-## Migrate, load the ZIP reference, seed the demo market and its contractors once, score every trade
-## as of today, create the demo login.
+## Migrate, load the ZIP reference, seed the demo market and its contractors once, run the daily
+## pipeline (score every trade as of today, generate, route and expire leads), create the demo login.
 setup: $(BIN)/.installed
 	$(MANAGE) migrate --noinput
 	$(MANAGE) load_zipcodes
 	$(MANAGE) seed_demo --if-empty --properties $(DEMO_PROPERTIES) --seed $(DEMO_SEED)
 	$(MANAGE) seed_demo_territories --if-empty
-	$(MANAGE) score
+	$(MANAGE) run_pipeline
 	$(MANAGE) ensure_demo_user
 
 ## Everything above, then serve the site.
@@ -59,6 +59,7 @@ format: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/import_properties.py --rows 1000000
 	$(BIN)/python bench/scoring.py --properties 1000000
+	$(BIN)/python bench/leads.py --properties 1000000
 
 ## Stop the embedded PostgreSQL and Redis (their data stays under .data/).
 stop:

@@ -33,30 +33,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, median, prepare_schema, use_bench_database
+from bench.common import ROOT, SEED, market_ensure, median, prepare_schema, use_bench_database
 
 TRADE = "roofing"
-SEED = 7
 FEED_DAYS = 730
-
-
-def market_ensure(properties: int) -> None:
-    """The demo market of `properties` homes in the bench database, seeded in a child process when the
-    database holds another number."""
-    from django.db import connection
-
-    from scoring.models import Property
-
-    if Property.objects.count() == properties:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE scoring_property, scoring_stormevent CASCADE")
-    started = time.monotonic()
-    subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "seed_demo", "--properties", str(properties), "--seed", str(SEED)],
-        cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    print(f"seeded {properties:,} properties in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
 def storm_feed_ensure(total: int, window_days: int, as_of: dt.date) -> tuple[int, int]:
