@@ -13,16 +13,20 @@ from contractors.models import Contractor
 from scoring.fields import WrittenJSONField
 from scoring.models import Property, ScoringModel, Trade
 
+_LOWER, _UPPER = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ASCII_UPPER = str.maketrans(_LOWER, _UPPER)
+
 
 def suppression_value_normalize(value: str) -> str:
-    """The form do-not-contact values are stored and matched in: upper case, every run of characters
-    other than A-Z and 0-9 one space, trimmed ("123 Main St." and "123  MAIN ST" match). The generation
-    SQL applies the same function to the property side (SUPPRESSION_NORMALIZE_SQL)."""
-    return re.sub(r"[^A-Z0-9]+", " ", str(value).upper()).strip()
+    """The form do-not-contact values are stored and matched in: a-z upper-cased, every run of other
+    characters than A-Z and 0-9 one space, trimmed ("123 Main St." and "123  MAIN ST" match). Only
+    ASCII letters change case, here and in SQL alike (SUPPRESSION_NORMALIZE_SQL, what generation applies
+    to the property side): Python's and PostgreSQL's upper() disagree on letters such as "ß"."""
+    return re.sub(r"[^A-Z0-9]+", " ", str(value).translate(_ASCII_UPPER)).strip()
 
 
 # suppression_value_normalize in SQL, over the column expression in {}.
-SUPPRESSION_NORMALIZE_SQL = "btrim(regexp_replace(upper({}), '[^A-Z0-9]+', ' ', 'g'))"
+SUPPRESSION_NORMALIZE_SQL = f"btrim(regexp_replace(translate({{}}, '{_LOWER}', '{_UPPER}'), '[^A-Z0-9]+', ' ', 'g'))"
 
 
 class LeadFilter(models.Model):
@@ -258,7 +262,8 @@ class Lead(models.Model):
 
     @builtins.property
     def return_pending(self) -> bool:
-        return self.return_requested_at is not None and self.state != self.State.RETURNED
+        """A return asked for and waiting for staff: only while the lead is still with the contractor."""
+        return self.return_requested_at is not None and self.state in (self.State.DELIVERED, self.State.ACCEPTED)
 
 
 class LeadEvent(models.Model):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from contractors.models import Contractor
-from scoring.models import Property, Score, Trade, ZipCode
+from scoring.models import Property, Score, Trade, ZipCode, score_band
 from territories.models import Territory, WaitlistEntry
 
 # Demand counts the properties whose current score for the trade is at least this. It stands in for the
@@ -49,8 +49,8 @@ def territory_coverage(
 ) -> Coverage:
     """Owned and unowned ZIPs of `trade` (optionally in one US state), with demand, in one query.
 
-    Demand is aggregated from scoring's current scores joined to their properties: one pass over the
-    trade's scores (scoring_score has no index by trade, so it is a scan either way), hashed by ZIP,
+    Demand is aggregated from scoring's current scores joined to their properties: the trade's scores
+    at or above min_score (index score_trade_band), hashed by ZIP,
     then full-joined with the trade's active territories (the one_active_owner index) so that owned
     ZIPs without demand are listed too. Unowned ZIPs are sellable ones only (active in the reference).
     """
@@ -60,7 +60,8 @@ def territory_coverage(
             SELECT p.{prop.get_field("zip_code").column} AS code, count(*) AS demand
             FROM {score.db_table} s
             JOIN {prop.db_table} p ON p.{prop.pk.column} = s.{score.get_field("property").column}
-            WHERE s.{score.get_field("trade").column} = %(trade)s AND s.score >= %(min_score)s
+            WHERE s.{score.get_field("trade").column} = %(trade)s AND s.score_band >= %(min_band)s
+              AND s.score >= %(min_score)s
             GROUP BY 1
         ),
         owned AS (
@@ -89,7 +90,13 @@ def territory_coverage(
         WHERE c.contractor_id IS NOT NULL OR c.rank <= %(limit)s
         ORDER BY c.contractor_id IS NULL, CASE WHEN c.contractor_id IS NULL THEN c.rank END, c.code
     """
-    params = {"trade": trade.pk, "min_score": min_score, "limit": limit, "state": state}
+    params = {
+        "trade": trade.pk,
+        "min_score": min_score,
+        "min_band": score_band(min_score),
+        "limit": limit,
+        "state": state,
+    }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

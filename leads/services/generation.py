@@ -24,7 +24,7 @@ from django.utils import timezone
 from leads import ranking
 from leads.models import SUPPRESSION_NORMALIZE_SQL, Lead, LeadEvent, LeadFilter, Suppression
 from leads.services.filters import lead_filter_for
-from scoring.models import Property, Score, ScoringModel, Trade
+from scoring.models import Property, Score, ScoringModel, Trade, score_band
 
 GENERATION_LOCK = 7_301  # pg_advisory_xact_lock(GENERATION_LOCK, trade id)
 
@@ -52,8 +52,8 @@ def generation_sql(lead_filter: LeadFilter, *, limited: bool, suppressed_kinds: 
     lead, event = Lead._meta.db_table, LeadEvent._meta.db_table
     suppression, model = Suppression._meta.db_table, ScoringModel._meta.db_table
     open_states = ", ".join(f"'{state}'" for state in Lead.OPEN)
-    # Reads index score_trade_score (trade, score) for the score range.
-    where = ["s.trade_id = %(trade)s", "s.score >= %(min_score)s"]
+    # Reads index score_trade_band (trade, score band) for the score range.
+    where = ["s.trade_id = %(trade)s", "s.score_band >= %(min_band)s", "s.score >= %(min_score)s"]
     if lead_filter.min_urgency is not None:
         where.append("s.urgency >= %(min_urgency)s")
     if lead_filter.owner_occupied_only:
@@ -140,6 +140,7 @@ def leads_generate(*, trade: Trade, limit: int | None = None, now: dt.datetime |
     params = {
         "trade": trade.pk,
         "min_score": lead_filter.min_score,
+        "min_band": score_band(lead_filter.min_score),
         "min_urgency": lead_filter.min_urgency,
         "types": list(lead_filter.property_types),
         "zip_limit": lead_filter.max_per_zip_per_day,

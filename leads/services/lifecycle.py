@@ -110,6 +110,8 @@ def lead_assign(
     lead.state, lead.contractor, lead.assigned_at = to_state, contractor, now
     lead.delivered_at = None
     lead.expires_at = now + dt.timedelta(hours=settings.LEAD_ACCEPT_SLA_HOURS)
+    # A return the previous contractor asked for is not the new one's.
+    lead.return_reason, lead.return_note, lead.return_requested_at = "", "", None
     note = f"{reason.strip()} (overrode {' and '.join(overridden)})" if overridden else reason.strip()
     return _record(
         lead,
@@ -120,7 +122,15 @@ def lead_assign(
         user=user,
         reason=note,
         override=bool(overridden),
-        fields=("contractor", "assigned_at", "delivered_at", "expires_at"),
+        fields=(
+            "contractor",
+            "assigned_at",
+            "delivered_at",
+            "expires_at",
+            "return_reason",
+            "return_note",
+            "return_requested_at",
+        ),
     )
 
 
@@ -304,10 +314,18 @@ def lead_return_approve(*, lead: Lead, user: AbstractBaseUser | None, note: str 
         return ("expires_at",)
 
     with transaction.atomic():
-        if not _lock(lead).return_pending:
-            raise ReturnRefused(f"Lead {lead.pk} has no return waiting for approval.")
+        _return_waiting_check(lead, action="return_approve")
         lead = _move(lead, action="return_approve", actor=Actor.STAFF, user=user, reason=note.strip(), update=update)
     return _slot_freed(lead)
+
+
+def _return_waiting_check(lead: Lead, *, action: str) -> None:
+    """Staff decide a waiting return: refused naming the state when the lead has moved on, or when no
+    return waits."""
+    lead = _lock(lead)
+    transition_check(lead=lead, action=action, actor=Actor.STAFF)
+    if not lead.return_pending:
+        raise ReturnRefused(f"Lead {lead.pk} has no return waiting for approval.")
 
 
 @transaction.atomic
@@ -315,8 +333,7 @@ def lead_return_deny(*, lead: Lead, user: AbstractBaseUser | None, note: str) ->
     """Refuse a waiting return: the lead stays with the contractor, the request is cleared."""
     if not note.strip():
         raise LeadError("Say why the return is refused; the contractor sees it.")
-    if not _lock(lead).return_pending:
-        raise ReturnRefused(f"Lead {lead.pk} has no return waiting for approval.")
+    _return_waiting_check(lead, action="return_deny")
 
     def update(lead: Lead, now: dt.datetime):
         lead.return_requested_at, lead.return_reason, lead.return_note = None, "", ""

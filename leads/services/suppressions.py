@@ -41,7 +41,7 @@ def suppression_entry_clean(*, kind: str, value: str, zip_code: str = "", note: 
         raise LeadError(f"kind {kind!r} is not one of: {', '.join(Suppression.Kind.values)}")
     normalized = suppression_value_normalize(value or "")
     if not normalized:
-        raise LeadError(f"a {kind} entry needs a value with letters or digits")
+        raise LeadError(f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} entry needs a value with letters or digits")
     if len(normalized) > MAX_VALUE_LENGTH:
         raise LeadError(f"value longer than {MAX_VALUE_LENGTH} characters")
     zip_code = str(zip_code or "").strip()
