@@ -138,7 +138,9 @@ def main() -> None:
         print(f"run {number + 1}: {json.dumps({k: round(v, 3) for k, v in runs[-1].items()})}", file=sys.stderr)
     leads_empty()
     figures = {key: round(median([run[key] for run in runs]), 3) for key in runs[0]}
-    print(json.dumps({"bench": "leads", "properties": args.properties, "owned_zips": owned, "runs": args.runs} | figures))
+    print(
+        json.dumps({"bench": "leads", "properties": args.properties, "owned_zips": owned, "runs": args.runs} | figures)
+    )
 
 
 if __name__ == "__main__":
