@@ -178,8 +178,8 @@ def reason_text(factor: FactorSpec, value, details: Mapping | None = None) -> st
 
 
 def reasons_json(scored: pd.DataFrame, factors: Sequence[FactorSpec], features: pd.DataFrame) -> np.ndarray:
-    """The reasons of each scored row as a JSON array text, highest contribution first:
-    [{"feature": "roof_age", "value": 23, "points": 35.0, "text": "Roof is 23 years old"}, ...].
+    """The reasons of each scored row as a compact JSON array text, highest contribution first:
+    [{"feature":"roof_age","value":23,"points":35.0,"text":"Roof is 23 years old"},...].
 
     `scored` is score_frame's result for `features`; "points" is the factor's share of the score.
     Texts are rendered once per distinct combination of the values they use, not once per row,
@@ -203,11 +203,12 @@ def reasons_json(scored: pd.DataFrame, factors: Sequence[FactorSpec], features: 
             distinct = values.drop_duplicates()
             points = np.round(100 * weights[index] * transform(factor, distinct[factor.feature]) / total, 2).tolist()
             quoted = [[_plain(value) for value in distinct[column].tolist()] for column in columns]
-            head = f'{{"feature": {json.dumps(factor.feature)}, "value": '
+            # Compact JSON (no spaces after separators): 18 bytes less of the ~270 each score row writes.
+            head = f'{{"feature":{json.dumps(factor.feature)},"value":'
             rendered = np.array(
                 [
-                    f'{head}{_json_value(record[0])}, "points": {point!r}, '
-                    f'"text": {json.dumps(reason_text(factor, record[0], dict(zip(columns, record, strict=True))))}}}'
+                    f'{head}{_json_value(record[0])},"points":{point!r},'
+                    f'"text":{json.dumps(reason_text(factor, record[0], dict(zip(columns, record, strict=True))))}}}'
                     for record, point in zip(zip(*quoted, strict=True), points, strict=True)
                 ],
                 dtype=object,

@@ -117,7 +117,7 @@ def test_reasons_are_stored_as_written_and_read_back_as_lists(scored):
     with connection.cursor() as cursor:
         cursor.execute("SELECT reasons::text FROM scoring_score WHERE id = %s", [score.pk])
         assert cursor.fetchone()[0] == (
-            '[{"feature": "roof_age", "value": 36, "points": 50.0, "text": "Roof is 36 years old"}]'
+            '[{"feature":"roof_age","value":36,"points":50.0,"text":"Roof is 36 years old"}]'
         )
     # Rewritten by a later run (an update, not an insert): still as written.
     Property.objects.filter(pk=homes[0].pk).update(year_built=1989)
@@ -125,7 +125,7 @@ def test_reasons_are_stored_as_written_and_read_back_as_lists(scored):
     with connection.cursor() as cursor:
         cursor.execute("SELECT reasons::text FROM scoring_score WHERE id = %s", [score.pk])
         assert cursor.fetchone()[0] == (
-            '[{"feature": "roof_age", "value": 37, "points": 50.0, "text": "Roof is 37 years old"}]'
+            '[{"feature":"roof_age","value":37,"points":50.0,"text":"Roof is 37 years old"}]'
         )
     Score.objects.filter(pk=score.pk).update(reasons=[{"text": "by hand"}], scored_at=timezone.now())
     assert Score.objects.get(pk=score.pk).reasons == [{"text": "by hand"}]
