@@ -216,6 +216,7 @@ class ContractorAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(active_territories=Count("territories", filter=Q(territories__ended_at__isnull=True)))
             .prefetch_related("trades")
+            .order_by("name", "pk")  # the annotation drops Meta.ordering; autocomplete pages need one
         )
 
     @admin.display(description="Trades")

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from leadengine.text import counted
 from leads import ranking
 from leads.models import SUPPRESSION_NORMALIZE_SQL, Lead, LeadEvent, LeadFilter, Suppression
 from leads.services.filters import lead_filter_for
@@ -38,7 +39,7 @@ class GenerationSummary:
     def __str__(self) -> str:
         if self.skipped:
             return f"{self.trade.slug}: skipped, {self.skipped}"
-        return f"{self.trade.slug}: {self.created:,} new leads"
+        return f"{self.trade.slug}: {counted(self.created, 'new lead')}"
 
 
 def _normalized(column: str) -> str:

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contractors.models import Contractor
+from leadengine.text import counted
 from leads import ranking
 from leads.models import Lead, LeadEvent
 from leads.selectors import contractor_cap_usage
@@ -31,8 +32,8 @@ class RoutingSummary:
     waiting: int = 0  # leads left in the pool of the ZIPs looked at
 
     def __str__(self) -> str:
-        contractors = len(self.by_contractor)
-        return f"{self.assigned:,} leads assigned to {contractors} contractors, {self.waiting:,} in the pool"
+        contractors = counted(len(self.by_contractor), "contractor")
+        return f"{counted(self.assigned, 'lead')} assigned to {contractors}, {self.waiting:,} in the pool"
 
 
 def _pool_filter(trade_ids: list[int] | None, zip_codes: list[str] | None) -> tuple[str, dict]:

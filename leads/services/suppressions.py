@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from leadengine.text import counted
 from leads.errors import LeadError, SuppressionImportError
 from leads.models import SUPPRESSION_NORMALIZE_SQL, Lead, LeadEvent, Suppression, suppression_value_normalize
 from scoring.models import Property
@@ -28,9 +29,12 @@ class SuppressionSummary:
     assigned_leads: list[int]  # open leads with a contractor that match: for staff to decide
 
     def __str__(self) -> str:
-        text = f"{self.added:,} added, {self.already_listed:,} already listed, {self.leads_withdrawn:,} leads withdrawn"
+        text = f"{self.added:,} added, {self.already_listed:,} already listed, {counted(self.leads_withdrawn, 'lead')} "
+        text += "withdrawn"
         if self.assigned_leads:
-            text += f"; {len(self.assigned_leads):,} matching leads are with contractors"
+            matching = len(self.assigned_leads)
+            where = "is with a contractor" if matching == 1 else "are with contractors"
+            text += f"; {counted(matching, 'matching lead')} {where}"
         return text
 
 

@@ -553,8 +553,8 @@ def test_adding_an_entry_withdraws_the_matching_pool_lead_and_lists_assigned_one
     )
 
     assert messages_of(response) == [
-        ("success", "JANE DOE added to the do-not-contact list: 1 added, 0 already listed, 1 leads withdrawn; "
-                    "1 matching leads are with contractors."),
+        ("success", "JANE DOE added to the do-not-contact list: 1 added, 0 already listed, 1 lead withdrawn; "
+                    "1 matching lead is with a contractor."),
         ("warning", f"1 lead with contractors match and were left to you (withdraw them if need be): {with_acme.pk}."),
     ]  # fmt: skip
     assert f'href="/admin/leads/lead/?id__in={with_acme.pk}"' in response.content.decode()
@@ -578,7 +578,7 @@ def test_adding_an_entry_withdraws_the_matching_pool_lead_and_lists_assigned_one
     assert messages_of(again)[0] == (
         "success",
         "JANE DOE already on the do-not-contact list: 0 added, 1 already listed, 0 leads withdrawn; "
-        "1 matching leads are with contractors.",
+        "1 matching lead is with a contractor.",
     )
     assert Suppression.objects.count() == 1
 
@@ -618,8 +618,8 @@ def test_csv_import_adds_every_entry_and_reports_the_summary(staff_client, roofi
     )
 
     assert messages_of(response) == [
-        ("success", "Do-not-contact file imported: 3 added, 0 already listed, 1 leads withdrawn; "
-                    "1 matching leads are with contractors."),
+        ("success", "Do-not-contact file imported: 3 added, 0 already listed, 1 lead withdrawn; "
+                    "1 matching lead is with a contractor."),
         ("warning", f"1 lead with contractors match and were left to you (withdraw them if need be): {with_acme.pk}."),
     ]  # fmt: skip
     assert stored() == [

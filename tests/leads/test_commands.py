@@ -35,7 +35,7 @@ def test_generate_leads_prints_each_trade_and_the_total(roofing, trades):
     scored_home(trades["hvac"], score=50)  # below hvac's default minimum of 80
 
     assert run("generate_leads") == (
-        "hvac: 1 new leads\n"
+        "hvac: 1 new lead\n"
         "roofing: 2 new leads\n"
         "solar: 0 new leads\n"
         "windows: skipped, lead generation is off in its filters\n"
@@ -55,7 +55,7 @@ def test_generate_leads_for_named_trades_only(roofing, trades):
 
     output = run("generate_leads", "--trade", "roofing", "--trade", "roofing")
 
-    assert output == "roofing: 1 new leads\ntotal: 1 new leads\n"
+    assert output == "roofing: 1 new lead\ntotal: 1 new lead\n"
     assert list(Lead.objects.values_list("trade__slug", flat=True)) == ["roofing"]
 
 
@@ -64,7 +64,7 @@ def test_generate_leads_with_a_limit_makes_the_best_leads_first(roofing):
     scored_home(roofing, score=90)
     scored_home(roofing, score=85)
 
-    assert run("generate_leads", "--trade", "roofing", "--limit", "1") == "roofing: 1 new leads\ntotal: 1 new leads\n"
+    assert run("generate_leads", "--trade", "roofing", "--limit", "1") == "roofing: 1 new lead\ntotal: 1 new lead\n"
     assert list(Lead.objects.values_list("property_id", flat=True)) == [best.pk]
 
 
@@ -97,7 +97,7 @@ def test_route_leads_assigns_the_pool_to_owners_and_prints_what_waits(roofing, t
     scored_home(roofing, score=90, zip_code="80203")
     leads_generate(trade=roofing)
 
-    assert run("route_leads") == "1 leads assigned to 1 contractors, 1 in the pool\n"
+    assert run("route_leads") == "1 lead assigned to 1 contractor, 1 in the pool\n"
     lead = Lead.objects.get(property=mine)
     assert (lead.state, lead.contractor_id) == ("assigned", acme.pk)
     assert run("route_leads") == "0 leads assigned to 0 contractors, 1 in the pool\n"
@@ -112,7 +112,7 @@ def test_route_leads_for_one_trade_leaves_the_others_pool(roofing, trades):
     leads_generate(trade=roofing)
     leads_generate(trade=hvac)
 
-    assert run("route_leads", "--trade", "hvac") == "1 leads assigned to 1 contractors, 0 in the pool\n"
+    assert run("route_leads", "--trade", "hvac") == "1 lead assigned to 1 contractor, 0 in the pool\n"
     assert Lead.objects.get(trade=roofing).state == "generated"
     assert Lead.objects.get(trade=hvac).state == "assigned"
 
@@ -195,7 +195,7 @@ def test_run_pipeline_scores_generates_routes_and_expires(roofing):
     assert output.splitlines() == [
         scoring.summary(),
         "roofing: 2 new leads",
-        "routing: 1 leads assigned to 1 contractors, 1 in the pool",
+        "routing: 1 lead assigned to 1 contractor, 1 in the pool",
         "expiry: 0 unassigned and 0 unaccepted leads expired",
     ]
     assert sorted(Lead.objects.values_list("property_id", "state", "contractor_id", "score", "model_id")) == sorted(
@@ -231,7 +231,7 @@ def test_run_pipeline_still_makes_leads_when_a_trade_cannot_be_scored_and_exits_
     assert lines[1:] == [
         "gutters: Gutters has no active scoring model; activate one in the admin first",
         "gutters: 0 new leads",
-        "roofing: 1 new leads",
+        "roofing: 1 new lead",
         "routing: 0 leads assigned to 0 contractors, 1 in the pool",
         "expiry: 0 unassigned and 0 unaccepted leads expired",
     ]

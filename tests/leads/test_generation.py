@@ -22,7 +22,7 @@ def test_a_lead_keeps_a_snapshot_of_the_score_and_starts_in_the_pool(roofing):
     summary = leads_generate(trade=roofing, now=NOW)
 
     assert summary.created == 1
-    assert str(summary) == "roofing: 1 new leads"
+    assert str(summary) == "roofing: 1 new lead"
     lead = Lead.objects.get()
     score = Score.objects.get(property=prop, trade=roofing)
     assert (lead.property_id, lead.trade_id, lead.zip_code, lead.state, lead.contractor_id) == (

@@ -196,7 +196,8 @@ def test_racing_routers_and_staff_assignments_never_exceed_a_cap(trades, zip_cod
 
     results, errors = race(act, range(8))
 
-    assert all(isinstance(error, CapReached) for error in errors)
+    # A staff assignment loses either to the cap or, when a router gave it that very lead, to "already with".
+    assert all(isinstance(error, CapReached) or "is already with" in str(error) for error in errors)
     assert Lead.objects.filter(contractor=acme).count() == 4
     assert LeadEvent.objects.filter(action="assign").count() == 4
 
@@ -224,7 +225,7 @@ def test_the_admin_claim_gives_the_new_owner_the_zips_waiting_leads(roofing, sta
 
     assert response.status_code == 200
     assert assigned_to(acme) == [waiting[0].property_id, waiting[1].property_id]
-    assert "Unassigned leads of these ZIPs: 2 leads assigned to 1 contractors, 0 in the pool." in [
+    assert "Unassigned leads of these ZIPs: 2 leads assigned to 1 contractor, 0 in the pool." in [
         str(message) for message in response.context["messages"]
     ]
 

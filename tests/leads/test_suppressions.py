@@ -147,7 +147,7 @@ def test_a_parcel_entry_withdraws_the_unassigned_lead_of_that_parcel(roofing):
     summary = suppression_add(kind="parcel", value="12.345.678", note="Owner wrote in")
 
     assert summary == SuppressionSummary(added=1, already_listed=0, leads_withdrawn=1, assigned_leads=[])
-    assert str(summary) == "1 added, 0 already listed, 1 leads withdrawn"
+    assert str(summary) == "1 added, 0 already listed, 1 lead withdrawn"
     assert stored() == [("parcel", "12 345 678", "", "Owner wrote in", "staff")]
     assert_withdrawn_by_the_list(listed)
     assert_untouched(other, "generated")
@@ -212,7 +212,7 @@ def test_leads_already_with_contractors_are_left_to_staff_and_listed(roofing):
     summary = suppression_add(kind="owner", value="jane public")
 
     assert summary == SuppressionSummary(1, 0, 1, sorted([assigned.pk, delivered.pk, accepted.pk]))
-    assert str(summary) == "1 added, 0 already listed, 1 leads withdrawn; 3 matching leads are with contractors"
+    assert str(summary) == "1 added, 0 already listed, 1 lead withdrawn; 3 matching leads are with contractors"
     assert_withdrawn_by_the_list(pooled)
     for lead, state in ((assigned, "assigned"), (delivered, "delivered"), (accepted, "accepted")):
         assert_untouched(lead, state)
@@ -424,7 +424,7 @@ def test_the_import_command_prints_the_summary(roofing, tmp_path):
 
     call_command("import_suppressions", str(path), stdout=out)
 
-    assert out.getvalue() == "4 added, 0 already listed, 1 leads withdrawn\n"
+    assert out.getvalue() == "4 added, 0 already listed, 1 lead withdrawn\n"
     assert Suppression.objects.count() == 4
 
 

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from leadengine.text import counted
 from leads.services.generation import leads_generate_all
 from scoring.selectors import trades_named
 
@@ -21,4 +22,4 @@ class Command(BaseCommand):
         summaries = leads_generate_all(trades=trades, limit=limit)
         for summary in summaries:
             self.stdout.write(str(summary))
-        self.stdout.write(f"total: {sum(summary.created for summary in summaries):,} new leads")
+        self.stdout.write(f"total: {counted(sum(summary.created for summary in summaries), 'new lead')}")
