@@ -18,6 +18,7 @@ from django.utils.html import format_html
 
 from contractors.admin import service_form_response
 from contractors.models import Contractor
+from leadengine.text import counted
 from leads.errors import LeadError, SuppressionImportError
 from leads.models import Lead, LeadEvent, LeadFilter, Suppression, suppression_value_normalize
 from leads.services.lifecycle import lead_assign, lead_return_approve, lead_return_deny, lead_withdraw
@@ -36,10 +37,6 @@ ASSIGN_REASON_LENGTH = 250
 IMPORT_MAX_BYTES = 20 * 1024 * 1024
 IMPORT_ERRORS_SHOWN = 50
 MATCHING_LEADS_SHOWN = 50
-
-
-def leads_counted(count: int) -> str:
-    return f"{count} lead" if count == 1 else f"{count} leads"
 
 
 def refusal_text(lead: Lead, error: LeadError) -> str:
@@ -266,7 +263,7 @@ class LeadAdmin(admin.ModelAdmin):
             else:
                 moved.append(lead.pk)
         if moved:
-            text = sentence(done.replace("{leads}", leads_counted(len(moved))))
+            text = sentence(done.replace("{leads}", counted(len(moved), "lead")))
             self.message_user(request, f"{text}: {', '.join(map(str, moved))}.", messages.SUCCESS)
 
     def _form_page(self, request, queryset, *, form, action: str, title: str, submit_label: str, intro: str):
@@ -571,7 +568,7 @@ class SuppressionAdmin(admin.ModelAdmin):
             request,
             format_html(
                 '{} with contractors match and were left to you (withdraw them if need be): <a href="{}">{}{}</a>.',
-                sentence(leads_counted(len(ids))),
+                sentence(counted(len(ids), "lead")),
                 url,
                 shown,
                 more,
