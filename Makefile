@@ -13,7 +13,7 @@ PORT ?= 8000
 # A laptop is a development machine: DEBUG on unless the environment says otherwise.
 export DEBUG ?= true
 
-.PHONY: run setup test lint format bench stop reset-data
+.PHONY: run setup test lint format bench schema stop reset-data
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ lint: $(BIN)/.installed
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## Write the OpenAPI schema the code generates to docs/openapi.yaml (a test fails when they differ).
+schema: $(BIN)/.installed
+	$(MANAGE) spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 ## Benchmarks print one JSON line of figures last (see README, Speed).
 bench: $(BIN)/.installed

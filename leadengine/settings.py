@@ -138,9 +138,22 @@ if env_bool(ENV, "SECURE_PROXY_SSL_HEADER_ENABLED", False):
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "leadengine.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "leadengine.api.throttling.ClientRateThrottle",
+        "leadengine.api.throttling.AddressRateThrottle",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "leadengine.api.errors.api_exception_handler",
 }
+# API throttling, per minute (counters in Redis): per key or staff user, per address without
+# credentials, and refused keys per address.
+API_RATE = f"{env_int(ENV, 'API_RATE_PER_MINUTE', 600, minimum=1)}/min"
+API_ANON_RATE = f"{env_int(ENV, 'API_ANON_RATE_PER_MINUTE', 60, minimum=1)}/min"
+API_AUTH_FAILURE_RATE = f"{env_int(ENV, 'API_AUTH_FAILURES_PER_MINUTE', 20, minimum=1)}/min"
 SPECTACULAR_SETTINGS = {
     "TITLE": "LeadEngine API",
     "DESCRIPTION": "Purchase-intent leads for home-improvement contractors.",
@@ -150,6 +163,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"ReturnReasonEnum": "leads.models.Lead.ReturnReason"},
 }
 
 # Celery: Redis is the broker. Kombu spells a Unix socket redis+socket://, redis-py spells it unix://.

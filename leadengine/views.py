@@ -2,6 +2,8 @@
 
 from django.core.cache import cache
 from django.db import connection
+from django.http import JsonResponse
+from django.views import defaults
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -18,6 +20,7 @@ class HealthView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = []  # load balancers poll these
 
     @extend_schema(responses={200: HealthSerializer}, tags=["health"])
     def get(self, request):
@@ -29,6 +32,7 @@ class ReadyView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = []  # load balancers poll these
 
     @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer}, tags=["health"])
     def get(self, request):
@@ -49,3 +53,21 @@ class ReadyView(APIView):
             {"status": "ok" if ready else "unavailable", "checks": checks},
             status=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
+
+
+def server_error(request, *args, **kwargs):
+    """500: JSON for the API (no HTML page, no trace), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        from leadengine.api.errors import error_body
+
+        return JsonResponse(error_body("server_error", "The server failed; the error is logged."), status=500)
+    return defaults.server_error(request, *args, **kwargs)
+
+
+def page_not_found(request, exception, *args, **kwargs):
+    """404 of a URL nothing serves: JSON for the API, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        from leadengine.api.errors import error_body
+
+        return JsonResponse(error_body("not_found", f"Nothing is served at {request.path}."), status=404)
+    return defaults.page_not_found(request, exception, *args, **kwargs)

@@ -124,6 +124,18 @@ class LeadQuerySet(models.QuerySet):
     def open(self) -> "LeadQuerySet":
         return self.filter(state__in=Lead.OPEN)
 
+    def visible_to(self, user) -> "LeadQuerySet":
+        """The leads `user` may see, the one rule every API view applies: staff see every lead; a
+        contractor (its API key, or a member's session) the leads it holds now; anyone else none."""
+        if user is None or not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self
+        from contractors.selectors import contractor_for_user
+
+        contractor = getattr(user, "contractor", None) or contractor_for_user(user=user)
+        return self.filter(contractor=contractor) if contractor is not None else self.none()
+
 
 class Lead(models.Model):
     """A property offered to the contractor who owns its ZIP for a trade, from generation to its end.

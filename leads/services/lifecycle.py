@@ -169,6 +169,35 @@ def lead_deliver(*, lead: Lead, actor: str = Actor.SYSTEM, user: AbstractBaseUse
 
 
 @transaction.atomic
+def leads_deliver(*, lead_ids: list[int], via: str, now: dt.datetime | None = None) -> set[int]:
+    """Mark these leads delivered (their contractor has now seen them: an API read, a webhook, an email)
+    where the table allows it (assigned), with their events, in one statement; returns the ids moved."""
+    if not lead_ids:
+        return set()
+    now = now or timezone.now()
+    (from_state,) = from_states("deliver")  # the table delivers from one state
+    lead, event = Lead._meta.db_table, LeadEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH moved AS (
+                UPDATE {lead} SET state = 'delivered', delivered_at = %(now)s
+                WHERE id = ANY(%(ids)s) AND state = %(from)s
+                RETURNING id, contractor_id
+            ),
+            logged AS (
+                INSERT INTO {event} (lead_id, action, from_state, to_state, actor, contractor_id, reason, override, at)
+                SELECT id, 'deliver', %(from)s, 'delivered', 'system', contractor_id, %(via)s, false, %(now)s
+                FROM moved
+            )
+            SELECT id FROM moved
+            """,
+            {"ids": sorted(lead_ids), "from": str(from_state), "now": now, "via": via},
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@transaction.atomic
 def lead_accept(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None) -> Lead:
     def update(lead: Lead, now: dt.datetime):
         lead.accepted_at, lead.expires_at = now, None

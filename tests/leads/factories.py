@@ -14,7 +14,7 @@ from territories.services.claims import territory_claim_many
 from tests.contractors.factories import ContractorFactory
 
 _numbers = itertools.count(1)
-ROOF_REASON = {"feature": "roof_age", "value": 23, "text": "Roof is 23 years old"}
+ROOF_REASON = {"feature": "roof_age", "value": 23, "points": 35.0, "text": "Roof is 23 years old"}
 
 
 def home(

@@ -1,0 +1,88 @@
+"""API-key authentication: `Authorization: Api-Key <key>`. A contractor's key authenticates a
+ContractorClient: not a user of the site, but the contractor acting through its systems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from contractors.models import ApiKey, Contractor
+from contractors.services.api_keys import ApiKeyRejected, ApiKeyUnknown, api_key_authenticate
+from leadengine.api.throttling import AuthFailureThrottle
+
+KEYWORD = "Api-Key"
+
+
+@dataclass(frozen=True)
+class ContractorClient:
+    """request.user of a call made with a contractor's API key."""
+
+    contractor: Contractor
+    key: ApiKey
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    is_anonymous: bool = False
+
+    @property
+    def pk(self) -> str:
+        return f"key:{self.key.pk}"
+
+    def __str__(self) -> str:
+        return f"{self.contractor} ({self.key.prefix})"
+
+
+class ApiKeyFailed(exceptions.AuthenticationFailed):
+    """The key was refused: carries the service's stable code and HTTP status (401 or 403)."""
+
+    def __init__(self, rejection: ApiKeyRejected):
+        super().__init__(detail=str(rejection), code=rejection.code)
+        self.status_code = rejection.http_status
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Refused keys are counted per client address (Redis); past API_AUTH_FAILURES_PER_MINUTE in a
+    minute the address gets 429 before its key is even looked up, so keys cannot be guessed at speed."""
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request)
+        if not header:
+            return None
+        try:
+            keyword, _, raw_key = header.decode("ascii").partition(" ")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(
+                "The Authorization header is not ASCII.", code="invalid_header"
+            ) from None
+        if keyword != KEYWORD:
+            return None
+        failures = AuthFailureThrottle()
+        if not failures.allow_request(request, None):
+            raise exceptions.Throttled(wait=failures.wait(), detail="Too many refused API keys from this address.")
+        try:
+            if not raw_key.strip() or " " in raw_key.strip():
+                raise ApiKeyUnknown(f'Give the key as "Authorization: {KEYWORD} <key>".')
+            key = api_key_authenticate(raw_key=raw_key)
+        except ApiKeyRejected as rejection:
+            failures.count_failure()
+            raise ApiKeyFailed(rejection) from None
+        return ContractorClient(contractor=key.contractor, key=key), key
+
+    def authenticate_header(self, request) -> str:
+        return KEYWORD
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": f'"{KEYWORD} <key>": a contractor\'s key (manage.py create_api_key, or the admin).',
+        }

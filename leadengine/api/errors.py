@@ -1,0 +1,64 @@
+"""Every API error is JSON: {"code": "...", "detail": "...", "fields": {...}}, with stable codes. Domain
+errors (leads, territories) carry their own code and HTTP status; DRF's own errors get theirs."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from leads.errors import LeadError
+from territories.errors import TerritoryError
+
+DOMAIN_ERRORS = (LeadError, TerritoryError)
+
+
+def error_body(code: str, detail: str, fields: dict | None = None) -> dict:
+    return {"code": code, "detail": detail, "fields": fields or {}}
+
+
+def _flatten(detail) -> dict:
+    """DRF's nested field errors as {"field": ["message", ...]} (nested fields dotted)."""
+    fields: dict = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list) and value and not all(isinstance(item, str) for item in value):
+            for index, inner in enumerate(value):
+                walk(f"{prefix}.{index}" if prefix else str(index), inner)
+        else:
+            fields.setdefault(prefix or "non_field_errors", []).extend(
+                [str(item) for item in value] if isinstance(value, list) else [str(value)]
+            )
+
+    walk("", detail)
+    return fields
+
+
+def api_exception_handler(error, context):
+    if isinstance(error, DOMAIN_ERRORS):
+        return Response(error_body(error.code, str(error)), status=error.http_status)
+    if isinstance(error, Http404):
+        error = exceptions.NotFound()
+    elif isinstance(error, PermissionDenied):
+        error = exceptions.PermissionDenied()
+    response = exception_handler(error, context)
+    if response is None:
+        return None  # an unexpected error: Django's 500 handler (leadengine.views.server_error) answers
+    if isinstance(error, exceptions.ValidationError):
+        fields = _flatten(error.detail)
+        response.data = error_body("invalid", "The request has invalid fields; see fields.", fields)
+        return response
+    detail = error.detail if isinstance(error, exceptions.APIException) else str(error)
+    codes = error.get_codes() if isinstance(error, exceptions.APIException) else "error"
+    code = codes if isinstance(codes, str) else getattr(error, "default_code", "error")
+    response.data = error_body(code, str(detail))
+    if isinstance(error, exceptions.Throttled) and error.wait is not None:
+        response.data["retry_after_seconds"] = int(error.wait) + 1
+    if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
+        response["WWW-Authenticate"] = "Api-Key"
+    return response

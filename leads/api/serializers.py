@@ -1,0 +1,60 @@
+from rest_framework import serializers
+
+from leads.models import Lead, LeadEvent
+from scoring.models import Property
+
+
+class PropertySerializer(serializers.ModelSerializer):
+    zip_code = serializers.CharField(source="zip_code_id")
+
+    class Meta:
+        model = Property
+        fields = [
+            "parcel_id", "address", "city", "state", "zip_code", "latitude", "longitude", "year_built", "roof_year",
+            "living_sqft", "bedrooms", "bathrooms", "property_type", "market_value", "owner_occupied", "owner_name",
+            "last_sale_date", "last_sale_price",
+        ]  # fmt: skip
+
+
+class LeadEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LeadEvent
+        fields = ["action", "from_state", "to_state", "actor", "reason", "at"]
+
+
+class ReasonSerializer(serializers.Serializer):
+    feature = serializers.CharField()
+    value = serializers.JSONField(allow_null=True)
+    points = serializers.FloatField()
+    text = serializers.CharField()
+
+
+class LeadSerializer(serializers.ModelSerializer):
+    trade = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    property = PropertySerializer(read_only=True)
+    reasons = ReasonSerializer(many=True, read_only=True, help_text="Why this lead: the top factors of its score.")
+    return_pending = serializers.BooleanField(read_only=True)
+    events = LeadEventSerializer(many=True, read_only=True)
+    generated_at = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = Lead
+        fields = [
+            "id", "trade", "state", "zip_code", "score", "urgency", "priority", "model_version", "reasons", "property",
+            "generated_at", "assigned_at", "delivered_at", "accepted_at", "converted_at", "closed_at", "expires_at",
+            "job_value", "return_reason", "return_note", "return_pending", "events",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class RejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class ConvertSerializer(serializers.Serializer):
+    job_value = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+
+
+class ReturnSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=Lead.ReturnReason.choices)
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")

@@ -1,0 +1,105 @@
+"""The leads a caller holds: list, detail, and the lifecycle moves a contractor makes. Reading a lead
+through the API delivers it (leads_deliver) when it was not yet delivered."""
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter
+from rest_framework.response import Response
+
+from leadengine.api.pagination import BoundedCursorPagination
+from leads.api.filters import LeadFilterSet
+from leads.api.serializers import ConvertSerializer, LeadSerializer, RejectSerializer, ReturnSerializer
+from leads.models import Lead, LeadEvent
+from leads.services.lifecycle import lead_accept, lead_convert, lead_reject, lead_return, leads_deliver
+
+Actor = LeadEvent.Actor
+
+
+class IsAuthenticatedClient(permissions.BasePermission):
+    """A contractor's key or member, or staff: what Lead.objects.visible_to then scopes."""
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated)
+
+
+class LeadPagination(BoundedCursorPagination):
+    ordering = ("-created_at", "-id")
+
+
+class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = LeadSerializer
+    permission_classes = [IsAuthenticatedClient]
+    pagination_class = LeadPagination
+    filterset_class = LeadFilterSet
+    filter_backends = [*viewsets.GenericViewSet.filter_backends, OrderingFilter]
+    ordering_fields = ["score", "urgency", "created_at"]
+
+    def get_queryset(self):
+        # The one visibility rule: another contractor's lead is not found (404), never forbidden.
+        return Lead.objects.visible_to(self.request.user).select_related("trade", "property").prefetch_related("events")
+
+    def actor(self) -> str:
+        return Actor.STAFF if self.request.user.is_staff else Actor.CONTRACTOR
+
+    def user(self):
+        return None if getattr(self.request.user, "contractor", None) else self.request.user
+
+    def deliver(self, leads: list[Lead]) -> None:
+        """A contractor reading its assigned leads has received them."""
+        if self.actor() != Actor.CONTRACTOR:
+            return
+        moved = leads_deliver(lead_ids=[lead.pk for lead in leads if lead.state == Lead.State.ASSIGNED], via="api")
+        for lead in leads:
+            if lead.pk in moved:
+                lead.refresh_from_db()
+                lead._prefetched_objects_cache.pop("events", None)
+
+    def list(self, request, *args, **kwargs):
+        with transaction.atomic():
+            page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+            self.deliver(page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        lead = self.get_object()
+        self.deliver([lead])
+        return Response(self.get_serializer(lead).data)
+
+    def answer(self, lead: Lead) -> Response:
+        return Response(self.get_serializer(self.get_queryset().get(pk=lead.pk)).data)
+
+    @extend_schema(request=None, responses=LeadSerializer)
+    @action(detail=True, methods=["post"])
+    def accept(self, request, pk=None):
+        """Accept a delivered lead: the contractor is working it."""
+        return self.answer(lead_accept(lead=self.get_object(), actor=self.actor(), user=self.user()))
+
+    @extend_schema(request=RejectSerializer, responses=LeadSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        """Decline a delivered lead (it keeps its cap slot; a bad lead is returned instead)."""
+        data = self.valid(RejectSerializer)
+        return self.answer(lead_reject(lead=self.get_object(), actor=self.actor(), user=self.user(), **data))
+
+    @extend_schema(request=ConvertSerializer, responses=LeadSerializer)
+    @action(detail=True, methods=["post"])
+    def convert(self, request, pk=None):
+        """The job was sold: record its value."""
+        data = self.valid(ConvertSerializer)
+        return self.answer(lead_convert(lead=self.get_object(), actor=self.actor(), user=self.user(), **data))
+
+    @extend_schema(request=ReturnSerializer, responses=LeadSerializer)
+    @action(detail=True, methods=["post"], url_path="return")
+    def return_(self, request, pk=None):
+        """Return a delivered or accepted lead within the return window, with a reason; beyond the monthly
+        return rate the return waits for staff approval (return_pending)."""
+        data = self.valid(ReturnSerializer)
+        outcome = lead_return(lead=self.get_object(), actor=self.actor(), user=self.user(), **data)
+        return self.answer(outcome.lead)
+
+    def valid(self, serializer_class) -> dict:
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
