@@ -52,3 +52,11 @@ def contractor_for_user(*, user: AbstractBaseUser | AnonymousUser) -> Contractor
 
 def contractor_serves(*, contractor: Contractor, trade_id: int) -> bool:
     return contractor.contractor_trades.filter(trade_id=trade_id).exists()
+
+
+def contractor_of(*, user) -> Contractor | None:
+    """The contractor an API caller acts for: its API key's (leadengine.api.authentication's
+    ContractorClient), or its membership's; None for staff, anonymous callers and users of none."""
+    if user is None or not user.is_authenticated or user.is_staff:
+        return None
+    return getattr(user, "contractor", None) or contractor_for_user(user=user)

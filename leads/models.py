@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from contractors.models import Contractor
+from contractors.selectors import contractor_of
 from scoring.fields import WrittenJSONField
 from scoring.models import Property, ScoringModel, Trade
 
@@ -127,13 +128,9 @@ class LeadQuerySet(models.QuerySet):
     def visible_to(self, user) -> "LeadQuerySet":
         """The leads `user` may see, the one rule every API view applies: staff see every lead; a
         contractor (its API key, or a member's session) the leads it holds now; anyone else none."""
-        if user is None or not user.is_authenticated:
-            return self.none()
-        if user.is_staff:
+        if user is not None and user.is_authenticated and user.is_staff:
             return self
-        from contractors.selectors import contractor_for_user
-
-        contractor = getattr(user, "contractor", None) or contractor_for_user(user=user)
+        contractor = contractor_of(user=user)
         return self.filter(contractor=contractor) if contractor is not None else self.none()
 
 

@@ -5,12 +5,28 @@ from django.db import models
 from django.db.models import F, Q
 
 from contractors.models import Contractor
+from contractors.selectors import contractor_of
 from scoring.models import Trade, ZipCode
 
 
 class TerritoryQuerySet(models.QuerySet):
     def active(self) -> "TerritoryQuerySet":
         return self.filter(ended_at__isnull=True)
+
+    def visible_to(self, user) -> "TerritoryQuerySet":
+        """Staff see every ownership; a contractor its own (current and past); anyone else none."""
+        if user is not None and user.is_authenticated and user.is_staff:
+            return self
+        contractor = contractor_of(user=user)
+        return self.filter(contractor=contractor) if contractor is not None else self.none()
+
+
+class WaitlistQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "WaitlistQuerySet":
+        if user is not None and user.is_authenticated and user.is_staff:
+            return self
+        contractor = contractor_of(user=user)
+        return self.filter(contractor=contractor) if contractor is not None else self.none()
 
 
 class Territory(models.Model):
@@ -119,6 +135,8 @@ class WaitlistEntry(models.Model):
     territory = models.ForeignKey(
         Territory, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="What it claimed."
     )
+
+    objects = WaitlistQuerySet.as_manager()
 
     class Meta:
         ordering = ["zip_code", "trade", "joined_at", "id"]

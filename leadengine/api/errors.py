@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from leads.errors import LeadError
-from territories.errors import TerritoryError
+from territories.errors import TerritoryError, TerritoryTaken
 
 DOMAIN_ERRORS = (LeadError, TerritoryError)
 
@@ -40,6 +40,14 @@ def _flatten(detail) -> dict:
 
 
 def api_exception_handler(error, context):
+    if isinstance(error, TerritoryTaken):
+        # The ZIPs, not who holds them: a competitor's territories are not another contractor's business.
+        taken = ", ".join(error.zip_codes)
+        body = error_body(error.code, f"{error.trade_name} territory already taken: {taken}. Nothing was claimed.")
+        body["conflicts"] = [
+            {"zip_code": c.zip_code, "held_as": "offered" if c.offered_until else "owned"} for c in error.conflicts
+        ]
+        return Response(body, status=error.http_status)
     if isinstance(error, DOMAIN_ERRORS):
         return Response(error_body(error.code, str(error)), status=error.http_status)
     if isinstance(error, Http404):

@@ -3,25 +3,19 @@ through the API delivers it (leads_deliver) when it was not yet delivered."""
 
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
 from leadengine.api.pagination import BoundedCursorPagination
+from leadengine.api.permissions import IsAuthenticatedClient
 from leads.api.filters import LeadFilterSet
 from leads.api.serializers import ConvertSerializer, LeadSerializer, RejectSerializer, ReturnSerializer
 from leads.models import Lead, LeadEvent
 from leads.services.lifecycle import lead_accept, lead_convert, lead_reject, lead_return, leads_deliver
 
 Actor = LeadEvent.Actor
-
-
-class IsAuthenticatedClient(permissions.BasePermission):
-    """A contractor's key or member, or staff: what Lead.objects.visible_to then scopes."""
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated)
 
 
 class LeadPagination(BoundedCursorPagination):

@@ -29,6 +29,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from leadengine.cache import SCORES, generation_bump
 from scoring import selectors
 from scoring.models import ScoringModel, ScoringPartition, ScoringRun, Trade
 from scoring.services.scores import PartitionScores, distribution_summary, score_properties, scores_write
@@ -206,6 +207,7 @@ def scoring_run_finish(*, run_id: int) -> ScoringRun:
         run.save(
             update_fields=["properties_scored", "scores_changed", "distribution", "status", "error", "finished_at"]
         )
+        generation_bump(SCORES)  # answers built on the trade's scores (demand) are stale now
     return run
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from leadengine.cache import SCORES, generation_bump
 from scoring import engine, features, selectors
 from scoring.bulk import copy_rows, id_range_plan
 from scoring.engine import FactorSpec
@@ -192,4 +193,5 @@ def property_rescore(*, property_id: int, as_of: dt.date | None = None) -> list[
         scores = score_properties(properties, storms, factors, as_of=as_of, model_id=model.pk)
         # Unguarded: these are the freshest data, whatever a run read before them.
         scores_write(scores=scores, trade_id=model.trade_id, model_id=model.pk, scored_at=now, guard=False)
+    generation_bump(SCORES)
     return list(Score.objects.filter(property_id=property_id).select_related("trade", "model"))

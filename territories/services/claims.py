@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from contractors.models import Contractor
 from contractors.selectors import contractor_serves
+from leadengine.cache import TERRITORIES, generation_bump
 from scoring.models import Trade, ZipCode
 from territories.errors import (
     Conflict,
@@ -151,6 +152,7 @@ def territories_insert(
         if constraint == OWNER_SERVES_TRADE:
             raise TradeNotServed(f"{contractor} does not serve {trade}.") from None
         raise
+    generation_bump(TERRITORIES)
     by_zip = {territory.zip_code_id: territory for territory in created}
     settled = WaitlistEntry.objects.filter(
         trade=trade, zip_code_id__in=zip_codes, status__in=WaitlistEntry.OPEN

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from contractors.models import Contractor
+from leadengine.cache import TERRITORIES, generation_bump
 from territories.errors import TerritoryError, TerritoryNotActive
 from territories.models import Territory
 from territories.services.claims import contractors_lock, owner_check, territories_insert, waitlist_lines_lock
@@ -47,6 +48,7 @@ def _end(territories: list[Territory], *, reason: str, ended_by: AbstractBaseUse
     )
     for territory in territories:
         territory.ended_at, territory.end_reason, territory.ended_by, territory.end_note = now, reason, ended_by, note
+    generation_bump(TERRITORIES)
 
 
 @transaction.atomic

@@ -1,0 +1,135 @@
+"""Territories through the API: mine, the ZIPs still for sale with their demand (cached until a claim,
+release or scoring run changes them), claim, release, and the waitlist."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from contractors.selectors import contractor_of
+from leadengine.api.pagination import BoundedCursorPagination
+from leadengine.api.permissions import IsAuthenticatedClient
+from leadengine.cache import SCORES, TERRITORIES, cached
+from leads.services.routing import leads_route_territories
+from territories.api.serializers import (
+    AvailableQuerySerializer,
+    AvailableZipSerializer,
+    ClaimSerializer,
+    NoteSerializer,
+    TerritorySerializer,
+    WaitlistEntrySerializer,
+)
+from territories.models import Territory, WaitlistEntry
+from territories.selectors import territory_coverage
+from territories.services.claims import territory_claim_many
+from territories.services.ownership import territory_release
+from territories.services.waitlist import waitlist_join, waitlist_leave
+
+
+def acting_contractor(request, chosen):
+    """The contractor a write is for: the caller's own; staff name one."""
+    own = contractor_of(user=request.user)
+    if own is not None:
+        return own
+    if chosen is None:
+        raise ValidationError({"contractor": ["Staff say for which contractor."]})
+    return chosen
+
+
+def staff_user(request):
+    return request.user if request.user.is_staff else None
+
+
+class TerritoryPagination(BoundedCursorPagination):
+    ordering = ("-started_at", "-id")
+
+
+class TerritoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = TerritorySerializer
+    permission_classes = [IsAuthenticatedClient]
+    pagination_class = TerritoryPagination
+    filterset_fields = {"trade__slug": ["exact"], "zip_code": ["exact"]}
+
+    def get_queryset(self):
+        queryset = Territory.objects.visible_to(self.request.user).select_related("trade", "contractor")
+        return queryset if self.request.query_params.get("ended") == "true" else queryset.active()
+
+    @extend_schema(parameters=[AvailableQuerySerializer], responses=AvailableZipSerializer(many=True))
+    @action(detail=False, methods=["get"], pagination_class=None, filterset_fields=None)
+    def available(self, request):
+        """ZIPs nobody owns for a trade, most demand first."""
+        query = AvailableQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        state, prefix = data.get("state", "").upper(), data.get("zip_prefix", "")
+
+        def compute():
+            coverage = territory_coverage(
+                trade=data["trade"], min_score=data["min_score"], limit=100_000, state=state or None
+            )
+            rows = [row for row in coverage.unowned if row.zip_code.startswith(prefix)][: data["limit"]]
+            return AvailableZipSerializer(rows, many=True).data
+
+        parts = (data["trade"].pk, state, prefix, data["min_score"], data["limit"])
+        return Response(cached("available", parts, depends_on=(SCORES, TERRITORIES), compute=compute))
+
+    @extend_schema(request=ClaimSerializer, responses={201: TerritorySerializer(many=True)})
+    @action(detail=False, methods=["post"], pagination_class=None, filterset_fields=None)
+    def claim(self, request):
+        """Claim ZIPs for a trade, all or none; 409 naming every ZIP already owned or on offer."""
+        body = ClaimSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        contractor = acting_contractor(request, data.get("contractor"))
+        created = territory_claim_many(
+            contractor=contractor,
+            trade=data["trade"],
+            zip_codes=data["zip_codes"],
+            claimed_by=staff_user(request),
+            note=data["note"],
+        )
+        leads_route_territories(territories=created)  # the new ZIPs' waiting leads go to their owner
+        return Response(TerritorySerializer(created, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=NoteSerializer, responses=TerritorySerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk=None):
+        """End my ownership of this territory now; it goes to its waitlist, if any."""
+        body = NoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        released = territory_release(
+            territory=self.get_object(), released_by=staff_user(request), **body.validated_data
+        )
+        given = [promotion.territory for promotion in released.promotions if promotion.territory is not None]
+        leads_route_territories(territories=given)
+        return Response(TerritorySerializer(released.territories[0]).data)
+
+
+class WaitlistViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    """My places in line for ZIPs other contractors own: join (POST), leave (DELETE)."""
+
+    serializer_class = WaitlistEntrySerializer
+    permission_classes = [IsAuthenticatedClient]
+    pagination_class = None
+
+    def get_queryset(self):
+        return (
+            WaitlistEntry.objects.visible_to(self.request.user)
+            .filter(status__in=WaitlistEntry.OPEN)
+            .select_related("trade", "contractor")
+            .order_by("joined_at", "pk")
+        )
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = waitlist_join(
+            contractor=acting_contractor(self.request, data.get("contractor")),
+            trade=data["trade"],
+            zip_code=data["zip_code_id"],
+        )
+
+    def perform_destroy(self, instance):
+        waitlist_leave(entry=instance)
