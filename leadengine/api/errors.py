@@ -9,10 +9,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from contractors.services.contractors import ContractorError
 from leads.errors import LeadError
 from territories.errors import TerritoryError, TerritoryTaken
 
-DOMAIN_ERRORS = (LeadError, TerritoryError)
+DOMAIN_ERRORS = (LeadError, TerritoryError, ContractorError)
 
 
 def error_body(code: str, detail: str, fields: dict | None = None) -> dict:
@@ -49,7 +50,7 @@ def api_exception_handler(error, context):
         ]
         return Response(body, status=error.http_status)
     if isinstance(error, DOMAIN_ERRORS):
-        return Response(error_body(error.code, str(error)), status=error.http_status)
+        return Response(error_body(error.code, str(error)), status=getattr(error, "http_status", 409))
     if isinstance(error, Http404):
         error = exceptions.NotFound()
     elif isinstance(error, PermissionDenied):
