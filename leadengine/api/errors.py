@@ -3,9 +3,12 @@ errors (leads, territories) carry their own code and HTTP status; DRF's own erro
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import PermissionDenied
+from django.db import DataError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -14,6 +17,7 @@ from leads.errors import LeadError
 from territories.errors import TerritoryError, TerritoryTaken
 
 DOMAIN_ERRORS = (LeadError, TerritoryError, ContractorError)
+log = logging.getLogger(__name__)
 
 
 def error_body(code: str, detail: str, fields: dict | None = None) -> dict:
@@ -51,6 +55,14 @@ def api_exception_handler(error, context):
         return Response(body, status=error.http_status)
     if isinstance(error, DOMAIN_ERRORS):
         return Response(error_body(error.code, str(error)), status=getattr(error, "http_status", 409))
+    if isinstance(error, DataError):
+        # A value the database cannot hold (a NUL character, a number or date out of its range) that got past
+        # validation: the request is at fault, not the server. Logged, so that the validation gets fixed.
+        log.warning("API input refused by the database: %s", error)
+        return Response(
+            error_body("invalid", "A value in the request cannot be stored or compared: out of range or malformed."),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(error, Http404):
         error = exceptions.NotFound()
     elif isinstance(error, PermissionDenied):
@@ -71,3 +83,20 @@ def api_exception_handler(error, context):
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = "Api-Key"
     return response
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every API error (the schema's Error)."""
+
+    code = serializers.CharField(help_text="Stable, for programs: not_found, invalid, throttled, cap_reached, ...")
+    detail = serializers.CharField(help_text="For people.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text='Messages per invalid field (nested fields dotted, "non_field_errors" for the whole body).',
+    )
+    retry_after_seconds = serializers.IntegerField(required=False, help_text="On 429: when to try again.")
+    conflicts = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField()),
+        required=False,
+        help_text='On a refused territory claim: {"zip_code", "held_as": "owned" | "offered"} per ZIP taken.',
+    )

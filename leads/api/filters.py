@@ -1,6 +1,32 @@
+import datetime as dt
+
 import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 
 from leads.models import Lead
+
+MAX_UTC_OFFSET = dt.timedelta(hours=14)
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, as UTC: offsets beyond ±14:00 (none exists; PostgreSQL refuses them) and
+    instants outside the years 1-9999 once in UTC are invalid, not a database error."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        if abs(value.utcoffset()) > MAX_UTC_OFFSET:
+            raise ValidationError("A UTC offset is at most ±14:00.", code="invalid")
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError("The date-time is out of range.", code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class LeadFilterSet(django_filters.FilterSet):
@@ -10,8 +36,8 @@ class LeadFilterSet(django_filters.FilterSet):
         field_name="zip_code", lookup_expr="startswith", help_text="A ZIP code, or its first digits."
     )
     min_score = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
-    generated_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    generated_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    generated_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    generated_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Lead

@@ -13,6 +13,7 @@ from contractors.models import Contractor
 from contractors.selectors import contractor_of
 from contractors.services.contractors import contractor_status_change
 from leadengine.api.permissions import IsAuthenticatedClient
+from leadengine.api.schema import ApiSchema
 from leads.selectors import contractor_cap_usage
 
 
@@ -26,6 +27,11 @@ class UsageSerializer(serializers.Serializer):
 class ProfileSerializer(serializers.ModelSerializer):
     trades = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     usage = serializers.SerializerMethodField()
+    # Plain strings: blank when not set, which the email and URL formats would not allow.
+    contact_email = serializers.CharField(read_only=True, help_text="An email address, or blank.")
+    webhook_url = serializers.CharField(
+        read_only=True, help_text="Where new leads are posted; blank: leads are pulled by the API."
+    )
 
     class Meta:
         model = Contractor
@@ -45,11 +51,17 @@ class StatusReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
+class ProfileSchema(ApiSchema):
+    def _is_list_view(self, serializer=None) -> bool:
+        return False  # the profile is one object, though served by the viewset's list route
+
+
 class ProfileViewSet(viewsets.GenericViewSet):
     serializer_class = ProfileSerializer
     permission_classes = [IsAuthenticatedClient]
     pagination_class = None
     queryset = Contractor.objects.none()  # the profile is the caller's own contractor (contractor())
+    schema = ProfileSchema()
 
     def contractor(self) -> Contractor:
         contractor = contractor_of(user=self.request.user)
@@ -57,7 +69,7 @@ class ProfileViewSet(viewsets.GenericViewSet):
             raise NotFound("Only a contractor has a profile; staff use the admin.")
         return Contractor.objects.prefetch_related("trades").get(pk=contractor.pk)
 
-    @extend_schema(responses=ProfileSerializer)
+    @extend_schema(responses=ProfileSerializer, operation_id="api_v1_profile_list")
     def list(self, request):
         """My contractor record, caps and their usage."""
         return Response(self.get_serializer(self.contractor()).data)

@@ -1,0 +1,79 @@
+"""What the OpenAPI schema says beyond each view's own annotations, for every /api/v1/ operation: the
+JSON error body under each status the API can answer with, and the blank value of read-only choices.
+
+Views use ApiSchema: ApiSchemaView gives it to every view on the default schema class; a view with its
+own schema class (ProfileViewSet) derives it from ApiSchema."""
+
+from __future__ import annotations
+
+from django.core.exceptions import FieldDoesNotExist
+from drf_spectacular.extensions import OpenApiViewExtension
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+
+from leadengine.api.errors import ErrorSerializer
+
+API_PREFIX = "/api/v1/"
+
+# Status: when the API answers with it. Every operation may answer 401, 403, 404 and 429.
+ERRORS = {
+    "400": "Invalid parameters or body; `fields` names each invalid field.",
+    "401": "No API key, or the key is unknown or expired.",
+    "403": "The key is revoked or its contractor suspended, or a session write lacks its CSRF token.",
+    "404": "No such object among those the caller may see, or a cursor that names no page.",
+    "409": "The object is not in a state that allows this.",
+    "422": "Refused by a business rule (return window, trades served, ZIP codes unknown).",
+    "429": "Too many requests from this key or address; `retry_after_seconds` says when to try again.",
+}
+ALWAYS = ("401", "403", "404", "429")
+ON_INPUT = ("400",)  # operations with query parameters or a body
+ON_WRITE = ("409", "422")  # operations that change something
+
+
+class ApiSchema(AutoSchema):
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None or not path.startswith(API_PREFIX):
+            return operation
+        codes = list(ALWAYS)
+        if operation.get("requestBody") or any(p["in"] == "query" for p in operation.get("parameters", [])):
+            codes += ON_INPUT
+        if method not in ("GET", "HEAD", "OPTIONS"):
+            codes += ON_WRITE
+        responses = operation["responses"]
+        for code in codes:
+            if code not in responses:
+                responses[code] = self._get_response_for_code(ErrorSerializer, code) | {"description": ERRORS[code]}
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        # DRF drops allow_blank from read-only model fields, yet a choice left blank (a lead not returned, a
+        # territory not ended) is answered as "": the schema must allow it.
+        if isinstance(field, serializers.ChoiceField) and field.read_only and not field.allow_blank:
+            field.allow_blank = blank_on_model(field)
+        return super()._map_serializer_field(field, direction, bypass_extensions)
+
+
+def blank_on_model(field) -> bool:
+    model = getattr(getattr(field.parent, "Meta", None), "model", None)
+    if model is None or not field.source or "." in field.source:
+        return False
+    try:
+        return model._meta.get_field(field.source).blank
+    except FieldDoesNotExist:
+        return False
+
+
+class ApiSchemaView(OpenApiViewExtension):
+    """Gives ApiSchema to every view still on the default AutoSchema, on the view class itself (so that
+    the @extend_schema of its actions builds on it). Registered when this module is imported, which the
+    API's views do."""
+
+    target_class = "rest_framework.views.APIView"
+    match_subclasses = True
+
+    def view_replacement(self):
+        if type(self.target.schema) is AutoSchema:
+            self.target.schema = ApiSchema()
+        return self.target
