@@ -40,3 +40,13 @@ def zip_codes(db):
         from scoring.services.zip_codes import zip_codes_load
 
         zip_codes_load()
+
+
+@pytest.fixture
+def fresh_cache():
+    """Django's cache (Redis: throttle counters, cached answers) emptied before and after the test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -1,13 +1,12 @@
 """What the OpenAPI schema says beyond each view's own annotations, for every /api/v1/ operation: the
 JSON error body under each status the API can answer with, and the blank value of read-only choices.
 
-Views use ApiSchema: ApiSchemaView gives it to every view on the default schema class; a view with its
-own schema class (ProfileViewSet) derives it from ApiSchema."""
+Every view uses ApiSchema (REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS); a view with its own schema class
+(ProfileViewSet) derives it from ApiSchema."""
 
 from __future__ import annotations
 
 from django.core.exceptions import FieldDoesNotExist
-from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
@@ -63,17 +62,3 @@ def blank_on_model(field) -> bool:
         return model._meta.get_field(field.source).blank
     except FieldDoesNotExist:
         return False
-
-
-class ApiSchemaView(OpenApiViewExtension):
-    """Gives ApiSchema to every view still on the default AutoSchema, on the view class itself (so that
-    the @extend_schema of its actions builds on it). Registered when this module is imported, which the
-    API's views do."""
-
-    target_class = "rest_framework.views.APIView"
-    match_subclasses = True
-
-    def view_replacement(self):
-        if type(self.target.schema) is AutoSchema:
-            self.target.schema = ApiSchema()
-        return self.target

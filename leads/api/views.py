@@ -74,23 +74,23 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         """Decline a delivered lead (it keeps its cap slot; a bad lead is returned instead)."""
-        data = self.valid(RejectSerializer)
-        return self.answer(lead_reject(lead=self.get_object(), actor=self.actor(), user=self.user(), **data))
+        lead, data = self.get_object(), self.valid(RejectSerializer)  # another's lead: 404 before any 400
+        return self.answer(lead_reject(lead=lead, actor=self.actor(), user=self.user(), **data))
 
     @extend_schema(request=ConvertSerializer, responses=LeadSerializer)
     @action(detail=True, methods=["post"])
     def convert(self, request, pk=None):
         """The job was sold: record its value."""
-        data = self.valid(ConvertSerializer)
-        return self.answer(lead_convert(lead=self.get_object(), actor=self.actor(), user=self.user(), **data))
+        lead, data = self.get_object(), self.valid(ConvertSerializer)
+        return self.answer(lead_convert(lead=lead, actor=self.actor(), user=self.user(), **data))
 
     @extend_schema(request=ReturnSerializer, responses=LeadSerializer)
     @action(detail=True, methods=["post"], url_path="return")
     def return_(self, request, pk=None):
         """Return a delivered or accepted lead within the return window, with a reason; beyond the monthly
         return rate the return waits for staff approval (return_pending)."""
-        data = self.valid(ReturnSerializer)
-        outcome = lead_return(lead=self.get_object(), actor=self.actor(), user=self.user(), **data)
+        lead, data = self.get_object(), self.valid(ReturnSerializer)
+        outcome = lead_return(lead=lead, actor=self.actor(), user=self.user(), **data)
         return self.answer(outcome.lead)
 
     def valid(self, serializer_class) -> dict:

@@ -2,31 +2,21 @@
 error or an empty page, never a server error."""
 
 import pytest
-from django.core.cache import cache
-from rest_framework.test import APIClient
 
-from contractors.services.api_keys import api_key_create
 from territories.models import WaitlistEntry
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
 from tests.leads.conftest import roofing  # noqa: F401  (fixture)
-from tests.leads.factories import owner
+from tests.leads.factories import api_client, owner
 
 LEADS = "/api/v1/leads/"
 
 
-@pytest.fixture(autouse=True)
-def fresh_throttles():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_cache")  # throttle counters and cached answers
 
 
 @pytest.fixture
 def api(roofing):  # noqa: F811
-    _, raw = api_key_create(contractor=owner(roofing, "80202"), name="CRM")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
-    return client
+    return api_client(owner(roofing, "80202"))
 
 
 def test_a_utc_offset_postgres_cannot_hold_is_an_invalid_filter(api):
@@ -60,7 +50,7 @@ def test_a_nul_character_in_a_body_is_invalid_and_nothing_is_stored(api):
 
 
 def test_a_body_that_is_not_utf8_is_a_parse_error(api):
-    response = api.post(f"{LEADS}1/convert/", b'{"job_value": "\xff"}', content_type="application/json")
+    response = api.post("/api/v1/territories/claim/", b'{"trade": "\xff"}', content_type="application/json")
 
     assert response.status_code == 400
     assert response.json()["code"] == "parse_error"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from contractors.models import Contractor
+from contractors.services.api_keys import api_key_create
 from leads.models import Lead, LeadFilter
 from scoring.models import Factor, Property, Score, ScoringModel, Trade
 from scoring.services.scoring_models import scoring_model_activate
@@ -91,3 +93,11 @@ def filters(trade: Trade, **fields) -> LeadFilter:
 
 def leads_of(trade: Trade) -> list[Lead]:
     return list(Lead.objects.filter(trade=trade).order_by("-priority", "-score", "property_id"))
+
+
+def api_client(contractor: Contractor) -> APIClient:
+    """An API client calling with a new key of `contractor`."""
+    _, raw = api_key_create(contractor=contractor, name="CRM")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    return client

@@ -5,7 +5,6 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from contractors.services.api_keys import api_key_create, api_key_revoke
@@ -13,23 +12,12 @@ from contractors.services.contractors import contractor_status_change
 from leads.models import Lead, LeadEvent
 from leads.services.generation import leads_generate
 from leads.services.routing import leads_route
-from tests.leads.factories import owner, scored_home
+from tests.leads.factories import api_client, owner, scored_home
 
 URL = "/api/v1/leads/"
 
 
-@pytest.fixture(autouse=True)
-def fresh_throttles():
-    cache.clear()  # throttle counters live in Redis; each test starts from none
-    yield
-    cache.clear()
-
-
-def client_for(contractor) -> APIClient:
-    _, raw = api_key_create(contractor=contractor, name="CRM")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
-    return client
+pytestmark = pytest.mark.usefixtures("fresh_cache")  # throttle counters and cached answers
 
 
 @pytest.fixture
@@ -52,7 +40,7 @@ def snapshot(lead):
 def test_a_contractor_lists_only_its_leads_and_reading_them_delivers_them(market):
     acme, _, (first, second, theirs) = market
 
-    response = client_for(acme).get(URL)
+    response = api_client(acme).get(URL)
 
     assert response.status_code == 200
     body = response.json()
@@ -72,7 +60,7 @@ def test_a_contractor_lists_only_its_leads_and_reading_them_delivers_them(market
 
 def test_reading_twice_delivers_once(market):
     acme, _, (first, _, _) = market
-    client = client_for(acme)
+    client = api_client(acme)
 
     client.get(f"{URL}{first.pk}/")
     client.get(f"{URL}{first.pk}/")
@@ -82,7 +70,7 @@ def test_reading_twice_delivers_once(market):
 
 def test_another_contractors_lead_is_not_found_and_nothing_changes(market):
     acme, bolt, (_, _, theirs) = market
-    client = client_for(acme)
+    client = api_client(acme)
     before = snapshot(theirs)
 
     for method, path, data in [
@@ -90,6 +78,7 @@ def test_another_contractors_lead_is_not_found_and_nothing_changes(market):
         ("post", f"{URL}{theirs.pk}/accept/", {}),
         ("post", f"{URL}{theirs.pk}/reject/", {"reason": "no"}),
         ("post", f"{URL}{theirs.pk}/convert/", {"job_value": "100"}),
+        ("post", f"{URL}{theirs.pk}/convert/", {"job_value": "not a number"}),  # 404 before any 400
         ("post", f"{URL}{theirs.pk}/return/", {"reason": "duplicate"}),
     ]:
         response = getattr(client, method)(path, data, format="json")
@@ -100,7 +89,7 @@ def test_another_contractors_lead_is_not_found_and_nothing_changes(market):
 
 def test_accept_then_convert_records_the_job_value(market):
     acme, _, (first, _, _) = market
-    client = client_for(acme)
+    client = api_client(acme)
     client.get(f"{URL}{first.pk}/")
 
     accepted = client.post(f"{URL}{first.pk}/accept/")
@@ -120,7 +109,7 @@ def test_accept_then_convert_records_the_job_value(market):
 
 def test_an_illegal_move_is_409_naming_the_current_state_and_changes_nothing(market):
     acme, _, (first, _, _) = market
-    client = client_for(acme)
+    client = api_client(acme)
     client.get(f"{URL}{first.pk}/")
     before = snapshot(first)
 
@@ -137,7 +126,7 @@ def test_an_illegal_move_is_409_naming_the_current_state_and_changes_nothing(mar
 
 def test_bad_input_gets_field_errors_and_changes_nothing(market):
     acme, _, (first, _, _) = market
-    client = client_for(acme)
+    client = api_client(acme)
     client.get(f"{URL}{first.pk}/")
     client.post(f"{URL}{first.pk}/accept/")
     before = snapshot(first)
@@ -162,7 +151,7 @@ def test_bad_input_gets_field_errors_and_changes_nothing(market):
 def test_a_return_within_the_window_frees_the_slot(market, settings):
     settings.LEAD_RETURN_RATE_PERCENT = 100
     acme, _, (first, _, _) = market
-    client = client_for(acme)
+    client = api_client(acme)
     client.get(f"{URL}{first.pk}/")
 
     response = client.post(f"{URL}{first.pk}/return/", {"reason": "not_owner", "note": "renter"}, format="json")
@@ -173,7 +162,7 @@ def test_a_return_within_the_window_frees_the_slot(market, settings):
 
 def test_filters_and_ordering(market):
     acme, _, (first, second, _) = market
-    client = client_for(acme)
+    client = api_client(acme)
 
     assert [lead["id"] for lead in client.get(URL, {"min_score": 90}).json()["results"]] == [first.pk]
     assert [lead["id"] for lead in client.get(URL, {"ordering": "score"}).json()["results"]] == [second.pk, first.pk]
@@ -200,7 +189,7 @@ def test_pages_are_bounded_and_the_list_runs_a_fixed_number_of_queries(roofing, 
         scored_home(roofing, score=90 - index)
     leads_generate(trade=roofing)
     leads_route()
-    client = client_for(acme)
+    client = api_client(acme)
     client.get(URL)  # delivers all seven
 
     with django_assert_max_num_queries(8):
@@ -252,7 +241,7 @@ def test_a_revoked_key_is_401_and_a_suspended_contractor_403(roofing):
 
 def test_a_key_is_throttled_with_retry_after(roofing, settings):
     settings.API_RATE = "3/min"
-    client = client_for(owner(roofing, "80202"))
+    client = api_client(owner(roofing, "80202"))
 
     statuses = [client.get(URL).status_code for _ in range(4)]
 

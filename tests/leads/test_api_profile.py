@@ -1,30 +1,16 @@
 """The profile endpoint: my record, caps and their usage in my time zone; pause and resume."""
 
 import pytest
-from django.core.cache import cache
-from rest_framework.test import APIClient
 
 from contractors.models import ContractorStatusChange
-from contractors.services.api_keys import api_key_create
 from leads.services.generation import leads_generate
 from leads.services.routing import leads_route
-from tests.leads.factories import owner, scored_home
+from tests.leads.factories import api_client, owner, scored_home
 
 URL = "/api/v1/profile/"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-def client_for(contractor) -> APIClient:
-    _, raw = api_key_create(contractor=contractor)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
-    return client
+pytestmark = pytest.mark.usefixtures("fresh_cache")  # throttle counters and cached answers
 
 
 def test_the_profile_shows_caps_and_their_usage(roofing):
@@ -34,7 +20,7 @@ def test_the_profile_shows_caps_and_their_usage(roofing):
     leads_generate(trade=roofing)
     leads_route()
 
-    body = client_for(acme).get(URL).json()
+    body = api_client(acme).get(URL).json()
 
     assert (body["slug"], body["status"], body["trades"], body["time_zone"]) == (
         acme.slug,
@@ -48,7 +34,7 @@ def test_the_profile_shows_caps_and_their_usage(roofing):
 
 def test_pause_and_resume_are_audited_and_a_second_pause_is_409(roofing):
     acme = owner(roofing, "80202")
-    client = client_for(acme)
+    client = api_client(acme)
 
     paused = client.post(f"{URL}pause/", {"reason": "crew on vacation"}, format="json")
     again = client.post(f"{URL}pause/", {}, format="json")

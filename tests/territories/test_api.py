@@ -3,31 +3,17 @@ claims, releases and scoring runs), claim (201 / 409 naming the ZIPs), release, 
 one visibility rule (another contractor's territory is 404 and nothing changes)."""
 
 import pytest
-from django.core.cache import cache
-from rest_framework.test import APIClient
 
-from contractors.services.api_keys import api_key_create
 from leads.models import Lead
 from leads.services.generation import leads_generate
 from scoring.services.runs import scoring_run_finish, scoring_run_start
 from territories.models import Territory, WaitlistEntry
-from tests.leads.factories import filters, owner, scored_home
+from tests.leads.factories import api_client, filters, owner, scored_home
 
 URL = "/api/v1/territories/"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-def client_for(contractor) -> APIClient:
-    _, raw = api_key_create(contractor=contractor)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
-    return client
+pytestmark = pytest.mark.usefixtures("fresh_cache")  # throttle counters and cached answers
 
 
 @pytest.fixture
@@ -39,12 +25,12 @@ def roofing(trades):
 def test_a_contractor_lists_its_territories_only(roofing):
     acme, bolt = owner(roofing, "80202", "80203"), owner(roofing, "80204")
 
-    body = client_for(acme).get(URL).json()
+    body = api_client(acme).get(URL).json()
 
     assert sorted(item["zip_code"] for item in body["results"]) == ["80202", "80203"]
     assert {item["contractor"] for item in body["results"]} == {acme.slug}
     other = Territory.objects.get(contractor=bolt)
-    assert client_for(acme).get(f"{URL}{other.pk}/").status_code == 404
+    assert api_client(acme).get(f"{URL}{other.pk}/").status_code == 404
 
 
 def test_available_zips_rank_unowned_demand_and_filter_by_state_and_prefix(roofing):
@@ -53,7 +39,7 @@ def test_available_zips_rank_unowned_demand_and_filter_by_state_and_prefix(roofi
             scored_home(roofing, score=90, zip_code=zip_code)
     scored_home(roofing, score=10, zip_code="80204")  # below min_score: no demand
     acme = owner(roofing, "80203")
-    client = client_for(acme)
+    client = api_client(acme)
 
     body = client.get(f"{URL}available/", {"trade": "roofing", "state": "co"}).json()
     assert [(row["zip_code"], row["demand"]) for row in body] == [("80202", 3), ("80301", 2)]
@@ -76,14 +62,14 @@ def test_available_zips_are_cached_until_a_claim_changes_them(roofing, django_ca
     scored_home(roofing, score=90, zip_code="80202")
     scored_home(roofing, score=90, zip_code="80203")
     acme, bolt = owner(roofing), owner(roofing)
-    client = client_for(acme)
+    client = api_client(acme)
     assert available(client) == [("80202", 1), ("80203", 1)]
 
     scored_home(roofing, score=90, zip_code="80203")  # not through a service that invalidates
     assert available(client) == [("80202", 1), ("80203", 1)]  # the cached answer
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_for(bolt).post(f"{URL}claim/", {"trade": "roofing", "zip_codes": ["80202"]}, format="json")
+        response = api_client(bolt).post(f"{URL}claim/", {"trade": "roofing", "zip_codes": ["80202"]}, format="json")
     assert response.status_code == 201
     assert available(client) == [("80203", 2)]  # the claim invalidated it: fresh, with the new home too
 
@@ -91,7 +77,7 @@ def test_available_zips_are_cached_until_a_claim_changes_them(roofing, django_ca
 def test_a_release_and_a_scoring_run_invalidate_available_zips(roofing, django_capture_on_commit_callbacks):
     scored_home(roofing, score=90, zip_code="80202")
     acme = owner(roofing, "80202")
-    client = client_for(acme)
+    client = api_client(acme)
     assert available(client) == []
 
     territory = Territory.objects.get(contractor=acme)
@@ -112,7 +98,7 @@ def test_claim_gives_the_zips_and_their_waiting_leads(roofing):
     leads_generate(trade=roofing)
     acme = owner(roofing)
 
-    response = client_for(acme).post(
+    response = api_client(acme).post(
         f"{URL}claim/", {"trade": "roofing", "zip_codes": ["80204", "80205"], "note": "order 7"}, format="json"
     )
 
@@ -125,7 +111,7 @@ def test_a_taken_zip_is_409_naming_the_zips_not_their_owner_and_nothing_is_claim
     rival = owner(roofing, "80202")
     acme = owner(roofing)
 
-    response = client_for(acme).post(
+    response = api_client(acme).post(
         f"{URL}claim/", {"trade": "roofing", "zip_codes": ["80202", "80203"]}, format="json"
     )
 
@@ -141,7 +127,7 @@ def test_a_taken_zip_is_409_naming_the_zips_not_their_owner_and_nothing_is_claim
 
 
 def test_claim_input_is_checked(roofing):
-    client = client_for(owner(roofing))
+    client = api_client(owner(roofing))
 
     response = client.post(f"{URL}claim/", {"trade": "roofing", "zip_codes": ["8020", "abcde"]}, format="json")
     assert (response.status_code, sorted(response.json()["fields"])) == (400, ["zip_codes.0", "zip_codes.1"])
@@ -154,7 +140,7 @@ def test_releasing_another_contractors_territory_is_404_and_changes_nothing(roof
     bolt = owner(roofing, "80202")
     territory = Territory.objects.get(contractor=bolt)
 
-    response = client_for(owner(roofing)).post(f"{URL}{territory.pk}/release/", {}, format="json")
+    response = api_client(owner(roofing)).post(f"{URL}{territory.pk}/release/", {}, format="json")
 
     assert response.status_code == 404
     territory.refresh_from_db()
@@ -164,7 +150,7 @@ def test_releasing_another_contractors_territory_is_404_and_changes_nothing(roof
 def test_join_and_leave_a_waitlist(roofing):
     owner(roofing, "80202")
     acme = owner(roofing)
-    client = client_for(acme)
+    client = api_client(acme)
 
     response = client.post("/api/v1/waitlist/", {"trade": "roofing", "zip_code": "80202"}, format="json")
     assert (response.status_code, response.json()["status"], response.json()["contractor"]) == (
