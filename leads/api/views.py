@@ -2,6 +2,8 @@
 through the API delivers it (leads_deliver) when it was not yet delivered."""
 
 from django.db import transaction
+from django.db.models import prefetch_related_objects
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
@@ -44,11 +46,15 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         """A contractor reading its assigned leads has received them."""
         if self.actor() != Actor.CONTRACTOR:
             return
-        moved = leads_deliver(lead_ids=[lead.pk for lead in leads if lead.state == Lead.State.ASSIGNED], via="api")
-        for lead in leads:
-            if lead.pk in moved:
-                lead.refresh_from_db()
-                lead._prefetched_objects_cache.pop("events", None)
+        now = timezone.now()
+        moved_ids = leads_deliver(
+            lead_ids=[lead.pk for lead in leads if lead.state == Lead.State.ASSIGNED], via="api", now=now
+        )
+        moved = [lead for lead in leads if lead.pk in moved_ids]
+        for lead in moved:  # what leads_deliver wrote, without reading each lead back
+            lead.state, lead.delivered_at = Lead.State.DELIVERED, now
+            lead._prefetched_objects_cache.pop("events", None)
+        prefetch_related_objects(moved, "events")  # their new event: one query for the page
 
     def list(self, request, *args, **kwargs):
         with transaction.atomic():
