@@ -28,6 +28,7 @@ from leads.services.filters import lead_filter_for
 from scoring.models import Property, Score, ScoringModel, Trade, score_band
 
 GENERATION_LOCK = 7_301  # pg_advisory_xact_lock(GENERATION_LOCK, trade id)
+ANALYZE_AFTER = 10_000  # leads made in one generation that refresh the lead table's planner statistics
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,11 @@ def leads_generate(*, trade: Trade, limit: int | None = None, now: dt.datetime |
             if not windowed or created >= limit or looked_at < window:
                 break
             window *= 4
+        if created >= ANALYZE_AFTER:
+            # Fresh statistics for the routing that follows: planned with a table it believes empty (a
+            # new market, or stats from before this insert), routing 100,000 leads took minutes instead
+            # of 3 s (a nested loop scanning the pool per lead). 0.1-0.2 s here.
+            cursor.execute(f"ANALYZE {Lead._meta.db_table}")
     return GenerationSummary(trade, created)
 
 
