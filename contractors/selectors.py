@@ -60,3 +60,12 @@ def contractor_of(*, user) -> Contractor | None:
     if user is None or not user.is_authenticated or user.is_staff:
         return None
     return getattr(user, "contractor", None) or contractor_for_user(user=user)
+
+
+def caller_rows(queryset, *, user):
+    """The rows of `queryset` (a model with a `contractor`) an API caller may see: all for staff, its own
+    for a contractor's key or member, none for anyone else. The one visibility rule of the API's models."""
+    if user is not None and user.is_authenticated and user.is_staff:
+        return queryset
+    contractor = contractor_of(user=user)
+    return queryset.filter(contractor=contractor) if contractor is not None else queryset.none()

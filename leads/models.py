@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from contractors.models import Contractor
-from contractors.selectors import contractor_of
+from contractors.selectors import caller_rows
 from scoring.fields import WrittenJSONField
 from scoring.models import Property, ScoringModel, Trade
 
@@ -122,16 +122,10 @@ class Suppression(models.Model):
 
 
 class LeadQuerySet(models.QuerySet):
-    def open(self) -> "LeadQuerySet":
-        return self.filter(state__in=Lead.OPEN)
-
     def visible_to(self, user) -> "LeadQuerySet":
         """The leads `user` may see, the one rule every API view applies: staff see every lead; a
         contractor (its API key, or a member's session) the leads it holds now; anyone else none."""
-        if user is not None and user.is_authenticated and user.is_staff:
-            return self
-        contractor = contractor_of(user=user)
-        return self.filter(contractor=contractor) if contractor is not None else self.none()
+        return caller_rows(self, user=user)
 
 
 class Lead(models.Model):
@@ -282,10 +276,6 @@ class Lead(models.Model):
         return f"Lead {self.pk} {self.trade} {self.zip_code} ({self.get_state_display().lower()})"
 
     # `property` is a field of this model, hence builtins.property.
-    @builtins.property
-    def is_open(self) -> bool:
-        return self.state in self.OPEN
-
     @builtins.property
     def return_pending(self) -> bool:
         """A return asked for and waiting for staff: only while the lead is still with the contractor."""

@@ -1,5 +1,4 @@
-"""Reads of leads: what a contractor may still receive under its caps, the unassigned pool, a lead's
-history."""
+"""Reads of leads: what a contractor may still receive under its caps, and the unassigned pool."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from leads.models import Lead, LeadEvent
+from leads.models import Lead
 from scoring.models import Trade, ZipCode
 
 
@@ -77,8 +76,3 @@ def lead_pool_by_zip(*, trade: Trade, state: str | None = None) -> dict[str, int
             {"trade": trade.pk, "state": state},
         )
         return dict(cursor.fetchall())
-
-
-def lead_history(*, lead: Lead) -> list[LeadEvent]:
-    """Every event of a lead, oldest first (index lead_event_history)."""
-    return list(LeadEvent.objects.filter(lead=lead).select_related("user", "contractor").order_by("at", "pk"))

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from contractors.models import Contractor
-from contractors.selectors import contractor_of
+from contractors.selectors import caller_rows
 from scoring.models import Trade, ZipCode
 
 
@@ -15,18 +15,12 @@ class TerritoryQuerySet(models.QuerySet):
 
     def visible_to(self, user) -> "TerritoryQuerySet":
         """Staff see every ownership; a contractor its own (current and past); anyone else none."""
-        if user is not None and user.is_authenticated and user.is_staff:
-            return self
-        contractor = contractor_of(user=user)
-        return self.filter(contractor=contractor) if contractor is not None else self.none()
+        return caller_rows(self, user=user)
 
 
 class WaitlistQuerySet(models.QuerySet):
     def visible_to(self, user) -> "WaitlistQuerySet":
-        if user is not None and user.is_authenticated and user.is_staff:
-            return self
-        contractor = contractor_of(user=user)
-        return self.filter(contractor=contractor) if contractor is not None else self.none()
+        return caller_rows(self, user=user)
 
 
 class Territory(models.Model):
