@@ -219,6 +219,7 @@ class LeadAdmin(admin.ModelAdmin):
                     "assigned_at",
                     "delivered_at",
                     "accepted_at",
+                    "contacted_at",
                     "converted_at",
                     "closed_at",
                     "expires_at",

@@ -177,6 +177,9 @@ class Lead(models.Model):
     assigned_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
+    contacted_at = models.DateTimeField(
+        null=True, blank=True, help_text="The last time the contractor reported contacting the homeowner."
+    )
     converted_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, help_text="When the lead reached a final state.")
     expires_at = models.DateTimeField(

@@ -2,6 +2,7 @@
 it. Nothing else in the code decides this; services ask `transition_check` before they write.
 
     generated -> assigned -> delivered -> accepted -> converted
+                                          accepted -> accepted (contacted: a note of each contact)
                                        -> rejected
                           delivered/accepted -> returned (within the return window)
     generated/assigned/delivered -> expired       any open state -> withdrawn (staff)
@@ -36,6 +37,7 @@ TRANSITIONS: dict[str, dict[str, Move]] = {
     "deliver": _moves([State.ASSIGNED], State.DELIVERED, SYSTEM, STAFF),
     "accept": _moves([State.DELIVERED], State.ACCEPTED, CONTRACTOR, STAFF),
     "reject": _moves([State.DELIVERED], State.REJECTED, CONTRACTOR, STAFF),
+    "contact": _moves([State.ACCEPTED], State.ACCEPTED, CONTRACTOR, STAFF),
     "convert": _moves([State.ACCEPTED], State.CONVERTED, CONTRACTOR, STAFF),
     "return": _moves([State.DELIVERED, State.ACCEPTED], State.RETURNED, CONTRACTOR, STAFF),
     "return_request": {
@@ -60,6 +62,7 @@ VERBS = {
     "deliver": "delivered",
     "accept": "accepted",
     "reject": "rejected",
+    "contact": "marked contacted",
     "convert": "converted",
     "return": "returned",
     "return_request": "returned",

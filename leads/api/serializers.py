@@ -41,14 +41,20 @@ class LeadSerializer(serializers.ModelSerializer):
         model = Lead
         fields = [
             "id", "trade", "state", "zip_code", "score", "urgency", "priority", "model_version", "reasons", "property",
-            "generated_at", "assigned_at", "delivered_at", "accepted_at", "converted_at", "closed_at", "expires_at",
-            "job_value", "return_reason", "return_note", "return_pending", "events",
+            "generated_at", "assigned_at", "delivered_at", "accepted_at", "contacted_at", "converted_at", "closed_at",
+            "expires_at", "job_value", "return_reason", "return_note", "return_pending", "events",
         ]  # fmt: skip
         read_only_fields = fields
 
 
 class RejectSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class ContactSerializer(serializers.Serializer):
+    note = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="", help_text="What happened, e.g. a visit booked."
+    )
 
 
 class ConvertSerializer(serializers.Serializer):

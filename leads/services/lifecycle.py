@@ -217,6 +217,18 @@ def lead_reject(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None,
     return _move(lead, action="reject", actor=actor, user=user, reason=reason, update=update)
 
 
+@transaction.atomic
+def lead_contact(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None, note: str = "") -> Lead:
+    """The contractor reached (or tried to reach) the homeowner of an accepted lead. Each contact is an
+    event with its note; `contacted_at` is the last one. The lead stays accepted."""
+
+    def update(lead: Lead, now: dt.datetime):
+        lead.contacted_at = now
+        return ("contacted_at",)
+
+    return _move(lead, action="contact", actor=actor, user=user, reason=note.strip(), update=update)
+
+
 def job_value_parse(value) -> Decimal:
     try:
         amount = Decimal(str(value).replace(",", "").replace("$", "").strip())

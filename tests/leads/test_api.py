@@ -77,6 +77,7 @@ def test_another_contractors_lead_is_not_found_and_nothing_changes(market):
         ("get", f"{URL}{theirs.pk}/", None),
         ("post", f"{URL}{theirs.pk}/accept/", {}),
         ("post", f"{URL}{theirs.pk}/reject/", {"reason": "no"}),
+        ("post", f"{URL}{theirs.pk}/contact/", {"note": "Left a voicemail"}),
         ("post", f"{URL}{theirs.pk}/convert/", {"job_value": "100"}),
         ("post", f"{URL}{theirs.pk}/convert/", {"job_value": "not a number"}),  # 404 before any 400
         ("post", f"{URL}{theirs.pk}/return/", {"reason": "duplicate"}),
@@ -105,6 +106,60 @@ def test_accept_then_convert_records_the_job_value(market):
     assert (first.state, first.job_value) == ("converted", Decimal("18500.00"))
     event = LeadEvent.objects.get(lead=first, action="convert")
     assert (event.actor, event.contractor_id, event.user_id) == ("contractor", acme.pk, None)
+
+
+def test_marking_an_accepted_lead_contacted_records_each_contact_with_its_note(market):
+    acme, _, (first, _, _) = market
+    client = api_client(acme)
+    client.get(f"{URL}{first.pk}/")
+    client.post(f"{URL}{first.pk}/accept/")
+
+    first_call = client.post(f"{URL}{first.pk}/contact/", {"note": " Left a voicemail "}, format="json")
+    second_call = client.post(f"{URL}{first.pk}/contact/", {}, format="json")
+
+    assert (first_call.status_code, second_call.status_code) == (200, 200)
+    body = second_call.json()
+    first.refresh_from_db()
+    assert (body["state"], first.state) == ("accepted", "accepted")
+    assert body["contacted_at"] == first.contacted_at.isoformat().replace("+00:00", "Z")
+    contacts = LeadEvent.objects.filter(lead=first, action="contact").order_by("id")
+    assert [(e.from_state, e.to_state, e.actor, e.reason) for e in contacts] == [
+        ("accepted", "accepted", "contractor", "Left a voicemail"),
+        ("accepted", "accepted", "contractor", ""),
+    ]
+    assert first.contacted_at == contacts[1].at
+    assert [e["action"] for e in body["events"]][-2:] == ["contact", "contact"]
+
+
+def test_contacting_a_lead_not_yet_accepted_is_409_and_changes_nothing(market):
+    acme, _, (first, _, _) = market
+    client = api_client(acme)
+    client.get(f"{URL}{first.pk}/")
+    before = snapshot(first)
+
+    response = client.post(f"{URL}{first.pk}/contact/", {"note": "No answer"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "transition_refused",
+        "detail": f"Lead {first.pk} is delivered; it cannot be marked contacted (only a lead that is accepted).",
+        "fields": {},
+    }
+    assert snapshot(first) == before
+
+
+def test_a_contact_note_over_300_characters_is_a_field_error(market):
+    acme, _, (first, _, _) = market
+    client = api_client(acme)
+    client.get(f"{URL}{first.pk}/")
+    client.post(f"{URL}{first.pk}/accept/")
+    before = snapshot(first)
+
+    response = client.post(f"{URL}{first.pk}/contact/", {"note": "x" * 301}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"note": ["Ensure this field has no more than 300 characters."]}
+    assert snapshot(first) == before
 
 
 def test_an_illegal_move_is_409_naming_the_current_state_and_changes_nothing(market):

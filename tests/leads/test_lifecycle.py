@@ -17,6 +17,7 @@ from leads.services.lifecycle import (
     ExpirySummary,
     lead_accept,
     lead_assign,
+    lead_contact,
     lead_convert,
     lead_deliver,
     lead_reject,
@@ -46,6 +47,7 @@ VERB = {
     "deliver": "delivered",
     "accept": "accepted",
     "reject": "rejected",
+    "contact": "marked contacted",
     "convert": "converted",
     "return": "returned",
     "return_request": "returned",
@@ -60,6 +62,7 @@ ALLOWED_TEXT = {
     "deliver": "assigned",
     "accept": "delivered",
     "reject": "delivered",
+    "contact": "accepted",
     "convert": "accepted",
     "return": "delivered, accepted",
     "return_request": "delivered, accepted",
@@ -76,6 +79,7 @@ ACTORS_TEXT = {
     ("deliver", "assigned"): "staff, system",
     ("accept", "delivered"): "contractor, staff",
     ("reject", "delivered"): "contractor, staff",
+    ("contact", "accepted"): "contractor, staff",
     ("convert", "accepted"): "contractor, staff",
     ("return", "delivered"): "contractor, staff",
     ("return", "accepted"): "contractor, staff",
@@ -233,6 +237,9 @@ def _perform(action, actor, lead, *, acme, rival, user):
     if action == "reject":
         lead_reject(lead=lead, actor=actor, user=user, reason="Too far out")
         return "Too far out", False
+    if action == "contact":
+        lead_contact(lead=lead, actor=actor, user=user, note=" Left a voicemail ")
+        return "Left a voicemail", False
     if action == "convert":
         lead_convert(lead=lead, job_value="18,500.00", actor=actor, user=user)
         return "job value 18500.00", False
@@ -298,6 +305,8 @@ def test_every_allowed_move_changes_the_state_and_writes_its_event(roofing, staf
         assert (lead.delivered_at, lead.accepted_at, lead.expires_at) == (before.delivered_at, at, None)
     elif action == "reject":
         assert (lead.accepted_at, lead.expires_at) == (None, None)
+    elif action == "contact":
+        assert (lead.accepted_at, lead.contacted_at, lead.expires_at) == (before.accepted_at, at, None)
     elif action == "convert":
         assert (lead.accepted_at, lead.converted_at, lead.job_value) == (before.accepted_at, at, Decimal("18500.00"))
     elif action == "return":
@@ -334,6 +343,8 @@ def test_every_allowed_move_changes_the_state_and_writes_its_event(roofing, staf
         assert lead.accepted_at == before.accepted_at
     if action != "convert":
         assert (lead.converted_at, lead.job_value) == (None, None)
+    if action != "contact":
+        assert lead.contacted_at == before.contacted_at
 
 
 # --- Every refused move, through the services: nothing changes ---------------------------------------
@@ -346,6 +357,7 @@ def _refusable(action, lead, acme, user):
         "deliver": lambda: lead_deliver(lead=lead, actor=SYSTEM, via="api"),
         "accept": lambda: lead_accept(lead=lead, actor=CONTRACTOR),
         "reject": lambda: lead_reject(lead=lead, actor=CONTRACTOR, reason="Too far out"),
+        "contact": lambda: lead_contact(lead=lead, actor=CONTRACTOR, note="No answer"),
         "convert": lambda: lead_convert(lead=lead, job_value="18,500.00", actor=CONTRACTOR),
         "return": lambda: lead_return(lead=lead, reason="duplicate", actor=STAFF, user=user),
         "return_request": lambda: lead_return(lead=lead, reason="duplicate", actor=CONTRACTOR),
@@ -358,7 +370,17 @@ def _refusable(action, lead, acme, user):
 # and reassign's.
 REFUSED_BY_STATE = [
     (action, state)
-    for action in ("reassign", "deliver", "accept", "reject", "convert", "return", "return_request", "withdraw")
+    for action in (
+        "reassign",
+        "deliver",
+        "accept",
+        "reject",
+        "contact",
+        "convert",
+        "return",
+        "return_request",
+        "withdraw",
+    )
     for state in State.values
     if state not in from_states(action) and not (action == "reassign" and state == State.GENERATED)
 ]
