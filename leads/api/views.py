@@ -13,9 +13,15 @@ from rest_framework.response import Response
 from leadengine.api.pagination import BoundedCursorPagination
 from leadengine.api.permissions import IsAuthenticatedClient
 from leads.api.filters import LeadFilterSet
-from leads.api.serializers import ConvertSerializer, LeadSerializer, RejectSerializer, ReturnSerializer
+from leads.api.serializers import (
+    ContactSerializer,
+    ConvertSerializer,
+    LeadSerializer,
+    RejectSerializer,
+    ReturnSerializer,
+)
 from leads.models import Lead, LeadEvent
-from leads.services.lifecycle import lead_accept, lead_convert, lead_reject, lead_return, leads_deliver
+from leads.services.lifecycle import lead_accept, lead_contact, lead_convert, lead_reject, lead_return, leads_deliver
 
 Actor = LeadEvent.Actor
 
@@ -82,6 +88,13 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         """Decline a delivered lead (it keeps its cap slot; a bad lead is returned instead)."""
         lead, data = self.get_object(), self.valid(RejectSerializer)  # another's lead: 404 before any 400
         return self.answer(lead_reject(lead=lead, actor=self.actor(), user=self.user(), **data))
+
+    @extend_schema(request=ContactSerializer, responses=LeadSerializer)
+    @action(detail=True, methods=["post"])
+    def contact(self, request, pk=None):
+        """Record a contact with the homeowner of an accepted lead, with a note; the lead stays accepted."""
+        lead, data = self.get_object(), self.valid(ContactSerializer)
+        return self.answer(lead_contact(lead=lead, actor=self.actor(), user=self.user(), **data))
 
     @extend_schema(request=ConvertSerializer, responses=LeadSerializer)
     @action(detail=True, methods=["post"])
