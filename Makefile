@@ -13,7 +13,7 @@ PORT ?= 8000
 # A laptop is a development machine: DEBUG on unless the environment says otherwise.
 export DEBUG ?= true
 
-.PHONY: run setup test lint format bench schema stop reset-data
+.PHONY: run setup worker test lint format bench schema stop reset-data
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ run: setup
 	@echo "  Health:   http://$(HOST):$(PORT)/readyz"
 	@echo ""
 	$(MANAGE) runserver $(HOST):$(PORT)
+
+## A Celery worker: background runs started from the API or the admin, distributed scoring partitions.
+worker: $(BIN)/.installed
+	$(BIN)/celery -A leadengine worker -l info
 
 ## Lint and run the test suite against real PostgreSQL and Redis.
 test: $(BIN)/.installed

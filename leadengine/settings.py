@@ -173,6 +173,8 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A job run no worker has started within this many minutes is closed as failed when it is asked for again.
+JOB_QUEUE_TIMEOUT_MINUTES = env_int(ENV, "JOB_QUEUE_TIMEOUT_MINUTES", 60, minimum=1)
 
 # Imports: rows per chunk read from a CSV (memory stays proportional to this, not to the file).
 IMPORT_CHUNK_ROWS = env_int(ENV, "IMPORT_CHUNK_ROWS", 100_000, minimum=1)

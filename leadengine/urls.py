@@ -2,8 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
 
+from leadengine.api.jobs import JobRunViewSet
 from leadengine.views import HealthView, ReadyView
+
+jobs = SimpleRouter()
+jobs.register("runs", JobRunViewSet, basename="jobrun")
 
 admin.site.site_header = "LeadEngine"
 admin.site.site_title = "LeadEngine admin"
@@ -16,6 +21,7 @@ urlpatterns = [
     path("readyz", ReadyView.as_view(), name="readyz"),
     path("api/v1/", include("leads.api.urls")),
     path("api/v1/", include("territories.api.urls")),
+    path("api/v1/", include(jobs.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

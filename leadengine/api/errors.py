@@ -13,10 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from contractors.services.contractors import ContractorError
+from leadengine.services.jobs import JobError
 from leads.errors import LeadError
 from territories.errors import TerritoryError, TerritoryTaken
 
-DOMAIN_ERRORS = (LeadError, TerritoryError, ContractorError)
+DOMAIN_ERRORS = (LeadError, TerritoryError, ContractorError, JobError)
 log = logging.getLogger(__name__)
 
 

@@ -6,3 +6,12 @@ class IsAuthenticatedClient(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated)
+
+
+class IsStaff(permissions.BasePermission):
+    """Staff only (their session or their own key): a contractor's key is refused with 403."""
+
+    message = "Only staff may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)

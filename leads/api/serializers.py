@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from contractors.models import Contractor
 from leads.models import Lead, LeadEvent
 from scoring.models import Property
 
@@ -64,3 +65,11 @@ class ConvertSerializer(serializers.Serializer):
 class ReturnSerializer(serializers.Serializer):
     reason = serializers.ChoiceField(choices=Lead.ReturnReason.choices)
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class AssignSerializer(serializers.Serializer):
+    contractor = serializers.SlugRelatedField(slug_field="slug", queryset=Contractor.objects.all())
+    reason = serializers.CharField(max_length=300, help_text="Why the lead is assigned by hand (in its history).")
+    override = serializers.BooleanField(
+        default=False, help_text="Give it even if the contractor does not own the ZIP or has reached a cap."
+    )

@@ -11,9 +11,10 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
 from leadengine.api.pagination import BoundedCursorPagination
-from leadengine.api.permissions import IsAuthenticatedClient
+from leadengine.api.permissions import IsAuthenticatedClient, IsStaff
 from leads.api.filters import LeadFilterSet
 from leads.api.serializers import (
+    AssignSerializer,
     ContactSerializer,
     ConvertSerializer,
     LeadSerializer,
@@ -21,7 +22,15 @@ from leads.api.serializers import (
     ReturnSerializer,
 )
 from leads.models import Lead, LeadEvent
-from leads.services.lifecycle import lead_accept, lead_contact, lead_convert, lead_reject, lead_return, leads_deliver
+from leads.services.lifecycle import (
+    lead_accept,
+    lead_assign,
+    lead_contact,
+    lead_convert,
+    lead_reject,
+    lead_return,
+    leads_deliver,
+)
 
 Actor = LeadEvent.Actor
 
@@ -111,6 +120,15 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         lead, data = self.get_object(), self.valid(ReturnSerializer)
         outcome = lead_return(lead=lead, actor=self.actor(), user=self.user(), **data)
         return self.answer(outcome.lead)
+
+    @extend_schema(request=AssignSerializer, responses=LeadSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsStaff])
+    def assign(self, request, pk=None):
+        """Staff only: give the lead (in the pool, or another contractor's: a reassignment) to a contractor,
+        with a reason. Refused (409) when the contractor does not own the ZIP or is at its cap, unless
+        `override`; the lead's history records what was overridden."""
+        lead, data = self.get_object(), self.valid(AssignSerializer)
+        return self.answer(lead_assign(lead=lead, user=request.user, **data))
 
     def valid(self, serializer_class) -> dict:
         serializer = serializer_class(data=self.request.data)

@@ -3,57 +3,18 @@ database, compared with an in-process run."""
 
 import datetime as dt
 import io
-import os
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from leadengine.celery import app as celery_app
 from scoring.models import Score, ScoringRun, Trade
 from scoring.services import runs
 from tests.scoring.test_scoring_runs import AS_OF, home, model_version, storm
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url() -> str:
-    """The test database as a DATABASE_URL for the worker process."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "")
-    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
-    if (db["HOST"] or "").startswith("/"):
-        return f"postgres://{user}{password}@/{db['NAME']}?host={quote(db['HOST'])}&port={db['PORT'] or 5432}"
-    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-@pytest.fixture
-def worker():
-    """A Celery worker with two processes on a queue of its own, so no other worker takes the tasks."""
-    queue = f"test-scoring-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DEBUG": "true",
-        "DJANGO_SETTINGS_MODULE": "leadengine.settings",
-    }
-    command = [sys.executable, "-m", "celery", "-A", "leadengine", "worker", "-Q", queue, "-c", "2",
-               "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    default_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
-    yield process
-    celery_app.conf.task_default_queue = default_queue
-    process.terminate()
-    output = process.communicate(timeout=30)[0].decode()
-    # The only error a worker may log is the fault a test put there.
-    assert "Traceback" not in output or "storage fault for the test" in output, output
+# The only error a worker may log here is the fault a test puts there (tests/conftest.py `worker`).
+WORKER_MAY_LOG = "storage fault for the test"
 
 
 def wait_until_closed(run: ScoringRun, *, timeout: float = 90) -> ScoringRun:

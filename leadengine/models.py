@@ -1,0 +1,67 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from scoring.models import Trade
+
+
+class JobRun(models.Model):
+    """One run of a background job (leadengine.services.jobs.JOBS) for a trade: who asked for it, when it
+    started and ended, what it did (`counts`) and why it failed. At most one run of a job per trade is
+    waiting or running at a time."""
+
+    class Job(models.TextChoices):
+        SCORING = "scoring", "Score every property"
+        LEAD_GENERATION = "lead_generation", "Generate and route leads"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    job = models.CharField(max_length=20, choices=Job.choices)
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    queued_at = models.DateTimeField(db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True, help_text="What the run did, e.g. leads generated.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        constraints = [
+            # A second request for a job already waiting or running is refused, whatever process asks.
+            models.UniqueConstraint(
+                fields=["job", "trade"],
+                condition=Q(status__in=["queued", "running"]),
+                name="%(app_label)s_%(class)s_one_active_per_trade",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued"], started_at__isnull=True)
+                | Q(status__in=["running", "succeeded", "failed", "skipped"], started_at__isnull=False)
+                | Q(status="failed", started_at__isnull=True),
+                name="%(app_label)s_%(class)s_started_when_run",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running"], finished_at__isnull=True)
+                | Q(status__in=["succeeded", "failed", "skipped"], finished_at__isnull=False),
+                name="%(app_label)s_%(class)s_finished_when_closed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_job_display()} for {self.trade} #{self.pk}: {self.get_status_display().lower()}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

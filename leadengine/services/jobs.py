@@ -1,0 +1,172 @@
+"""Background jobs: staff (or a schedule) ask for a run of a job for a trade; a Celery worker executes it.
+
+A run is recorded before it is queued (status queued), so its id can be returned at once and its
+status read while it waits, runs and ends. At most one run of a job per trade is active (queued or
+running): the database refuses a second (JobRun's unique constraint). The worker holds a PostgreSQL
+advisory lock on the job and trade while it runs, so a redelivered task (a worker died mid-run and
+Celery handed the task to another) never runs beside a live copy, and a run whose lock is free while
+it says "running" has lost its worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from leadengine.models import JobRun
+from leads.services.generation import leads_generate
+from leads.services.routing import leads_route
+from scoring.models import ScoringRun, Trade
+from scoring.services import runs
+
+Job, Status = JobRun.Job, JobRun.Status
+JOB_LOCK = 7_302  # pg_try_advisory_lock(JOB_LOCK, run key): one live execution per job and trade
+log = logging.getLogger(__name__)
+
+
+class JobError(Exception):
+    code = "job_error"
+    http_status = 400
+
+
+class JobBusy(JobError):
+    """A run of the job for the trade is already waiting or running."""
+
+    code = "job_busy"
+    http_status = 409
+
+    def __init__(self, run: JobRun):
+        self.run = run
+        super().__init__(
+            f"{run.get_job_display()} for {run.trade.name} is already {run.get_status_display().lower()} "
+            f"(run {run.pk}); wait for it to end."
+        )
+
+
+class JobFailed(Exception):
+    """The job's service reported a failure (rather than raising one); `counts` is what it did anyway."""
+
+    def __init__(self, message: str, *, counts: dict):
+        super().__init__(message)
+        self.counts = counts
+
+
+def _score(trade: Trade) -> dict:
+    run = runs.trade_score(trade=trade)
+    counts = {"scoring_run": run.pk, "properties_scored": run.properties_scored, "scores_changed": run.scores_changed}
+    if run.status != ScoringRun.Status.SUCCEEDED:
+        raise JobFailed(f"scoring run {run.pk} failed: {run.error}", counts=counts)
+    return counts
+
+
+def _generate(trade: Trade) -> dict:
+    generated = leads_generate(trade=trade)
+    routed = leads_route(trade_ids=[trade.pk])
+    return {"leads_generated": generated.created, "leads_routed": routed.assigned, "leads_in_pool": routed.waiting}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    run: Callable[[Trade], dict]  # the work, returning its counts
+
+
+JOBS: dict[str, JobSpec] = {
+    Job.SCORING: JobSpec(run=_score),
+    Job.LEAD_GENERATION: JobSpec(run=_generate),
+}
+
+
+def _lock_key(run: JobRun) -> int:
+    """One 32-bit key per job and trade: the job's place in Job and the trade id."""
+    return list(Job.values).index(run.job) * 1_000_000 + run.trade_id
+
+
+def _lock_try(run: JobRun) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [JOB_LOCK, _lock_key(run)])
+        return cursor.fetchone()[0]
+
+
+def _lock_release(run: JobRun) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK, _lock_key(run)])
+
+
+def _abandoned_close(*, job: str, trade: Trade, now: dt.datetime) -> None:
+    """Close the active run of job and trade that can no longer end by itself: running without its
+    worker (its lock is free), or queued for longer than JOB_QUEUE_TIMEOUT_MINUTES (no worker took it)."""
+    active = JobRun.objects.select_for_update().filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
+    if active is None:
+        return
+    if active.status == Status.RUNNING and _lock_try(active):
+        _lock_release(active)
+        error = "Abandoned: the worker running it stopped."
+    elif active.status == Status.QUEUED and now - active.queued_at > dt.timedelta(
+        minutes=settings.JOB_QUEUE_TIMEOUT_MINUTES
+    ):
+        error = f"Never started: no worker took it within {settings.JOB_QUEUE_TIMEOUT_MINUTES} minutes."
+    else:
+        return
+    active.status, active.finished_at, active.error = Status.FAILED, now, error
+    active.save(update_fields=["status", "finished_at", "error"])
+
+
+def job_run_request(*, job: str, trade: Trade, user: AbstractBaseUser | None = None) -> JobRun:
+    """Record a run of `job` for `trade` and queue it on Celery once this commits; JobBusy (naming the
+    run) when one is already waiting or running."""
+    from leadengine.tasks import job_run as job_run_task
+
+    if job not in JOBS:
+        raise JobError(f"Unknown job {job!r}; one of: {', '.join(JOBS)}.")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            _abandoned_close(job=job, trade=trade, now=now)
+            run = JobRun.objects.create(
+                job=job, trade=trade, requested_by=user if user and user.is_authenticated else None, queued_at=now
+            )
+            transaction.on_commit(lambda: job_run_task.delay(run.pk))
+    except IntegrityError:
+        active = JobRun.objects.select_related("trade").filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
+        if active is None:  # it ended between the insert and this read: the caller may simply ask again
+            raise JobError("The previous run just ended; ask again.") from None
+        raise JobBusy(active) from None
+    return run
+
+
+def job_run_execute(*, run_id: int) -> JobRun:
+    """Run a queued run (the Celery task's body). A run that already ended is left as it is (a task
+    delivered twice does the work once); one whose live copy holds the lock is skipped by this copy."""
+    run = JobRun.objects.select_related("trade").get(pk=run_id)
+    if run.status not in JobRun.ACTIVE:
+        return run
+    if not _lock_try(run):
+        log.info("job run %s is running elsewhere; this copy stops", run.pk)
+        return run
+    try:
+        with transaction.atomic():
+            run = JobRun.objects.select_for_update().select_related("trade").get(pk=run_id)
+            if run.status not in JobRun.ACTIVE:
+                return run
+            run.status, run.started_at, run.error = Status.RUNNING, timezone.now(), ""
+            run.save(update_fields=["status", "started_at", "error"])
+        try:
+            counts = JOBS[run.job].run(run.trade)
+        except Exception as error:  # any failure of the job is recorded on its run
+            log.exception("job run %s failed", run.pk)
+            run.status, run.error = Status.FAILED, f"{type(error).__name__}: {error}"
+            run.counts = getattr(error, "counts", run.counts)
+        else:
+            run.status, run.counts = Status.SUCCEEDED, counts
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "counts", "error", "finished_at"])
+        return run
+    finally:
+        _lock_release(run)

@@ -1,0 +1,20 @@
+"""Celery tasks of operations: thin wrappers around leadengine/services/jobs.py."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from leadengine.services import jobs
+
+
+@shared_task(
+    name="leadengine.job_run",
+    acks_late=True,
+    autoretry_for=(OperationalError,),  # the database was unreachable: transient
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=3_600,
+    time_limit=3_660,
+)
+def job_run(run_id: int) -> str:
+    """Execute a queued job run; returns its status."""
+    return jobs.job_run_execute(run_id=run_id).status

@@ -1,0 +1,321 @@
+"""Background runs staff start through the API (/api/v1/runs/): recorded, queued on the real Redis broker,
+executed by a real Celery worker against the test database; one active run per job and trade; a run's
+lock keeps a second copy from running beside it."""
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.test import override_settings
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from leadengine.celery import app as celery_app
+from leadengine.models import JobRun
+from leadengine.services import jobs
+from leadengine.services.jobs import JobBusy, job_run_execute, job_run_request
+from leads.models import Lead
+from scoring.models import Score, ScoringModel, ScoringRun
+from tests.contractors.conftest import trades  # noqa: F401  (fixture)
+from tests.leads.factories import active_model, api_client, filters, home, owner, scored_home
+from tests.racing import race
+
+URL = "/api/v1/runs/"
+# The failing job of test_a_job_that_raises_is_recorded_failed_with_its_error, if a worker ran it.
+WORKER_MAY_LOG = "no active scoring model"
+
+
+@pytest.fixture
+def staff(db):
+    user = get_user_model().objects.create_user("ops", password="pw-for-tests-only", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(user)
+    return user, client
+
+
+@pytest.fixture
+def roofing(trades, zip_codes):  # noqa: F811
+    trade = trades["roofing"]
+    filters(trade)
+    active_model(trade)
+    return trade
+
+
+@pytest.fixture
+def idle_queue():
+    """Tasks go to a queue of their own that no worker reads; yields its length, deleted after the test."""
+    queue = f"test-idle-{time.monotonic_ns()}"
+    default_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    with celery_app.connection_for_write() as broker:
+        client = broker.default_channel.client
+        yield lambda: client.llen(queue)
+        client.delete(queue)
+    celery_app.conf.task_default_queue = default_queue
+
+
+def wait_for_end(client: APIClient, run_id: int, *, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"{URL}{run_id}/").json()
+        if body["status"] not in ("queued", "running"):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not end in {timeout} s")
+
+
+# --- Through a real worker ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_start_a_scoring_run_and_follow_it_to_its_end(staff, roofing, worker):
+    user, client = staff
+    homes = [home(zip_code="80202") for _ in range(3)]
+
+    response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
+
+    assert response.status_code == 202
+    queued = response.json()
+    assert (queued["job"], queued["trade"], queued["status"], queued["requested_by"]) == (
+        "scoring",
+        "roofing",
+        "queued",
+        "ops",
+    )
+    assert (queued["started_at"], queued["finished_at"], queued["counts"]) == (None, None, {})
+    assert response["Location"] == f"{URL}{queued['id']}/"
+    done = wait_for_end(client, queued["id"])
+    scoring_run = ScoringRun.objects.get(trade=roofing)
+    assert (done["status"], done["error"]) == ("succeeded", "")
+    assert done["counts"] == {"scoring_run": scoring_run.pk, "properties_scored": 3, "scores_changed": 3}
+    assert scoring_run.status == ScoringRun.Status.SUCCEEDED
+    assert set(Score.objects.filter(trade=roofing).values_list("property_id", flat=True)) == {h.pk for h in homes}
+    run = JobRun.objects.get(pk=queued["id"])
+    assert run.started_at <= run.finished_at
+    assert done["duration_seconds"] == pytest.approx(run.duration_seconds)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lead_generation_run_makes_and_routes_the_leads(staff, roofing, worker):
+    user, client = staff
+    acme = owner(roofing, "80202")
+    for score in (91, 85):
+        scored_home(roofing, score=score, zip_code="80202")
+    scored_home(roofing, score=88, zip_code="80203")  # nobody owns 80203: it waits in the pool
+
+    run_id = client.post(URL, {"job": "lead_generation", "trade": "roofing"}, format="json").json()["id"]
+    done = wait_for_end(client, run_id)
+
+    assert (done["status"], done["counts"]) == (
+        "succeeded",
+        {"leads_generated": 3, "leads_routed": 2, "leads_in_pool": 1},
+    )
+    assert sorted(Lead.objects.values_list("zip_code", "state", "contractor_id")) == [
+        ("80202", "assigned", acme.pk),
+        ("80202", "assigned", acme.pk),
+        ("80203", "generated", None),
+    ]
+
+
+# --- The request ---------------------------------------------------------------------------------------
+
+
+def test_a_run_is_queued_once_its_request_commits(staff, roofing, idle_queue, django_capture_on_commit_callbacks):
+    user, client = staff
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        run = job_run_request(job="scoring", trade=roofing, user=user)
+
+    assert len(callbacks) == 1
+    assert idle_queue() == 1
+    assert (run.status, run.requested_by, run.started_at) == ("queued", user, None)
+
+
+def test_a_second_request_while_one_is_queued_is_409_naming_it(staff, roofing, idle_queue):
+    user, client = staff
+    first = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json").json()
+
+    response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "job_busy",
+        "detail": f"Score every property for Roofing is already queued (run {first['id']}); wait for it to end.",
+        "fields": {},
+    }
+    assert list(JobRun.objects.values_list("id", flat=True)) == [first["id"]]
+    # Another job, or the same job for another trade, is not held up.
+    other = client.post(URL, {"job": "lead_generation", "trade": "roofing"}, format="json")
+    assert other.status_code == 202
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_requests_for_one_job_create_one_run(roofing, idle_queue):
+    results, errors = race(lambda _: job_run_request(job="scoring", trade=roofing), range(6))
+
+    assert JobRun.objects.count() == 1
+    assert sum(result is not None for result in results) == 1
+    assert len(errors) == 5 and all(isinstance(error, JobBusy) for error in errors)
+
+
+@pytest.mark.parametrize(
+    ("payload", "fields"),
+    [
+        ({"job": "vacuum", "trade": "roofing"}, {"job": ['"vacuum" is not a valid choice.']}),
+        ({"job": "scoring", "trade": "gutters"}, {"trade": ["Object with slug=gutters does not exist."]}),
+        ({}, {"job": ["This field is required."], "trade": ["This field is required."]}),
+    ],
+)
+def test_a_bad_run_request_gets_field_errors_and_queues_nothing(staff, roofing, idle_queue, payload, fields):
+    user, client = staff
+
+    response = client.post(URL, payload, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == fields
+    assert (JobRun.objects.count(), idle_queue()) == (0, 0)
+
+
+def test_contractors_may_not_start_or_read_runs(roofing, idle_queue):
+    acme = owner(roofing, "80202")
+    run = JobRun.objects.create(job="scoring", trade=roofing, queued_at=timezone.now())
+    client = api_client(acme)
+
+    for response in (
+        client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json"),
+        client.get(URL),
+        client.get(f"{URL}{run.pk}/"),
+    ):
+        assert response.status_code == 403
+        assert response.json() == {"code": "permission_denied", "detail": "Only staff may do this.", "fields": {}}
+    assert list(JobRun.objects.values_list("id", "status")) == [(run.pk, "queued")]
+    assert idle_queue() == 0
+
+
+def test_staff_list_runs_newest_first_and_filter_them_by_status(staff, roofing):
+    user, client = staff
+    now = timezone.now()
+    older = JobRun.objects.create(
+        job="scoring", trade=roofing, status="succeeded", queued_at=now - dt.timedelta(hours=1),
+        started_at=now - dt.timedelta(hours=1), finished_at=now,
+    )  # fmt: skip
+    newer = JobRun.objects.create(job="lead_generation", trade=roofing, queued_at=now)
+
+    assert [run["id"] for run in client.get(URL).json()["results"]] == [newer.pk, older.pk]
+    assert [run["id"] for run in client.get(URL, {"status": "succeeded"}).json()["results"]] == [older.pk]
+
+
+# --- Execution (the task's body), in process -------------------------------------------------------------
+
+
+def queued_run(trade, job="scoring") -> JobRun:
+    return JobRun.objects.create(job=job, trade=trade, queued_at=timezone.now())
+
+
+def test_a_job_that_raises_is_recorded_failed_with_its_error(roofing):
+    ScoringModel.objects.filter(trade=roofing).update(status=ScoringModel.Status.RETIRED)
+    run = queued_run(roofing)
+
+    run = job_run_execute(run_id=run.pk)
+
+    assert run.status == "failed"
+    assert run.error.startswith("ScoringError: ") and WORKER_MAY_LOG in run.error
+    assert run.started_at <= run.finished_at
+
+
+def test_a_run_delivered_twice_does_its_work_once(roofing):
+    scored_home(roofing, score=90, zip_code="80203")
+    run = queued_run(roofing, "lead_generation")
+
+    first = job_run_execute(run_id=run.pk)
+    again = job_run_execute(run_id=run.pk)
+
+    assert (first.status, first.counts["leads_generated"]) == ("succeeded", 1)
+    assert (again.status, again.finished_at, again.counts) == ("succeeded", first.finished_at, first.counts)
+    assert Lead.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_of_a_run_started_while_another_holds_its_lock_does_nothing(roofing):
+    scored_home(roofing, score=90, zip_code="80203")
+    run = queued_run(roofing, "lead_generation")
+    held, release = threading.Event(), threading.Event()
+
+    def live_copy():  # another worker's connection holding the run's lock
+        try:
+            assert jobs._lock_try(run)
+            held.set()
+            release.wait(30)
+            jobs._lock_release(run)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=live_copy)
+    thread.start()
+    assert held.wait(30)
+    skipped = job_run_execute(run_id=run.pk)
+    release.set()
+    thread.join(30)
+
+    assert (skipped.status, Lead.objects.count()) == ("queued", 0)
+    assert job_run_execute(run_id=run.pk).status == "succeeded"
+    assert Lead.objects.count() == 1
+
+
+def test_a_run_left_running_by_a_dead_worker_is_closed_when_asked_for_again(staff, roofing, idle_queue):
+    user, client = staff
+    dead = JobRun.objects.create(
+        job="scoring", trade=roofing, status="running", queued_at=timezone.now(), started_at=timezone.now()
+    )
+
+    response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
+
+    assert response.status_code == 202
+    dead.refresh_from_db()
+    assert (dead.status, dead.error) == ("failed", "Abandoned: the worker running it stopped.")
+    assert dead.finished_at is not None
+
+
+@override_settings(JOB_QUEUE_TIMEOUT_MINUTES=30)
+def test_a_run_no_worker_took_is_closed_after_the_queue_timeout(staff, roofing, idle_queue):
+    user, client = staff
+    waiting = JobRun.objects.create(job="scoring", trade=roofing, queued_at=timezone.now() - dt.timedelta(minutes=29))
+    assert client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json").status_code == 409
+    JobRun.objects.filter(pk=waiting.pk).update(queued_at=timezone.now() - dt.timedelta(minutes=31))
+
+    response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
+
+    assert response.status_code == 202
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.error) == ("failed", "Never started: no worker took it within 30 minutes.")
+
+
+def test_a_running_run_whose_worker_lives_is_not_closed(staff, roofing, idle_queue):
+    user, client = staff
+    live = JobRun.objects.create(
+        job="scoring", trade=roofing, status="running", queued_at=timezone.now(), started_at=timezone.now()
+    )
+    held, release = threading.Event(), threading.Event()
+
+    def live_worker():
+        try:
+            jobs._lock_try(live)
+            held.set()
+            release.wait(30)
+            jobs._lock_release(live)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=live_worker)
+    thread.start()
+    assert held.wait(30)
+    response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
+    release.set()
+    thread.join(30)
+
+    assert response.status_code == 409
+    live.refresh_from_db()
+    assert live.status == "running"
