@@ -319,3 +319,17 @@ def test_a_running_run_whose_worker_lives_is_not_closed(staff, roofing, idle_que
     assert response.status_code == 409
     live.refresh_from_db()
     assert live.status == "running"
+
+
+def test_staff_see_runs_in_the_admin_without_editing_them(admin_client, roofing):
+    run = JobRun.objects.create(job="lead_generation", trade=roofing, queued_at=timezone.now())
+
+    listing = admin_client.get("/admin/leadengine/jobrun/")
+    page = admin_client.get(f"/admin/leadengine/jobrun/{run.pk}/change/")
+
+    assert listing.status_code == page.status_code == 200
+    assert "Generate and route leads" in listing.content.decode()
+    assert admin_client.get("/admin/leadengine/jobrun/add/").status_code == 403
+    assert admin_client.post(f"/admin/leadengine/jobrun/{run.pk}/change/", {"status": "succeeded"}).status_code == 403
+    run.refresh_from_db()
+    assert run.status == "queued"
