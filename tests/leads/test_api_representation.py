@@ -1,0 +1,70 @@
+"""The API's fast lead representation (leads/api/representation.py) answers exactly what LeadSerializer,
+which documents it, makes of the same leads: every state, events, reasons, nulls, job values, a return
+waiting for approval, and a site time zone other than UTC."""
+
+import datetime as dt
+import json
+
+import pytest
+from django.test import override_settings
+
+from leads.api.representation import leads_represented
+from leads.api.serializers import LeadSerializer
+from leads.models import Lead
+from scoring.models import Property
+from tests.leads.factories import owner
+from tests.leads.test_lifecycle import lead_in
+
+State = Lead.State
+
+
+def serialized(leads: list[Lead]) -> list[dict]:
+    found = Lead.objects.select_related("trade", "property").prefetch_related("events").in_bulk([x.pk for x in leads])
+    return json.loads(json.dumps([LeadSerializer(found[lead.pk]).data for lead in leads]))
+
+
+@pytest.fixture
+def leads(roofing):
+    acme = owner(roofing, "80202")
+    made = [lead_in(roofing, state, contractor=acme, score=90.0 - n) for n, state in enumerate(State.values)]
+    made.append(lead_in(roofing, State.DELIVERED, contractor=acme, pending_return=True, score=50.25))
+    made.append(lead_in(roofing, State.ACCEPTED, contractor=acme, pending_return=True, score=50.5))
+    Property.objects.filter(pk=made[0].property_id).update(
+        latitude=None, owner_occupied=None, last_sale_date=dt.date(2019, 6, 30), last_sale_price=412_000,
+        bathrooms=2.5, owner_name="O'Neil & Sons",
+    )  # fmt: skip
+    Lead.objects.filter(pk=made[1].pk).update(
+        reasons=[{"feature": "roof_age", "value": None, "points": 35, "text": "Roof age unknown"}]
+    )
+    return made
+
+
+def test_the_fast_representation_is_the_serializers_for_every_kind_of_lead(leads):
+    ordered = sorted(leads, key=lambda lead: lead.pk)
+    expected = serialized(ordered)
+
+    answered = json.loads(json.dumps(leads_represented([lead.pk for lead in ordered])))
+
+    assert [lead["state"] for lead in answered] == [lead.state for lead in Lead.objects.order_by("pk")]
+    assert {"converted", "returned", "withdrawn"} <= {lead["state"] for lead in answered}
+    for mine, theirs in zip(answered, expected, strict=True):
+        assert mine == theirs
+        assert list(mine) == list(theirs)  # and in the same key order
+        assert list(mine["property"]) == list(theirs["property"])
+
+
+@override_settings(TIME_ZONE="America/Denver")
+def test_the_fast_representation_answers_in_the_sites_time_zone_as_the_serializer(leads):
+    expected = serialized(leads[:3])
+
+    answered = json.loads(json.dumps(leads_represented([lead.pk for lead in leads[:3]])))
+
+    assert answered == expected
+    assert answered[1]["assigned_at"].endswith(("-07:00", "-06:00"))
+
+
+def test_leads_come_back_in_the_order_asked_and_unknown_ids_are_left_out(leads):
+    ids = [leads[2].pk, 10**9, leads[0].pk]
+
+    assert [lead["id"] for lead in leads_represented(ids)] == [leads[2].pk, leads[0].pk]
+    assert leads_represented([]) == []
