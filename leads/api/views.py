@@ -4,7 +4,8 @@ through the API delivers it (leads_deliver) when it was not yet delivered."""
 from django.db import transaction
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 
 from leadengine.api.pagination import BoundedCursorPagination
 from leadengine.api.permissions import IsAuthenticatedClient, IsStaff
+from leads.api.export import LeadCsvRenderer, LeadListSchema, lead_export_response
 from leads.api.filters import LeadFilterSet
 from leads.api.serializers import (
     AssignSerializer,
@@ -46,6 +48,12 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     filterset_class = LeadFilterSet
     filter_backends = [*viewsets.GenericViewSet.filter_backends, OrderingFilter]
     ordering_fields = ["score", "urgency", "created_at"]
+    schema = LeadListSchema()
+
+    def get_renderers(self):
+        # The list alone also answers CSV (its export): ?format=csv or Accept: text/csv.
+        renderers = super().get_renderers()
+        return [*renderers, LeadCsvRenderer()] if self.action == "list" else renderers
 
     def get_queryset(self):
         # The one visibility rule: another contractor's lead is not found (404), never forbidden.
@@ -71,7 +79,24 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             lead._prefetched_objects_cache.pop("events", None)
         prefetch_related_objects(moved, "events")  # their new event: one query for the page
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format",
+                enum=["json", "csv"],
+                description="`csv` (or `Accept: text/csv`): every lead the filters select, in the ordering asked "
+                "for, as one CSV download; `cursor` and `page_size` are ignored.",
+            )
+        ],
+        responses={
+            (200, "application/json"): LeadSerializer,
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The leads as CSV, one row each."),
+        },
+    )
     def list(self, request, *args, **kwargs):
+        if isinstance(request.accepted_renderer, LeadCsvRenderer):
+            queryset = self.filter_queryset(self.get_queryset())
+            return lead_export_response(queryset, deliver=self.actor() == Actor.CONTRACTOR)
         with transaction.atomic():
             page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
             self.deliver(page)

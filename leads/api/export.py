@@ -1,0 +1,146 @@
+"""The lead list as CSV (`GET /api/v1/leads/?format=csv`, or `Accept: text/csv`): every lead the list's
+filters and ordering select, not one page, streamed in chunks from one query, in flat columns a CRM can
+import. A contractor's export delivers the assigned leads it contains, as reading the list does.
+
+LeadCsvRenderer only selects the export in content negotiation: the list answers the export itself as a
+StreamingHttpResponse. Whatever reaches the renderer is an error (a bad filter, no credentials, a
+throttle), and an API error is JSON whatever format was asked."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+
+from leadengine.api.schema import ApiSchema
+from leads.models import Lead
+from leads.services.lifecycle import leads_deliver
+
+CONTENT_TYPE = "text/csv; charset=utf-8"
+CHUNK_ROWS = 2000  # rows per fetch from the server-side cursor, and per chunk written to the client
+
+# (CSV header, the Lead.objects.values_list() path it reads): one query, joined to trade and property.
+COLUMNS = [
+    ("id", "id"),
+    ("trade", "trade__slug"),
+    ("state", "state"),
+    ("zip_code", "zip_code"),
+    ("score", "score"),
+    ("urgency", "urgency"),
+    ("priority", "priority"),
+    ("generated_at", "created_at"),
+    ("assigned_at", "assigned_at"),
+    ("delivered_at", "delivered_at"),
+    ("accepted_at", "accepted_at"),
+    ("converted_at", "converted_at"),
+    ("expires_at", "expires_at"),
+    ("job_value", "job_value"),
+    ("return_reason", "return_reason"),
+    ("address", "property__address"),
+    ("city", "property__city"),
+    ("property_state", "property__state"),
+    ("owner_name", "property__owner_name"),
+    ("parcel_id", "property__parcel_id"),
+    ("year_built", "property__year_built"),
+    ("roof_year", "property__roof_year"),
+    ("living_sqft", "property__living_sqft"),
+    ("market_value", "property__market_value"),
+    ("reasons", "reasons"),
+]
+HEADER = [header for header, _ in COLUMNS]
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such text gets a
+# leading apostrophe, which spreadsheets show as text and do not evaluate.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class LeadCsvRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        # Only an error gets here (the export streams past renderers): JSON, as every API error.
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Type"] = JSONRenderer.media_type
+        return JSONRenderer().render(data, JSONRenderer.media_type, renderer_context)
+
+
+class LeadListSchema(ApiSchema):
+    """The list answers JSON or CSV (its 200 says both, by extend_schema); its errors are JSON only."""
+
+    def map_renderers(self, attribute: str) -> list:
+        csv_only = getattr(LeadCsvRenderer, attribute)
+        return [value for value in super().map_renderers(attribute) if value != csv_only]
+
+
+def lead_export_response(queryset: QuerySet[Lead], *, deliver: bool) -> StreamingHttpResponse:
+    """Every lead of `queryset` (the list's, filtered and ordered) as a CSV download. With `deliver` (a
+    contractor's export), the assigned leads among them are delivered first, in one statement and their own
+    transaction, so the file shows them delivered and they stay delivered however far the download gets."""
+    now = timezone.now()
+    queryset = queryset.prefetch_related(None)
+    if deliver:
+        with transaction.atomic():
+            assigned = list(queryset.filter(state=Lead.State.ASSIGNED).order_by().values_list("pk", flat=True))
+            moved = leads_deliver(lead_ids=assigned, via="api", now=now)
+        if moved:
+            # A lead that matched `state=assigned` is delivered now, yet still belongs in this export.
+            queryset = queryset | Lead.objects.filter(pk__in=sorted(moved))
+    ordering = list(queryset.query.order_by) or list(Lead._meta.ordering)
+    if not {"id", "-id", "pk", "-pk"} & set(ordering):
+        ordering.append("-id")  # ties (equal scores) in a stable order
+    rows = queryset.order_by(*ordering).values_list(*(path for _, path in COLUMNS))
+    response = StreamingHttpResponse(csv_chunks(rows.iterator(chunk_size=CHUNK_ROWS)), content_type=CONTENT_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="leads-{now.date().isoformat()}.csv"'
+    return response
+
+
+def csv_chunks(rows: Iterable[tuple]) -> Iterator[bytes]:
+    """The header, then the rows CHUNK_ROWS at a time, as UTF-8 CSV (RFC 4180: CRLF, quotes as needed)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> bytes:
+        chunk = buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+        return chunk
+
+    writer.writerow(HEADER)
+    yield flush()
+    written = 0
+    for row in rows:
+        writer.writerow([cell(value) for value in row])
+        written += 1
+        if written % CHUNK_ROWS == 0:
+            yield flush()
+    if written % CHUNK_ROWS:
+        yield flush()
+
+
+def cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dt.datetime):
+        text = value.astimezone(dt.UTC).isoformat()
+        return text.removesuffix("+00:00") + "Z"  # as the JSON API writes them
+    if isinstance(value, list):  # the reasons
+        return safe_text("; ".join(str(reason.get("text", "")) for reason in value if isinstance(reason, dict)))
+    if isinstance(value, float | int | Decimal):
+        return str(value)
+    return safe_text(str(value))
+
+
+def safe_text(text: str) -> str:
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
