@@ -2,19 +2,17 @@
 through the API delivers it (leads_deliver) when it was not yet delivered."""
 
 from django.db import transaction
-from django.db.models import prefetch_related_objects
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
-from leadengine.api.pagination import BoundedCursorPagination
+from leadengine.api.pagination import BoundedCursorPagination, StableOrderingFilter
 from leadengine.api.permissions import IsAuthenticatedClient, IsStaff
 from leads.api.export import LeadCsvRenderer, LeadListSchema, lead_export_response
 from leads.api.filters import LeadFilterSet
+from leads.api.representation import leads_represented
 from leads.api.serializers import (
     AssignSerializer,
     ContactSerializer,
@@ -37,6 +35,11 @@ from leads.services.lifecycle import (
 Actor = LeadEvent.Actor
 
 
+# What a page of the list reads before the leads themselves: ids, states, and every column it may be
+# ordered by (ordering_fields and LeadPagination.ordering).
+PAGE_COLUMNS = ("id", "state", "score", "urgency", "created_at")
+
+
 class LeadPagination(BoundedCursorPagination):
     ordering = ("-created_at", "-id")
 
@@ -46,7 +49,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     permission_classes = [IsAuthenticatedClient]
     pagination_class = LeadPagination
     filterset_class = LeadFilterSet
-    filter_backends = [*viewsets.GenericViewSet.filter_backends, OrderingFilter]
+    filter_backends = [*viewsets.GenericViewSet.filter_backends, StableOrderingFilter]
     ordering_fields = ["score", "urgency", "created_at"]
     schema = LeadListSchema()
 
@@ -57,7 +60,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_queryset(self):
         # The one visibility rule: another contractor's lead is not found (404), never forbidden.
-        return Lead.objects.visible_to(self.request.user).select_related("trade", "property").prefetch_related("events")
+        return Lead.objects.visible_to(self.request.user)
 
     def actor(self) -> str:
         return Actor.STAFF if self.request.user.is_staff else Actor.CONTRACTOR
@@ -65,19 +68,11 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def user(self):
         return None if getattr(self.request.user, "contractor", None) else self.request.user
 
-    def deliver(self, leads: list[Lead]) -> None:
-        """A contractor reading its assigned leads has received them."""
-        if self.actor() != Actor.CONTRACTOR:
-            return
-        now = timezone.now()
-        moved_ids = leads_deliver(
-            lead_ids=[lead.pk for lead in leads if lead.state == Lead.State.ASSIGNED], via="api", now=now
-        )
-        moved = [lead for lead in leads if lead.pk in moved_ids]
-        for lead in moved:  # what leads_deliver wrote, without reading each lead back
-            lead.state, lead.delivered_at = Lead.State.DELIVERED, now
-            lead._prefetched_objects_cache.pop("events", None)
-        prefetch_related_objects(moved, "events")  # their new event: one query for the page
+    def deliver(self, leads: list[tuple[int, str]]) -> None:
+        """A contractor reading its assigned leads ((id, state) pairs) has received them."""
+        if self.actor() == Actor.CONTRACTOR:
+            assigned = [lead_id for lead_id, state in leads if state == Lead.State.ASSIGNED]
+            leads_deliver(lead_ids=assigned, via="api")
 
     @extend_schema(
         parameters=[
@@ -98,17 +93,19 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             queryset = self.filter_queryset(self.get_queryset())
             return lead_export_response(queryset, deliver=self.actor() == Actor.CONTRACTOR)
         with transaction.atomic():
-            page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-            self.deliver(page)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+            # The page as plain rows (its cursor needs the ordering's columns), then the leads' bodies.
+            rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()).values(*PAGE_COLUMNS))
+            self.deliver([(row["id"], row["state"]) for row in rows])
+            leads = leads_represented([row["id"] for row in rows])
+        return self.get_paginated_response(leads)
 
     def retrieve(self, request, *args, **kwargs):
         lead = self.get_object()
-        self.deliver([lead])
-        return Response(self.get_serializer(lead).data)
+        self.deliver([(lead.pk, lead.state)])
+        return self.answer(lead)
 
     def answer(self, lead: Lead) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=lead.pk)).data)
+        return Response(leads_represented([lead.pk])[0])
 
     @extend_schema(request=None, responses=LeadSerializer)
     @action(detail=True, methods=["post"])

@@ -257,6 +257,24 @@ def test_pages_are_bounded_and_the_list_runs_a_fixed_number_of_queries(roofing, 
     assert len(client.get(URL, {"page_size": 10_000}).json()["results"]) == 7  # capped at 200, not refused
 
 
+def test_paging_through_leads_of_equal_score_shows_each_lead_once(roofing):
+    acme = owner(roofing, "80202")
+    for _ in range(9):
+        scored_home(roofing, score=80, urgency=5)
+    leads_generate(trade=roofing)
+    leads_route()
+    client = api_client(acme)
+
+    seen, page = [], client.get(URL, {"ordering": "-score", "page_size": 2}).json()
+    while True:
+        seen += [lead["id"] for lead in page["results"]]
+        if not page["next"]:
+            break
+        page = client.get(page["next"]).json()
+
+    assert seen == sorted(Lead.objects.filter(contractor=acme).values_list("id", flat=True), reverse=True)
+
+
 @pytest.mark.parametrize(
     ("header", "status", "code"),
     [
