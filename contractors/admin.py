@@ -1,11 +1,12 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 
 from contractors.models import ApiKey, Contractor, ContractorStatusChange, Membership
-from contractors.services.api_keys import api_key_create, api_key_revoke
+from contractors.services.api_keys import ApiKeyOwnerInvalid, api_key_create, api_key_revoke
 from contractors.services.contractors import (
     ContractorError,
     contractor_status_change,
@@ -292,26 +293,71 @@ class RevokedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class OwnerKindFilter(admin.SimpleListFilter):
+    title = "owner"
+    parameter_name = "owner"
+
+    def lookups(self, request, model_admin):
+        return [("contractor", "Contractors"), ("staff", "Staff users")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("contractor", "staff"):
+            return queryset.filter(user__isnull=self.value() == "contractor")
+        return queryset
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    """A contractor's key, or (for_me) the staff user's own: a key acts as its owner, so staff make keys
+    for themselves only, never for another staff user."""
+
+    for_me = forms.BooleanField(
+        required=False,
+        label="My own key",
+        help_text="A staff key of your own instead of a contractor's: it acts as you, while you are active staff.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["contractor", "for_me", "name"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("contractor")) == bool(cleaned.get("for_me")):
+            raise forms.ValidationError("Choose a contractor, or tick “My own key”: a key has exactly one owner.")
+        return cleaned
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Adding a key shows it once, in a message; afterwards only its prefix and hash exist."""
 
-    list_display = ["prefix", "name", "contractor", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [RevokedFilter, "contractor"]
-    list_select_related = ["contractor"]
-    search_fields = ["=prefix", "name", "contractor__name"]
+    list_display = ["prefix", "name", "owner", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [RevokedFilter, OwnerKindFilter, "contractor"]
+    list_select_related = ["contractor", "user"]
+    search_fields = ["=prefix", "name", "contractor__name", "user__username"]
     autocomplete_fields = ["contractor"]
     actions = ["revoke"]
 
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+        return super().get_form(request, obj, **kwargs)
+
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["contractor", "name"]
-        return ["contractor", "name", "prefix", "key_hash", "created_at", "created_by", "last_used_at", "revoked_at"]
+            return ["contractor", "for_me", "name"]
+        return ["owner", "name", "prefix", "key_hash", "created_at", "created_by", "last_used_at", "revoked_at"]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["contractor", "prefix", "key_hash", "created_at", "created_by", "last_used_at", "revoked_at"]
+        return ["owner", "prefix", "key_hash", "created_at", "created_by", "last_used_at", "revoked_at"]
+
+    @admin.display(description="Owner")
+    def owner(self, key: ApiKey) -> str:
+        if key.user_id is not None:
+            return f"{key.user.get_username()} (staff)"
+        return str(key.contractor)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # revoke instead: the key's record (who had it, when it was used) stays
@@ -320,13 +366,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)  # only the name is editable
             return
-        key, raw_key = api_key_create(contractor=obj.contractor, name=obj.name, created_by=request.user)
+        owner = {"user": request.user} if form.cleaned_data["for_me"] else {"contractor": obj.contractor}
+        try:
+            key, raw_key = api_key_create(**owner, name=obj.name, created_by=request.user)
+        except ApiKeyOwnerInvalid as error:
+            # Staff who reach this page are active staff; kept for a user demoted while the form was open.
+            raise PermissionDenied(str(error)) from None
         # The admin goes on with `obj` (its log entry, the redirect): make it the saved key.
         obj.__dict__.update({field.attname: getattr(key, field.attname) for field in ApiKey._meta.concrete_fields})
         obj._state.adding = False
         self.message_user(
             request,
-            f"API key for {key.contractor}: {raw_key} — copy it now; it is shown only this once.",
+            f"API key for {self.owner(key)}: {raw_key} — copy it now; it is shown only this once.",
             messages.WARNING,
         )
 

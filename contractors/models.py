@@ -162,10 +162,16 @@ class Membership(models.Model):
 
 
 class ApiKey(models.Model):
-    """A key a contractor's systems use to call the API. Only the SHA-256 of the key is stored; the
-    key is shown once when it is created. `prefix` (the key's first characters) tells keys apart."""
+    """A key that calls the API: a contractor's systems' (`contractor`), or a staff user's own
+    (`user`), which acts as that user. Exactly one owner (the one_owner constraint). Only the SHA-256 of
+    the key is stored; the key is shown once when it is created. `prefix` (the key's first characters)
+    tells keys apart."""
 
-    contractor = models.ForeignKey(Contractor, on_delete=models.CASCADE, related_name="api_keys")
+    contractor = models.ForeignKey(Contractor, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys")
+    # A staff user's own key: it authenticates as the user, so it is refused once they leave staff.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys"
+    )
     name = models.CharField(max_length=100, blank=True, help_text='What the key is for, e.g. "CRM sync".')
     prefix = models.CharField(max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
@@ -177,7 +183,7 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["contractor", "-created_at"]
+        ordering = ["contractor", "user", "-created_at"]
         verbose_name = "API key"
         constraints = [
             # The lookup index of every authenticated request.
@@ -186,11 +192,23 @@ class ApiKey(models.Model):
             models.CheckConstraint(
                 condition=Q(key_hash__regex=r"^[0-9a-f]{64}$"), name="%(app_label)s_%(class)s_hash_is_sha256"
             ),
+            # A contractor's key or a staff user's, never both (a user key acting for a contractor) nor none.
+            models.CheckConstraint(
+                condition=Q(contractor__isnull=False, user__isnull=True)
+                | Q(contractor__isnull=True, user__isnull=False),
+                name="%(app_label)s_%(class)s_one_owner",
+            ),
         ]
 
     def __str__(self) -> str:
         label = f"{self.prefix}… {self.name}".strip()
+        label = f"{label} ({self.owner})"
         return f"{label} (revoked)" if self.revoked_at else label
+
+    @property
+    def owner(self):
+        """The contractor or the staff user whose key this is."""
+        return self.contractor if self.contractor_id is not None else self.user
 
     @property
     def is_revoked(self) -> bool:

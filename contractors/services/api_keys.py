@@ -1,4 +1,6 @@
-"""API keys: created by the system, shown once, stored as a SHA-256 hash, revocable.
+"""API keys: created by the system, shown once, stored as a SHA-256 hash, revocable. A key belongs to a
+contractor (its systems call the API as the contractor) or to a staff user (it calls as that user, and
+only while they are active staff).
 
 A key is `le_` + 8 hex characters (its visible prefix) + `_` + 43 URL-safe characters (256 random
 bits). With that much entropy a plain SHA-256 is as good as a slow password hash, and it lets a request
@@ -18,6 +20,7 @@ from django.utils import timezone
 
 from contractors.models import ApiKey, Contractor
 from contractors.selectors import contractor_api_access
+from contractors.services.contractors import ContractorError
 
 KEY_PREFIX = "le_"
 # last_used_at is written at most this often per key, so that busy clients do not write on every call.
@@ -45,6 +48,12 @@ class ApiAccessDenied(ApiKeyRejected):
     code = "api_access_denied"
 
 
+class ApiKeyOwnerInvalid(ContractorError):
+    """A key was asked for without exactly one owner, or for a user who may not have one of their own."""
+
+    code = "invalid_api_key_owner"
+
+
 def api_key_hash(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
@@ -57,13 +66,32 @@ def api_key_generate() -> tuple[str, str]:
 
 @transaction.atomic
 def api_key_create(
-    *, contractor: Contractor, name: str = "", created_by: AbstractBaseUser | None = None
+    *,
+    contractor: Contractor | None = None,
+    user: AbstractBaseUser | None = None,
+    name: str = "",
+    created_by: AbstractBaseUser | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key for the contractor: (the stored key, the raw key). The raw key exists only in the
-    return value; show it to the user once."""
+    """A new key for the contractor, or for a staff user's own use: (the stored key, the raw key). Give
+    exactly one owner; a user who is not active staff is refused (ApiKeyOwnerInvalid). The raw key exists
+    only in the return value; show it to the user once."""
+    if (contractor is None) == (user is None):
+        raise ApiKeyOwnerInvalid("An API key belongs to a contractor or to a staff user: give exactly one.")
+    if user is not None:
+        if not user.is_active:
+            raise ApiKeyOwnerInvalid(f"{user.get_username()} is deactivated; only active staff have API keys.")
+        if not user.is_staff:
+            raise ApiKeyOwnerInvalid(
+                f"{user.get_username()} is not staff; only staff users have API keys of their own."
+            )
     raw_key, prefix = api_key_generate()
     key = ApiKey.objects.create(
-        contractor=contractor, name=name, prefix=prefix, key_hash=api_key_hash(raw_key), created_by=created_by
+        contractor=contractor,
+        user=user,
+        name=name,
+        prefix=prefix,
+        key_hash=api_key_hash(raw_key),
+        created_by=created_by,
     )
     return key, raw_key
 
@@ -77,19 +105,27 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
 
 
 def api_key_authenticate(*, raw_key: str, now: dt.datetime | None = None) -> ApiKey:
-    """The key (with its contractor) that `raw_key` is, or ApiKeyRejected saying why not: unknown or
-    revoked key (401), suspended contractor (403, with the suspension's reason)."""
+    """The key (with its contractor or user) that `raw_key` is, or ApiKeyRejected saying why not: unknown
+    or revoked key (401); suspended contractor (403, with the suspension's reason); a user who is no
+    longer staff or is deactivated (403: a staff key carries the user's rights, so it lasts only as long
+    as they do)."""
     now = now or timezone.now()
     digest = api_key_hash(raw_key.strip())
-    key = ApiKey.objects.select_related("contractor").filter(key_hash=digest).first()
+    key = ApiKey.objects.select_related("contractor", "user").filter(key_hash=digest).first()
     # The hash lookup already matched; compare_digest keeps the final check constant-time anyway.
     if key is None or not hmac.compare_digest(key.key_hash, digest):
         raise ApiKeyUnknown("Unknown API key.")
     if key.revoked_at is not None:
         raise ApiKeyRevoked(f"API key {key.prefix} was revoked on {key.revoked_at:%Y-%m-%d}.")
-    access = contractor_api_access(contractor=key.contractor)
-    if not access.allowed:
-        raise ApiAccessDenied(access.reason)
+    if key.user_id is not None:
+        if not key.user.is_active:
+            raise ApiAccessDenied(f"{key.user.get_username()} is deactivated.")
+        if not key.user.is_staff:
+            raise ApiAccessDenied(f"{key.user.get_username()} is no longer staff.")
+    else:
+        access = contractor_api_access(contractor=key.contractor)
+        if not access.allowed:
+            raise ApiAccessDenied(access.reason)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now

@@ -1,5 +1,6 @@
 """API-key authentication: `Authorization: Api-Key <key>`. A contractor's key authenticates a
-ContractorClient: not a user of the site, but the contractor acting through its systems."""
+ContractorClient: not a user of the site, but the contractor acting through its systems. A staff user's
+own key authenticates that user, exactly as their session would (request.auth is the key either way)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         except ApiKeyRejected as rejection:
             failures.count_failure()
             raise ApiKeyFailed(rejection) from None
+        if key.user_id is not None:
+            return key.user, key
         return ContractorClient(contractor=key.contractor, key=key), key
 
     def authenticate_header(self, request) -> str:
@@ -84,5 +87,8 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": f'"{KEYWORD} <key>": a contractor\'s key (manage.py create_api_key, or the admin).',
+            "description": (
+                f"\"{KEYWORD} <key>\": a contractor's key, or a staff user's own key "
+                "(manage.py create_api_key, or the admin)."
+            ),
         }

@@ -1,12 +1,16 @@
-"""Throttling per API key (or staff user), and per client address for calls without credentials. The
-counters live in Django's cache, Redis (CACHES), shared by every server process."""
+"""Throttling per API key (or staff user's session), and per client address for calls without
+credentials. The counters live in Django's cache, Redis (CACHES), shared by every server process."""
 
 from rest_framework.throttling import SimpleRateThrottle
 
+from contractors.models import ApiKey
+
 
 class ClientRateThrottle(SimpleRateThrottle):
-    """API_RATE requests per key or staff user; anonymous callers (including failed authentication, which
-    DRF answers before throttles run for the user) are counted by address under API_ANON_RATE."""
+    """API_RATE requests per key, whoever owns it (a staff user's keys each have their own bucket, apart
+    from the user's session), or per user for a session; anonymous callers (including failed
+    authentication, which DRF answers before throttles run for the user) are counted by address under
+    API_ANON_RATE."""
 
     def get_rate(self):
         from django.conf import settings
@@ -14,9 +18,11 @@ class ClientRateThrottle(SimpleRateThrottle):
         return settings.API_RATE
 
     def get_cache_key(self, request, view):
+        if isinstance(request.auth, ApiKey):
+            return self.cache_format % {"scope": "client", "ident": f"key:{request.auth.pk}"}
         user = request.user
         if user is not None and user.is_authenticated:
-            return self.cache_format % {"scope": "client", "ident": user.pk}
+            return self.cache_format % {"scope": "client", "ident": f"user:{user.pk}"}
         return None
 
 

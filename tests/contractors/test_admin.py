@@ -136,6 +136,39 @@ def test_adding_a_key_shows_it_once_and_stores_its_hash(staff_client, acme):
     assert raw_key not in staff_client.get(f"/admin/contractors/apikey/{key.pk}/change/").content.decode()
 
 
+def test_staff_add_a_key_of_their_own_shown_once(staff_client, acme):
+    response = staff_client.post("/admin/contractors/apikey/add/", {"for_me": "on", "name": "Reports"}, follow=True)
+
+    page = response.content.decode()
+    raw_key = re.search(r"API key for staff \(staff\): (le_[0-9a-f]{8}_[A-Za-z0-9_-]{43})", page).group(1)
+    key = ApiKey.objects.get()
+    assert (key.user.username, key.contractor, key.name, key.created_by.username) == ("staff", None, "Reports", "staff")
+    assert key.key_hash == hashlib.sha256(raw_key.encode()).hexdigest()
+    change_page = staff_client.get(f"/admin/contractors/apikey/{key.pk}/change/").content.decode()
+    assert raw_key not in change_page and "staff (staff)" in change_page
+
+
+@pytest.mark.parametrize("data", [{"contractor": "ACME", "for_me": "on"}, {}])
+def test_a_key_needs_a_contractor_or_my_own_not_both_nor_neither(staff_client, acme, data):
+    data = {key: acme.pk if value == "ACME" else value for key, value in data.items()}
+    response = staff_client.post("/admin/contractors/apikey/add/", {**data, "name": "x"})
+
+    assert response.status_code == 200
+    assert "a key has exactly one owner" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_key_list_shows_each_keys_owner_and_filters_by_kind(staff_client, acme, django_user_model):
+    contractor_key, _ = api_key_create(contractor=acme, name="CRM")
+    staff_key, _ = api_key_create(user=django_user_model.objects.get(username="staff"), name="Reports")
+
+    page = staff_client.get("/admin/contractors/apikey/").content.decode()
+    assert '<td class="field-owner">Acme Roofing</td>' in page
+    assert '<td class="field-owner">staff (staff)</td>' in page
+    staff_only = staff_client.get("/admin/contractors/apikey/?owner=staff").content.decode()
+    assert staff_key.prefix in staff_only and contractor_key.prefix not in staff_only
+
+
 def test_revoke_action_revokes_the_selected_keys(staff_client, acme):
     kept, _ = api_key_create(contractor=acme)
     revoked, _ = api_key_create(contractor=acme)
