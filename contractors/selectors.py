@@ -42,6 +42,15 @@ def contractor_api_access(*, contractor: Contractor) -> Access:
     return Access(True)
 
 
+def staff_api_access(*, user: AbstractBaseUser) -> Access:
+    """A staff user's own API key works while the user is active staff: it carries their rights."""
+    if not user.is_active:
+        return Access(False, f"{user.get_username()} is deactivated.")
+    if not user.is_staff:
+        return Access(False, f"{user.get_username()} is not staff.")
+    return Access(True)
+
+
 def contractor_for_user(*, user: AbstractBaseUser | AnonymousUser) -> Contractor | None:
     """The contractor a user acts for; None for staff, anonymous users and users of no contractor."""
     if not user.is_authenticated or user.is_staff:

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from contractors.models import ApiKey, Contractor
-from contractors.selectors import contractor_api_access
+from contractors.selectors import contractor_api_access, staff_api_access
 from contractors.services.contractors import ContractorError
 
 KEY_PREFIX = "le_"
@@ -77,13 +77,8 @@ def api_key_create(
     only in the return value; show it to the user once."""
     if (contractor is None) == (user is None):
         raise ApiKeyOwnerInvalid("An API key belongs to a contractor or to a staff user: give exactly one.")
-    if user is not None:
-        if not user.is_active:
-            raise ApiKeyOwnerInvalid(f"{user.get_username()} is deactivated; only active staff have API keys.")
-        if not user.is_staff:
-            raise ApiKeyOwnerInvalid(
-                f"{user.get_username()} is not staff; only staff users have API keys of their own."
-            )
+    if user is not None and not (access := staff_api_access(user=user)).allowed:
+        raise ApiKeyOwnerInvalid(f"{access.reason[:-1]}; only active staff have API keys of their own.")
     raw_key, prefix = api_key_generate()
     key = ApiKey.objects.create(
         contractor=contractor,
@@ -118,14 +113,11 @@ def api_key_authenticate(*, raw_key: str, now: dt.datetime | None = None) -> Api
     if key.revoked_at is not None:
         raise ApiKeyRevoked(f"API key {key.prefix} was revoked on {key.revoked_at:%Y-%m-%d}.")
     if key.user_id is not None:
-        if not key.user.is_active:
-            raise ApiAccessDenied(f"{key.user.get_username()} is deactivated.")
-        if not key.user.is_staff:
-            raise ApiAccessDenied(f"{key.user.get_username()} is no longer staff.")
+        access = staff_api_access(user=key.user)
     else:
         access = contractor_api_access(contractor=key.contractor)
-        if not access.allowed:
-            raise ApiAccessDenied(access.reason)
+    if not access.allowed:
+        raise ApiAccessDenied(access.reason)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now

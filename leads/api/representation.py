@@ -52,7 +52,7 @@ def leads_represented(lead_ids: list[int]) -> list[dict]:
     zone = timezone.get_current_timezone()
     lead_names, property_names = list(LEAD_COLUMNS), list(PROPERTY_COLUMNS)
     columns = ["id", *LEAD_COLUMNS.values(), "return_requested_at", *PROPERTY_COLUMNS.values()]
-    rows = {row[0]: row for row in Lead.objects.filter(pk__in=lead_ids).values_list(*columns)}
+    rows = {row[0]: row for row in Lead.objects.filter(pk__in=lead_ids).order_by().values_list(*columns)}
     events = defaultdict(list)
     for lead_id, *event in (
         LeadEvent.objects.filter(lead_id__in=list(rows))

@@ -216,8 +216,8 @@ def test_a_staff_key_authenticates_as_its_user(alice):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"is_staff": False}, "bob is not staff; only staff users have API keys of their own."),
-        ({"is_staff": True, "is_active": False}, "bob is deactivated; only active staff have API keys."),
+        ({"is_staff": False}, "bob is not staff; only active staff have API keys of their own."),
+        ({"is_staff": True, "is_active": False}, "bob is deactivated; only active staff have API keys of their own."),
     ],
 )
 def test_a_key_is_refused_to_a_user_who_is_not_active_staff(django_user_model, fields, message):
@@ -281,7 +281,7 @@ def test_a_revoked_staff_key_is_401_and_changes_nothing(market, alice):
 
 @pytest.mark.parametrize(
     ("change", "detail"),
-    [({"is_staff": False}, "alice is no longer staff."), ({"is_active": False}, "alice is deactivated.")],
+    [({"is_staff": False}, "alice is not staff."), ({"is_active": False}, "alice is deactivated.")],
 )
 def test_a_key_of_a_user_no_longer_active_staff_is_403_with_the_reason(market, alice, change, detail):
     key, raw_key = api_key_create(user=alice)
@@ -340,8 +340,8 @@ def test_create_api_key_makes_a_staff_users_own_key(alice):
 @pytest.mark.parametrize(
     ("username", "message"),
     [
-        ("bob", "bob is not staff; only staff users have API keys of their own."),
-        ("carol", "carol is deactivated; only active staff have API keys."),
+        ("bob", "bob is not staff; only active staff have API keys of their own."),
+        ("carol", "carol is deactivated; only active staff have API keys of their own."),
         ("nobody", "no user named 'nobody'"),
     ],
 )
