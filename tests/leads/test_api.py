@@ -355,3 +355,12 @@ def test_a_member_of_a_contractor_sees_its_leads_through_a_session(market, djang
     assert sorted(lead["id"] for lead in client.get(URL).json()["results"]) == sorted([first.pk, second.pk])
     first.refresh_from_db()
     assert first.state == "delivered"
+
+
+def test_a_lead_named_by_its_id_is_found_whatever_the_list_filters_in_the_query_say(market):
+    acme, _, (first, _, _) = market
+    client = api_client(acme)
+
+    response = client.get(f"{URL}{first.pk}/", {"state": "converted", "min_score": "not a number"})
+
+    assert (response.status_code, response.json()["id"]) == (200, first.pk)
