@@ -5,9 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from django.db import connection
+from django.utils import timezone
 
+from contractors.models import Contractor
+from leadengine.cache import cached, usage
 from leads.models import Lead
 from scoring.models import Trade, ZipCode
 
@@ -61,6 +65,31 @@ def contractor_cap_usage(*, contractor_ids: Iterable[int], now: dt.datetime) -> 
         rooms = [cap - used for cap, used in ((daily, today), (weekly, week), (monthly, month)) if cap is not None]
         usage[contractor_id] = CapUsage(contractor_id, today, week, month, max(min(rooms), 0) if rooms else None)
     return usage
+
+
+def contractor_cap_usage_cached(*, contractor: Contractor, now: dt.datetime) -> CapUsage:
+    """contractor_cap_usage for display (the profile endpoint), from Redis until a lead move bumps the
+    contractor's usage generation (cache.usage_bump). Never for deciding an assignment: routing and
+    lead_assign count under the contractor's row lock with contractor_cap_usage.
+
+    The key also carries what the answer depends on beyond the leads, as `contractor` says now: its caps
+    and time zone (so editing them, by any path, needs no bump) and its local date, from which the day,
+    week and month windows start (so a cached "today" is not read after local midnight)."""
+    local_date = timezone.localtime(now, timezone=ZoneInfo(contractor.time_zone)).date()
+    parts = (
+        contractor.pk,
+        contractor.time_zone,
+        local_date.isoformat(),
+        contractor.daily_cap,
+        contractor.weekly_cap,
+        contractor.monthly_cap,
+    )
+    return cached(
+        "cap_usage",
+        parts,
+        depends_on=(usage(contractor.pk),),
+        compute=lambda: contractor_cap_usage(contractor_ids=[contractor.pk], now=now)[contractor.pk],
+    )
 
 
 def lead_pool_by_zip(*, trade: Trade, state: str | None = None) -> dict[str, int]:

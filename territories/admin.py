@@ -14,7 +14,7 @@ from leads.services.routing import leads_route_territories
 from scoring.models import Trade
 from territories.errors import TerritoryError
 from territories.models import Territory, WaitlistEntry
-from territories.selectors import DEFAULT_DEMAND_MIN_SCORE, DEFAULT_UNOWNED_LIMIT, territory_coverage
+from territories.selectors import DEFAULT_DEMAND_MIN_SCORE, DEFAULT_UNOWNED_LIMIT, territory_coverage_cached
 from territories.services.claims import territory_claim_many
 from territories.services.ownership import territory_release_many, territory_transfer_many
 from territories.services.waitlist import waitlist_join, waitlist_leave, waitlist_offer_accept
@@ -187,7 +187,7 @@ class TerritoryAdmin(admin.ModelAdmin):
         coverage, pool_rows = None, []
         if form.is_valid():
             data = form.cleaned_data
-            coverage = territory_coverage(
+            coverage = territory_coverage_cached(
                 trade=data["trade"],
                 min_score=data["min_score"],
                 limit=data["limit"],

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
 from django.db import connection
 
 from contractors.models import Contractor
+from leadengine.cache import SCORES, TERRITORIES, cached
 from scoring.models import Property, Score, Trade, ZipCode, score_band
 from territories.models import Territory, WaitlistEntry
 
@@ -109,6 +111,33 @@ def territory_coverage(
         else:
             owned.append(row)
     return Coverage(trade=trade, min_score=min_score, owned=owned, unowned=unowned, unowned_with_demand=unowned_total)
+
+
+def territory_coverage_cached(
+    *,
+    trade: Trade,
+    min_score: float = DEFAULT_DEMAND_MIN_SCORE,
+    limit: int = DEFAULT_UNOWNED_LIMIT,
+    state: str | None = None,
+) -> Coverage:
+    """territory_coverage from Redis until a scoring run or rescore (SCORES) or an ownership starting or
+    ending (TERRITORIES) commits. The owners' names and slugs are read fresh (one query by primary key),
+    so renaming a contractor shows at once without a bump of its own."""
+    coverage = cached(
+        "coverage",
+        (trade.pk, min_score, limit, state or ""),
+        depends_on=(SCORES, TERRITORIES),
+        compute=lambda: territory_coverage(trade=trade, min_score=min_score, limit=limit, state=state),
+    )
+    owned = []
+    if coverage.owned:
+        owners = Contractor.objects.filter(pk__in={row.contractor_id for row in coverage.owned}).only("name", "slug")
+        by_pk = {owner.pk: owner for owner in owners}
+        for row in coverage.owned:
+            owner = by_pk.get(row.contractor_id)
+            fresh = {"contractor_name": owner.name, "contractor_slug": owner.slug} if owner else {}
+            owned.append(dataclasses.replace(row, **fresh))
+    return dataclasses.replace(coverage, trade=trade, owned=owned)  # the caller's trade, as fresh as its names
 
 
 def waitlist_line(*, trade: Trade, zip_code: str) -> list[WaitlistEntry]:

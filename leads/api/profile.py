@@ -14,7 +14,7 @@ from contractors.selectors import contractor_of
 from contractors.services.contractors import contractor_status_change
 from leadengine.api.permissions import IsAuthenticatedClient
 from leadengine.api.schema import ApiSchema
-from leads.selectors import contractor_cap_usage
+from leads.selectors import contractor_cap_usage_cached
 
 
 class UsageSerializer(serializers.Serializer):
@@ -43,7 +43,7 @@ class ProfileSerializer(serializers.ModelSerializer):
 
     @extend_schema(responses=UsageSerializer)
     def get_usage(self, contractor: Contractor) -> dict:
-        usage = contractor_cap_usage(contractor_ids=[contractor.pk], now=timezone.now())[contractor.pk]
+        usage = contractor_cap_usage_cached(contractor=contractor, now=timezone.now())
         return UsageSerializer(usage).data
 
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from contractors.models import Contractor
 from contractors.selectors import contractor_serves
+from leadengine.cache import usage_bump
 from leads.errors import CapReached, ContractorNotReceiving, LeadError, NotTerritoryOwner, ReturnRefused
 from leads.models import Lead, LeadEvent
 from leads.selectors import contractor_cap_usage
@@ -107,6 +108,7 @@ def lead_assign(
             raise CapReached(f"{contractor} has reached its lead cap; assign with an override to exceed it.")
         overridden.append("caps")
     from_state = lead.state
+    usage_bump([lead.contractor_id, contractor.pk])  # a reassignment moves the lead out of one count into another
     lead.state, lead.contractor, lead.assigned_at = to_state, contractor, now
     lead.delivered_at = None
     lead.expires_at = now + dt.timedelta(hours=settings.LEAD_ACCEPT_SLA_HOURS)
@@ -272,6 +274,7 @@ def lead_withdraw(*, lead: Lead, actor: str, user: AbstractBaseUser | None = Non
 
     with transaction.atomic():
         lead = _move(lead, action="withdraw", actor=actor, user=user, reason=reason.strip(), update=update)
+        usage_bump([lead.contractor_id])
     return _slot_freed(lead)
 
 
@@ -337,6 +340,7 @@ def _lead_return(*, lead: Lead, reason: str, note: str, actor: str, user: Abstra
             pending=True,
         )  # fmt: skip
     transition_check(lead=lead, action="return", actor=actor)
+    usage_bump([lead.contractor_id])
     from_state, lead.state, lead.closed_at, lead.expires_at = lead.state, State.RETURNED, now, None
     fields += ("closed_at", "expires_at")
     return ReturnOutcome(
@@ -357,6 +361,7 @@ def lead_return_approve(*, lead: Lead, user: AbstractBaseUser | None, note: str 
     with transaction.atomic():
         _return_waiting_check(lead, action="return_approve")
         lead = _move(lead, action="return_approve", actor=Actor.STAFF, user=user, reason=note.strip(), update=update)
+        usage_bump([lead.contractor_id])
     return _slot_freed(lead)
 
 

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contractors.models import Contractor
+from leadengine.cache import usage_bump
 from leadengine.text import counted
 from leads import ranking
 from leads.models import Lead, LeadEvent
@@ -130,6 +131,7 @@ def leads_route(
                 params,
             )
             by_contractor = dict(cursor.fetchall())
+        usage_bump(by_contractor)  # their cached cap usage, once this commits
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {lead} l WHERE l.state = 'generated' {where}", params)
         (waiting,) = cursor.fetchone()
