@@ -18,7 +18,8 @@ API_PREFIX = "/api/v1/"
 ERRORS = {
     "400": "Invalid parameters or body; `fields` names each invalid field.",
     "401": "No API key, or the key is unknown or expired.",
-    "403": "The contractor is suspended, the operation is for staff only, or a session write lacks its CSRF token.",
+    "403": "The contractor is suspended, a staff key's user is no longer active staff, the operation is for staff "
+    "only, or a session write lacks its CSRF token.",
     "404": "No such object among those the caller may see, or a cursor that names no page.",
     "409": "The object is not in a state that allows this.",
     "422": "Refused by a business rule (return window, trades served, ZIP codes unknown).",

@@ -172,7 +172,7 @@ def lead_rows() -> list[tuple]:
 
 
 @pytest.fixture
-def market(roofing, fresh_cache):  # noqa: F811
+def market(roofing):  # noqa: F811
     """Two contractors, each with assigned leads: Acme 80202 (two), Bolt 80203 (one)."""
     acme, bolt = owner(roofing, "80202", name="Acme"), owner(roofing, "80203", name="Bolt")
     for score, zip_code in ((95, "80202"), (85, "80202"), (75, "80203")):

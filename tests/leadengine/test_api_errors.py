@@ -11,9 +11,6 @@ from tests.leads.factories import api_client, owner
 LEADS = "/api/v1/leads/"
 
 
-pytestmark = pytest.mark.usefixtures("fresh_cache")  # throttle counters and cached answers
-
-
 @pytest.fixture
 def api(roofing):  # noqa: F811
     return api_client(owner(roofing, "80202"))

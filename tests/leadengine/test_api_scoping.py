@@ -21,8 +21,6 @@ from tests.contractors.conftest import trades  # noqa: F401  (fixture)
 from tests.leads.conftest import roofing  # noqa: F401  (fixture)
 from tests.leads.factories import api_client, owner, scored_home
 
-pytestmark = pytest.mark.usefixtures("fresh_cache")
-
 STAFF_ONLY = {"/api/v1/leads/{id}/assign/", "/api/v1/runs/", "/api/v1/runs/{id}/"}
 # A body that would be valid for the operation, so a refusal cannot come from validation instead.
 BODIES = {

@@ -17,9 +17,6 @@ from tests.leads.factories import api_client, owner, scored_home
 URL = "/api/v1/leads/"
 
 
-pytestmark = pytest.mark.usefixtures("fresh_cache")  # throttle counters and cached answers
-
-
 @pytest.fixture
 def market(roofing):
     """Acme owns 80202 with two assigned leads; Bolt owns 80203 with one."""

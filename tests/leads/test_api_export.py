@@ -19,8 +19,6 @@ from tests.leads.factories import api_client, home, owner, scored, scored_home
 URL = "/api/v1/leads/"
 CSV = {"format": "csv"}
 
-pytestmark = pytest.mark.usefixtures("fresh_cache")  # throttle counters
-
 
 @pytest.fixture
 def market(roofing):

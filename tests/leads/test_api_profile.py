@@ -1,16 +1,11 @@
 """The profile endpoint: my record, caps and their usage in my time zone; pause and resume."""
 
-import pytest
-
 from contractors.models import ContractorStatusChange
 from leads.services.generation import leads_generate
 from leads.services.routing import leads_route
 from tests.leads.factories import api_client, owner, scored_home
 
 URL = "/api/v1/profile/"
-
-
-pytestmark = pytest.mark.usefixtures("fresh_cache")  # throttle counters and cached answers
 
 
 def test_the_profile_shows_caps_and_their_usage(roofing):

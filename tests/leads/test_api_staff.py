@@ -12,8 +12,6 @@ from tests.leads.factories import api_client, owner, scored_home
 
 URL = "/api/v1/leads/"
 
-pytestmark = pytest.mark.usefixtures("fresh_cache")
-
 
 @pytest.fixture
 def staff(db):

@@ -28,8 +28,6 @@ from territories.services.claims import territory_claim_many
 from territories.services.ownership import territory_release, territory_transfer
 from tests.leads.factories import api_client, owner, scored_home
 
-pytestmark = pytest.mark.usefixtures("fresh_cache")
-
 STAFF = LeadEvent.Actor.STAFF
 
 

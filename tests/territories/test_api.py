@@ -13,9 +13,6 @@ from tests.leads.factories import api_client, filters, owner, scored_home
 URL = "/api/v1/territories/"
 
 
-pytestmark = pytest.mark.usefixtures("fresh_cache")  # throttle counters and cached answers
-
-
 @pytest.fixture
 def roofing(trades):
     filters(trades["roofing"])
