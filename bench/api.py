@@ -18,6 +18,8 @@ redirect, against the bench database, with the rate limit raised out of the way.
 - detail (40%): GET /api/v1/leads/<id>/ of one of its leads;
 - accept (20%): POST /api/v1/leads/<id>/accept/ of a lead it saw delivered (200), or of one of its
   leads at random; 409 (already accepted, not delivered yet) is an expected answer.
+With --floor the same clients then call /healthz (no key, no query) for as long: the rate and latency
+of the server stack alone on this machine, the floor under the API's figures.
 Errors are 5xx, connection failures and any other status. The last line printed is one JSON object:
 requests, rps, latency percentiles overall and per endpoint, errors, the gunicorn configuration.
 
@@ -55,7 +57,7 @@ DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 4
 KEY_NAME = "bench api"
 LEAD_IDS_PER_CLIENT = 2_000  # of its contractor's leads a client picks details and accepts from
-EXPECTED = {"list": {200}, "next": {200}, "detail": {200}, "accept": {200, 409}}
+EXPECTED = {"list": {200}, "next": {200}, "detail": {200}, "accept": {200, 409}, "healthz": {200}}
 
 
 def leads_ensure(trade, count: int) -> int:
@@ -169,8 +171,9 @@ def ready_wait(port: int, process: subprocess.Popen, log: Path, timeout: float =
 class Client(threading.Thread):
     """One contractor's system calling the API in a closed loop until `stop_at`."""
 
-    def __init__(self, number: int, profile: dict, port: int, stop_at: float):
+    def __init__(self, number: int, profile: dict, port: int, stop_at: float, floor: bool = False):
         super().__init__(daemon=True)
+        self.floor = floor
         self.profile, self.port, self.stop_at = profile, port, stop_at
         self.random = random.Random(number)
         self.headers = {"Authorization": f"Api-Key {profile['key']}", "Accept": "application/json"}
@@ -212,6 +215,9 @@ class Client(threading.Thread):
     def run(self) -> None:
         ids = self.profile["lead_ids"]
         while time.monotonic() < self.stop_at:
+            if self.floor:  # the stack alone: no authentication, no query
+                self.call("healthz", "GET", "/healthz")
+                continue
             pick = self.random.random()
             if pick < 0.4:
                 min_score = self.random.choice((50, 60, 70))
@@ -240,9 +246,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[round(fraction * 1000) - 1]
 
 
-def load_run(clients: list[dict], port: int, count: int, seconds: float) -> dict:
+def load_run(clients: list[dict], port: int, count: int, seconds: float, floor: bool = False) -> dict:
     stop_at = time.monotonic() + seconds
-    threads = [Client(number, clients[number % len(clients)], port, stop_at) for number in range(count)]
+    threads = [Client(number, clients[number % len(clients)], port, stop_at, floor) for number in range(count)]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -270,6 +276,8 @@ def load_run(clients: list[dict], port: int, count: int, seconds: float) -> dict
     }
     for endpoint in EXPECTED:
         endpoint_latencies = [seconds * 1000 for name, seconds in samples if name == endpoint]
+        if not endpoint_latencies:
+            continue
         figures[f"{endpoint}_requests"] = len(endpoint_latencies)
         figures[f"{endpoint}_p95_ms"] = round(percentile(endpoint_latencies, 0.95), 1)
     if errors:
@@ -285,6 +293,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads per worker (>1: gthread)")
+    parser.add_argument(
+        "--floor", action="store_true", help="then the same clients on /healthz: the server stack alone (floor_*)"
+    )
     args = parser.parse_args()
 
     database_url = use_bench_database()
@@ -311,6 +322,9 @@ def main() -> None:
         ready_wait(port, server, log)
         print(f"gunicorn {config} on 127.0.0.1:{port}; {args.clients} clients for {args.seconds:g} s", file=sys.stderr)
         figures = load_run(clients, port, args.clients, args.seconds)
+        if args.floor:
+            floor = load_run(clients, port, args.clients, args.seconds, floor=True)
+            figures |= {f"floor_{name}": floor[name] for name in ("rps", "p50_ms", "p95_ms", "errors")}
     finally:
         gunicorn_stop(server)
     server_log = log.read_text().strip()
