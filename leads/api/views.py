@@ -1,7 +1,6 @@
 """The leads a caller holds: list, detail, and the lifecycle moves a contractor makes. Reading a lead
 through the API delivers it (leads_deliver) when it was not yet delivered."""
 
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
@@ -74,8 +73,8 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def deliver(self, leads: list[tuple[int, str]]) -> None:
         """A contractor reading its assigned leads ((id, state) pairs) has received them."""
-        if self.actor() == Actor.CONTRACTOR:
-            assigned = [lead_id for lead_id, state in leads if state == Lead.State.ASSIGNED]
+        assigned = [lead_id for lead_id, state in leads if state == Lead.State.ASSIGNED]
+        if assigned and self.actor() == Actor.CONTRACTOR:  # most reads deliver nothing: no transaction
             leads_deliver(lead_ids=assigned, via="api")
 
     @extend_schema(
@@ -96,12 +95,11 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if isinstance(request.accepted_renderer, LeadCsvRenderer):
             queryset = self.filter_queryset(self.get_queryset())
             return lead_export_response(queryset, deliver=self.actor() == Actor.CONTRACTOR)
-        with transaction.atomic():
-            # The page as plain rows (its cursor needs the ordering's columns), then the leads' bodies.
-            rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()).values(*PAGE_COLUMNS))
-            self.deliver([(row["id"], row["state"]) for row in rows])
-            leads = leads_represented([row["id"] for row in rows])
-        return self.get_paginated_response(leads)
+        # The page as plain rows (its cursor needs the ordering's columns), its delivery (one statement that
+        # moves only leads still assigned), then the leads' bodies as they are after it.
+        rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()).values(*PAGE_COLUMNS))
+        self.deliver([(row["id"], row["state"]) for row in rows])
+        return self.get_paginated_response(leads_represented([row["id"] for row in rows]))
 
     def retrieve(self, request, *args, **kwargs):
         lead = self.get_object()
