@@ -42,6 +42,18 @@ def staff_client(client, db):
 
 
 @pytest.fixture
+def staff_api(db):
+    """A staff user and an API client signed in as them."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    user = get_user_model().objects.create_user("ops", password="pw-for-tests-only", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(user)
+    return user, client
+
+
+@pytest.fixture
 def zip_codes(db):
     """The ZIP reference; reloaded when a transactional test emptied the tables."""
     if not ZipCode.objects.exists():

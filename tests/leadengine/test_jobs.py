@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
@@ -26,14 +25,6 @@ from tests.racing import race
 URL = "/api/v1/runs/"
 # The failing job of test_a_job_that_raises_is_recorded_failed_with_its_error, if a worker ran it.
 WORKER_MAY_LOG = "no active scoring model"
-
-
-@pytest.fixture
-def staff(db):
-    user = get_user_model().objects.create_user("ops", password="pw-for-tests-only", is_staff=True)
-    client = APIClient()
-    client.force_authenticate(user)
-    return user, client
 
 
 @pytest.fixture
@@ -71,8 +62,8 @@ def wait_for_end(client: APIClient, run_id: int, *, timeout: float = 90) -> dict
 
 
 @pytest.mark.django_db(transaction=True)
-def test_staff_start_a_scoring_run_and_follow_it_to_its_end(staff, roofing, worker):
-    user, client = staff
+def test_staff_start_a_scoring_run_and_follow_it_to_its_end(staff_api, roofing, worker):
+    user, client = staff_api
     homes = [home(zip_code="80202") for _ in range(3)]
 
     response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
@@ -99,8 +90,8 @@ def test_staff_start_a_scoring_run_and_follow_it_to_its_end(staff, roofing, work
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_lead_generation_run_makes_and_routes_the_leads(staff, roofing, worker):
-    user, client = staff
+def test_a_lead_generation_run_makes_and_routes_the_leads(staff_api, roofing, worker):
+    user, client = staff_api
     acme = owner(roofing, "80202")
     for score in (91, 85):
         scored_home(roofing, score=score, zip_code="80202")
@@ -123,8 +114,8 @@ def test_a_lead_generation_run_makes_and_routes_the_leads(staff, roofing, worker
 # --- The request ---------------------------------------------------------------------------------------
 
 
-def test_a_run_is_queued_once_its_request_commits(staff, roofing, idle_queue, django_capture_on_commit_callbacks):
-    user, client = staff
+def test_a_run_is_queued_once_its_request_commits(staff_api, roofing, idle_queue, django_capture_on_commit_callbacks):
+    user, client = staff_api
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         run = job_run_request(job="scoring", trade=roofing, user=user)
@@ -134,8 +125,8 @@ def test_a_run_is_queued_once_its_request_commits(staff, roofing, idle_queue, dj
     assert (run.status, run.requested_by, run.started_at) == ("queued", user, None)
 
 
-def test_a_second_request_while_one_is_queued_is_409_naming_it(staff, roofing, idle_queue):
-    user, client = staff
+def test_a_second_request_while_one_is_queued_is_409_naming_it(staff_api, roofing, idle_queue):
+    user, client = staff_api
     first = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json").json()
 
     response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
@@ -169,8 +160,8 @@ def test_racing_requests_for_one_job_create_one_run(roofing, idle_queue):
         ({}, {"job": ["This field is required."], "trade": ["This field is required."]}),
     ],
 )
-def test_a_bad_run_request_gets_field_errors_and_queues_nothing(staff, roofing, idle_queue, payload, fields):
-    user, client = staff
+def test_a_bad_run_request_gets_field_errors_and_queues_nothing(staff_api, roofing, idle_queue, payload, fields):
+    user, client = staff_api
 
     response = client.post(URL, payload, format="json")
 
@@ -195,8 +186,8 @@ def test_contractors_may_not_start_or_read_runs(roofing, idle_queue):
     assert idle_queue() == 0
 
 
-def test_staff_list_runs_newest_first_and_filter_them_by_status(staff, roofing):
-    user, client = staff
+def test_staff_list_runs_newest_first_and_filter_them_by_status(staff_api, roofing):
+    user, client = staff_api
     now = timezone.now()
     older = JobRun.objects.create(
         job="scoring", trade=roofing, status="succeeded", queued_at=now - dt.timedelta(hours=1),
@@ -265,8 +256,8 @@ def test_a_copy_of_a_run_started_while_another_holds_its_lock_does_nothing(roofi
     assert Lead.objects.count() == 1
 
 
-def test_a_run_left_running_by_a_dead_worker_is_closed_when_asked_for_again(staff, roofing, idle_queue):
-    user, client = staff
+def test_a_run_left_running_by_a_dead_worker_is_closed_when_asked_for_again(staff_api, roofing, idle_queue):
+    user, client = staff_api
     dead = JobRun.objects.create(
         job="scoring", trade=roofing, status="running", queued_at=timezone.now(), started_at=timezone.now()
     )
@@ -280,8 +271,8 @@ def test_a_run_left_running_by_a_dead_worker_is_closed_when_asked_for_again(staf
 
 
 @override_settings(JOB_QUEUE_TIMEOUT_MINUTES=30)
-def test_a_run_no_worker_took_is_closed_after_the_queue_timeout(staff, roofing, idle_queue):
-    user, client = staff
+def test_a_run_no_worker_took_is_closed_after_the_queue_timeout(staff_api, roofing, idle_queue):
+    user, client = staff_api
     waiting = JobRun.objects.create(job="scoring", trade=roofing, queued_at=timezone.now() - dt.timedelta(minutes=29))
     assert client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json").status_code == 409
     JobRun.objects.filter(pk=waiting.pk).update(queued_at=timezone.now() - dt.timedelta(minutes=31))
@@ -293,8 +284,8 @@ def test_a_run_no_worker_took_is_closed_after_the_queue_timeout(staff, roofing, 
     assert (waiting.status, waiting.error) == ("failed", "Never started: no worker took it within 30 minutes.")
 
 
-def test_a_running_run_whose_worker_lives_is_not_closed(staff, roofing, idle_queue):
-    user, client = staff
+def test_a_running_run_whose_worker_lives_is_not_closed(staff_api, roofing, idle_queue):
+    user, client = staff_api
     live = JobRun.objects.create(
         job="scoring", trade=roofing, status="running", queued_at=timezone.now(), started_at=timezone.now()
     )

@@ -1,7 +1,10 @@
 import pytest
 
+from leads.models import Lead
+from leads.services.generation import leads_generate
+from leads.services.routing import leads_route
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
-from tests.leads.factories import filters
+from tests.leads.factories import filters, owner, scored_home
 
 
 @pytest.fixture
@@ -10,3 +13,15 @@ def roofing(trades):  # noqa: F811
     trade = trades["roofing"]
     filters(trade)
     return trade
+
+
+@pytest.fixture
+def market(roofing):
+    """Acme owns 80202 with two assigned leads (95 and 85); Bolt owns 80203 with one (75)."""
+    acme, bolt = owner(roofing, "80202"), owner(roofing, "80203")
+    homes = [scored_home(roofing, score=s, urgency=10, zip_code="80202") for s in (95, 85)]
+    homes.append(scored_home(roofing, score=75, zip_code="80203"))
+    leads_generate(trade=roofing)
+    leads_route()
+    leads = {home.pk: Lead.objects.get(property=home) for home in homes}
+    return acme, bolt, [leads[home.pk] for home in homes]

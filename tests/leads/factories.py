@@ -101,3 +101,9 @@ def api_client(contractor: Contractor) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     return client
+
+
+def lead_snapshot(lead: Lead) -> tuple[dict, int]:
+    """Every column of the lead as the database holds it now, and its number of events."""
+    lead.refresh_from_db()
+    return {f.attname: getattr(lead, f.attname) for f in Lead._meta.concrete_fields}, lead.events.count()

@@ -13,25 +13,9 @@ from leads.models import Lead, LeadEvent
 from leads.services.generation import leads_generate
 from leads.services.routing import leads_route
 from tests.leads.factories import api_client, owner, scored_home
+from tests.leads.factories import lead_snapshot as snapshot
 
 URL = "/api/v1/leads/"
-
-
-@pytest.fixture
-def market(roofing):
-    """Acme owns 80202 with two assigned leads; Bolt owns 80203 with one."""
-    acme, bolt = owner(roofing, "80202"), owner(roofing, "80203")
-    homes = [scored_home(roofing, score=s, urgency=10, zip_code="80202") for s in (95, 85)]
-    homes.append(scored_home(roofing, score=75, zip_code="80203"))
-    leads_generate(trade=roofing)
-    leads_route()
-    leads = {home.pk: Lead.objects.get(property=home) for home in homes}
-    return acme, bolt, [leads[home.pk] for home in homes]
-
-
-def snapshot(lead):
-    lead.refresh_from_db()
-    return {f.attname: getattr(lead, f.attname) for f in Lead._meta.concrete_fields}, lead.events.count()
 
 
 def test_a_contractor_lists_only_its_leads_and_reading_them_delivers_them(market):

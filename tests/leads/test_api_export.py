@@ -20,18 +20,6 @@ URL = "/api/v1/leads/"
 CSV = {"format": "csv"}
 
 
-@pytest.fixture
-def market(roofing):
-    """Acme owns 80202 with two assigned leads (95 and 85); Bolt owns 80203 with one (75)."""
-    acme, bolt = owner(roofing, "80202"), owner(roofing, "80203")
-    homes = [scored_home(roofing, score=s, urgency=10, zip_code="80202") for s in (95, 85)]
-    homes.append(scored_home(roofing, score=75, zip_code="80203"))
-    leads_generate(trade=roofing)
-    leads_route()
-    leads = {home.pk: Lead.objects.get(property=home) for home in homes}
-    return acme, bolt, [leads[home.pk] for home in homes]
-
-
 def csv_rows(response) -> list[list[str]]:
     assert response.status_code == 200
     assert response.streaming

@@ -2,23 +2,14 @@
 contractors may not."""
 
 import pytest
-from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
 
 from leads.models import Lead, LeadEvent
 from leads.services.generation import leads_generate
 from leads.services.routing import leads_route
 from tests.leads.factories import api_client, owner, scored_home
+from tests.leads.factories import lead_snapshot as snapshot
 
 URL = "/api/v1/leads/"
-
-
-@pytest.fixture
-def staff(db):
-    user = get_user_model().objects.create_user("dispatch", password="pw-for-tests-only", is_staff=True)
-    client = APIClient()
-    client.force_authenticate(user)
-    return user, client
 
 
 @pytest.fixture
@@ -32,13 +23,8 @@ def market(roofing):
     return acme, bolt, [Lead.objects.get(property=home) for home in homes]
 
 
-def snapshot(lead):
-    lead.refresh_from_db()
-    return {f.attname: getattr(lead, f.attname) for f in Lead._meta.concrete_fields}, lead.events.count()
-
-
-def test_staff_list_every_contractors_leads_and_reading_delivers_nothing(staff, market):
-    _, client = staff
+def test_staff_list_every_contractors_leads_and_reading_delivers_nothing(staff_api, market):
+    _, client = staff_api
     acme, bolt, leads = market
 
     response = client.get(URL)
@@ -47,8 +33,8 @@ def test_staff_list_every_contractors_leads_and_reading_delivers_nothing(staff, 
     assert sorted(Lead.objects.values_list("state", flat=True)) == ["assigned", "assigned", "generated"]
 
 
-def test_staff_reassign_a_lead_with_an_override_and_its_history_says_why(staff, market):
-    user, client = staff
+def test_staff_reassign_a_lead_with_an_override_and_its_history_says_why(staff_api, market):
+    user, client = staff_api
     acme, bolt, (acmes, _, _) = market
 
     response = client.post(
@@ -71,8 +57,8 @@ def test_staff_reassign_a_lead_with_an_override_and_its_history_says_why(staff, 
     )
 
 
-def test_staff_assign_a_pool_lead_to_a_contractor_outside_its_territory_only_with_an_override(staff, market):
-    _, client = staff
+def test_staff_assign_a_pool_lead_to_a_contractor_outside_its_territory_only_with_an_override(staff_api, market):
+    _, client = staff_api
     acme, _, (_, _, pooled) = market
     before = snapshot(pooled)
 
@@ -102,8 +88,8 @@ def test_staff_assign_a_pool_lead_to_a_contractor_outside_its_territory_only_wit
         ({"contractor": "acme", "reason": "x", "override": "sometimes"}, {"override": ["Must be a valid boolean."]}),
     ],
 )
-def test_a_bad_assignment_gets_field_errors_and_changes_nothing(staff, market, payload, fields):
-    _, client = staff
+def test_a_bad_assignment_gets_field_errors_and_changes_nothing(staff_api, market, payload, fields):
+    _, client = staff_api
     acme, _, (_, _, pooled) = market
     payload = {**payload, "contractor": acme.slug if payload["contractor"] == "acme" else payload["contractor"]}
     before = snapshot(pooled)
