@@ -13,7 +13,7 @@ PORT ?= 8000
 # A laptop is a development machine: DEBUG on unless the environment says otherwise.
 export DEBUG ?= true
 
-.PHONY: run setup worker test lint format bench schema stop reset-data
+.PHONY: run setup worker beat test lint format bench schema stop reset-data
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,13 +21,15 @@ $(BIN)/.installed: requirements.txt
 	touch $@
 
 ## Migrate, load the ZIP reference, seed the demo market and its contractors once, run the daily
-## pipeline (score every trade as of today, generate, route and expire leads), create the demo login.
+## pipeline (score every trade as of today, generate, route and expire leads), create the default job
+## schedules that are missing, create the demo login.
 setup: $(BIN)/.installed
 	$(MANAGE) migrate --noinput
 	$(MANAGE) load_zipcodes
 	$(MANAGE) seed_demo --if-empty --properties $(DEMO_PROPERTIES) --seed $(DEMO_SEED)
 	$(MANAGE) seed_demo_territories --if-empty
 	$(MANAGE) run_pipeline
+	$(MANAGE) seed_schedules
 	$(MANAGE) ensure_demo_user
 
 ## Everything above, then serve the site.
@@ -43,6 +45,10 @@ run: setup
 ## A Celery worker: background runs started from the API or the admin, distributed scoring partitions.
 worker: $(BIN)/.installed
 	$(BIN)/celery -A leadengine worker -l info
+
+## Celery beat: starts the jobs on the schedules staff edit in the admin (Periodic tasks). Run one only.
+beat: $(BIN)/.installed
+	$(BIN)/celery -A leadengine beat -l info
 
 ## Lint and run the test suite against real PostgreSQL and Redis.
 test: $(BIN)/.installed

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from leadengine.services import jobs
+from scoring.models import Trade
 
 
 @shared_task(
@@ -18,3 +19,9 @@ from leadengine.services import jobs
 def job_run(run_id: int) -> str:
     """Execute a queued job run; returns its status."""
     return jobs.job_run_execute(run_id=run_id).status
+
+
+@shared_task(name="leadengine.job_scheduled", acks_late=True, soft_time_limit=3_600, time_limit=3_660)
+def job_scheduled(job: str, trade: str) -> str:
+    """What a schedule (django-celery-beat) starts: a run of `job` for the trade with slug `trade`."""
+    return jobs.job_run_scheduled(job=job, trade=Trade.objects.get(slug=trade)).status

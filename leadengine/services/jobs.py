@@ -141,6 +141,24 @@ def job_run_request(*, job: str, trade: Trade, user: AbstractBaseUser | None = N
     return run
 
 
+def job_run_scheduled(*, job: str, trade: Trade) -> JobRun:
+    """A run a schedule started (beat): recorded and executed here, in the worker that took the task. When
+    a run of the job for the trade is already queued or running, a skipped run says so and nothing else
+    happens."""
+    try:
+        with transaction.atomic():
+            _abandoned_close(job=job, trade=trade, now=timezone.now())
+            run = JobRun.objects.create(job=job, trade=trade, queued_at=timezone.now())
+    except IntegrityError:
+        now = timezone.now()
+        busy = JobRun.objects.filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
+        return JobRun.objects.create(
+            job=job, trade=trade, status=Status.SKIPPED, queued_at=now, started_at=now, finished_at=now,
+            error=f"Run {busy.pk if busy else '?'} of the job was still under way.",
+        )  # fmt: skip
+    return job_run_execute(run_id=run.pk)
+
+
 def job_run_execute(*, run_id: int) -> JobRun:
     """Run a queued run (the Celery task's body). A run that already ended is left as it is (a task
     delivered twice does the work once); one whose live copy holds the lock is skipped by this copy."""

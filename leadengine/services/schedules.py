@@ -1,0 +1,65 @@
+"""The default schedules (django-celery-beat periodic tasks, edited by staff in the admin). Seeding creates
+the ones missing by name and never touches one that exists: a time, an enabled flag or arguments staff
+changed stay as they are. To stop a default job, disable it; a deleted one comes back at the next seeding.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from leadengine.models import JobRun
+from scoring.models import ScoringModel, Trade
+
+
+@dataclass(frozen=True)
+class DefaultSchedule:
+    name: str
+    task: str
+    minute: str
+    hour: str
+    kwargs: dict
+    description: str
+
+
+def schedules_default() -> list[DefaultSchedule]:
+    """Per trade with an active scoring model: scoring at 02:00, then lead generation and routing at 03:00."""
+    trades = Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).distinct().order_by("slug")
+    defaults = []
+    for trade in trades:
+        defaults += [
+            DefaultSchedule(
+                name=f"Nightly scoring: {trade.slug}", task="leadengine.job_scheduled", minute="0", hour="2",
+                kwargs={"job": JobRun.Job.SCORING, "trade": trade.slug},
+                description=f"Score every property for {trade.name}.",
+            ),
+            DefaultSchedule(
+                name=f"Lead generation: {trade.slug}", task="leadengine.job_scheduled", minute="0", hour="3",
+                kwargs={"job": JobRun.Job.LEAD_GENERATION, "trade": trade.slug},
+                description=f"Make {trade.name}'s leads from the night's scores and route them to ZIP owners.",
+            ),
+        ]  # fmt: skip
+    return defaults
+
+
+@transaction.atomic
+def schedules_seed() -> list[str]:
+    """Create the default schedules that do not exist yet (by name); returns the names created."""
+    created = []
+    for default in schedules_default():
+        if PeriodicTask.objects.filter(name=default.name).exists():
+            continue
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=default.minute, hour=default.hour, day_of_week="*", day_of_month="*", month_of_year="*",
+            timezone=settings.TIME_ZONE,
+        )  # fmt: skip
+        PeriodicTask.objects.create(
+            name=default.name, task=default.task, crontab=crontab, kwargs=json.dumps(default.kwargs),
+            description=default.description,
+        )  # fmt: skip
+        created.append(default.name)
+    return created

@@ -1,0 +1,95 @@
+"""Default schedules seeded into django-celery-beat without overwriting what staff changed, and the task
+a schedule starts: a recorded run, or a skipped one while the job is under way."""
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from leadengine.models import JobRun
+from leadengine.services.schedules import schedules_seed
+from leadengine.tasks import job_scheduled
+from leads.models import Lead
+from tests.contractors.conftest import trades  # noqa: F401  (fixture)
+from tests.leads.factories import active_model, filters, owner, scored_home
+
+
+@pytest.fixture
+def roofing(trades, zip_codes):  # noqa: F811
+    """Roofing has an active scoring model; no other trade has one."""
+    from scoring.models import ScoringModel
+
+    ScoringModel.objects.exclude(trade=trades["roofing"]).update(status=ScoringModel.Status.RETIRED)
+    filters(trades["roofing"])
+    active_model(trades["roofing"])
+    return trades["roofing"]
+
+
+SCORING = ("leadengine.job_scheduled", {"job": "scoring", "trade": "roofing"})
+GENERATION = ("leadengine.job_scheduled", {"job": "lead_generation", "trade": "roofing"})
+
+
+def schedules() -> dict:
+    return {
+        task.name: (task.task, json.loads(task.kwargs), task.crontab.hour, task.crontab.minute, task.enabled)
+        for task in PeriodicTask.objects.select_related("crontab").exclude(name__startswith="celery.")
+    }
+
+
+def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing):
+    created = schedules_seed()
+
+    assert created == ["Nightly scoring: roofing", "Lead generation: roofing"]
+    assert schedules() == {
+        "Nightly scoring: roofing": (*SCORING, "2", "0", True),
+        "Lead generation: roofing": (*GENERATION, "3", "0", True),
+    }
+
+
+def test_seeding_again_keeps_what_staff_changed_in_the_admin(roofing):
+    schedules_seed()
+    edited = PeriodicTask.objects.get(name="Nightly scoring: roofing")
+    edited.crontab = CrontabSchedule.objects.create(minute="30", hour="4", timezone="UTC")
+    edited.enabled = False
+    edited.save()
+    PeriodicTask.objects.filter(name="Lead generation: roofing").delete()
+
+    out = io.StringIO()
+    call_command("seed_schedules", stdout=out)
+
+    assert out.getvalue() == "created: Lead generation: roofing\n1 schedule created\n"
+    assert schedules() == {
+        "Nightly scoring: roofing": (*SCORING, "4", "30", False),
+        "Lead generation: roofing": (*GENERATION, "3", "0", True),
+    }
+    assert schedules_seed() == []
+
+
+def test_a_scheduled_run_is_recorded_and_does_its_work(roofing):
+    acme = owner(roofing, "80202")
+    scored_home(roofing, score=90, zip_code="80202")
+
+    status = job_scheduled.apply(kwargs={"job": "lead_generation", "trade": "roofing"}).get()
+
+    run = JobRun.objects.get()
+    assert (status, run.status, run.requested_by, run.counts) == (
+        "succeeded", "succeeded", None, {"leads_generated": 1, "leads_routed": 1, "leads_in_pool": 0},
+    )  # fmt: skip
+    assert Lead.objects.get().contractor == acme
+
+
+def test_a_scheduled_run_while_one_is_under_way_is_recorded_skipped_and_does_nothing(roofing):
+    scored_home(roofing, score=90, zip_code="80203")
+    busy = JobRun.objects.create(job="lead_generation", trade=roofing, queued_at=timezone.now())
+
+    status = job_scheduled.apply(kwargs={"job": "lead_generation", "trade": "roofing"}).get()
+
+    skipped = JobRun.objects.exclude(pk=busy.pk).get()
+    assert (status, skipped.status, skipped.error) == (
+        "skipped", "skipped", f"Run {busy.pk} of the job was still under way.",
+    )  # fmt: skip
+    assert skipped.started_at == skipped.finished_at
+    assert Lead.objects.count() == 0
