@@ -6,13 +6,15 @@ from scoring.models import Trade
 
 
 class JobRun(models.Model):
-    """One run of a background job (leadengine.services.jobs.JOBS) for a trade: who asked for it, when it
-    started and ended, what it did (`counts`) and why it failed. At most one run of a job per trade is
-    waiting or running at a time."""
+    """One run of a background job (leadengine.services.jobs.JOBS), for a trade or, for jobs that cover
+    every trade, for none: who asked for it (none: a schedule), when it started and ended, what it did
+    (`counts`) and why it failed. At most one run of a job per trade is waiting or running at a time."""
 
     class Job(models.TextChoices):
         SCORING = "scoring", "Score every property"
         LEAD_GENERATION = "lead_generation", "Generate and route leads"
+        LEAD_EXPIRY = "lead_expiry", "Expire overdue leads"
+        OFFER_EXPIRY = "offer_expiry", "Expire waitlist offers"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -22,9 +24,10 @@ class JobRun(models.Model):
         SKIPPED = "skipped", "Skipped"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    PER_TRADE = (Job.SCORING, Job.LEAD_GENERATION)
 
     job = models.CharField(max_length=20, choices=Job.choices)
-    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="+")
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -42,7 +45,13 @@ class JobRun(models.Model):
             models.UniqueConstraint(
                 fields=["job", "trade"],
                 condition=Q(status__in=["queued", "running"]),
+                nulls_distinct=False,  # a job of every trade (no trade) is one line too
                 name="%(app_label)s_%(class)s_one_active_per_trade",
+            ),
+            models.CheckConstraint(
+                condition=Q(job__in=["scoring", "lead_generation"], trade__isnull=False)
+                | (~Q(job__in=["scoring", "lead_generation"]) & Q(trade__isnull=True)),
+                name="%(app_label)s_%(class)s_trade_when_per_trade",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["queued"], started_at__isnull=True)
@@ -58,7 +67,8 @@ class JobRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_job_display()} for {self.trade} #{self.pk}: {self.get_status_display().lower()}"
+        scope = f" for {self.trade}" if self.trade_id else ""
+        return f"{self.get_job_display()}{scope} #{self.pk}: {self.get_status_display().lower()}"
 
     @property
     def duration_seconds(self) -> float | None:

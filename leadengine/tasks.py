@@ -22,6 +22,7 @@ def job_run(run_id: int) -> str:
 
 
 @shared_task(name="leadengine.job_scheduled", acks_late=True, soft_time_limit=3_600, time_limit=3_660)
-def job_scheduled(job: str, trade: str) -> str:
-    """What a schedule (django-celery-beat) starts: a run of `job` for the trade with slug `trade`."""
-    return jobs.job_run_scheduled(job=job, trade=Trade.objects.get(slug=trade)).status
+def job_scheduled(job: str, trade: str | None = None) -> str:
+    """What a schedule (django-celery-beat) starts: a run of `job` for the trade with slug `trade` (none: a
+    job of every trade)."""
+    return jobs.job_run_scheduled(job=job, trade=Trade.objects.get(slug=trade) if trade else None).status

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from leadengine.api.pagination import BoundedCursorPagination
 from leadengine.api.permissions import IsStaff
 from leadengine.models import JobRun
-from leadengine.services.jobs import job_run_request
+from leadengine.services.jobs import JobError, job_run_request, job_trade_check
 from scoring.models import Trade
 
 
@@ -19,8 +19,8 @@ class JobRunSerializer(serializers.ModelSerializer):
     counts = serializers.DictField(
         child=serializers.IntegerField(),
         read_only=True,
-        help_text="What the run did: scoring_run, properties_scored, scores_changed; or leads_generated, "
-        "leads_routed, leads_in_pool.",
+        help_text="What the run did: scoring_run, properties_scored, scores_changed; leads_generated, "
+        "leads_routed, leads_in_pool; unassigned_expired, unaccepted_expired; offers_expired.",
     )
 
     class Meta:
@@ -34,7 +34,21 @@ class JobRunSerializer(serializers.ModelSerializer):
 
 class JobRunRequestSerializer(serializers.Serializer):
     job = serializers.ChoiceField(choices=JobRun.Job.choices)
-    trade = serializers.SlugRelatedField(slug_field="slug", queryset=Trade.objects.all())
+    trade = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Trade.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="For scoring and lead_generation (per trade); none for lead_expiry and offer_expiry.",
+    )
+
+    def validate(self, data):
+        try:
+            job_trade_check(**data)
+        except JobError as error:
+            raise serializers.ValidationError({"trade": [str(error)]}) from None
+        return data
 
 
 class JobRunPagination(BoundedCursorPagination):

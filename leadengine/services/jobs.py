@@ -22,9 +22,11 @@ from django.utils import timezone
 
 from leadengine.models import JobRun
 from leads.services.generation import leads_generate
+from leads.services.lifecycle import leads_expire
 from leads.services.routing import leads_route
 from scoring.models import ScoringRun, Trade
 from scoring.services import runs
+from territories.services.waitlist import territory_offers_expire
 
 Job, Status = JobRun.Job, JobRun.Status
 JOB_LOCK = 7_302  # pg_try_advisory_lock(JOB_LOCK, run key): one live execution per job and trade
@@ -44,8 +46,9 @@ class JobBusy(JobError):
 
     def __init__(self, run: JobRun):
         self.run = run
+        scope = f" for {run.trade.name}" if run.trade_id else ""
         super().__init__(
-            f"{run.get_job_display()} for {run.trade.name} is already {run.get_status_display().lower()} "
+            f"{run.get_job_display()}{scope} is already {run.get_status_display().lower()} "
             f"(run {run.pk}); wait for it to end."
         )
 
@@ -72,20 +75,43 @@ def _generate(trade: Trade) -> dict:
     return {"leads_generated": generated.created, "leads_routed": routed.assigned, "leads_in_pool": routed.waiting}
 
 
+def _expire_leads(trade: None) -> dict:
+    expired = leads_expire()
+    return {"unassigned_expired": expired.unassigned, "unaccepted_expired": expired.unaccepted}
+
+
+def _expire_offers(trade: None) -> dict:
+    return {"offers_expired": territory_offers_expire()}
+
+
 @dataclass(frozen=True)
 class JobSpec:
-    run: Callable[[Trade], dict]  # the work, returning its counts
+    run: Callable[[Trade | None], dict]  # the work, given its trade (None: every trade), returning its counts
 
 
+# Which jobs run per trade is JobRun.PER_TRADE (the model's check constraint holds it too).
 JOBS: dict[str, JobSpec] = {
     Job.SCORING: JobSpec(run=_score),
     Job.LEAD_GENERATION: JobSpec(run=_generate),
+    Job.LEAD_EXPIRY: JobSpec(run=_expire_leads),
+    Job.OFFER_EXPIRY: JobSpec(run=_expire_offers),
 }
 
 
+def job_trade_check(*, job: str, trade: Trade | None) -> None:
+    """JobError unless `job` is known and given a trade exactly when it runs per trade."""
+    if job not in JOBS:
+        raise JobError(f"Unknown job {job!r}; one of: {', '.join(JOBS)}.")
+    label = JobRun.Job(job).label
+    if job in JobRun.PER_TRADE and trade is None:
+        raise JobError(f"{label} runs per trade: name the trade.")
+    if job not in JobRun.PER_TRADE and trade is not None:
+        raise JobError(f"{label} covers every trade: name no trade.")
+
+
 def _lock_key(run: JobRun) -> int:
-    """One 32-bit key per job and trade: the job's place in Job and the trade id."""
-    return list(Job.values).index(run.job) * 1_000_000 + run.trade_id
+    """One 32-bit key per job and trade: the job's place in Job and the trade id (0: every trade)."""
+    return list(Job.values).index(run.job) * 1_000_000 + (run.trade_id or 0)
 
 
 def _lock_try(run: JobRun) -> bool:
@@ -99,7 +125,7 @@ def _lock_release(run: JobRun) -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK, _lock_key(run)])
 
 
-def _abandoned_close(*, job: str, trade: Trade, now: dt.datetime) -> None:
+def _abandoned_close(*, job: str, trade: Trade | None, now: dt.datetime) -> None:
     """Close the active run of job and trade that can no longer end by itself: running without its
     worker (its lock is free), or queued for longer than JOB_QUEUE_TIMEOUT_MINUTES (no worker took it)."""
     active = JobRun.objects.select_for_update().filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
@@ -118,13 +144,12 @@ def _abandoned_close(*, job: str, trade: Trade, now: dt.datetime) -> None:
     active.save(update_fields=["status", "finished_at", "error"])
 
 
-def job_run_request(*, job: str, trade: Trade, user: AbstractBaseUser | None = None) -> JobRun:
-    """Record a run of `job` for `trade` and queue it on Celery once this commits; JobBusy (naming the
-    run) when one is already waiting or running."""
+def job_run_request(*, job: str, trade: Trade | None = None, user: AbstractBaseUser | None = None) -> JobRun:
+    """Record a run of `job` for `trade` (None: a job of every trade) and queue it on Celery once this
+    commits; JobBusy (naming the run) when one is already waiting or running."""
     from leadengine.tasks import job_run as job_run_task
 
-    if job not in JOBS:
-        raise JobError(f"Unknown job {job!r}; one of: {', '.join(JOBS)}.")
+    job_trade_check(job=job, trade=trade)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -141,10 +166,11 @@ def job_run_request(*, job: str, trade: Trade, user: AbstractBaseUser | None = N
     return run
 
 
-def job_run_scheduled(*, job: str, trade: Trade) -> JobRun:
+def job_run_scheduled(*, job: str, trade: Trade | None = None) -> JobRun:
     """A run a schedule started (beat): recorded and executed here, in the worker that took the task. When
     a run of the job for the trade is already queued or running, a skipped run says so and nothing else
     happens."""
+    job_trade_check(job=job, trade=trade)
     try:
         with transaction.atomic():
             _abandoned_close(job=job, trade=trade, now=timezone.now())
@@ -170,7 +196,7 @@ def job_run_execute(*, run_id: int) -> JobRun:
         return run
     try:
         with transaction.atomic():
-            run = JobRun.objects.select_for_update().select_related("trade").get(pk=run_id)
+            run = JobRun.objects.select_for_update(of=("self",)).select_related("trade").get(pk=run_id)
             if run.status not in JobRun.ACTIVE:
                 return run
             run.status, run.started_at, run.error = Status.RUNNING, timezone.now(), ""

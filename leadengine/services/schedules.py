@@ -27,9 +27,20 @@ class DefaultSchedule:
 
 
 def schedules_default() -> list[DefaultSchedule]:
-    """Per trade with an active scoring model: scoring at 02:00, then lead generation and routing at 03:00."""
+    """Per trade with an active scoring model: scoring at 02:00, then lead generation and routing at 03:00;
+    for every trade: lead expiry and waitlist offer expiry every hour."""
     trades = Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).distinct().order_by("slug")
-    defaults = []
+    defaults = [
+        DefaultSchedule(
+            name="Lead expiry", task="leadengine.job_scheduled", minute="5", hour="*",
+            kwargs={"job": JobRun.Job.LEAD_EXPIRY}, description="Expire leads past their pool time or acceptance SLA.",
+        ),
+        DefaultSchedule(
+            name="Waitlist offer expiry", task="leadengine.job_scheduled", minute="10", hour="*",
+            kwargs={"job": JobRun.Job.OFFER_EXPIRY},
+            description="Expire waitlist offers that ran out and offer each territory to the next in line.",
+        ),
+    ]  # fmt: skip
     for trade in trades:
         defaults += [
             DefaultSchedule(

@@ -157,7 +157,12 @@ def test_racing_requests_for_one_job_create_one_run(roofing, idle_queue):
     [
         ({"job": "vacuum", "trade": "roofing"}, {"job": ['"vacuum" is not a valid choice.']}),
         ({"job": "scoring", "trade": "gutters"}, {"trade": ["Object with slug=gutters does not exist."]}),
-        ({}, {"job": ["This field is required."], "trade": ["This field is required."]}),
+        ({}, {"job": ["This field is required."]}),
+        ({"job": "scoring"}, {"trade": ["Score every property runs per trade: name the trade."]}),
+        (
+            {"job": "lead_expiry", "trade": "roofing"},
+            {"trade": ["Expire overdue leads covers every trade: name no trade."]},
+        ),
     ],
 )
 def test_a_bad_run_request_gets_field_errors_and_queues_nothing(staff_api, roofing, idle_queue, payload, fields):
@@ -324,3 +329,40 @@ def test_staff_see_runs_in_the_admin_without_editing_them(admin_client, roofing)
     assert admin_client.post(f"/admin/leadengine/jobrun/{run.pk}/change/", {"status": "succeeded"}).status_code == 403
     run.refresh_from_db()
     assert run.status == "queued"
+
+
+def test_a_job_of_every_trade_is_started_without_a_trade_and_runs_alone(staff_api, roofing, idle_queue):
+    user, client = staff_api
+
+    first = client.post(URL, {"job": "lead_expiry"}, format="json")
+    second = client.post(URL, {"job": "lead_expiry", "trade": None}, format="json")
+
+    assert (first.status_code, first.json()["trade"], first.json()["status"]) == (202, None, "queued")
+    assert (second.status_code, second.json()["detail"]) == (
+        409,
+        f"Expire overdue leads is already queued (run {first.json()['id']}); wait for it to end.",
+    )
+    assert list(JobRun.objects.values_list("job", "trade", "status")) == [("lead_expiry", None, "queued")]
+
+
+def test_the_database_refuses_a_run_with_the_wrong_trade_for_its_job(roofing):
+    from django.db import IntegrityError, transaction
+
+    for job, trade in (("scoring", None), ("lead_expiry", roofing)):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            JobRun.objects.create(job=job, trade=trade, queued_at=timezone.now())
+
+
+def test_lead_expiry_and_offer_expiry_runs_record_what_they_expired(roofing):
+    lead_home = scored_home(roofing, score=90, zip_code="80203")
+    from leads.services.generation import leads_generate
+
+    leads_generate(trade=roofing)
+    Lead.objects.filter(property=lead_home).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+
+    leads_run = job_run_execute(run_id=JobRun.objects.create(job="lead_expiry", queued_at=timezone.now()).pk)
+    offers_run = job_run_execute(run_id=JobRun.objects.create(job="offer_expiry", queued_at=timezone.now()).pk)
+
+    assert (leads_run.status, leads_run.counts) == ("succeeded", {"unassigned_expired": 1, "unaccepted_expired": 0})
+    assert (offers_run.status, offers_run.counts) == ("succeeded", {"offers_expired": 0})
+    assert Lead.objects.get().state == "expired"

@@ -42,8 +42,10 @@ def schedules() -> dict:
 def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing):
     created = schedules_seed()
 
-    assert created == ["Nightly scoring: roofing", "Lead generation: roofing"]
+    assert created == ["Lead expiry", "Waitlist offer expiry", "Nightly scoring: roofing", "Lead generation: roofing"]
     assert schedules() == {
+        "Lead expiry": ("leadengine.job_scheduled", {"job": "lead_expiry"}, "*", "5", True),
+        "Waitlist offer expiry": ("leadengine.job_scheduled", {"job": "offer_expiry"}, "*", "10", True),
         "Nightly scoring: roofing": (*SCORING, "2", "0", True),
         "Lead generation: roofing": (*GENERATION, "3", "0", True),
     }
@@ -61,7 +63,7 @@ def test_seeding_again_keeps_what_staff_changed_in_the_admin(roofing):
     call_command("seed_schedules", stdout=out)
 
     assert out.getvalue() == "created: Lead generation: roofing\n1 schedule created\n"
-    assert schedules() == {
+    assert {name: schedule for name, schedule in schedules().items() if name.endswith("roofing")} == {
         "Nightly scoring: roofing": (*SCORING, "4", "30", False),
         "Lead generation: roofing": (*GENERATION, "3", "0", True),
     }
