@@ -175,6 +175,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # A job run no worker has started within this many minutes is closed as failed when it is asked for again.
 JOB_QUEUE_TIMEOUT_MINUTES = env_int(ENV, "JOB_QUEUE_TIMEOUT_MINUTES", 60, minimum=1)
+# Who is emailed when a job run fails (Django's email backend: the console while DEBUG is on, SMTP from
+# EMAIL_HOST/EMAIL_PORT otherwise).
+OPS_EMAILS = env_list(ENV, "OPS_EMAILS", [])
+DEFAULT_FROM_EMAIL = ENV.get("DEFAULT_FROM_EMAIL", "leadengine@localhost")
+EMAIL_BACKEND = ENV.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = ENV.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int(ENV, "EMAIL_PORT", 25, minimum=1)
 
 # Imports: rows per chunk read from a CSV (memory stays proportional to this, not to the file).
 IMPORT_CHUNK_ROWS = env_int(ENV, "IMPORT_CHUNK_ROWS", 100_000, minimum=1)

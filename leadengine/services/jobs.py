@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -185,6 +186,22 @@ def job_run_scheduled(*, job: str, trade: Trade | None = None) -> JobRun:
     return job_run_execute(run_id=run.pk)
 
 
+def job_failure_notify(*, run: JobRun) -> None:
+    """Email the failed run to OPS_EMAILS (nobody when the list is empty). A mail server that refuses is
+    logged, never a second failure of the job."""
+    if not settings.OPS_EMAILS:
+        return
+    subject = f"LeadEngine: {run.get_job_display().lower()} failed (run {run.pk})"
+    scope = f" for {run.trade.name}" if run.trade_id else ""
+    body = (
+        f"{run.get_job_display()}{scope}, run {run.pk}, started {run.started_at:%Y-%m-%d %H:%M:%S %Z}:\n\n{run.error}\n"
+    )
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, settings.OPS_EMAILS)
+    except OSError:
+        log.exception("could not email the failure of job run %s", run.pk)
+
+
 def job_run_execute(*, run_id: int) -> JobRun:
     """Run a queued run (the Celery task's body). A run that already ended is left as it is (a task
     delivered twice does the work once); one whose live copy holds the lock is skipped by this copy."""
@@ -211,6 +228,8 @@ def job_run_execute(*, run_id: int) -> JobRun:
             run.status, run.counts = Status.SUCCEEDED, counts
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "counts", "error", "finished_at"])
+        if run.status == Status.FAILED:
+            job_failure_notify(run=run)
         return run
     finally:
         _lock_release(run)

@@ -222,6 +222,32 @@ def test_a_job_that_raises_is_recorded_failed_with_its_error(roofing):
     assert run.started_at <= run.finished_at
 
 
+def test_a_failed_run_is_emailed_to_ops_and_shown_in_red_in_the_admin(roofing, mailoutbox, settings, admin_client):
+    settings.OPS_EMAILS = ["ops@example.com", "oncall@example.com"]
+    ScoringModel.objects.filter(trade=roofing).update(status=ScoringModel.Status.RETIRED)
+
+    run = job_run_execute(run_id=queued_run(roofing).pk)
+
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert (mail.subject, mail.to) == (
+        f"LeadEngine: score every property failed (run {run.pk})",
+        ["ops@example.com", "oncall@example.com"],
+    )
+    assert f"Score every property for Roofing, run {run.pk}" in mail.body and run.error in mail.body
+    listing = admin_client.get("/admin/leadengine/jobrun/").content.decode()
+    assert '<strong style="color: #ba2121;">Failed</strong>' in listing
+
+
+def test_a_run_that_succeeds_or_fails_with_nobody_to_tell_sends_no_email(roofing, mailoutbox, settings):
+    settings.OPS_EMAILS = []
+    ScoringModel.objects.filter(trade=roofing).update(status=ScoringModel.Status.RETIRED)
+
+    assert job_run_execute(run_id=queued_run(roofing).pk).status == "failed"
+    assert job_run_execute(run_id=queued_run(roofing, "lead_generation").pk).status == "succeeded"
+    assert mailoutbox == []
+
+
 def test_a_run_delivered_twice_does_its_work_once(roofing):
     scored_home(roofing, score=90, zip_code="80203")
     run = queued_run(roofing, "lead_generation")
