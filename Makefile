@@ -32,7 +32,7 @@ setup: $(BIN)/.installed
 	$(MANAGE) seed_schedules
 	$(MANAGE) ensure_demo_user
 
-## Everything above, then serve the site.
+## Everything above, then the site, a Celery worker and beat together (Procfile, honcho; Ctrl-C stops all).
 run: setup
 	@echo ""
 	@echo "LeadEngine is starting on http://$(HOST):$(PORT)/"
@@ -40,7 +40,7 @@ run: setup
 	@echo "  API docs: http://$(HOST):$(PORT)/api/docs/"
 	@echo "  Health:   http://$(HOST):$(PORT)/readyz"
 	@echo ""
-	$(MANAGE) runserver $(HOST):$(PORT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 ## A Celery worker: background runs started from the API or the admin, distributed scoring partitions.
 worker: $(BIN)/.installed
