@@ -217,3 +217,9 @@ LEAD_ACCEPT_SLA_HOURS = env_int(ENV, "LEAD_ACCEPT_SLA_HOURS", 72, minimum=1)
 LEAD_POOL_DAYS = env_int(ENV, "LEAD_POOL_DAYS", 14, minimum=1)
 LEAD_RETURN_WINDOW_DAYS = env_int(ENV, "LEAD_RETURN_WINDOW_DAYS", 7, minimum=0)
 LEAD_RETURN_RATE_PERCENT = env_int(ENV, "LEAD_RETURN_RATE_PERCENT", 15, minimum=0)
+
+# Webhooks: each POST of a lead waits WEBHOOK_TIMEOUT_SECONDS; a failed one is retried after
+# WEBHOOK_BACKOFF_SECONDS x 2^(n-1) plus up to a quarter of that at random, up to WEBHOOK_MAX_ATTEMPTS in all.
+WEBHOOK_TIMEOUT_SECONDS = env_int(ENV, "WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+WEBHOOK_MAX_ATTEMPTS = env_int(ENV, "WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
+WEBHOOK_BACKOFF_SECONDS = env_int(ENV, "WEBHOOK_BACKOFF_SECONDS", 60, minimum=1)

@@ -20,7 +20,7 @@ from contractors.admin import service_form_response
 from contractors.models import Contractor
 from leadengine.text import counted
 from leads.errors import LeadError, SuppressionImportError
-from leads.models import Lead, LeadEvent, LeadFilter, Suppression, suppression_value_normalize
+from leads.models import Lead, LeadEvent, LeadFilter, Suppression, WebhookAttempt, suppression_value_normalize
 from leads.services.lifecycle import lead_assign, lead_return_approve, lead_return_deny, lead_withdraw
 from leads.services.suppressions import (
     SuppressionSummary,
@@ -117,6 +117,22 @@ class ReturnWaitingFilter(admin.SimpleListFilter):
         return queryset
 
 
+class WebhookFailedFilter(admin.SimpleListFilter):
+    """Assigned leads whose webhook refused them or stopped answering: the same rule as
+    Lead.objects.webhook_failed() (per assignment: a reassigned lead is not flagged)."""
+
+    title = "webhook"
+    parameter_name = "webhook"
+
+    def lookups(self, request, model_admin):
+        return [("failed", "Webhook failed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.webhook_failed()
+        return queryset
+
+
 class ZipCodeFilter(admin.SimpleListFilter):
     """A ZIP code, or its first digits, typed in: a list of every ZIP that has leads would be thousands long
     (and a scan of the leads to build)."""
@@ -169,6 +185,26 @@ class LeadEventInline(admin.TabularInline):
         return False
 
 
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    fields = ["assigned_at", "number", "at", "contractor", "url", "outcome", "status_code", "latency_ms", "error",
+              "next_at"]  # fmt: skip
+    readonly_fields = fields
+    ordering = ["assigned_at", "number"]
+    can_delete = False
+    verbose_name_plural = "webhook attempts"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("contractor")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # written by the webhook delivery, never by hand
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
     """Leads change only through the lifecycle services: the actions here call them and show each
@@ -190,6 +226,7 @@ class LeadAdmin(admin.ModelAdmin):
         "trade",
         "state",
         ReturnWaitingFilter,
+        WebhookFailedFilter,
         "contractor",
         ZipCodeFilter,
         ScoreBandFilter,
@@ -202,7 +239,7 @@ class LeadAdmin(admin.ModelAdmin):
     search_fields = ["=zip_code", "=property__parcel_id"]
     search_help_text = "A ZIP code or a parcel id, exactly."
     show_full_result_count = False
-    inlines = [LeadEventInline]
+    inlines = [LeadEventInline, WebhookAttemptInline]
     actions = ["assign", "withdraw", "approve_return", "deny_return"]
     fieldsets = [
         (None, {"fields": ["property", "trade", "zip_code", "state", "contractor"]}),

@@ -127,6 +127,17 @@ class LeadQuerySet(models.QuerySet):
         contractor (its API key, or a member's session) the leads it holds now; anyone else none."""
         return caller_rows(self, user=user)
 
+    def webhook_failed(self) -> "LeadQuerySet":
+        """Assigned leads whose webhook delivery for their current assignment was refused by the receiver
+        or given up after the last retry: staff must look at them. A reassignment is a new delivery, so
+        the flag is per assignment (attempts of the lead's current assigned_at) and clears by itself."""
+        failed = WebhookAttempt.objects.filter(
+            lead=models.OuterRef("pk"),
+            assigned_at=models.OuterRef("assigned_at"),
+            outcome__in=[WebhookAttempt.Outcome.GAVE_UP, WebhookAttempt.Outcome.REFUSED],
+        )
+        return self.filter(models.Exists(failed), state=Lead.State.ASSIGNED)
+
 
 class Lead(models.Model):
     """A property offered to the contractor who owns its ZIP for a trade, from generation to its end.
@@ -226,6 +237,8 @@ class Lead(models.Model):
             models.Index(
                 fields=["expires_at"], condition=Q(state__in=["generated", "assigned", "delivered"]), name="lead_due"
             ),
+            # The webhook delivery scan (leads.services.webhooks): assigned leads, joined to their contractor.
+            models.Index(fields=["contractor"], condition=Q(state="assigned"), name="lead_assigned"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -320,3 +333,57 @@ class LeadEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action}: {self.from_state or '-'} -> {self.to_state} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a lead to its contractor's webhook (leads.services.webhooks), for one assignment of the
+    lead: `assigned_at` is the assignment's key, so a reassignment starts a new delivery with attempt 1.
+    A row is written "in flight" before the POST and given its outcome after it; a row still in flight
+    long after its time is a worker that died in between, and the next attempt reuses the same
+    Idempotency-Key so the receiver can drop a duplicate."""
+
+    class Outcome(models.TextChoices):
+        IN_FLIGHT = "in_flight", "In flight"
+        DELIVERED = "delivered", "Delivered"
+        RETRY = "retry", "Failed, will retry"
+        GAVE_UP = "gave_up", "Failed, gave up"
+        REFUSED = "refused", "Refused by the receiver"
+
+    FINAL = (Outcome.DELIVERED, Outcome.GAVE_UP, Outcome.REFUSED)
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, db_index=False, related_name="webhook_attempts")
+    assigned_at = models.DateTimeField(help_text="The assignment this attempt delivers (the lead's assigned_at).")
+    contractor = models.ForeignKey(
+        Contractor, on_delete=models.PROTECT, db_index=False, related_name="+", help_text="Whom it was posted to."
+    )
+    number = models.PositiveSmallIntegerField(help_text="1 for the first attempt of the assignment.")
+    at = models.DateTimeField()
+    url = models.URLField(max_length=500)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.IN_FLIGHT)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Blank: no HTTP answer.")
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    next_at = models.DateTimeField(null=True, blank=True, help_text="Retries only: when the next attempt is due.")
+
+    class Meta:
+        ordering = ["lead", "assigned_at", "number"]
+        constraints = [
+            # What makes a claim exclusive: two delivery jobs cannot both write attempt n of an assignment.
+            # Also the index the due scan's lateral lookup of the last attempt uses.
+            models.UniqueConstraint(
+                fields=["lead", "assigned_at", "number"], name="%(app_label)s_%(class)s_one_per_number"
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="%(app_label)s_%(class)s_number_positive"),
+            models.CheckConstraint(
+                condition=Q(outcome__in=["in_flight", "delivered", "retry", "gave_up", "refused"]),
+                name="%(app_label)s_%(class)s_outcome_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome="retry", next_at__isnull=False) | (~Q(outcome="retry") & Q(next_at__isnull=True)),
+                name="%(app_label)s_%(class)s_next_at_on_retry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        code = f" {self.status_code}" if self.status_code is not None else ""
+        return f"Webhook attempt {self.number} of lead {self.lead_id}:{code} {self.get_outcome_display().lower()}"

@@ -1,0 +1,288 @@
+"""Webhook delivery: an assigned lead of a contractor with a webhook URL is POSTed there as JSON, the
+lead's API detail body (leads.api.representation), signed with the contractor's secret. A 2xx answer
+delivers it (lifecycle.leads_deliver, via "webhook"); timeouts, connection errors, 408, 429 and 5xx are
+retried with exponential backoff and jitter up to WEBHOOK_MAX_ATTEMPTS, then given up; any other answer
+(3xx, 4xx) is refused and not retried. Given up and refused leads stay assigned and are flagged for
+staff (Lead.objects.webhook_failed()). Every attempt is a WebhookAttempt row.
+
+Never twice per assignment. A delivery run claims a few due leads at a time in a short transaction:
+it locks their rows with SELECT ... FOR UPDATE SKIP LOCKED (a second run skips them instead of
+waiting) and inserts the next attempt of each, "in flight", with INSERT ... ON CONFLICT DO NOTHING on
+the unique (lead, assigned_at, number): a run whose snapshot predates another's commit loses the insert
+and does not post. The claim commits before the POST, so no transaction is held open across the
+network; while an attempt is in flight, the lead is not due. An attempt still in flight after
+IN_FLIGHT_STALE is a worker that died between its POST and recording the answer: the next run
+records it as failed and posts again with the same Idempotency-Key (one per lead and assignment), so
+a receiver that keeps the keys it has seen takes the lead once. The 2xx is recorded by locking the
+lead and delivering it only if it still has the assignment that was posted (a lead reassigned during
+the POST is delivered to the new contractor by its own attempts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import http.client
+import json
+import random
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from contractors.models import Contractor
+from leads.api.representation import leads_represented
+from leads.models import Lead, WebhookAttempt
+from leads.services.lifecycle import leads_deliver
+
+Outcome = WebhookAttempt.Outcome
+CLAIM_BATCH = 20  # leads claimed per transaction: a claim is held at most this many timeouts
+USER_AGENT = "LeadEngine-Webhooks/1"
+RETRIED_STATUSES = {408, 429}
+
+
+def in_flight_stale() -> dt.timedelta:
+    """How long an attempt may stay in flight before it is taken as a dead worker's: longer than a
+    whole claimed batch can take to post."""
+    return dt.timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * (CLAIM_BATCH + 1) + 60)
+
+
+@dataclass(frozen=True)
+class WebhookSummary:
+    delivered: int = 0
+    retried: int = 0
+    gave_up: int = 0
+    refused: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.delivered:,} leads delivered by webhook, {self.retried:,} to retry, "
+            f"{self.gave_up:,} given up, {self.refused:,} refused"
+        )
+
+
+@dataclass(frozen=True)
+class _Claim:
+    attempt_id: int
+    lead_id: int
+    assigned_at: dt.datetime
+    number: int
+    url: str
+    secret: str
+
+
+def webhook_body(lead_ids: list[int]) -> dict[int, bytes]:
+    """The body posted for each lead: its API detail, as JSON bytes."""
+    return {
+        lead["id"]: json.dumps(lead, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+        for lead in leads_represented(lead_ids)
+    }
+
+
+def idempotency_key(*, lead_id: int, assigned_at: dt.datetime) -> str:
+    """The same for every attempt of one assignment of a lead, new for a reassignment."""
+    return f"{lead_id}-{int(assigned_at.timestamp() * 1_000_000)}"
+
+
+def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=` and the hex HMAC-SHA256, keyed by the secret, of the timestamp, a dot and the body."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def webhook_headers(*, secret: str, body: bytes, key: str, timestamp: int | None = None) -> dict[str, str]:
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-LeadEngine-Timestamp": stamp,
+        "X-LeadEngine-Signature": webhook_signature(secret=secret, timestamp=stamp, body=body),
+        "Idempotency-Key": key,
+    }
+
+
+def backoff(number: int) -> dt.timedelta:
+    """The wait after failed attempt `number`: WEBHOOK_BACKOFF_SECONDS x 2^(number-1), plus up to a quarter
+    of it at random so that leads failing together do not come back together."""
+    delay = settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (number - 1)
+    return dt.timedelta(seconds=delay + random.uniform(0, delay / 4))
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    """POST without following redirects; (status code, "") or (None, the error)."""
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    elif parts.scheme == "http":
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    else:
+        return None, f"unsupported URL scheme {parts.scheme!r}"
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read(65_536)  # the answer's body is not used
+        return response.status, ""
+    except TimeoutError:
+        return None, f"timed out after {timeout} s"
+    except (OSError, http.client.HTTPException) as error:
+        return None, f"{type(error).__name__}: {error}"[:500]
+    finally:
+        conn.close()
+
+
+def _outcome(status: int | None, number: int) -> str:
+    if status is not None and 200 <= status < 300:
+        return Outcome.DELIVERED
+    if status is None or status >= 500 or status in RETRIED_STATUSES:
+        return Outcome.RETRY if number < settings.WEBHOOK_MAX_ATTEMPTS else Outcome.GAVE_UP
+    return Outcome.REFUSED
+
+
+# Due: assigned leads of contractors with a webhook URL whose current assignment has no attempt yet, a
+# failed one whose next_at has come, or one in flight past the stale limit; nothing final.
+DUE_SQL = f"""
+    SELECT l.id, l.assigned_at, c.webhook_url, c.webhook_secret, a.id, a.number, a.outcome
+    FROM {Lead._meta.db_table} l
+    JOIN {Contractor._meta.db_table} c ON c.id = l.contractor_id
+    LEFT JOIN LATERAL (
+        SELECT w.id, w.number, w.outcome, w.at, w.next_at FROM {WebhookAttempt._meta.db_table} w
+        WHERE w.lead_id = l.id AND w.assigned_at = l.assigned_at
+        ORDER BY w.number DESC LIMIT 1
+    ) a ON true
+    WHERE l.state = 'assigned' AND c.webhook_url <> ''
+      AND (a.id IS NULL
+           OR (a.outcome = 'retry' AND a.next_at <= %(now)s)
+           OR (a.outcome = 'in_flight' AND a.at <= %(stale)s))
+    ORDER BY l.id
+    LIMIT %(limit)s
+    FOR UPDATE OF l SKIP LOCKED
+"""  # index lead_assigned; the lateral lookup by leads_webhookattempt_one_per_number
+
+
+@transaction.atomic
+def _claim(*, now: dt.datetime, limit: int) -> tuple[list[_Claim], int]:
+    """Claim up to `limit` due leads: their next attempt written in flight. Returns the claims and how
+    many stale in-flight attempts were given up (they were the last allowed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(DUE_SQL, {"now": now, "stale": now - in_flight_stale(), "limit": limit})
+        rows = cursor.fetchall()
+    gave_up, wanted = 0, []
+    for lead_id, assigned_at, url, secret, last_id, last_number, last_outcome in rows:
+        number = (last_number or 0) + 1
+        if last_outcome == Outcome.IN_FLIGHT:
+            # A worker died after claiming: the POST may or may not have reached the receiver.
+            error = "no answer recorded: the delivery worker stopped during the attempt"
+            if last_number >= settings.WEBHOOK_MAX_ATTEMPTS:
+                WebhookAttempt.objects.filter(pk=last_id, outcome=Outcome.IN_FLIGHT).update(
+                    outcome=Outcome.GAVE_UP, error=error
+                )
+                gave_up += 1
+                continue
+            WebhookAttempt.objects.filter(pk=last_id, outcome=Outcome.IN_FLIGHT).update(
+                outcome=Outcome.RETRY, error=error, next_at=now
+            )
+        wanted.append((lead_id, assigned_at, number, url, secret))
+    if not wanted:
+        return [], gave_up
+    contractors = dict(Lead.objects.filter(pk__in=[w[0] for w in wanted]).values_list("pk", "contractor_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {WebhookAttempt._meta.db_table}
+                (lead_id, assigned_at, contractor_id, number, at, url, outcome, error)
+            SELECT lead_id, assigned_at, contractor_id, number, %(now)s, url, 'in_flight', ''
+            FROM unnest(%(leads)s::bigint[], %(assigned)s::timestamptz[], %(contractors)s::bigint[],
+                        %(numbers)s::int[], %(urls)s::text[]) AS n(lead_id, assigned_at, contractor_id, number, url)
+            ON CONFLICT (lead_id, assigned_at, number) DO NOTHING
+            RETURNING id, lead_id
+            """,
+            {
+                "now": now,
+                "leads": [w[0] for w in wanted],
+                "assigned": [w[1] for w in wanted],
+                "contractors": [contractors[w[0]] for w in wanted],
+                "numbers": [w[2] for w in wanted],
+                "urls": [w[3] for w in wanted],
+            },
+        )
+        inserted = {lead_id: attempt_id for attempt_id, lead_id in cursor.fetchall()}
+    claims = [
+        _Claim(inserted[lead_id], lead_id, assigned_at, number, url, secret)
+        for lead_id, assigned_at, number, url, secret in wanted
+        if lead_id in inserted
+    ]
+    return claims, gave_up
+
+
+@transaction.atomic
+def _record(results: list[tuple[_Claim, int | None, int, str]], *, now: dt.datetime) -> dict[str, int]:
+    """Write each attempt's answer; deliver the 2xx leads that still have the posted assignment."""
+    counts = dict.fromkeys(Outcome.values, 0)
+    delivered: list[int] = []
+    for claim, status, latency_ms, error in results:
+        outcome = _outcome(status, claim.number)
+        if status is not None and not error and outcome != Outcome.DELIVERED:
+            error = f"HTTP {status}"
+        WebhookAttempt.objects.filter(pk=claim.attempt_id).update(
+            outcome=outcome,
+            status_code=status,
+            latency_ms=latency_ms,
+            error=error[:500],
+            next_at=now + backoff(claim.number) if outcome == Outcome.RETRY else None,
+        )
+        counts[outcome] += 1
+        if outcome == Outcome.DELIVERED:
+            delivered.append(claim.lead_id)
+    if delivered:
+        posted = {claim.lead_id: claim.assigned_at for claim, *_ in results}
+        # Locked by id, the order of every lead lock: a reassignment during the POST waits or has happened.
+        current = Lead.objects.select_for_update().filter(pk__in=delivered).order_by("pk")
+        still = [pk for pk, assigned_at in current.values_list("pk", "assigned_at") if assigned_at == posted[pk]]
+        leads_deliver(lead_ids=still, via="webhook", now=now)
+    return counts
+
+
+def leads_webhook_deliver(*, now: dt.datetime | None = None, limit: int = 100) -> WebhookSummary:
+    """POST up to `limit` due leads to their contractors' webhooks (see the module's docstring), a batch
+    claimed at a time, and record each attempt. `now` is the time attempts are recorded at and due
+    times are compared with (tests pass it to move through the backoff)."""
+    now = now or timezone.now()
+    totals = dict.fromkeys(Outcome.values, 0)
+    remaining = limit
+    while remaining > 0:
+        claims, stale_gave_up = _claim(now=now, limit=min(CLAIM_BATCH, remaining))
+        totals[Outcome.GAVE_UP] += stale_gave_up
+        if not claims:
+            if stale_gave_up:
+                continue
+            break
+        remaining -= len(claims)
+        bodies = webhook_body([claim.lead_id for claim in claims])
+        results = []
+        for claim in claims:
+            body = bodies.get(claim.lead_id)
+            if body is None:  # deleted since the claim; nothing to send
+                continue
+            key = idempotency_key(lead_id=claim.lead_id, assigned_at=claim.assigned_at)
+            headers = webhook_headers(secret=claim.secret, body=body, key=key)
+            started = time.monotonic()
+            status, error = _post(claim.url, body, headers)
+            results.append((claim, status, round((time.monotonic() - started) * 1000), error))
+        for outcome, count in _record(results, now=now).items():
+            totals[outcome] += count
+    return WebhookSummary(
+        delivered=totals[Outcome.DELIVERED],
+        retried=totals[Outcome.RETRY],
+        gave_up=totals[Outcome.GAVE_UP],
+        refused=totals[Outcome.REFUSED],
+    )

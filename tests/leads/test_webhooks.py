@@ -1,0 +1,262 @@
+"""Webhook delivery against a real HTTP receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.utils import timezone
+
+from leads.models import Lead, LeadEvent, WebhookAttempt
+from leads.services.generation import leads_generate
+from leads.services.lifecycle import lead_assign
+from leads.services.routing import leads_route
+from leads.services.webhooks import idempotency_key, leads_webhook_deliver
+from tests.leads.factories import owner, scored_home
+from tests.racing import race
+
+Outcome = WebhookAttempt.Outcome
+
+
+def signature_valid(secret: str, headers, body: bytes, *, tolerance: int = 300) -> bool:
+    """The README's verification snippet."""
+    timestamp = headers["X-LeadEngine-Timestamp"]
+    if abs(time.time() - int(timestamp)) > tolerance:
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, headers["X-LeadEngine-Signature"])
+
+
+class Receiver:
+    """An HTTP server in a thread that records every POST and answers from a script: a list of status
+    codes (or "sleep" to sleep past the timeout) used one per request, then 200."""
+
+    def __init__(self):
+        self.requests: list[tuple[dict, bytes]] = []
+        self.script: list = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    receiver.requests.append((dict(self.headers), body))
+                    answer = receiver.script.pop(0) if receiver.script else 200
+                if answer == "sleep":
+                    time.sleep(1.5)
+                    answer = 200
+                self.send_response(answer)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/leads"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fast(settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    settings.WEBHOOK_BACKOFF_SECONDS = 60
+    return settings
+
+
+def hooked_lead(roofing, url: str, *, zip_code: str = "80202"):
+    contractor = owner(roofing, zip_code, webhook_url=url)
+    home = scored_home(roofing, score=90, zip_code=zip_code)
+    leads_generate(trade=roofing)
+    leads_route()
+    return contractor, Lead.objects.get(property=home)
+
+
+def attempts(lead: Lead) -> list[tuple]:
+    return list(
+        WebhookAttempt.objects.filter(lead=lead)
+        .order_by("assigned_at", "number")
+        .values_list("number", "status_code", "outcome")
+    )
+
+
+def later(seconds: float) -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=seconds)
+
+
+@pytest.mark.django_db
+def test_2xx_delivers_the_lead_with_a_signed_body_of_its_api_detail(roofing, receiver, fast):
+    contractor, lead = hooked_lead(roofing, receiver.url)
+    summary = leads_webhook_deliver()
+    assert (summary.delivered, summary.retried, summary.gave_up, summary.refused) == (1, 0, 0, 0)
+    [(headers, body)] = receiver.requests
+    assert signature_valid(contractor.webhook_secret, headers, body)
+    assert not signature_valid("other-secret", headers, body)
+    assert headers["Idempotency-Key"] == idempotency_key(lead_id=lead.pk, assigned_at=lead.assigned_at)
+    assert headers["Content-Type"] == "application/json"
+    sent = json.loads(body)
+    assert (sent["id"], sent["state"], sent["zip_code"]) == (lead.pk, "assigned", "80202")
+    lead.refresh_from_db()
+    assert lead.state == Lead.State.DELIVERED and lead.delivered_at is not None
+    event = lead.events.get(action="deliver")
+    assert (event.reason, event.actor, event.from_state) == ("webhook", "system", "assigned")
+    [attempt] = WebhookAttempt.objects.filter(lead=lead)
+    assert (attempt.number, attempt.status_code, attempt.outcome, attempt.error) == (1, 200, "delivered", "")
+    assert attempt.latency_ms is not None and attempt.assigned_at == lead.assigned_at
+    assert leads_webhook_deliver().delivered == 0 and len(receiver.requests) == 1
+
+
+@pytest.mark.django_db
+def test_two_failures_then_success_follow_the_backoff(roofing, receiver, fast):
+    _, lead = hooked_lead(roofing, receiver.url)
+    receiver.script = [500, 503]
+    start = timezone.now()
+    assert leads_webhook_deliver(now=start).retried == 1
+    # 60 s after the first failure (jitter adds up to 15 s): not due yet.
+    assert leads_webhook_deliver(now=start + dt.timedelta(seconds=59)).retried == 0
+    assert len(receiver.requests) == 1
+    assert leads_webhook_deliver(now=start + dt.timedelta(seconds=76)).retried == 1
+    # The second wait is 120 s (+ up to 30 s).
+    second = start + dt.timedelta(seconds=76)
+    assert leads_webhook_deliver(now=second + dt.timedelta(seconds=119)).delivered == 0
+    assert leads_webhook_deliver(now=second + dt.timedelta(seconds=151)).delivered == 1
+    assert attempts(lead) == [(1, 500, "retry"), (2, 503, "retry"), (3, 200, "delivered")]
+    keys = {headers["Idempotency-Key"] for headers, _ in receiver.requests}
+    assert len(receiver.requests) == 3 and len(keys) == 1
+    lead.refresh_from_db()
+    assert lead.state == Lead.State.DELIVERED
+    assert not Lead.objects.webhook_failed().exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [400, 410])
+def test_4xx_is_refused_not_retried_and_flagged(roofing, receiver, fast, status):
+    _, lead = hooked_lead(roofing, receiver.url)
+    receiver.script = [status]
+    assert leads_webhook_deliver().refused == 1
+    assert leads_webhook_deliver(now=later(10_000)).refused == 0
+    assert len(receiver.requests) == 1
+    assert attempts(lead) == [(1, status, "refused")]
+    lead.refresh_from_db()
+    assert lead.state == Lead.State.ASSIGNED and lead.delivered_at is None
+    assert list(Lead.objects.webhook_failed()) == [lead]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("answer", [429, 408, 500, "sleep"])
+def test_transient_failures_are_retried(roofing, receiver, fast, answer):
+    _, lead = hooked_lead(roofing, receiver.url)
+    receiver.script = [answer]
+    assert leads_webhook_deliver().retried == 1
+    first = WebhookAttempt.objects.get(lead=lead)
+    if answer == "sleep":
+        assert (first.status_code, first.error) == (None, "timed out after 0.5 s")
+    assert leads_webhook_deliver(now=later(80)).delivered == 1
+    assert [outcome for *_, outcome in attempts(lead)] == ["retry", "delivered"]
+
+
+@pytest.mark.django_db
+def test_connection_refused_is_retried_then_given_up_and_flagged(roofing, fast):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _, lead = hooked_lead(roofing, f"http://127.0.0.1:{port}/hook")
+    assert leads_webhook_deliver().retried == 1
+    assert leads_webhook_deliver(now=later(80)).retried == 1
+    summary = leads_webhook_deliver(now=later(80 + 160))
+    assert (summary.retried, summary.gave_up) == (0, 1)
+    assert attempts(lead) == [(1, None, "retry"), (2, None, "retry"), (3, None, "gave_up")]
+    assert "ConnectionRefusedError" in WebhookAttempt.objects.filter(lead=lead).first().error
+    assert leads_webhook_deliver(now=later(100_000)).gave_up == 0
+    lead.refresh_from_db()
+    assert lead.state == Lead.State.ASSIGNED
+    assert list(Lead.objects.webhook_failed()) == [lead]
+
+
+@pytest.mark.django_db
+def test_a_reassigned_lead_is_delivered_again_to_the_new_contractor_with_a_new_key(roofing, receiver, fast):
+
+    first, lead = hooked_lead(roofing, receiver.url)
+    receiver.script = [400]
+    leads_webhook_deliver()
+    assert list(Lead.objects.webhook_failed()) == [lead]
+    second = owner(roofing, webhook_url=receiver.url + "?second")
+    lead_assign(lead=lead, contractor=second, user=None, reason="first refused it", override=True)
+    assert not Lead.objects.webhook_failed().exists()
+    assert leads_webhook_deliver().delivered == 1
+    (old, old_body), (new, new_body) = receiver.requests
+    assert old["Idempotency-Key"] != new["Idempotency-Key"]
+    assert signature_valid(second.webhook_secret, new, new_body)
+    assert not signature_valid(first.webhook_secret, new, new_body)
+    lead.refresh_from_db()
+    assert (lead.state, lead.contractor_id) == (Lead.State.DELIVERED, second.pk)
+    assert attempts(lead) == [(1, 400, "refused"), (1, 200, "delivered")]
+
+
+@pytest.mark.django_db
+def test_contractors_without_a_webhook_url_are_never_posted_to(roofing, receiver, fast):
+    owner(roofing, "80202")
+    scored_home(roofing, score=90, zip_code="80202")
+    leads_generate(trade=roofing)
+    leads_route()
+    assert leads_webhook_deliver() == leads_webhook_deliver(now=later(10_000))
+    assert receiver.requests == [] and not WebhookAttempt.objects.exists()
+    assert Lead.objects.get().state == Lead.State.ASSIGNED
+
+
+@pytest.mark.django_db
+def test_a_worker_that_died_after_the_post_is_retried_with_the_same_key(roofing, receiver, fast):
+    _, lead = hooked_lead(roofing, receiver.url)
+    died_at = timezone.now()
+    # What a killed worker leaves: attempt 1 written in flight, posted, never given its answer.
+    WebhookAttempt.objects.create(
+        lead=lead, assigned_at=lead.assigned_at, contractor=lead.contractor, number=1, at=died_at, url=receiver.url
+    )
+    assert leads_webhook_deliver(now=died_at + dt.timedelta(seconds=5)).delivered == 0  # may still be posting
+    assert receiver.requests == []
+    assert leads_webhook_deliver(now=died_at + dt.timedelta(hours=1)).delivered == 1
+    [(headers, _)] = receiver.requests
+    assert headers["Idempotency-Key"] == idempotency_key(lead_id=lead.pk, assigned_at=lead.assigned_at)
+    assert attempts(lead) == [(1, None, "retry"), (2, 200, "delivered")]
+    assert "worker stopped" in WebhookAttempt.objects.get(lead=lead, number=1).error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_delivery_runs_post_each_lead_exactly_once(zip_codes, roofing, receiver, fast):
+    contractor = owner(roofing, "80202", webhook_url=receiver.url)
+    for score in range(60, 90):
+        scored_home(roofing, score=score, zip_code="80202")
+    leads_generate(trade=roofing)
+    leads_route()
+    lead_ids = set(Lead.objects.filter(contractor=contractor).values_list("pk", flat=True))
+    assert len(lead_ids) == 30
+
+    results, errors = race(lambda _: leads_webhook_deliver(limit=30), range(6))
+    assert errors == []
+    posted = [json.loads(body)["id"] for _, body in receiver.requests]
+    assert sorted(posted) == sorted(lead_ids)
+    assert sum(summary.delivered for summary in results) == 30
+    assert Lead.objects.filter(pk__in=lead_ids, state=Lead.State.DELIVERED).count() == 30
+    assert LeadEvent.objects.filter(lead_id__in=lead_ids, action="deliver").count() == 30
+    assert WebhookAttempt.objects.filter(outcome=Outcome.DELIVERED).count() == 30
