@@ -15,6 +15,7 @@ class JobRun(models.Model):
         LEAD_GENERATION = "lead_generation", "Generate and route leads"
         LEAD_EXPIRY = "lead_expiry", "Expire overdue leads"
         OFFER_EXPIRY = "offer_expiry", "Expire waitlist offers"
+        WEBHOOK_DELIVERY = "webhook_delivery", "Deliver leads by webhook"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -20,7 +20,8 @@ class JobRunSerializer(serializers.ModelSerializer):
         child=serializers.IntegerField(),
         read_only=True,
         help_text="What the run did: scoring_run, properties_scored, scores_changed; leads_generated, "
-        "leads_routed, leads_in_pool; unassigned_expired, unaccepted_expired; offers_expired.",
+        "leads_routed, leads_in_pool; unassigned_expired, unaccepted_expired; offers_expired; delivered, retried, "
+        "gave_up, refused.",
     )
 
     class Meta:

@@ -25,6 +25,7 @@ from leadengine.models import JobRun
 from leads.services.generation import leads_generate
 from leads.services.lifecycle import leads_expire
 from leads.services.routing import leads_route
+from leads.services.webhooks import leads_webhook_deliver
 from scoring.models import ScoringRun, Trade
 from scoring.services import runs
 from territories.services.waitlist import territory_offers_expire
@@ -85,6 +86,11 @@ def _expire_offers(trade: None) -> dict:
     return {"offers_expired": territory_offers_expire()}
 
 
+def _deliver_webhooks(trade: None) -> dict:
+    sent = leads_webhook_deliver()
+    return {"delivered": sent.delivered, "retried": sent.retried, "gave_up": sent.gave_up, "refused": sent.refused}
+
+
 @dataclass(frozen=True)
 class JobSpec:
     run: Callable[[Trade | None], dict]  # the work, given its trade (None: every trade), returning its counts
@@ -96,6 +102,7 @@ JOBS: dict[str, JobSpec] = {
     Job.LEAD_GENERATION: JobSpec(run=_generate),
     Job.LEAD_EXPIRY: JobSpec(run=_expire_leads),
     Job.OFFER_EXPIRY: JobSpec(run=_expire_offers),
+    Job.WEBHOOK_DELIVERY: JobSpec(run=_deliver_webhooks),
 }
 
 

@@ -28,9 +28,14 @@ class DefaultSchedule:
 
 def schedules_default() -> list[DefaultSchedule]:
     """Per trade with an active scoring model: scoring at 02:00, then lead generation and routing at 03:00;
-    for every trade: lead expiry and waitlist offer expiry every hour."""
+    for every trade: webhook delivery every two minutes, lead expiry and waitlist offer expiry every hour."""
     trades = Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).distinct().order_by("slug")
     defaults = [
+        DefaultSchedule(
+            name="Webhook delivery", task="leadengine.job_scheduled", minute="*/2", hour="*",
+            kwargs={"job": JobRun.Job.WEBHOOK_DELIVERY},
+            description="POST newly assigned leads to contractors' webhooks, and retry the failed ones when due.",
+        ),
         DefaultSchedule(
             name="Lead expiry", task="leadengine.job_scheduled", minute="5", hour="*",
             kwargs={"job": JobRun.Job.LEAD_EXPIRY}, description="Expire leads past their pool time or acceptance SLA.",

@@ -392,3 +392,9 @@ def test_lead_expiry_and_offer_expiry_runs_record_what_they_expired(roofing):
     assert (leads_run.status, leads_run.counts) == ("succeeded", {"unassigned_expired": 1, "unaccepted_expired": 0})
     assert (offers_run.status, offers_run.counts) == ("succeeded", {"offers_expired": 0})
     assert Lead.objects.get().state == "expired"
+
+
+def test_a_webhook_delivery_run_records_what_it_sent(roofing):
+    run = job_run_execute(run_id=JobRun.objects.create(job="webhook_delivery", queued_at=timezone.now()).pk)
+
+    assert (run.status, run.counts) == ("succeeded", {"delivered": 0, "retried": 0, "gave_up": 0, "refused": 0})

@@ -42,8 +42,15 @@ def schedules() -> dict:
 def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing):
     created = schedules_seed()
 
-    assert created == ["Lead expiry", "Waitlist offer expiry", "Nightly scoring: roofing", "Lead generation: roofing"]
+    assert created == [
+        "Webhook delivery",
+        "Lead expiry",
+        "Waitlist offer expiry",
+        "Nightly scoring: roofing",
+        "Lead generation: roofing",
+    ]
     assert schedules() == {
+        "Webhook delivery": ("leadengine.job_scheduled", {"job": "webhook_delivery"}, "*", "*/2", True),
         "Lead expiry": ("leadengine.job_scheduled", {"job": "lead_expiry"}, "*", "5", True),
         "Waitlist offer expiry": ("leadengine.job_scheduled", {"job": "offer_expiry"}, "*", "10", True),
         "Nightly scoring: roofing": (*SCORING, "2", "0", True),
