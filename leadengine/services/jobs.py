@@ -152,25 +152,32 @@ def _abandoned_close(*, job: str, trade: Trade | None, now: dt.datetime) -> None
     active.save(update_fields=["status", "finished_at", "error"])
 
 
-def job_run_request(*, job: str, trade: Trade | None = None, user: AbstractBaseUser | None = None) -> JobRun:
-    """Record a run of `job` for `trade` (None: a job of every trade) and queue it on Celery once this
-    commits; JobBusy (naming the run) when one is already waiting or running."""
-    from leadengine.tasks import job_run as job_run_task
-
+def _run_record(*, job: str, trade: Trade | None, user: AbstractBaseUser | None = None) -> JobRun:
+    """A new queued run of `job` for `trade`, once an abandoned one is closed; JobBusy naming the run that
+    is queued or running (the unique constraint decides, whatever process asks)."""
     job_trade_check(job=job, trade=trade)
     now = timezone.now()
     try:
         with transaction.atomic():
             _abandoned_close(job=job, trade=trade, now=now)
-            run = JobRun.objects.create(
+            return JobRun.objects.create(
                 job=job, trade=trade, requested_by=user if user and user.is_authenticated else None, queued_at=now
             )
-            transaction.on_commit(lambda: job_run_task.delay(run.pk))
     except IntegrityError:
         active = JobRun.objects.select_related("trade").filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
         if active is None:  # it ended between the insert and this read: the caller may simply ask again
             raise JobError("The previous run just ended; ask again.") from None
         raise JobBusy(active) from None
+
+
+def job_run_request(*, job: str, trade: Trade | None = None, user: AbstractBaseUser | None = None) -> JobRun:
+    """Record a run of `job` for `trade` (None: a job of every trade) and queue it on Celery once this
+    commits; JobBusy (naming the run) when one is already waiting or running."""
+    from leadengine.tasks import job_run as job_run_task
+
+    with transaction.atomic():
+        run = _run_record(job=job, trade=trade, user=user)
+        transaction.on_commit(lambda: job_run_task.delay(run.pk))
     return run
 
 
@@ -178,18 +185,17 @@ def job_run_scheduled(*, job: str, trade: Trade | None = None) -> JobRun:
     """A run a schedule started (beat): recorded and executed here, in the worker that took the task. When
     a run of the job for the trade is already queued or running, a skipped run says so and nothing else
     happens."""
-    job_trade_check(job=job, trade=trade)
+    job_trade_check(job=job, trade=trade)  # a schedule naming the wrong trade fails, as it should be fixed
     try:
-        with transaction.atomic():
-            _abandoned_close(job=job, trade=trade, now=timezone.now())
-            run = JobRun.objects.create(job=job, trade=trade, queued_at=timezone.now())
-    except IntegrityError:
+        run = _run_record(job=job, trade=trade)
+    except JobError as refused:
         now = timezone.now()
-        busy = JobRun.objects.filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
+        reason = (
+            f"Run {refused.run.pk} of the job was still under way." if isinstance(refused, JobBusy) else str(refused)
+        )
         return JobRun.objects.create(
-            job=job, trade=trade, status=Status.SKIPPED, queued_at=now, started_at=now, finished_at=now,
-            error=f"Run {busy.pk if busy else '?'} of the job was still under way.",
-        )  # fmt: skip
+            job=job, trade=trade, status=Status.SKIPPED, queued_at=now, started_at=now, finished_at=now, error=reason
+        )
     return job_run_execute(run_id=run.pk)
 
 
