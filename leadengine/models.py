@@ -16,6 +16,9 @@ class JobRun(models.Model):
         LEAD_EXPIRY = "lead_expiry", "Expire overdue leads"
         OFFER_EXPIRY = "offer_expiry", "Expire waitlist offers"
         WEBHOOK_DELIVERY = "webhook_delivery", "Deliver leads by webhook"
+        EMAIL_DIGEST = "email_digest", "Email new leads to contractors without a webhook"
+        DAILY_REPORT = "daily_report", "Email the daily report"
+        OVERDUE_CHECK = "overdue_check", "Check for overdue jobs"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

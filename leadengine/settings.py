@@ -175,6 +175,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # A job run no worker has started within this many minutes is closed as failed when it is asked for again.
 JOB_QUEUE_TIMEOUT_MINUTES = env_int(ENV, "JOB_QUEUE_TIMEOUT_MINUTES", 60, minimum=1)
+# A scheduled job is overdue (flagged in the admin, emailed to OPS_EMAILS) when no run of it has succeeded
+# since its schedule's last due time that is at least this many minutes old.
+JOB_OVERDUE_GRACE_MINUTES = env_int(ENV, "JOB_OVERDUE_GRACE_MINUTES", 30, minimum=1)
+# Where the site is reached from outside (links in emails), without a trailing slash.
+SITE_URL = ENV.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Who is emailed when a job run fails (Django's email backend: the console while DEBUG is on, SMTP from
 # EMAIL_HOST/EMAIL_PORT otherwise).
 OPS_EMAILS = env_list(ENV, "OPS_EMAILS", [])

@@ -6,6 +6,7 @@ import re
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -329,7 +330,12 @@ class LeadEvent(models.Model):
 
     class Meta:
         ordering = ["lead", "at", "id"]
-        indexes = [models.Index(fields=["lead", "at"], name="lead_event_history")]
+        indexes = [
+            models.Index(fields=["lead", "at"], name="lead_event_history"),
+            # Events are written in time order, so a BRIN index finds a period's (reports, dashboard) in
+            # a few pages at a fraction of a B-tree's size.
+            BrinIndex(fields=["at"], name="lead_event_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action}: {self.from_state or '-'} -> {self.to_state} at {self.at:%Y-%m-%d %H:%M}"

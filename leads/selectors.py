@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from contractors.models import Contractor
 from leadengine.cache import cached, usage
-from leads.models import Lead
+from leads.models import Lead, LeadEvent
 from scoring.models import Trade, ZipCode
 
 
@@ -105,3 +105,34 @@ def lead_pool_by_zip(*, trade: Trade, state: str | None = None) -> dict[str, int
             {"trade": trade.pk, "state": state},
         )
         return dict(cursor.fetchall())
+
+
+# The funnel's steps: the state a lead reached, in the order a lead moves through them.
+FUNNEL_STEPS = ("generated", "assigned", "delivered", "accepted", "converted", "rejected", "returned", "expired")
+
+
+def leads_funnel(*, start: dt.datetime, end: dt.datetime) -> dict[str, dict[str, int]]:
+    """Per trade slug, how many leads reached each funnel step (FUNNEL_STEPS) in [start, end): leads counted
+    once per step however often they reached it (a reassigned lead is assigned once). Requests that
+    change no state (a return waiting for approval, a contact) are not steps. Every trade is present,
+    with zeros."""
+    event = LeadEvent._meta.db_table
+    funnel = {
+        slug: dict.fromkeys(FUNNEL_STEPS, 0) for slug in Trade.objects.order_by("slug").values_list("slug", flat=True)
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT t.slug, e.to_state, count(DISTINCT e.lead_id)
+            FROM {event} e
+            JOIN {Lead._meta.db_table} l ON l.id = e.lead_id
+            JOIN {Trade._meta.db_table} t ON t.id = l.trade_id
+            WHERE e.at >= %(start)s AND e.at < %(end)s AND e.to_state = ANY(%(steps)s)
+              AND e.from_state IS DISTINCT FROM e.to_state
+            GROUP BY 1, 2
+            """,
+            {"start": start, "end": end, "steps": list(FUNNEL_STEPS)},
+        )
+        for slug, step, count in cursor.fetchall():
+            funnel[slug][step] = count
+    return funnel

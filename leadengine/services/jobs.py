@@ -22,6 +22,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from leadengine.models import JobRun
+from leadengine.services.monitoring import daily_report_send, overdue_check
+from leads.models import Lead
+from leads.services.digest import leads_email_digest
 from leads.services.generation import leads_generate
 from leads.services.lifecycle import leads_expire
 from leads.services.routing import leads_route
@@ -74,7 +77,23 @@ def _score(trade: Trade) -> dict:
 def _generate(trade: Trade) -> dict:
     generated = leads_generate(trade=trade)
     routed = leads_route(trade_ids=[trade.pk])
-    return {"leads_generated": generated.created, "leads_routed": routed.assigned, "leads_in_pool": routed.waiting}
+    counts = {"leads_generated": generated.created, "leads_routed": routed.assigned, "leads_in_pool": routed.waiting}
+    to_post = Lead.objects.filter(trade=trade, state=Lead.State.ASSIGNED).exclude(contractor__webhook_url="")
+    if routed.assigned and to_post.exists():
+        counts["webhook_run"] = _webhooks_soon()
+    return counts
+
+
+def _webhooks_soon() -> int | None:
+    """Ask for a webhook delivery run now, so routed leads are posted at once rather than at the next
+    scheduled delivery; the id of the run that will post them (None: the run under way may have missed
+    them, and the next scheduled one posts them)."""
+    try:
+        return job_run_request(job=Job.WEBHOOK_DELIVERY).pk
+    except JobBusy as busy:
+        return busy.run.pk if busy.run.status == Status.QUEUED else None
+    except JobError:  # the previous run ended just as this asked: the next scheduled one posts them
+        return None
 
 
 def _expire_leads(trade: None) -> dict:
@@ -91,6 +110,23 @@ def _deliver_webhooks(trade: None) -> dict:
     return {"delivered": sent.delivered, "retried": sent.retried, "gave_up": sent.gave_up, "refused": sent.refused}
 
 
+def _email_digest(trade: None) -> dict:
+    sent = leads_email_digest()
+    counts = {"contractors_emailed": sent.contractors_emailed, "delivered": sent.leads_delivered,
+              "contractors_failed": sent.contractors_failed}  # fmt: skip
+    if sent.contractors_failed:
+        raise JobFailed(f"{sent}: the mail server refused (see the worker's log).", counts=counts)
+    return counts
+
+
+def _daily_report(trade: None) -> dict:
+    return daily_report_send()
+
+
+def _overdue_check(trade: None) -> dict:
+    return overdue_check()
+
+
 @dataclass(frozen=True)
 class JobSpec:
     run: Callable[[Trade | None], dict]  # the work, given its trade (None: every trade), returning its counts
@@ -103,6 +139,9 @@ JOBS: dict[str, JobSpec] = {
     Job.LEAD_EXPIRY: JobSpec(run=_expire_leads),
     Job.OFFER_EXPIRY: JobSpec(run=_expire_offers),
     Job.WEBHOOK_DELIVERY: JobSpec(run=_deliver_webhooks),
+    Job.EMAIL_DIGEST: JobSpec(run=_email_digest),
+    Job.DAILY_REPORT: JobSpec(run=_daily_report),
+    Job.OVERDUE_CHECK: JobSpec(run=_overdue_check),
 }
 
 

@@ -28,7 +28,9 @@ class DefaultSchedule:
 
 def schedules_default() -> list[DefaultSchedule]:
     """Per trade with an active scoring model: scoring at 02:00, then lead generation and routing at 03:00;
-    for every trade: webhook delivery every two minutes, lead expiry and waitlist offer expiry every hour."""
+    for every trade: webhook delivery every two minutes, lead expiry and waitlist offer expiry every hour,
+    the daily report at 06:30, the contractors' lead email digest at 07:00, the overdue check every 15
+    minutes."""
     trades = Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).distinct().order_by("slug")
     defaults = [
         DefaultSchedule(
@@ -44,6 +46,21 @@ def schedules_default() -> list[DefaultSchedule]:
             name="Waitlist offer expiry", task="leadengine.job_scheduled", minute="10", hour="*",
             kwargs={"job": JobRun.Job.OFFER_EXPIRY},
             description="Expire waitlist offers that ran out and offer each territory to the next in line.",
+        ),
+        DefaultSchedule(
+            name="Lead email digest", task="leadengine.job_scheduled", minute="0", hour="7",
+            kwargs={"job": JobRun.Job.EMAIL_DIGEST},
+            description="Email contractors without a webhook their new leads, and mark them delivered.",
+        ),
+        DefaultSchedule(
+            name="Daily report", task="leadengine.job_scheduled", minute="30", hour="6",
+            kwargs={"job": JobRun.Job.DAILY_REPORT},
+            description="Email ops yesterday's lead funnel per trade, job runs and failures, and what needs a look.",
+        ),
+        DefaultSchedule(
+            name="Overdue job check", task="leadengine.job_scheduled", minute="*/15", hour="*",
+            kwargs={"job": JobRun.Job.OVERDUE_CHECK},
+            description="Email ops the jobs that have not succeeded since their schedule was due.",
         ),
     ]  # fmt: skip
     for trade in trades:

@@ -102,7 +102,7 @@ def test_a_lead_generation_run_makes_and_routes_the_leads(staff_api, roofing, wo
 
     assert (done["status"], done["counts"]) == (
         "succeeded",
-        {"leads_generated": 3, "leads_routed": 2, "leads_in_pool": 1},
+        {"leads_generated": 3, "leads_routed": 2, "leads_in_pool": 1},  # acme has no webhook: nothing to post
     )
     assert sorted(Lead.objects.values_list("zip_code", "state", "contractor_id")) == [
         ("80202", "assigned", acme.pk),
@@ -246,6 +246,32 @@ def test_a_run_that_succeeds_or_fails_with_nobody_to_tell_sends_no_email(roofing
     assert job_run_execute(run_id=queued_run(roofing).pk).status == "failed"
     assert job_run_execute(run_id=queued_run(roofing, "lead_generation").pk).status == "succeeded"
     assert mailoutbox == []
+
+
+def test_leads_routed_to_a_webhook_are_posted_at_once_by_a_delivery_run(
+    roofing, idle_queue, django_capture_on_commit_callbacks
+):
+    owner(roofing, "80202", webhook_url="https://crm.example.com/hook")
+    scored_home(roofing, score=90, zip_code="80202")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = job_run_execute(run_id=queued_run(roofing, "lead_generation").pk)
+
+    delivery = JobRun.objects.get(job="webhook_delivery")
+    assert (delivery.status, delivery.requested_by) == ("queued", None)
+    assert run.counts == {"leads_generated": 1, "leads_routed": 1, "leads_in_pool": 0, "webhook_run": delivery.pk}
+    assert idle_queue() == 1  # its task is on the broker
+
+
+def test_a_delivery_run_already_waiting_takes_the_routed_leads(roofing, idle_queue):
+    owner(roofing, "80202", webhook_url="https://crm.example.com/hook")
+    scored_home(roofing, score=90, zip_code="80202")
+    waiting = job_run_request(job="webhook_delivery")
+
+    run = job_run_execute(run_id=queued_run(roofing, "lead_generation").pk)
+
+    assert run.counts["webhook_run"] == waiting.pk
+    assert JobRun.objects.filter(job="webhook_delivery").count() == 1
 
 
 def test_a_run_delivered_twice_does_its_work_once(roofing):

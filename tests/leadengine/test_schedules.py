@@ -46,6 +46,9 @@ def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing
         "Webhook delivery",
         "Lead expiry",
         "Waitlist offer expiry",
+        "Lead email digest",
+        "Daily report",
+        "Overdue job check",
         "Nightly scoring: roofing",
         "Lead generation: roofing",
     ]
@@ -53,6 +56,9 @@ def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing
         "Webhook delivery": ("leadengine.job_scheduled", {"job": "webhook_delivery"}, "*", "*/2", True),
         "Lead expiry": ("leadengine.job_scheduled", {"job": "lead_expiry"}, "*", "5", True),
         "Waitlist offer expiry": ("leadengine.job_scheduled", {"job": "offer_expiry"}, "*", "10", True),
+        "Lead email digest": ("leadengine.job_scheduled", {"job": "email_digest"}, "7", "0", True),
+        "Daily report": ("leadengine.job_scheduled", {"job": "daily_report"}, "6", "30", True),
+        "Overdue job check": ("leadengine.job_scheduled", {"job": "overdue_check"}, "*", "*/15", True),
         "Nightly scoring: roofing": (*SCORING, "2", "0", True),
         "Lead generation: roofing": (*GENERATION, "3", "0", True),
     }
