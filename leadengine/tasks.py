@@ -21,7 +21,15 @@ def job_run(run_id: int) -> str:
     return jobs.job_run_execute(run_id=run_id).status
 
 
-@shared_task(name="leadengine.job_scheduled", acks_late=True, soft_time_limit=3_600, time_limit=3_660)
+@shared_task(
+    name="leadengine.job_scheduled",
+    acks_late=True,
+    autoretry_for=(OperationalError,),  # the run could not be recorded: the database was unreachable
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=3_600,
+    time_limit=3_660,
+)
 def job_scheduled(job: str, trade: str | None = None) -> str:
     """What a schedule (django-celery-beat) starts: a run of `job` for the trade with slug `trade` (none: a
     job of every trade)."""

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -111,3 +112,19 @@ def worker(request):
     output = process.communicate(timeout=30)[0].decode()
     allowed = getattr(request.module, "WORKER_MAY_LOG", None)
     assert "Traceback" not in output or (allowed is not None and allowed in output), output
+
+
+@pytest.fixture
+def idle_queue():
+    """Tasks go to a queue of their own that no worker reads; yields a function returning the messages
+    waiting there (decoded), and deletes the queue after the test."""
+    from leadengine.celery import app as celery_app
+
+    queue = f"test-idle-{uuid.uuid4().hex[:8]}"
+    default_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    with celery_app.connection_for_write() as broker:
+        client = broker.default_channel.client
+        yield lambda: [json.loads(message) for message in client.lrange(queue, 0, -1)]
+        client.delete(queue)
+    celery_app.conf.task_default_queue = default_queue

@@ -1,6 +1,7 @@
 """Default schedules seeded into django-celery-beat without overwriting what staff changed, and the task
 a schedule starts: a recorded run, or a skipped one while the job is under way."""
 
+import base64
 import io
 import json
 
@@ -108,3 +109,23 @@ def test_a_scheduled_run_while_one_is_under_way_is_recorded_skipped_and_does_not
     )  # fmt: skip
     assert skipped.started_at == skipped.finished_at
     assert Lead.objects.count() == 0
+
+
+def test_staff_run_a_schedule_now_from_the_admin(roofing, admin_client, idle_queue):
+    schedules_seed()
+    task = PeriodicTask.objects.get(name="Lead generation: roofing")
+
+    response = admin_client.post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": "run_tasks", "_selected_action": [task.pk]},
+        follow=True,
+    )
+
+    assert "1 task was successfully run" in response.content.decode()
+    (message,) = idle_queue()
+    body = json.loads(base64.b64decode(message["body"]))
+    assert (message["headers"]["task"], body[1]) == (
+        "leadengine.job_scheduled",
+        {"job": "lead_generation", "trade": "roofing"},
+    )
+    assert message["headers"]["periodic_task_name"] == "Lead generation: roofing"
