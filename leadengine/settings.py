@@ -60,7 +60,7 @@ CACHES = {
 }
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "leadengine.apps.LeadEngineAdminConfig",  # django.contrib.admin with the site of leadengine.sites
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

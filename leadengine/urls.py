@@ -10,10 +10,6 @@ from leadengine.views import HealthView, ReadyView
 jobs = SimpleRouter()
 jobs.register("runs", JobRunViewSet, basename="jobrun")
 
-admin.site.site_header = "LeadEngine"
-admin.site.site_title = "LeadEngine admin"
-admin.site.index_title = "Back office"
-
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
