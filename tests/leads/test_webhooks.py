@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
@@ -21,60 +16,9 @@ from leads.services.routing import leads_route
 from leads.services.webhooks import idempotency_key, leads_webhook_deliver
 from tests.leads.factories import owner, scored_home
 from tests.racing import race
+from tests.receiver import receiver_fixture, signature_valid  # noqa: F401  (fixture)
 
 Outcome = WebhookAttempt.Outcome
-
-
-def signature_valid(secret: str, headers, body: bytes, *, tolerance: int = 300) -> bool:
-    """The README's verification snippet."""
-    timestamp = headers["X-LeadEngine-Timestamp"]
-    if abs(time.time() - int(timestamp)) > tolerance:
-        return False
-    expected = "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, headers["X-LeadEngine-Signature"])
-
-
-class Receiver:
-    """An HTTP server in a thread that records every POST and answers from a script: a list of status
-    codes (or "sleep" to sleep past the timeout) used one per request, then 200."""
-
-    def __init__(self):
-        self.requests: list[tuple[dict, bytes]] = []
-        self.script: list = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver.lock:
-                    receiver.requests.append((dict(self.headers), body))
-                    answer = receiver.script.pop(0) if receiver.script else 200
-                if answer == "sleep":
-                    time.sleep(1.5)
-                    answer = 200
-                self.send_response(answer)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/leads"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture

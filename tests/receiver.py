@@ -1,0 +1,79 @@
+"""A local HTTP receiver of webhooks (a real server on 127.0.0.1, in a thread) and the README's check of
+their signature, shared by the webhook tests and the end-to-end automation tests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+def signature_valid(secret: str, headers, body: bytes, *, tolerance: int = 300) -> bool:
+    """The README's verification snippet."""
+    timestamp = headers["X-LeadEngine-Timestamp"]
+    if abs(time.time() - int(timestamp)) > tolerance:
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, headers["X-LeadEngine-Signature"])
+
+
+class Receiver:
+    """An HTTP server in a thread that records every POST and answers from a script: a list of status
+    codes (or "sleep" to sleep past the timeout) used one per request, then 200.
+
+    `each_key` is a script per Idempotency-Key instead: the n-th request carrying a key gets each_key[n]
+    (e.g. [500, 500]: every lead fails twice, then succeeds), then the shared script applies."""
+
+    def __init__(self):
+        self.requests: list[tuple[dict, bytes]] = []
+        self.script: list = []
+        self.each_key: list = []
+        self.seen: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    receiver.requests.append((dict(self.headers), body))
+                    answer = receiver._answer(self.headers.get("Idempotency-Key", ""))
+                if answer == "sleep":
+                    time.sleep(1.5)
+                    answer = 200
+                self.send_response(answer)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/leads"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _answer(self, key: str):
+        """Under self.lock: the answer to the next request carrying `key`."""
+        nth = self.seen[key]
+        self.seen[key] += 1
+        if nth < len(self.each_key):
+            return self.each_key[nth]
+        return self.script.pop(0) if self.script else 200
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(name="receiver")
+def receiver_fixture():
+    """A Receiver, closed after the test."""
+    server = Receiver()
+    yield server
+    server.close()
