@@ -428,3 +428,41 @@ def test_a_worker_killed_mid_job_leaves_an_abandoned_run_and_the_next_run_comple
     # Nothing holds the job's lock any more; the last run's record is the truth.
     assert jobs._lock_try(rerun)
     jobs._lock_release(rerun)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_scoring_leaves_a_run_the_next_scoring_job_closes_once_stale_and_redoes(roofing, workers):
+    homes = market()
+    schedules_seed()
+    first = workers()
+    with psycopg.connect(database_url()) as holder:  # the partition's write of the scores waits for it
+        holder.execute(f"LOCK TABLE {Score._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+        before = last_run_id()
+        run_by_name(SCORING)
+        blocked = wait_for("the scores' write to wait for the test's lock", lambda: blocked_by(holder))
+        assert all(f"COPY {Score._meta.db_table}" in query for _, query in blocked)
+        [killed] = runs_after(before, ended=False)
+        first.kill()
+        holder.rollback()
+    for pid, _ in blocked:
+        wait_for("the killed worker's database sessions to end", lambda pid=pid: not backend_alive(pid), timeout=30)
+    [left] = ScoringRun.objects.all()
+    assert (left.status, Score.objects.count()) == (ScoringRun.Status.RUNNING, 0)
+
+    # The scoring run has its own record of life, a heartbeat: it is taken as abandoned only after
+    # SCORING_RUN_STALE_SECONDS without one (900 s by default; until then a new scoring job fails
+    # "ScoringRunBusy", though the job's free lock already shows its worker is gone). One second here.
+    workers(SCORING_RUN_STALE_SECONDS="1")
+    stale = left.heartbeat_at + dt.timedelta(seconds=1.5)
+    wait_for("the killed scoring run to be stale", lambda: timezone.now() > stale, timeout=30)
+    rerun = triggered(SCORING)
+
+    killed.refresh_from_db()
+    left.refresh_from_db()
+    assert (killed.status, killed.error) == ("failed", "Abandoned: the worker running it stopped.")
+    assert left.status == ScoringRun.Status.FAILED and left.error.startswith("abandoned: no progress for 1 s")
+    redone = ScoringRun.objects.exclude(pk=left.pk).get()
+    assert (rerun.status, rerun.error) == ("succeeded", "")
+    assert rerun.counts == {"scoring_run": redone.pk, "properties_scored": PROPERTIES, "scores_changed": PROPERTIES}
+    assert Score.objects.count() == PROPERTIES
+    assert set(Score.objects.values_list("property_id", flat=True)) == {h.pk for h in homes}
