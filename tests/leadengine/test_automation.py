@@ -423,7 +423,7 @@ def test_a_worker_killed_mid_job_leaves_an_abandoned_run_and_the_next_run_comple
         ("assign", ASSIGNED),
     }
     # And a second open lead of a property cannot exist, whoever writes it.
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(IntegrityError, match="leads_lead_one_open_per_property"), transaction.atomic():
         duplicate_insert(Lead.objects.first())
     # Nothing holds the job's lock any more; the last run's record is the truth.
     assert jobs._lock_try(rerun)
