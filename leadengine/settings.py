@@ -172,6 +172,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task a worker took and never acknowledged (it died) goes back to the queue after this many seconds:
+# longer than any task may run (the jobs' hard time limit is 3,660 s), or a long job would get a copy.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7_200}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # A job run no worker has started within this many minutes is closed as failed when it is asked for again.
 JOB_QUEUE_TIMEOUT_MINUTES = env_int(ENV, "JOB_QUEUE_TIMEOUT_MINUTES", 60, minimum=1)

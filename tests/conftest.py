@@ -1,15 +1,11 @@
 import json
 import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from scoring.models import ZipCode
+from tests.workers import Worker
 
 
 def pytest_configure(config):
@@ -74,44 +70,35 @@ def fresh_cache():
     cache.clear()
 
 
-ROOT = Path(__file__).resolve().parents[1]
+@pytest.fixture
+def workers(request, tmp_path):
+    """Start real Celery workers (`workers(**env)`, tests/workers.py) for transaction=True tests; tasks go
+    to the newest one's queue. All are stopped after the test, and may have logged no traceback but one
+    containing the test module's WORKER_MAY_LOG (a fault the test made)."""
+    from leadengine.celery import app as celery_app
 
+    started: list[Worker] = []
+    default_queue = celery_app.conf.task_default_queue
 
-def database_url() -> str:
-    """The test database as a DATABASE_URL for a worker process."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "")
-    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
-    if (db["HOST"] or "").startswith("/"):
-        return f"postgres://{user}{password}@/{db['NAME']}?host={quote(db['HOST'])}&port={db['PORT'] or 5432}"
-    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    def start(**env: str) -> Worker:
+        worker = Worker(tmp_path / f"worker-{len(started)}.log", env)
+        started.append(worker)
+        celery_app.conf.task_default_queue = worker.queue
+        return worker
+
+    yield start
+    celery_app.conf.task_default_queue = default_queue
+    allowed = getattr(request.module, "WORKER_MAY_LOG", None)
+    for worker in started:
+        output = worker.stop()
+        worker.forget_its_messages()
+        assert "Traceback" not in output or (allowed is not None and allowed in output), output
 
 
 @pytest.fixture
-def worker(request):
-    """A real Celery worker (a child process, two processes) on the real Redis broker and the test
-    database, on a queue of its own so no other worker takes the tasks; for transaction=True tests.
-    It may log no traceback but one containing the test module's WORKER_MAY_LOG (a fault the test made)."""
-    from leadengine.celery import app as celery_app
-
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DEBUG": "true",
-        "DJANGO_SETTINGS_MODULE": "leadengine.settings",
-    }
-    command = [sys.executable, "-m", "celery", "-A", "leadengine", "worker", "-Q", queue, "-c", "2",
-               "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    default_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
-    yield process
-    celery_app.conf.task_default_queue = default_queue
-    process.terminate()
-    output = process.communicate(timeout=30)[0].decode()
-    allowed = getattr(request.module, "WORKER_MAY_LOG", None)
-    assert "Traceback" not in output or (allowed is not None and allowed in output), output
+def worker(workers):
+    """One real Celery worker (see `workers`)."""
+    return workers()
 
 
 @pytest.fixture

@@ -124,7 +124,8 @@ def _daily_report(trade: None) -> dict:
 
 
 def _overdue_check(trade: None) -> dict:
-    return overdue_check()
+    closed = jobs_abandoned_close()
+    return {**overdue_check(), "abandoned_closed": len(closed)}
 
 
 @dataclass(frozen=True)
@@ -172,12 +173,13 @@ def _lock_release(run: JobRun) -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK, _lock_key(run)])
 
 
-def _abandoned_close(*, job: str, trade: Trade | None, now: dt.datetime) -> None:
+def _abandoned_close(*, job: str, trade: Trade | int | None, now: dt.datetime) -> JobRun | None:
     """Close the active run of job and trade that can no longer end by itself: running without its
-    worker (its lock is free), or queued for longer than JOB_QUEUE_TIMEOUT_MINUTES (no worker took it)."""
+    worker (its lock is free), or queued for longer than JOB_QUEUE_TIMEOUT_MINUTES (no worker took it).
+    Returns the run it closed."""
     active = JobRun.objects.select_for_update().filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
     if active is None:
-        return
+        return None
     if active.status == Status.RUNNING and _lock_try(active):
         _lock_release(active)
         error = "Abandoned: the worker running it stopped."
@@ -186,9 +188,25 @@ def _abandoned_close(*, job: str, trade: Trade | None, now: dt.datetime) -> None
     ):
         error = f"Never started: no worker took it within {settings.JOB_QUEUE_TIMEOUT_MINUTES} minutes."
     else:
-        return
+        return None
     active.status, active.finished_at, active.error = Status.FAILED, now, error
     active.save(update_fields=["status", "finished_at", "error"])
+    return active
+
+
+def jobs_abandoned_close() -> list[JobRun]:
+    """Close every run that can no longer end by itself (see _abandoned_close) without waiting for its
+    job to be asked for again, and email each as a failed run. The overdue check's own job is left out:
+    the check runs in it, and its lock is re-entrant for the session that holds it."""
+    closed = []
+    active = JobRun.objects.filter(status__in=JobRun.ACTIVE).exclude(job=Job.OVERDUE_CHECK)
+    for job, trade_id in active.values_list("job", "trade_id").distinct():
+        with transaction.atomic():
+            run = _abandoned_close(job=job, trade=trade_id, now=timezone.now())
+        if run is not None:
+            closed.append(run)
+            job_failure_notify(run=JobRun.objects.select_related("trade").get(pk=run.pk))
+    return closed
 
 
 def _run_record(*, job: str, trade: Trade | None, user: AbstractBaseUser | None = None) -> JobRun:
@@ -246,7 +264,13 @@ def job_failure_notify(*, run: JobRun) -> None:
     subject = f"LeadEngine: {run.get_job_display().lower()} failed (run {run.pk})"
     scope = f" for {run.trade.name}" if run.trade_id else ""
     body = (
-        f"{run.get_job_display()}{scope}, run {run.pk}, started {run.started_at:%Y-%m-%d %H:%M:%S %Z}:\n\n{run.error}\n"
+        f"{run.get_job_display()}{scope}, run {run.pk}, "
+        + (
+            f"started {run.started_at:%Y-%m-%d %H:%M:%S %Z}"
+            if run.started_at
+            else f"queued {run.queued_at:%Y-%m-%d %H:%M:%S %Z}"
+        )
+        + f":\n\n{run.error}\n"
     )
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, settings.OPS_EMAILS)

@@ -252,15 +252,16 @@ def _record(results: list[tuple[_Claim, int | None, int, str]], *, now: dt.datet
     return counts
 
 
-def leads_webhook_deliver(*, now: dt.datetime | None = None, limit: int = 100) -> WebhookSummary:
-    """POST up to `limit` due leads to their contractors' webhooks (see the module's docstring), a batch
-    claimed at a time, and record each attempt. `now` is the time attempts are recorded at and due
-    times are compared with (tests pass it to move through the backoff)."""
+def leads_webhook_deliver(*, now: dt.datetime | None = None, limit: int | None = None) -> WebhookSummary:
+    """POST the due leads (at most `limit`; None: every one due) to their contractors' webhooks (see the
+    module's docstring), a batch claimed at a time, and record each attempt. `now` is the time attempts
+    are recorded at and due times are compared with (tests pass it to move through the backoff). A lead
+    is attempted once per call: a failed one is not due again before its backoff."""
     now = now or timezone.now()
     totals = dict.fromkeys(Outcome.values, 0)
-    remaining = limit
+    remaining = limit if limit is not None else float("inf")
     while remaining > 0:
-        claims, stale_gave_up = _claim(now=now, limit=min(CLAIM_BATCH, remaining))
+        claims, stale_gave_up = _claim(now=now, limit=int(min(CLAIM_BATCH, remaining)))
         totals[Outcome.GAVE_UP] += stale_gave_up
         if not claims:
             if stale_gave_up:

@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -31,33 +25,23 @@ from leadengine.services import jobs
 from leadengine.services.schedules import schedules_seed
 from leads.models import Lead, LeadEvent, WebhookAttempt
 from leads.services.webhooks import idempotency_key
-from scoring.models import Property, Score, ScoringModel, ScoringRun
+from scoring.models import Property, Score, ScoringRun
 from scoring.services import runs as scoring_runs
 from territories.models import Territory, WaitlistEntry
 from territories.services.ownership import territory_release
 from territories.services.waitlist import waitlist_join
-from tests.conftest import ROOT, database_url
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
-from tests.leads.factories import active_model, filters, owner
+from tests.leads.factories import owner
 from tests.receiver import receiver_fixture, signature_valid  # noqa: F401  (fixture)
+from tests.workers import database_url
 
 # Properties per ZIP: the contractor owns the first two; the others' leads wait in the pool.
 OWNED = {"80202": 30, "80203": 30}
 UNOWNED = {"80204": 60, "80205": 60, "80206": 60}
 PROPERTIES = sum(OWNED.values()) + sum(UNOWNED.values())
-ASSIGNED = sum(OWNED.values())  # below the 100 leads one webhook delivery run posts
+ASSIGNED = sum(OWNED.values())
 SCORING, GENERATION = "Nightly scoring: roofing", "Lead generation: roofing"
 WEBHOOKS, LEAD_EXPIRY, OFFER_EXPIRY = "Webhook delivery", "Lead expiry", "Waitlist offer expiry"
-
-
-@pytest.fixture
-def roofing(trades, zip_codes):  # noqa: F811
-    """Roofing has an active scoring model and permissive lead filters (every score makes a lead); no
-    other trade has an active model, so the seeded schedules are roofing's and the shared ones."""
-    ScoringModel.objects.exclude(trade=trades["roofing"]).update(status=ScoringModel.Status.RETIRED)
-    filters(trades["roofing"])
-    active_model(trades["roofing"])
-    return trades["roofing"]
 
 
 def market() -> list[Property]:
@@ -71,88 +55,6 @@ def market() -> list[Property]:
         for n in range(count)
     ]  # fmt: skip
     return Property.objects.bulk_create(homes)
-
-
-class Worker:
-    """A real Celery worker process (two pool processes) on the real Redis broker and the test database, as
-    tests/conftest.py's `worker` fixture starts it (same options and environment, plus `env`), with two
-    differences. Its queue is also its default queue, so the tasks it sends itself (a run a job asks
-    for) come back to it, as they do to a deployment's workers on the one default queue; the fixture's
-    worker sends them to "celery", which nothing reads in the tests. And it runs in a session of its own,
-    so that it and its pool processes can be killed together (SIGKILL: no shutdown, no acknowledgement,
-    no cleanup)."""
-
-    def __init__(self, log: Path, env: dict[str, str]):
-        self.queue = f"test-{uuid.uuid4().hex[:8]}"
-        self.log = log
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "DEBUG": "true",
-            "DJANGO_SETTINGS_MODULE": "leadengine.settings",
-            **env,
-        }
-        argv = ["worker", "-Q", self.queue, "-c", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-l", "warning"]  # fmt: skip
-        boot = (
-            "from leadengine.celery import app; "
-            f"app.conf.task_default_queue = {self.queue!r}; "
-            f"app.worker_main({argv!r})"
-        )
-        command = [sys.executable, "-c", boot]
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> str:
-        """Stop it as the fixture does (warm shutdown); returns what it logged."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        return self.log.read_text()
-
-    def unacknowledged(self) -> dict[bytes, dict]:
-        """The messages it took and never acknowledged (a killed worker's tasks), by delivery tag: Redis
-        keeps them aside and hands them back to the queue after the visibility timeout (an hour)."""
-        with celery_app.connection_for_write() as broker:
-            client = broker.default_channel.client
-            held = {tag: json.loads(payload) for tag, payload in client.hgetall("unacked").items()}
-        return {tag: message for tag, (message, _exchange, queue) in held.items() if queue == self.queue}
-
-    def forget_its_messages(self) -> None:
-        """Delete its queue and its unacknowledged messages, which nothing would ever take."""
-        tags = list(self.unacknowledged())
-        with celery_app.connection_for_write() as broker:
-            client = broker.default_channel.client
-            client.delete(self.queue)
-            if tags:
-                client.hdel("unacked", *tags)
-                client.zrem("unacked_index", *tags)
-
-
-@pytest.fixture
-def workers(tmp_path):
-    """Start workers (`workers()`): tasks go to the newest one's queue; all stopped after the test."""
-    started: list[Worker] = []
-    default_queue = celery_app.conf.task_default_queue
-
-    def start(**env: str) -> Worker:
-        worker = Worker(tmp_path / f"worker-{len(started)}.log", env)
-        started.append(worker)
-        celery_app.conf.task_default_queue = worker.queue
-        return worker
-
-    yield start
-    celery_app.conf.task_default_queue = default_queue
-    for worker in started:
-        output = worker.stop()
-        worker.forget_its_messages()
-        assert "Traceback" not in output, output
 
 
 def run_by_name(name: str) -> None:

@@ -118,3 +118,14 @@ def test_production_without_a_secret_key_refuses_to_start():
     result = run_manage("check", DEBUG="false")
     assert result.returncode == 1
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_a_dead_workers_task_comes_back_only_after_any_task_could_have_ended():
+    """Redis hands an unacknowledged task to another worker after the visibility timeout: it must be longer
+    than every task's hard time limit, or a long job still running would get a second copy."""
+    from leadengine.celery import app
+
+    app.loader.import_default_modules()
+    limits = {name: task.time_limit for name, task in app.tasks.items() if not name.startswith("celery.")}
+    assert limits and all(limits.values()), limits  # every task of ours has a hard limit
+    assert app.conf.broker_transport_options["visibility_timeout"] > max(limits.values())

@@ -18,20 +18,12 @@ from leadengine.services.jobs import JobBusy, job_run_execute, job_run_request
 from leads.models import Lead
 from scoring.models import Score, ScoringModel, ScoringRun
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
-from tests.leads.factories import active_model, api_client, filters, home, owner, scored_home
+from tests.leads.factories import api_client, home, owner, scored_home
 from tests.racing import race
 
 URL = "/api/v1/runs/"
 # The failing job of test_a_job_that_raises_is_recorded_failed_with_its_error, if a worker ran it.
 WORKER_MAY_LOG = "no active scoring model"
-
-
-@pytest.fixture
-def roofing(trades, zip_codes):  # noqa: F811
-    trade = trades["roofing"]
-    filters(trade)
-    active_model(trade)
-    return trade
 
 
 def wait_for_end(client: APIClient, run_id: int, *, timeout: float = 90) -> dict:

@@ -18,18 +18,10 @@ from leads.services.generation import leads_generate
 from leads.services.lifecycle import lead_accept, lead_convert, leads_deliver
 from leads.services.routing import leads_route
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
-from tests.leads.factories import active_model, filters, owner, scored_home
+from tests.leads.factories import owner, scored_home
 
 DENVER = ZoneInfo("America/Denver")
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=DENVER)  # a Wednesday
-
-
-@pytest.fixture
-def roofing(trades, zip_codes):  # noqa: F811
-    trade = trades["roofing"]
-    filters(trade)
-    active_model(trade)
-    return trade
 
 
 def cron(minute="*", hour="*", day_of_week="*", day_of_month="*", month_of_year="*", zone="America/Denver"):
@@ -168,7 +160,7 @@ def test_overdue_jobs_are_emailed_once_when_they_fall_behind_and_again_after_cat
     first = check()
     assert (first.status, first.counts) == (
         "succeeded",
-        {"overdue": 1, "newly_overdue": 1, "emailed": True, "overdue_jobs": ["Lead expiry"]},
+        {"overdue": 1, "newly_overdue": 1, "emailed": True, "overdue_jobs": ["Lead expiry"], "abandoned_closed": 0},
     )
     (mail,) = mailoutbox
     assert (mail.subject, mail.to) == ("LeadEngine: 1 job overdue", ["ops@example.com"])
@@ -178,11 +170,34 @@ def test_overdue_jobs_are_emailed_once_when_they_fall_behind_and_again_after_cat
     assert (second.counts["overdue"], second.counts["newly_overdue"], len(mailoutbox)) == (1, 0, 1)
 
     ran("lead_expiry", timezone.now())
-    assert check().counts == {"overdue": 0, "newly_overdue": 0, "emailed": False, "overdue_jobs": []}
+    assert check().counts == {
+        "overdue": 0, "newly_overdue": 0, "emailed": False, "overdue_jobs": [], "abandoned_closed": 0,
+    }  # fmt: skip
 
     JobRun.objects.filter(job="lead_expiry").update(finished_at=timezone.now() - dt.timedelta(hours=3))
     assert check().counts["newly_overdue"] == 1
     assert len(mailoutbox) == 2
+
+
+def test_the_overdue_check_closes_runs_that_can_no_longer_end_and_emails_them(roofing, settings, mailoutbox):
+    settings.OPS_EMAILS = ["ops@example.com"]
+    now = timezone.now()
+    dead = JobRun.objects.create(job="scoring", trade=roofing, status="running", queued_at=now, started_at=now)
+    stuck = JobRun.objects.create(job="lead_expiry", queued_at=now - dt.timedelta(minutes=61))
+    waiting = JobRun.objects.create(job="offer_expiry", queued_at=now)  # queued a moment ago: left alone
+
+    check = job_run_execute(run_id=JobRun.objects.create(job="overdue_check", queued_at=now).pk)
+
+    assert (check.status, check.counts["abandoned_closed"]) == ("succeeded", 2)
+    dead.refresh_from_db(), stuck.refresh_from_db(), waiting.refresh_from_db()
+    assert (dead.status, dead.error) == ("failed", "Abandoned: the worker running it stopped.")
+    assert (stuck.status, stuck.error) == ("failed", "Never started: no worker took it within 60 minutes.")
+    assert waiting.status == "queued"
+    assert sorted(mail.subject for mail in mailoutbox) == [
+        f"LeadEngine: expire overdue leads failed (run {stuck.pk})",
+        f"LeadEngine: score every property failed (run {dead.pk})",
+    ]
+    assert "queued " in next(mail.body for mail in mailoutbox if str(stuck.pk) in mail.subject)
 
 
 def test_overdue_check_with_nobody_to_tell_still_records_what_it_found(roofing, settings, mailoutbox):

@@ -5,7 +5,6 @@ import base64
 import io
 import json
 
-import pytest
 from django.core.management import call_command
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -15,19 +14,7 @@ from leadengine.services.schedules import schedules_seed
 from leadengine.tasks import job_scheduled
 from leads.models import Lead
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
-from tests.leads.factories import active_model, filters, owner, scored_home
-
-
-@pytest.fixture
-def roofing(trades, zip_codes):  # noqa: F811
-    """Roofing has an active scoring model; no other trade has one."""
-    from scoring.models import ScoringModel
-
-    ScoringModel.objects.exclude(trade=trades["roofing"]).update(status=ScoringModel.Status.RETIRED)
-    filters(trades["roofing"])
-    active_model(trades["roofing"])
-    return trades["roofing"]
-
+from tests.leads.factories import owner, scored_home
 
 SCORING = ("leadengine.job_scheduled", {"job": "scoring", "trade": "roofing"})
 GENERATION = ("leadengine.job_scheduled", {"job": "lead_generation", "trade": "roofing"})
