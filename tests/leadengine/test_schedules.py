@@ -4,8 +4,13 @@ a schedule starts: a recorded run, or a skipped one while the job is under way."
 import base64
 import io
 import json
+import threading
+import time
 
+import psycopg
+import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -15,6 +20,7 @@ from leadengine.tasks import job_scheduled
 from leads.models import Lead
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
 from tests.leads.factories import owner, scored_home
+from tests.workers import database_url
 
 SCORING = ("leadengine.job_scheduled", {"job": "scoring", "trade": "roofing"})
 GENERATION = ("leadengine.job_scheduled", {"job": "lead_generation", "trade": "roofing"})
@@ -116,3 +122,39 @@ def test_staff_run_a_schedule_now_from_the_admin(roofing, admin_client, idle_que
         {"job": "lead_generation", "trade": "roofing"},
     )
     assert message["headers"]["periodic_task_name"] == "Lead generation: roofing"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_copies_of_a_schedule_started_together_run_once_and_the_other_is_skipped(roofing):
+    """Two beats (or a beat and staff's "run now") start the same job at once, on two connections: the
+    first holds the job while its work waits on a lock this test holds; the second is recorded skipped."""
+    owner(roofing, "80202")
+    for score in (90, 80):
+        scored_home(roofing, score=score, zip_code="80202")
+    results: dict[str, str] = {}
+
+    def start(name: str) -> None:
+        try:
+            results[name] = job_scheduled.apply(kwargs={"job": "lead_generation", "trade": "roofing"}).get()
+        finally:
+            connection.close()
+
+    with psycopg.connect(database_url(), autocommit=False) as holder:
+        holder.execute(f"LOCK TABLE {Lead._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")  # generation waits
+        first = threading.Thread(target=start, args=("first",))
+        first.start()
+        deadline = time.monotonic() + 30
+        while not JobRun.objects.filter(status="running").exists():
+            assert time.monotonic() < deadline, "the first copy never started"
+            time.sleep(0.05)
+        second = threading.Thread(target=start, args=("second",))
+        second.start()
+        second.join(timeout=30)
+        holder.rollback()  # the first copy's work goes on
+    first.join(timeout=30)
+
+    assert results == {"first": "succeeded", "second": "skipped"}
+    ran, skipped = JobRun.objects.order_by("pk")
+    assert (ran.status, ran.counts["leads_generated"]) == ("succeeded", 2)
+    assert (skipped.status, skipped.error) == ("skipped", f"Run {ran.pk} of the job was still under way.")
+    assert Lead.objects.count() == 2
