@@ -29,6 +29,7 @@ setup: $(BIN)/.installed
 	$(MANAGE) seed_demo --if-empty --properties $(DEMO_PROPERTIES) --seed $(DEMO_SEED)
 	$(MANAGE) seed_demo_territories --if-empty
 	$(MANAGE) run_pipeline
+	$(MANAGE) seed_demo_day --if-quiet
 	$(MANAGE) seed_schedules
 	$(MANAGE) ensure_demo_user
 
