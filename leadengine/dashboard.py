@@ -1,6 +1,287 @@
-"""The business at a glance on the admin index page."""
+"""The business at a glance on the admin index page: the lead funnel per trade for a period, leads per
+day, conversion and return rates by contractor and by ZIP, territory coverage per trade, the score
+distribution of the last scoring runs per trade (drift), and recent job runs with their failures.
+
+The figures that cost more than a few milliseconds at a market's size (the funnel, leads per day, the
+outcomes and the coverage) are cached in Redis (leadengine.cache) with the time they were computed, which
+the page shows. They are invalidated by generation: the job runs that change leads bump LEADS and warm
+the default period again (dashboard_refresh, called by leadengine.services.jobs), scoring runs and
+territory claims bump SCORES and TERRITORIES themselves; lead moves made outside a job (a contractor
+accepting through the API) show within cache.CACHE_SECONDS. The rest (scoring runs, job runs, overdue
+schedules) are reads of small tables, done on every load."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from contractors.models import Contractor
+from leadengine import charts
+from leadengine.cache import SCORES, TERRITORIES, cached, generation_bump
+from leadengine.models import JobRun
+from leadengine.selectors import jobs_overdue
+from leads.selectors import FUNNEL_STEPS, lead_outcomes, leads_funnel, leads_per_day
+from scoring.models import Trade
+from scoring.selectors import scoring_runs_latest
+from territories.selectors import DEFAULT_DEMAND_MIN_SCORE, territory_coverage_summary
+
+PERIODS = (7, 30, 90)  # days the page offers (?days=)
+DEFAULT_DAYS = 30
+LEADS = "leads"  # the generation of cached figures built on leads and their events
+# Jobs whose runs move leads (their figures are bumped and warmed after each run), and those that change
+# scores (scoring runs bump SCORES themselves; the run warms the coverage after).
+LEAD_JOBS = frozenset({JobRun.Job.LEAD_GENERATION, JobRun.Job.LEAD_EXPIRY, JobRun.Job.WEBHOOK_DELIVERY,
+                       JobRun.Job.EMAIL_DIGEST})  # fmt: skip
+SCORE_JOBS = frozenset({JobRun.Job.SCORING})
+HIGH_DEMAND = 10  # a free ZIP with at least this many properties scoring DEFAULT_DEMAND_MIN_SCORE+ is in demand
+TOP_ROWS = 12  # contractors and ZIPs shown in the rate charts, most leads first
+RECENT_RUNS = 15
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days in TIME_ZONE: `days` days up to and including today, as [start, end)."""
+
+    days: int
+    first_day: dt.date
+    last_day: dt.date
+    start: dt.datetime
+    end: dt.datetime
+
+
+def period_of(*, days: int, today: dt.date | None = None) -> Period:
+    zone = ZoneInfo(settings.TIME_ZONE)
+    today = today or timezone.localdate()
+    first = today - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(first, dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return Period(days=days, first_day=first, last_day=today, start=start, end=end)
+
+
+def period_parse(value: str | None) -> tuple[int, str | None]:
+    """The number of days asked for in `?days=`, or the default with a message saying why it was refused."""
+    if value is None or value == "":
+        return DEFAULT_DAYS, None
+    choices = ", ".join(str(days) for days in PERIODS)
+    try:
+        days = int(value.strip())
+    except ValueError:
+        days = None
+    if days not in PERIODS:
+        shown = value if len(value) <= 20 else value[:20] + "..."
+        return DEFAULT_DAYS, f"The period must be {choices} days, not {shown!r}; showing the last {DEFAULT_DAYS} days."
+    return days, None
+
+
+def _figure(name: str, period: Period | None, depends_on: tuple[str, ...], compute) -> tuple[Any, dt.datetime]:
+    """compute()'s answer and when it was computed, from Redis while it is current (leadengine.cache)."""
+    parts = (period.days, period.last_day.isoformat(), settings.TIME_ZONE) if period else ()
+    payload = cached(
+        f"dashboard:{name}",
+        parts,
+        depends_on=depends_on,
+        compute=lambda: {"value": compute(), "at": timezone.now()},
+    )
+    return payload["value"], payload["at"]
+
+
+def dashboard_funnel(period: Period) -> tuple[dict[str, dict[str, int]], dt.datetime]:
+    return _figure("funnel", period, (LEADS,), lambda: leads_funnel(start=period.start, end=period.end))
+
+
+def dashboard_leads_per_day(period: Period) -> tuple[dict[dt.date, dict[str, int]], dt.datetime]:
+    return _figure(
+        "per_day",
+        period,
+        (LEADS,),
+        lambda: leads_per_day(start=period.start, end=period.end, zone=settings.TIME_ZONE),
+    )
+
+
+def dashboard_outcomes(period: Period) -> tuple[dict, dt.datetime]:
+    return _figure("outcomes", period, (LEADS,), lambda: lead_outcomes(start=period.start, end=period.end))
+
+
+def dashboard_coverage() -> tuple[list, dt.datetime]:
+    return _figure(
+        "coverage",
+        None,
+        (SCORES, TERRITORIES),
+        lambda: territory_coverage_summary(min_score=DEFAULT_DEMAND_MIN_SCORE, high_demand=HIGH_DEMAND),
+    )
+
+
+def dashboard_refresh(*, job: str) -> None:
+    """After a run of `job`: bump the figures it changed and compute the default period's again, so the
+    next page load reads them from Redis. Called outside any transaction, once the run is recorded."""
+    if job in LEAD_JOBS:
+        generation_bump(LEADS)
+        period = period_of(days=DEFAULT_DAYS)
+        dashboard_funnel(period)
+        dashboard_leads_per_day(period)
+        dashboard_outcomes(period)
+    if job in SCORE_JOBS:
+        dashboard_coverage()  # the run bumped SCORES when it closed
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def _ago(at: dt.datetime, now: dt.datetime) -> str:
+    minutes = int((now - at).total_seconds() // 60)
+    if minutes < 1:
+        return "just now"
+    if minutes < 60:
+        return f"{minutes} min ago"
+    return f"{minutes // 60} h {minutes % 60} min ago"
+
+
+def _funnel_section(funnel: dict[str, dict[str, int]], names: dict[str, str]) -> list[dict]:
+    trades = []
+    for slug, steps in funnel.items():
+        if not any(steps.values()):
+            continue
+        generated, assigned = steps["generated"], steps["assigned"]
+        rates = {
+            "assigned": _rate(assigned, generated),
+            "accepted": _rate(steps["accepted"], steps["delivered"]),
+            "converted": _rate(steps["converted"], assigned),
+            "returned": _rate(steps["returned"], assigned),
+            "expired": _rate(steps["expired"], generated),
+        }
+        chart = charts.stacked_bars(
+            f"Lead funnel of {names.get(slug, slug)}",
+            [(step, [steps[step]]) for step in FUNNEL_STEPS],
+            ["leads"],
+            row_height=20,
+            label_width=80,
+            width=420,
+        )
+        trades.append({"slug": slug, "name": names.get(slug, slug), "steps": steps, "rates": rates, "chart": chart})
+    return trades
+
+
+def _per_day_chart(per_day: dict[dt.date, dict[str, int]], period: Period):
+    steps = ("generated", "assigned", "converted")
+    days = [period.first_day + dt.timedelta(days=n) for n in range(period.days)]
+    series = [(step, [per_day.get(day, {}).get(step, 0) for day in days]) for step in steps]
+    return charts.line_chart(
+        f"Leads per day, last {period.days} days", [f"{day:%b} {day.day}" for day in days], series, width=640
+    )
+
+
+def _outcome_chart(label: str, rows: list, names: dict[str, str]):
+    shown = rows[:TOP_ROWS]
+    return charts.stacked_bars(
+        label,
+        [
+            (
+                f"{names.get(row.key, row.key)} ({row.assigned})",
+                [round(row.conversion_rate, 1), round(row.return_rate, 1)],
+            )
+            for row in shown
+        ],
+        ["converted", "returned"],
+        unit="%",
+        grouped=True,
+        label_width=170,
+    )
+
+
+def _distribution_section(latest: dict[str, list], names: dict[str, str]) -> list[dict]:
+    trades = []
+    for slug, runs in latest.items():
+        runs = [run for run in runs if run.distribution.get("count")]
+        if not runs:
+            continue
+        bins = list(runs[0].distribution.get("histogram", {}))
+        series = []
+        for run in runs:
+            histogram, count = run.distribution.get("histogram", {}), run.distribution["count"]
+            shares = [round(100 * histogram.get(name, 0) / count, 1) for name in bins]
+            series.append((f"run {run.pk}, as of {run.as_of:%b} {run.as_of.day}", shares))
+        chart = charts.bar_chart(
+            f"Score distribution of {names.get(slug, slug)}: last run against the one before",
+            bins,
+            series,
+            unit="%",
+            width=420,
+            height=170,
+            compare=True,
+        )
+        trades.append({
+            "slug": slug, "name": names.get(slug, slug), "runs": runs, "chart": chart,
+            "legend": charts.legend([name for name, _ in series], muted_after_first=True),
+        })  # fmt: skip
+    return trades
+
+
+def dashboard_build(*, days: int, now: dt.datetime | None = None) -> dict:
+    """Everything the dashboard shows for the last `days` days, charts drawn."""
+    now = now or timezone.now()
+    period = period_of(days=days, today=timezone.localdate(now))
+    names = dict(Trade.objects.values_list("slug", "name"))
+    funnel, funnel_at = dashboard_funnel(period)
+    per_day, per_day_at = dashboard_leads_per_day(period)
+    outcomes, outcomes_at = dashboard_outcomes(period)
+    coverage, coverage_at = dashboard_coverage()
+    contractor_names = {
+        str(pk): name
+        for pk, name in Contractor.objects.filter(
+            pk__in=[int(row.key) for row in outcomes["contractor"][:TOP_ROWS]]
+        ).values_list("pk", "name")
+    }  # read fresh: a renamed contractor shows at once
+    as_of = min(funnel_at, per_day_at, outcomes_at, coverage_at)
+    totals = {step: sum(steps[step] for steps in funnel.values()) for step in FUNNEL_STEPS}
+    runs = list(JobRun.objects.select_related("trade")[:RECENT_RUNS])
+    return {
+        "days": days,
+        "periods": PERIODS,
+        "period": period,
+        "as_of": as_of,
+        "as_of_local": timezone.localtime(as_of),
+        "as_of_ago": _ago(as_of, now),
+        "totals": totals,
+        "total_rates": {
+            "converted": _rate(totals["converted"], totals["assigned"]),
+            "returned": _rate(totals["returned"], totals["assigned"]),
+        },
+        "funnel": _funnel_section(funnel, names),
+        "per_day": per_day,
+        "per_day_chart": _per_day_chart(per_day, period),
+        "per_day_legend": charts.legend(["generated", "assigned", "converted"]),
+        "outcomes": outcomes,
+        "contractor_names": contractor_names,
+        "contractor_chart": _outcome_chart(
+            f"Conversion and return rate by contractor, last {days} days", outcomes["contractor"], contractor_names
+        ),
+        "zip_chart": _outcome_chart(f"Conversion and return rate by ZIP, last {days} days", outcomes["zip"], {}),
+        "rate_legend": charts.legend(["converted", "returned"]),
+        "coverage": coverage,
+        "coverage_chart": charts.stacked_bars(
+            "Territory coverage per trade: ZIPs of the market owned, free with high demand, free",
+            [(row.trade_name, [row.owned, row.free_high_demand, row.free - row.free_high_demand]) for row in coverage],
+            ["owned", f"free, {HIGH_DEMAND}+ properties scoring {DEFAULT_DEMAND_MIN_SCORE:.0f}+", "free"],
+        ),
+        "coverage_legend": charts.legend(
+            ["owned", f"free, high demand ({HIGH_DEMAND}+ properties scoring {DEFAULT_DEMAND_MIN_SCORE:.0f}+)", "free"]
+        ),
+        "distributions": _distribution_section(scoring_runs_latest(per_trade=2), names),
+        "runs": runs,
+        "runs_failed": sum(run.status == JobRun.Status.FAILED for run in runs),
+        "overdue": jobs_overdue(now=now),
+        "runs_url": reverse("admin:leadengine_jobrun_changelist"),
+    }
 
 
 def dashboard_context(request) -> dict:
-    """What the admin index shows above the list of models."""
-    return {}
+    """What the admin index shows above the list of models: the dashboard for `?days=` (7, 30, 90)."""
+    days, error = period_parse(request.GET.get("days"))
+    return {"dashboard": dashboard_build(days=days), "dashboard_error": error}

@@ -136,3 +136,80 @@ def leads_funnel(*, start: dt.datetime, end: dt.datetime) -> dict[str, dict[str,
         for slug, step, count in cursor.fetchall():
             funnel[slug][step] = count
     return funnel
+
+
+def leads_per_day(
+    *, start: dt.datetime, end: dt.datetime, zone: str, steps: Iterable[str] = ("generated", "assigned", "converted")
+) -> dict[dt.date, dict[str, int]]:
+    """Per day of [start, end) in time zone `zone` that had any, how many leads reached each of `steps`
+    (counted as leads_funnel counts them). Reads a period's events through the BRIN index lead_event_at."""
+    steps = list(steps)
+    days: dict[dt.date, dict[str, int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT (e.at AT TIME ZONE %(zone)s)::date AS day, e.to_state, count(DISTINCT e.lead_id)
+            FROM {LeadEvent._meta.db_table} e
+            WHERE e.at >= %(start)s AND e.at < %(end)s AND e.to_state = ANY(%(steps)s)
+              AND e.from_state IS DISTINCT FROM e.to_state
+            GROUP BY 1, 2
+            """,
+            {"start": start, "end": end, "steps": steps, "zone": zone},
+        )
+        for day, step, count in cursor.fetchall():
+            days.setdefault(day, dict.fromkeys(steps, 0))[step] = count
+    return days
+
+
+@dataclass(frozen=True)
+class LeadOutcomes:
+    """Of the leads assigned to a contractor (or in a ZIP) in a period, how many that contractor has
+    converted and returned since."""
+
+    key: str  # contractor id or ZIP code, as text
+    assigned: int
+    converted: int
+    returned: int
+
+    @property
+    def conversion_rate(self) -> float:
+        return 100 * self.converted / self.assigned if self.assigned else 0.0
+
+    @property
+    def return_rate(self) -> float:
+        return 100 * self.returned / self.assigned if self.assigned else 0.0
+
+
+def lead_outcomes(*, start: dt.datetime, end: dt.datetime) -> dict[str, list[LeadOutcomes]]:
+    """Conversion and return of the leads assigned in [start, end), by contractor ("contractor": keyed by
+    its id) and by ZIP ("zip"), most leads first. A lead counts once per contractor it was assigned to;
+    its conversion or return counts for the contractor holding it. One statement: the period's assignment
+    events (BRIN index lead_event_at), their leads by primary key, grouped both ways at once."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH assigned AS (
+                SELECT DISTINCT e.lead_id, e.contractor_id
+                FROM {LeadEvent._meta.db_table} e
+                WHERE e.at >= %(start)s AND e.at < %(end)s AND e.to_state = 'assigned'
+                  AND e.from_state IS DISTINCT FROM e.to_state AND e.contractor_id IS NOT NULL
+            )
+            SELECT a.contractor_id, l.zip_code, count(DISTINCT a.lead_id),
+                   count(DISTINCT a.lead_id) FILTER (WHERE l.state = 'converted' AND l.contractor_id = a.contractor_id),
+                   count(DISTINCT a.lead_id) FILTER (WHERE l.state = 'returned' AND l.contractor_id = a.contractor_id)
+            FROM assigned a
+            JOIN {Lead._meta.db_table} l ON l.id = a.lead_id
+            GROUP BY GROUPING SETS ((a.contractor_id), (l.zip_code))
+            """,
+            {"start": start, "end": end},
+        )
+        rows = cursor.fetchall()
+    outcomes: dict[str, list[LeadOutcomes]] = {"contractor": [], "zip": []}
+    for contractor_id, zip_code, assigned, converted, returned in rows:
+        if contractor_id is not None:
+            outcomes["contractor"].append(LeadOutcomes(str(contractor_id), assigned, converted, returned))
+        else:
+            outcomes["zip"].append(LeadOutcomes(zip_code, assigned, converted, returned))
+    for rows_of in outcomes.values():
+        rows_of.sort(key=lambda row: (-row.assigned, row.key))
+    return outcomes

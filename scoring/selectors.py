@@ -12,7 +12,7 @@ from django.db import connection, transaction
 
 from scoring import geo
 from scoring.bulk import copy_frame, id_range_plan
-from scoring.models import Permit, Property, Score, StormEvent, Trade, ZipCode
+from scoring.models import Permit, Property, Score, ScoringRun, StormEvent, Trade, ZipCode
 
 
 @dataclass(frozen=True)
@@ -196,3 +196,26 @@ def property_id_ranges(*, rows: int) -> list[tuple[int, int]]:
             [rows],
         )
         return cursor.fetchall()
+
+
+def scoring_runs_latest(*, per_trade: int = 2) -> dict[str, list[ScoringRun]]:
+    """Per trade slug (every trade, by name), its last `per_trade` succeeded scoring runs, newest first: the
+    runs whose score distributions show drift from one to the next."""
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    runs = (
+        ScoringRun.objects.filter(status=ScoringRun.Status.SUCCEEDED)
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("trade_id")], order_by=[F("started_at").desc(), F("id").desc()])
+        )
+        .filter(rank__lte=per_trade)
+        .select_related("trade", "model")
+        .order_by("trade__name", "-started_at", "-id")
+    )
+    latest: dict[str, list[ScoringRun]] = {
+        slug: [] for slug in Trade.objects.order_by("name").values_list("slug", flat=True)
+    }
+    for run in runs:
+        latest[run.trade.slug].append(run)
+    return latest

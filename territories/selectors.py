@@ -147,3 +147,65 @@ def waitlist_line(*, trade: Trade, zip_code: str) -> list[WaitlistEntry]:
         .select_related("contractor")
         .order_by("joined_at", "pk")
     )
+
+
+@dataclass(frozen=True)
+class CoverageSummary:
+    """One trade's coverage in numbers: the market's ZIPs (those with properties) it owns, those still
+    free, and the free ones whose demand is high (at least `high_demand` properties scoring min_score+)."""
+
+    trade_slug: str
+    trade_name: str
+    owned: int
+    free: int
+    free_high_demand: int
+
+
+def territory_coverage_summary(
+    *, min_score: float = DEFAULT_DEMAND_MIN_SCORE, high_demand: int = 10
+) -> list[CoverageSummary]:
+    """CoverageSummary of every trade, by name, in one statement: the market's ZIPs (a scan of properties
+    grouped by ZIP), each trade's active territories (the one_active_owner index) and each trade's demand
+    (scores at or above min_score through the score_trade_band index). ZIPs owned outside the market
+    count as owned."""
+    score, prop, territory = Score._meta, Property._meta, Territory._meta
+    sql = f"""
+        WITH market AS (
+            SELECT DISTINCT p.{prop.get_field("zip_code").column} AS code FROM {prop.db_table} p
+        ),
+        demand AS (
+            SELECT s.{score.get_field("trade").column} AS trade_id, p.{prop.get_field("zip_code").column} AS code,
+                   count(*) AS demand
+            FROM {score.db_table} s
+            JOIN {prop.db_table} p ON p.{prop.pk.column} = s.{score.get_field("property").column}
+            WHERE s.score_band >= %(min_band)s AND s.score >= %(min_score)s
+            GROUP BY 1, 2
+        ),
+        free AS (
+            -- per pair, a probe of the one_active_owner index
+            SELECT t.id AS trade_id, m.code
+            FROM {Trade._meta.db_table} t CROSS JOIN market m
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {territory.db_table} o
+                WHERE o.{territory.get_field("zip_code").column} = m.code AND o.trade_id = t.id AND o.ended_at IS NULL
+            )
+        )
+        SELECT t.slug, t.name,
+               (SELECT count(*) FROM {territory.db_table} o WHERE o.trade_id = t.id AND o.ended_at IS NULL),
+               count(f.code),
+               count(f.code) FILTER (WHERE d.demand >= %(high_demand)s)
+        FROM {Trade._meta.db_table} t
+        LEFT JOIN free f ON f.trade_id = t.id
+        LEFT JOIN demand d ON d.trade_id = f.trade_id AND d.code = f.code
+        GROUP BY t.id, t.slug, t.name
+        ORDER BY t.name
+    """
+    params = {
+        "min_score": min_score,
+        "min_band": score_band(min_score),
+        "high_demand": high_demand,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [CoverageSummary(*row) for row in rows]

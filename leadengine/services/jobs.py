@@ -278,6 +278,18 @@ def job_failure_notify(*, run: JobRun) -> None:
         log.exception("could not email the failure of job run %s", run.pk)
 
 
+def _dashboard_refresh(run: JobRun) -> None:
+    """The dashboard's cached figures that the run changed are computed again (even after a failure, which
+    may have done part of its work). The dashboard is a view of the work: failing to refresh it is logged,
+    never a failure of the run."""
+    from leadengine.dashboard import dashboard_refresh
+
+    try:
+        dashboard_refresh(job=run.job)
+    except Exception:
+        log.exception("the dashboard's figures were not refreshed after job run %s", run.pk)
+
+
 def job_run_execute(*, run_id: int) -> JobRun:
     """Run a queued run (the Celery task's body). A run that already ended is left as it is (a task
     delivered twice does the work once); one whose live copy holds the lock is skipped by this copy."""
@@ -306,6 +318,7 @@ def job_run_execute(*, run_id: int) -> JobRun:
         run.save(update_fields=["status", "counts", "error", "finished_at"])
         if run.status == Status.FAILED:
             job_failure_notify(run=run)
+        _dashboard_refresh(run)
         return run
     finally:
         _lock_release(run)
