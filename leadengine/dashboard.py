@@ -39,6 +39,9 @@ LEADS = "leads"  # the generation of cached figures built on leads and their eve
 LEAD_JOBS = frozenset({JobRun.Job.LEAD_GENERATION, JobRun.Job.LEAD_EXPIRY, JobRun.Job.WEBHOOK_DELIVERY,
                        JobRun.Job.EMAIL_DIGEST})  # fmt: skip
 SCORE_JOBS = frozenset({JobRun.Job.SCORING})
+# The counts of those runs that say leads moved: a run that moved none (most webhook delivery runs, every
+# two minutes) leaves the figures as they are.
+LEAD_COUNTS = frozenset({"leads_generated", "leads_routed", "unassigned_expired", "unaccepted_expired", "delivered"})
 HIGH_DEMAND = 10  # a free ZIP with at least this many properties scoring DEFAULT_DEMAND_MIN_SCORE+ is in demand
 TOP_ROWS = 12  # contractors and ZIPs shown in the rate charts, most leads first
 RECENT_RUNS = 15
@@ -117,10 +120,12 @@ def dashboard_coverage() -> tuple[list, dt.datetime]:
     )
 
 
-def dashboard_refresh(*, job: str) -> None:
-    """After a run of `job`: bump the figures it changed and compute the default period's again, so the
-    next page load reads them from Redis. Called outside any transaction, once the run is recorded."""
-    if job in LEAD_JOBS:
+def dashboard_refresh(*, job: str, counts: dict | None = None) -> None:
+    """After a run of `job` that did `counts` (None: unknown, as after a failure): bump the figures it
+    changed and compute the default period's again, so the next page load reads them from Redis. Called
+    outside any transaction, once the run is recorded."""
+    moved = counts is None or any(counts.get(name) for name in LEAD_COUNTS)
+    if job in LEAD_JOBS and moved:
         generation_bump(LEADS)
         period = period_of(days=DEFAULT_DAYS)
         dashboard_funnel(period)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from django.db import connection, transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 
 from scoring import geo
 from scoring.bulk import copy_frame, id_range_plan
@@ -201,9 +203,6 @@ def property_id_ranges(*, rows: int) -> list[tuple[int, int]]:
 def scoring_runs_latest(*, per_trade: int = 2) -> dict[str, list[ScoringRun]]:
     """Per trade slug (every trade, by name), its last `per_trade` succeeded scoring runs, newest first: the
     runs whose score distributions show drift from one to the next."""
-    from django.db.models import F, Window
-    from django.db.models.functions import RowNumber
-
     runs = (
         ScoringRun.objects.filter(status=ScoringRun.Status.SUCCEEDED)
         .annotate(

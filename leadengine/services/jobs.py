@@ -285,7 +285,7 @@ def _dashboard_refresh(run: JobRun) -> None:
     from leadengine.dashboard import dashboard_refresh
 
     try:
-        dashboard_refresh(job=run.job)
+        dashboard_refresh(job=run.job, counts=run.counts if run.status == Status.SUCCEEDED else None)
     except Exception:
         log.exception("the dashboard's figures were not refreshed after job run %s", run.pk)
 

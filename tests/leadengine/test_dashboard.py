@@ -280,6 +280,20 @@ def test_a_job_run_that_moves_leads_refreshes_the_cached_figures(zip_codes, djan
     assert after_at > before_at
 
 
+@pytest.mark.django_db(transaction=True)  # bumps happen once a transaction commits: let them
+def test_a_job_run_that_moved_no_lead_leaves_the_cached_figures(roofing, settings):
+    market(roofing, settings)
+    period = period_of(days=30)
+    first = dashboard_funnel(period)
+    Lead.objects.filter(zip_code="80204").delete()
+
+    run = job_run_scheduled(job="lead_expiry")  # nothing is due
+
+    assert run.status == JobRun.Status.SUCCEEDED
+    assert run.counts == {"unassigned_expired": 0, "unaccepted_expired": 0}
+    assert dashboard_funnel(period) == first
+
+
 # The charts module
 
 
