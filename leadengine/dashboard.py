@@ -254,6 +254,7 @@ def dashboard_build(*, days: int, now: dt.datetime | None = None) -> dict:
         "as_of_local": timezone.localtime(as_of),
         "as_of_ago": _ago(as_of, now),
         "totals": totals,
+        "totals_shown": [(step, f"{count:,}") for step, count in totals.items()],
         "total_rates": {
             "converted": _rate(totals["converted"], totals["assigned"]),
             "returned": _rate(totals["returned"], totals["assigned"]),
