@@ -261,6 +261,10 @@ def dashboard_build(*, days: int, now: dt.datetime | None = None) -> dict:
         },
         "funnel": _funnel_section(funnel, names),
         "per_day": per_day,
+        "today": [
+            (step, f"{per_day.get(period.last_day, {}).get(step, 0):,}")
+            for step in ("generated", "assigned", "converted")
+        ],
         "per_day_chart": _per_day_chart(per_day, period),
         "per_day_legend": charts.legend(["generated", "assigned", "converted"]),
         "outcomes": outcomes,

@@ -202,6 +202,7 @@ def test_the_admin_index_shows_the_dashboard_with_its_charts_to_staff(staff_clie
     assert len(charts_on_page) == 5  # per day, funnel of roofing, two rates, coverage; no scoring run: no drift
     assert all(svg.get("role") == "img" and svg.get("aria-label") for svg in charts_on_page)
     assert "Figures as of " in html and "(just now)" in html
+    assert "<b>4</b> generated, <b>4</b> assigned, <b>1</b> converted." in html  # today's
     assert "<span><b>5</b> generated</span>" in html and "<b>25.0%</b> converted of assigned" in html
     assert '<tr class="run-failed">' in html and "mail refused" in html and "1 failed" in html
     assert "http://" not in html.split('<div id="dashboard">')[1].replace('xmlns="http://www.w3.org/2000/svg"', "")
