@@ -166,7 +166,8 @@ def main() -> None:
     scores_ensure(args.properties)
     owners_ensure()
     trade = Trade.objects.get(slug=TRADE)
-    leads_ensure(trade, args.leads)
+    if Lead.objects.count() < args.leads:  # the played history closed some: count every lead, not the open ones
+        leads_ensure(trade, args.leads)
     history_ensure()
     runs_ensure(trade)
     with connection.cursor() as cursor:
