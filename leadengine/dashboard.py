@@ -292,6 +292,9 @@ def dashboard_build(*, days: int, now: dt.datetime | None = None) -> dict:
 
 
 def dashboard_context(request) -> dict:
-    """What the admin index shows above the list of models: the dashboard for `?days=` (7, 30, 90)."""
+    """What the admin index shows above the list of models: the dashboard for `?days=` (7, 30, 90), to staff
+    who may view leads (the figures are the business's; a staff user kept to other models sees none)."""
+    if not request.user.has_perm("leads.view_lead"):
+        return {}
     days, error = period_parse(request.GET.get("days"))
     return {"dashboard": dashboard_build(days=days), "dashboard_error": error}

@@ -218,6 +218,15 @@ def test_an_empty_database_shows_empty_charts(staff_client, roofing):
     assert any("No data yet" in ET.tostring(svg, encoding="unicode") for svg in svgs_of(html))
 
 
+def test_staff_who_may_not_view_leads_see_the_models_without_the_dashboard(client, django_user_model, roofing):
+    client.force_login(django_user_model.objects.create_user("clerk", is_staff=True))
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 200
+    assert 'id="content-main"' in response.content.decode() and 'id="dashboard"' not in response.content.decode()
+
+
 def test_the_dashboard_is_not_shown_to_anonymous_visitors(client, roofing):
     response = client.get("/admin/")
 
