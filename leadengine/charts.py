@@ -41,6 +41,12 @@ def ticks(top: float) -> list[float]:
     return [0.0, top]
 
 
+def _fit(text: str, width: float, char_width: float = 5.6) -> str:
+    """`text` cut to what `width` pixels hold at the charts' font (the full text stays in the bar's title)."""
+    room = max(int(width // char_width), 4)
+    return text if len(text) <= room else text[: room - 1].rstrip() + "…"
+
+
 def _number(value: float) -> str:
     """A figure for a label: whole numbers with thousands separators, others to one decimal."""
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
@@ -195,7 +201,7 @@ def stacked_bars(
         y = TOP + row_height * index
         body.append(
             f'<text class="chart-label" x="{plot_left - 6}" y="{y + row_height * 0.65:.1f}" text-anchor="end">'
-            f"{escape(name)}</text>"
+            f"{escape(_fit(name, plot_left - 8))}</text>"
         )
         x, thickness = float(plot_left), (row_height - 6) / (len(parts) if grouped else 1)
         for number, (part, value) in enumerate(zip(parts, values, strict=True)):

@@ -356,6 +356,15 @@ def test_stacked_bars_add_up_and_grouped_bars_do_not():
     assert first.get("x") == second.get("x") and float(second.get("y")) > float(first.get("y"))
 
 
+def test_a_long_row_label_is_cut_to_its_room_and_kept_whole_in_the_title():
+    name = "Comfort Air Heating & Cooling of Phoenix (346)"
+    svg = ET.fromstring(charts.stacked_bars("Rates", [(name, [10])], ["converted"], label_width=120))
+
+    (label,) = [text.text for text in svg.iter(f"{SVG}text") if text.get("class") == "chart-label"]
+    assert label == "Comfort Air Heating…" and len(label) * 5.6 <= 120 - 8
+    assert f"{name}: 10 converted" in [title.text for title in svg.iter(f"{SVG}title")]
+
+
 def test_labels_are_escaped_and_empty_data_says_so():
     svg = charts.bar_chart('<b>"x"</b> & co', ["<a>"], [("s", [1])])
     parsed = ET.fromstring(svg)
