@@ -21,8 +21,8 @@ $(BIN)/.installed: requirements.txt
 	touch $@
 
 ## Migrate, load the ZIP reference, seed the demo market and its contractors once, run the daily
-## pipeline (score every trade as of today, generate, route and expire leads), create the default job
-## schedules that are missing, create the demo login.
+## pipeline (score every trade as of today, generate, route and expire leads), play the demo contractors'
+## day, create the default job schedules that are missing and the staff roles, create the demo login.
 setup: $(BIN)/.installed
 	$(MANAGE) migrate --noinput
 	$(MANAGE) load_zipcodes
@@ -31,13 +31,14 @@ setup: $(BIN)/.installed
 	$(MANAGE) run_pipeline
 	$(MANAGE) seed_demo_day --if-quiet
 	$(MANAGE) seed_schedules
+	$(MANAGE) seed_roles
 	$(MANAGE) ensure_demo_user
 
 ## Everything above, then the site, a Celery worker and beat together (Procfile, honcho; Ctrl-C stops all).
 run: setup
 	@echo ""
 	@echo "LeadEngine is starting on http://$(HOST):$(PORT)/"
-	@echo "  Admin:    http://$(HOST):$(PORT)/admin/   (user demo, password demo)"
+	@echo "  Admin:    http://$(HOST):$(PORT)/admin/   (the dashboard; user demo, password demo)"
 	@echo "  API docs: http://$(HOST):$(PORT)/api/docs/"
 	@echo "  Health:   http://$(HOST):$(PORT)/readyz"
 	@echo ""
