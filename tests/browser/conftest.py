@@ -53,7 +53,7 @@ def browser() -> Iterator[Browser]:
     """One Chromium for the browser tests. Package-scoped rather than session-scoped: Playwright's sync API
     keeps an asyncio loop running in the test thread while it is started, and Django refuses ORM calls
     from a thread with a running loop (SynchronousOnlyOperation). The loop is idle whenever test code
-    runs, so the check is lifted exactly while Playwright runs, and the rest of the suite runs with it."""
+    runs, so the check is lifted while Playwright runs, and only then: the rest of the suite keeps it."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"The browser tests need Debian's Chromium at {CHROMIUM}; install it with "
