@@ -52,8 +52,16 @@ worker: $(BIN)/.installed
 beat: $(BIN)/.installed
 	$(BIN)/celery -A leadengine beat -l info
 
-## Lint and run the test suite against real PostgreSQL and Redis.
-test: $(BIN)/.installed
+## Debian's Chromium for the browser tests (tests/browser, Playwright): installed when missing and root.
+/usr/bin/chromium:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "The browser tests need Debian's Chromium: sudo apt-get install chromium"; exit 1; \
+	fi
+
+## Lint and run the test suite (browser tests included) against real PostgreSQL and Redis.
+test: $(BIN)/.installed /usr/bin/chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MANAGE) makemigrations --check --dry-run
