@@ -22,5 +22,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
 
+handler403 = "leadengine.views.permission_denied"
 handler404 = "leadengine.views.page_not_found"
 handler500 = "leadengine.views.server_error"

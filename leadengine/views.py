@@ -64,6 +64,22 @@ def server_error(request, *args, **kwargs):
     return defaults.server_error(request, *args, **kwargs)
 
 
+def permission_denied(request, exception, *args, **kwargs):
+    """403 of a page the user's roles don't open: in the admin, a back-office page naming the user's groups
+    with the way back to the dashboard; Django's page elsewhere (the API answers its own 403s)."""
+    if request.path.startswith("/admin/") and request.user.is_authenticated:
+        from django.contrib import admin
+        from django.template.response import TemplateResponse
+
+        context = {
+            **admin.site.each_context(request),
+            "title": "Not allowed",
+            "groups": sorted(request.user.groups.values_list("name", flat=True)),
+        }
+        return TemplateResponse(request, "admin/403.html", context, status=403)
+    return defaults.permission_denied(request, exception, *args, **kwargs)
+
+
 def page_not_found(request, exception, *args, **kwargs):
     """404 of a URL nothing serves: JSON for the API, Django's page elsewhere."""
     if request.path.startswith("/api/"):
