@@ -255,23 +255,25 @@ class ContractorAdmin(admin.ModelAdmin):
             self, request, form=form, title=title, submit_label=title, objects=queryset, action=action
         )
 
-    @admin.action(description="Pause the selected contractors (no new assignments)")
+    @admin.action(description="Pause the selected contractors (no new assignments)", permissions=["change"])
     def pause(self, request, queryset):
         return self._status_with_reason(
             request, queryset, status=Contractor.Status.PAUSED, action="pause", title="Pause contractors"
         )
 
-    @admin.action(description="Resume the selected contractors")
+    @admin.action(description="Resume the selected contractors", permissions=["change"])
     def resume(self, request, queryset):
         self._change_status(request, queryset, Contractor.Status.ACTIVE, "")
 
-    @admin.action(description="Suspend the selected contractors (no assignments, no API access)")
+    @admin.action(
+        description="Suspend the selected contractors (no assignments, no API access)", permissions=["change"]
+    )
     def suspend(self, request, queryset):
         return self._status_with_reason(
             request, queryset, status=Contractor.Status.SUSPENDED, action="suspend", title="Suspend contractors"
         )
 
-    @admin.action(description="Rotate the webhook signing secret")
+    @admin.action(description="Rotate the webhook signing secret", permissions=["change"])
     def rotate_webhook_secret(self, request, queryset):
         for contractor in queryset.order_by("pk"):
             contractor_webhook_secret_rotate(contractor=contractor)
@@ -381,7 +383,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         for key in queryset.order_by("pk"):
             api_key_revoke(key=key)

@@ -1,10 +1,18 @@
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
+from contractors.admin import service_form_response
+from leadengine.admin_tools import BigTableAdmin
 from leadengine.models import JobRun
 from leadengine.selectors import jobs_overdue, schedule_states
+from leadengine.services.jobs import JobError, job_run_request
+from scoring.models import Trade
 
 ALERT_STYLE = '<strong style="color: #ba2121;">{}</strong>'
 
@@ -17,15 +25,25 @@ def overdue_warn(request) -> None:
         messages.warning(request, f"Overdue (not succeeded since due): {names}. Check that beat and a worker run.")
 
 
-@admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
-    """Background runs: a record of what ran, is running or waits; written by the jobs, never edited."""
+class RunJobForm(forms.Form):
+    job = forms.ChoiceField(choices=JobRun.Job.choices)
+    trade = forms.ModelChoiceField(
+        Trade.objects.all(), required=False, help_text="Scoring and lead generation run per trade; the others for all."
+    )
 
+
+@admin.register(JobRun)
+class JobRunAdmin(BigTableAdmin):
+    """Background runs: a record of what ran, is running or waits; written by the jobs, never edited.
+    Staff who may add runs start one now (the form, or the action on runs) through job_run_request."""
+
+    change_list_template = "admin/leadengine/jobrun/change_list.html"
     list_display = ["id", "job", "trade", "outcome", "requested_by", "queued_at", "started_at", "duration", "error"]
     list_filter = ["status", "job", "trade"]
     list_select_related = ["trade", "requested_by"]
     date_hierarchy = "queued_at"
     readonly_fields = [field.name for field in JobRun._meta.fields] + ["duration"]
+    actions = ["run_again"]
 
     @admin.display(description="Status", ordering="status")
     def outcome(self, run: JobRun) -> str:
@@ -40,14 +58,57 @@ class JobRunAdmin(admin.ModelAdmin):
         return "" if seconds is None else f"{seconds:,.1f}"
 
     def has_add_permission(self, request) -> bool:
-        return False
+        return False  # a run is recorded by job_run_request (the run form), never typed in
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_run_permission(self, request) -> bool:
+        """Running a job now is adding a run (the Ops role's "add" on job runs)."""
+        return request.user.has_perm(f"{self.opts.app_label}.add_{self.opts.model_name}")
+
+    def get_urls(self):
+        run = path("run/", self.admin_site.admin_view(self.run_view), name="leadengine_jobrun_run")
+        return [run, *super().get_urls()]
+
     def changelist_view(self, request, extra_context=None):
         overdue_warn(request)
+        extra_context = {**(extra_context or {}), "has_run_permission": self.has_run_permission(request)}
         return super().changelist_view(request, extra_context)
+
+    def _request(self, request, *, job: str, trade: Trade | None) -> JobRun | None:
+        """job_run_request, its outcome as a message: the run queued, or why it was refused."""
+        scope = f" for {trade}" if trade else ""
+        try:
+            run = job_run_request(job=job, trade=trade, user=request.user)
+        except JobError as refused:
+            self.message_user(request, f"{JobRun.Job(job).label}{scope} not started: {refused}", messages.ERROR)
+            return None
+        self.message_user(request, f"{run.get_job_display()}{scope} queued as run {run.pk}.", messages.SUCCESS)
+        return run
+
+    def run_view(self, request):
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        form = RunJobForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            run = self._request(request, job=form.cleaned_data["job"], trade=form.cleaned_data["trade"])
+            if run is not None:
+                return redirect(reverse("admin:leadengine_jobrun_changelist"))
+        return service_form_response(
+            self,
+            request,
+            form=form,
+            title="Run a job now",
+            submit_label="Run now",
+            intro="The run is queued for a worker at once; a job already waiting or running is not started twice.",
+        )
+
+    @admin.action(description="Run the selected runs' jobs again now", permissions=["run"])
+    def run_again(self, request, queryset):
+        for job, trade_id in queryset.order_by("job", "trade_id").values_list("job", "trade_id").distinct():
+            trade = Trade.objects.get(pk=trade_id) if trade_id else None
+            self._request(request, job=job, trade=trade)
 
 
 admin.site.unregister(PeriodicTask)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
@@ -39,7 +40,10 @@ def table_rows_estimate(queryset: QuerySet) -> int | None:
 def plan_rows_estimate(queryset: QuerySet) -> int:
     """The planner's estimate of the rows `queryset` selects (its plan's top node), without running it."""
     connection = connections[queryset.db]
-    sql, params = queryset.order_by().query.sql_with_params()
+    try:
+        sql, params = queryset.order_by().query.sql_with_params()
+    except EmptyResultSet:  # a filter that can match nothing (e.g. `pk__in=[]`): no query to plan
+        return 0
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]

@@ -18,7 +18,9 @@ from django.utils.html import format_html
 
 from contractors.admin import service_form_response
 from contractors.models import Contractor
+from leadengine.admin_tools import BigTableAdmin
 from leadengine.text import counted
+from leads.api.export import lead_export_response
 from leads.errors import LeadError, SuppressionImportError
 from leads.models import Lead, LeadEvent, LeadFilter, Suppression, WebhookAttempt, suppression_value_normalize
 from leads.services.lifecycle import lead_assign, lead_return_approve, lead_return_deny, lead_withdraw
@@ -206,7 +208,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(BigTableAdmin):
     """Leads change only through the lifecycle services: the actions here call them and show each
     refusal as it is worded there."""
 
@@ -236,11 +238,10 @@ class LeadAdmin(admin.ModelAdmin):
         ("assigned_at", admin.DateFieldListFilter),
     ]
     list_select_related = ["trade", "contractor"]
-    search_fields = ["=zip_code", "=property__parcel_id"]
+    search_fields = ["zip_code__exact", "property__parcel_id__exact"]
     search_help_text = "A ZIP code or a parcel id, exactly."
-    show_full_result_count = False
     inlines = [LeadEventInline, WebhookAttemptInline]
-    actions = ["assign", "withdraw", "approve_return", "deny_return"]
+    actions = ["assign", "withdraw", "approve_return", "deny_return", "export_csv"]
     fieldsets = [
         (None, {"fields": ["property", "trade", "zip_code", "state", "contractor"]}),
         (
@@ -392,6 +393,12 @@ class LeadAdmin(admin.ModelAdmin):
         )
         return None
 
+    @admin.action(description="Export the selected leads as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        """The API's export file (same columns, formula escaping, streaming), for staff: a look at the
+        leads, so nothing is delivered, whatever their state."""
+        return lead_export_response(queryset, deliver=False)
+
 
 # --- Quality filters --------------------------------------------------------------------------------
 
@@ -508,7 +515,7 @@ class SuppressionImportForm(forms.Form):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
+class SuppressionAdmin(BigTableAdmin):
     """Entries are added through the service (one by one here, or a CSV file), which withdraws the
     unassigned leads they match; they are not edited afterwards. Lifting one is a delete."""
 
@@ -518,7 +525,6 @@ class SuppressionAdmin(admin.ModelAdmin):
     list_select_related = ["created_by"]
     search_fields = ["value"]
     search_help_text = "Part of a value, in any case and punctuation."
-    show_full_result_count = False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

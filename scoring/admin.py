@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from leadengine.admin_tools import BigTableAdmin
 from scoring.models import (
     Factor,
     ImportRun,
@@ -25,11 +26,10 @@ from scoring.services.scoring_models import scoring_model_activate, scoring_mode
 
 
 @admin.register(ZipCode)
-class ZipCodeAdmin(admin.ModelAdmin):
+class ZipCodeAdmin(BigTableAdmin):
     list_display = ["code", "city", "state", "county", "kind", "active", "time_zone"]
     list_filter = ["kind", "active", "state"]
-    search_fields = ["=code", "city", "county"]
-    show_full_result_count = False
+    search_fields = ["code__exact", "city", "county"]
     readonly_fields = ["code"]
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -59,8 +59,23 @@ class SaleInline(admin.TabularInline):
     ordering = ["-sale_date"]
 
 
+class StateFilter(admin.SimpleListFilter):
+    """The property's state, listed from the ZIP reference (tens of thousands of rows) rather than by a
+    DISTINCT over every property on each page load, as the plain field filter would."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        states = ZipCode.objects.order_by("state").values_list("state", flat=True).distinct()
+        return [(state, state) for state in states if state]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(state=self.value()) if self.value() else queryset
+
+
 @admin.register(Property)
-class PropertyAdmin(admin.ModelAdmin):
+class PropertyAdmin(BigTableAdmin):
     list_display = [
         "parcel_id",
         "address",
@@ -74,12 +89,13 @@ class PropertyAdmin(admin.ModelAdmin):
         "owner_occupied",
         "last_sale_date",
     ]
-    list_filter = ["property_type", "owner_occupied", "zip_derived", "state"]
-    # Exact parcel and ZIP lookups use their indexes; address is a prefix match.
-    search_fields = ["=parcel_id", "=zip_code__code", "^address"]
+    list_filter = ["property_type", "owner_occupied", "zip_derived", StateFilter]
+    # Exact lookups ("=" would compare upper-cased values, which no index holds): the parcel id through
+    # its unique index; the ZIP and the address prefix are scans (properties have no index on either).
+    search_fields = ["parcel_id__exact", "zip_code__exact", "^address"]
+    search_help_text = "A parcel id or a ZIP code, exactly, or the start of an address."
     raw_id_fields = ["zip_code"]
     readonly_fields = ["created_at", "updated_at"]
-    show_full_result_count = False
     inlines = [PermitInline, SaleInline]
     fieldsets = [
         (
@@ -107,7 +123,7 @@ class PropertyAdmin(admin.ModelAdmin):
 
 
 @admin.register(StormEvent)
-class StormEventAdmin(admin.ModelAdmin):
+class StormEventAdmin(BigTableAdmin):
     list_display = [
         "event_id",
         "event_date",
@@ -118,32 +134,29 @@ class StormEventAdmin(admin.ModelAdmin):
         "radius_miles",
         "zip_code_id",
     ]
-    list_filter = ["kind"]
-    search_fields = ["=event_id", "=zip_code__code"]
-    date_hierarchy = "event_date"
+    list_filter = ["kind", ("event_date", admin.DateFieldListFilter)]
+    search_fields = ["event_id__exact", "zip_code__exact"]
     raw_id_fields = ["zip_code"]
-    show_full_result_count = False
 
 
 @admin.register(Permit)
-class PermitAdmin(admin.ModelAdmin):
+class PermitAdmin(BigTableAdmin):
     list_display = ["permit_number", "property", "issued_date", "permit_type", "trade", "value"]
-    list_filter = ["trade"]
+    # Date filters rather than a date hierarchy: the hierarchy's year and month links are DISTINCT
+    # queries over every row on each page load.
+    list_filter = ["trade", ("issued_date", admin.DateFieldListFilter)]
     list_select_related = ["property", "trade"]
-    search_fields = ["=permit_number", "=property__parcel_id"]
-    date_hierarchy = "issued_date"
+    search_fields = ["permit_number__exact", "property__parcel_id__exact"]
     raw_id_fields = ["property"]
-    show_full_result_count = False
 
 
 @admin.register(Sale)
-class SaleAdmin(admin.ModelAdmin):
+class SaleAdmin(BigTableAdmin):
     list_display = ["property", "sale_date", "price"]
+    list_filter = [("sale_date", admin.DateFieldListFilter)]
     list_select_related = ["property"]
-    search_fields = ["=property__parcel_id"]
-    date_hierarchy = "sale_date"
+    search_fields = ["property__parcel_id__exact"]
     raw_id_fields = ["property"]
-    show_full_result_count = False
 
 
 @admin.register(ImportRun)
@@ -267,7 +280,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 request, f"Saved as a draft that cannot be activated yet: {error.messages[0]}", messages.WARNING
             )
 
-    @admin.action(description="Activate the selected version (retires its trade's active one)")
+    @admin.action(description="Activate the selected version (retires its trade's active one)", permissions=["change"])
     def activate(self, request, queryset):
         for model in queryset.order_by("trade_id", "version"):
             try:
@@ -351,15 +364,14 @@ class ScoringRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Score)
-class ScoreAdmin(admin.ModelAdmin):
+class ScoreAdmin(BigTableAdmin):
     """Current scores, written by runs and rescoring only."""
 
     list_display = ["property", "trade", "score", "urgency", "model", "reason_texts", "scored_at"]
     list_filter = ["trade"]
     list_select_related = ["property", "trade", "model", "model__trade"]
     raw_id_fields = ["property"]
-    search_fields = ["=property__parcel_id"]
-    show_full_result_count = False
+    search_fields = ["property__parcel_id__exact"]
     # By id, not by score: sorting a million scores on every page load is what the lead issue's
     # queries will index for, with the measurement that shows the cost to runs.
     ordering = ["-id"]

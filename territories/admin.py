@@ -9,6 +9,7 @@ from django.urls import path, reverse
 
 from contractors.admin import service_form_response
 from contractors.models import Contractor
+from leadengine.admin_tools import BigTableAdmin
 from leads.selectors import lead_pool_by_zip
 from leads.services.routing import leads_route_territories
 from scoring.models import Trade
@@ -90,7 +91,7 @@ class OwnershipFilter(admin.SimpleListFilter):
 
 
 @admin.register(Territory)
-class TerritoryAdmin(admin.ModelAdmin):
+class TerritoryAdmin(BigTableAdmin):
     """Ownership history is read-only; claims, releases and transfers go through the services (the
     claim form and the actions), which report conflicts as messages."""
 
@@ -116,9 +117,8 @@ class TerritoryAdmin(admin.ModelAdmin):
         "end_reason",
     ]
     list_select_related = ["zip_code", "trade", "contractor"]
-    search_fields = ["=zip_code__code", "contractor__name", "contractor__slug"]
+    search_fields = ["zip_code__exact", "contractor__name", "contractor__slug"]
     date_hierarchy = "started_at"
-    show_full_result_count = False
     actions = ["release", "transfer"]
 
     @admin.display(description="ZIP", ordering="zip_code")
@@ -135,6 +135,10 @@ class TerritoryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # history: rows change only through the services
+
+    def has_manage_permission(self, request) -> bool:
+        """Release and transfer: for staff who may change territories, although no row is edited by hand."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -212,7 +216,7 @@ class TerritoryAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/territories/territory/coverage.html", context)
 
-    @admin.action(description="Release the selected territories")
+    @admin.action(description="Release the selected territories", permissions=["manage"])
     def release(self, request, queryset):
         form = NoteForm(request.POST if "apply" in request.POST else None)
         if not (form.is_bound and form.is_valid()):
@@ -239,7 +243,7 @@ class TerritoryAdmin(admin.ModelAdmin):
         self.pool_route(request, [p.territory for p in released.promotions if p.territory is not None])
         return None
 
-    @admin.action(description="Transfer the selected territories to another contractor")
+    @admin.action(description="Transfer the selected territories to another contractor", permissions=["manage"])
     def transfer(self, request, queryset):
         form = TransferForm(request.POST if "apply" in request.POST else None)
         if not (form.is_bound and form.is_valid()):
@@ -277,13 +281,12 @@ class TerritoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(WaitlistEntry)
-class WaitlistEntryAdmin(admin.ModelAdmin):
+class WaitlistEntryAdmin(BigTableAdmin):
     change_list_template = "admin/territories/waitlistentry/change_list.html"
     list_display = ["zip_code_id", "trade", "contractor", "status", "joined_at", "offer_expires_at", "closed_at"]
     list_filter = ["status", "trade", "contractor__status"]
     list_select_related = ["trade", "contractor"]
-    search_fields = ["=zip_code__code", "contractor__name"]
-    show_full_result_count = False
+    search_fields = ["zip_code__exact", "contractor__name"]
     actions = ["accept_offer", "leave"]
 
     @admin.display(description="ZIP", ordering="zip_code")
@@ -292,6 +295,10 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # the line changes only through the services
+
+    def has_manage_permission(self, request) -> bool:
+        """The actions: for staff who may change waitlist entries, although no row is edited by hand."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -327,7 +334,7 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
             intro="Queue a contractor for a ZIP code another contractor owns.",
         )
 
-    @admin.action(description="Accept the selected offers on the contractor's behalf")
+    @admin.action(description="Accept the selected offers on the contractor's behalf", permissions=["manage"])
     def accept_offer(self, request, queryset):
         for entry in queryset.order_by("pk"):
             try:
@@ -340,7 +347,7 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
                 )
                 TerritoryAdmin.pool_route(self, request, [territory])
 
-    @admin.action(description="Take the selected contractors out of line (declines an offer)")
+    @admin.action(description="Take the selected contractors out of line (declines an offer)", permissions=["manage"])
     def leave(self, request, queryset):
         for entry in queryset.order_by("pk"):
             try:

@@ -194,12 +194,14 @@ def test_changelist_queries_do_not_grow_with_the_leads_shown(
     for zip_code in ("80202", "80203"):
         pool_lead(roofing, zip_code=zip_code)
         assigned_lead(roofing, acme if zip_code == "80202" else peak, zip_code=zip_code)
-    with django_assert_max_num_queries(6):
+    # The session and user, the table's row estimate, the exact count (a small table), the contractors
+    # filter, the leads with their trades and contractors, and the savepoint pair around the actions.
+    with django_assert_max_num_queries(7):
         assert len(listed(staff_client)) == 4
 
     for index in range(8):
         assigned_lead(roofing, acme if index % 2 else peak, zip_code="80202" if index % 2 else "80203")
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         assert len(listed(staff_client)) == 12
 
 
@@ -248,9 +250,11 @@ def test_staff_who_may_only_view_leads_get_no_actions(client, roofing, acme):
     page = client.get(CHANGELIST).content.decode()
     assert f"/admin/leads/lead/{lead.pk}/change/" in page
     assert 'value="assign"' not in page and 'value="withdraw"' not in page
+    assert 'value="approve_return"' not in page and 'value="deny_return"' not in page
+    assert 'value="export_csv"' in page  # looking is what viewing allows
 
     response = act(client, "withdraw", [lead], reason="Bad parcel data")
-    assert (response.status_code, messages_of(response)) == (200, [])
+    assert (response.status_code, messages_of(response)) == (200, [("warning", "No action selected.")])
     assert snapshot(lead) == before
 
 
@@ -672,3 +676,45 @@ def test_entries_are_searched_as_stored_and_not_edited(staff_client, staff_user,
     # Lifting an entry is a delete: Django's own permission (superusers here).
     assert staff_client.post(f"{SUPPRESSIONS}{entry.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not Suppression.objects.filter(pk=entry.pk).exists()
+
+
+# --- Exporting --------------------------------------------------------------------------------------
+
+
+def exported_rows(response) -> list[list[str]]:
+    import csv
+    import io
+
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="leads-')
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_export_action_streams_the_selected_leads_as_the_api_csv_and_delivers_nothing(staff_client, roofing, acme):
+    from leads.api.export import HEADER
+
+    chosen = assigned_lead(roofing, acme, owner_name="=HYPERLINK(1)")
+    other = pool_lead(roofing)
+    before = snapshot(chosen)
+
+    response = staff_client.post(CHANGELIST, {"action": "export_csv", "_selected_action": [chosen.pk]})
+
+    rows = exported_rows(response)
+    assert rows[0] == HEADER
+    assert [row[0] for row in rows[1:]] == [str(chosen.pk)]
+    record = dict(zip(HEADER, rows[1], strict=True))
+    assert (record["state"], record["owner_name"]) == ("assigned", "'=HYPERLINK(1)")  # a formula is text
+    assert snapshot(chosen) == before  # staff looking at leads is no delivery
+    assert str(other.pk) not in {row[0] for row in rows}
+
+
+def test_staff_who_may_only_view_leads_may_export_them(client, roofing, acme):
+    viewer = get_user_model().objects.create_user("viewer", password="pw-for-tests-only", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_lead"))
+    client.force_login(viewer)
+    lead = assigned_lead(roofing, acme)
+
+    response = client.post(CHANGELIST, {"action": "export_csv", "_selected_action": [lead.pk]})
+
+    assert [row[0] for row in exported_rows(response)[1:]] == [str(lead.pk)]
+    assert Lead.objects.get(pk=lead.pk).state == Lead.State.ASSIGNED
