@@ -194,3 +194,28 @@ def test_contractor_page_queries_do_not_grow_with_its_territories(staff_client, 
     few = queries()
     territory_claim_many(contractor=acme, trade=trades["roofing"], zip_codes=["80303", "80304", "80305", "80501"])
     assert queries() == few
+
+
+def test_suspend_action_asks_for_a_reason_then_suspends(staff_client, acme):
+    response = staff_client.post(
+        CHANGELIST,
+        {"action": "suspend", "_selected_action": [acme.pk], "apply": "yes", "reason": "Unpaid invoices"},
+        follow=True,
+    )
+
+    acme.refresh_from_db()
+    assert (acme.status, acme.status_reason) == ("suspended", "Unpaid invoices")
+    assert f"{acme} is now {acme.get_status_display().lower()}." in response.content.decode()
+    assert ContractorStatusChange.objects.get().to_status == "suspended"
+
+
+def test_rotate_action_gives_new_webhook_secrets_and_says_so(staff_client, acme):
+    before = acme.webhook_secret
+
+    response = staff_client.post(
+        CHANGELIST, {"action": "rotate_webhook_secret", "_selected_action": [acme.pk]}, follow=True
+    )
+
+    acme.refresh_from_db()
+    assert acme.webhook_secret != before
+    assert "New webhook secrets for 1 contractors; tell them before the next delivery." in response.content.decode()

@@ -199,3 +199,20 @@ def test_waitlist_join_form_and_accept_action(staff_client, owned, peak, trades)
     )
     assert "Peak Roofing now owns 80302 Roofing." in page_of(response)
     assert WaitlistEntry.objects.get().status == WaitlistEntry.Status.CLAIMED
+
+
+def test_waitlist_leave_action_takes_the_contractor_out_of_line(staff_client, owned, peak, trades):
+    entry = waitlist_join(contractor=peak, trade=trades["roofing"], zip_code="80302")
+
+    response = staff_client.post(
+        "/admin/territories/waitlistentry/", {"action": "leave", "_selected_action": [entry.pk]}, follow=True
+    )
+
+    assert "Peak Roofing left the line for 80302 Roofing." in page_of(response)
+    assert WaitlistEntry.objects.get().status == WaitlistEntry.Status.WITHDRAWN
+
+
+def test_territory_change_list_links_to_the_claim_form(staff_client, owned):
+    page = page_of(staff_client.get(CHANGELIST))
+
+    assert f'href="{CLAIM}"' in page and "Claim territories" in page
