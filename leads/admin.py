@@ -1,5 +1,6 @@
 """The leads admin. Leads and their history are read-only here: every move goes through the lifecycle
-services (the actions), which check the transition table and write the event. Each trade's quality
+services (the actions), which check the transition table and write the event; a selection is exported as
+the API's CSV file (leads/api/export.py), without delivering anything. Each trade's quality
 filters are edited here; the do-not-contact list is added to (one entry or a CSV file) through its
 service, which withdraws the unassigned leads an entry matches."""
 
