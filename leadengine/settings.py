@@ -231,3 +231,10 @@ LEAD_RETURN_RATE_PERCENT = env_int(ENV, "LEAD_RETURN_RATE_PERCENT", 15, minimum=
 WEBHOOK_TIMEOUT_SECONDS = env_int(ENV, "WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 WEBHOOK_MAX_ATTEMPTS = env_int(ENV, "WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
 WEBHOOK_BACKOFF_SECONDS = env_int(ENV, "WEBHOOK_BACKOFF_SECONDS", 60, minimum=1)
+
+# Admin login (leadengine/security.py): a username with LOGIN_FAILURES_PER_USER failed logins, or a client
+# address (REMOTE_ADDR; an IPv6 address by its /64) with LOGIN_FAILURES_PER_ADDRESS, within
+# LOGIN_LOCKOUT_MINUTES of the first, is refused for LOGIN_LOCKOUT_MINUTES without its password being checked.
+LOGIN_FAILURES_PER_USER = env_int(ENV, "LOGIN_FAILURES_PER_USER", 5, minimum=1)
+LOGIN_FAILURES_PER_ADDRESS = env_int(ENV, "LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int(ENV, "LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
