@@ -162,6 +162,8 @@ def login_attempt_begin(*, username: str, address: str) -> LoginAttempt:
     timeout = lockout_seconds()
     counts = tuple(_increment(counter.key, timeout) for counter in counters)
     # Concurrent attempts passed the check above together: only the numbers up to the limit may go on.
+    # One refused here stays counted on both counters, like any guess refused while locked would have been
+    # had it come a moment later; over the limit, a count only keeps the lock it already holds.
     if any(count > counter.limit for counter, count in zip(counters, counts, strict=True)):
         _refuse_if_locked(counters, tuple(count - 1 for count in counts))
     return LoginAttempt(username=username, address=address, counters=counters, counts=counts)

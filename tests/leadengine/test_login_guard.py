@@ -133,6 +133,24 @@ def test_ipv6_addresses_in_one_64_network_share_their_failures(alice, settings):
     assert_logged_in(log_in(Client(), "alice", PASSWORD, address="2001:db8:0:1::1"))
 
 
+def test_a_forwarded_for_header_does_not_change_the_counted_address(alice, settings):
+    settings.LOGIN_FAILURES_PER_ADDRESS = 2
+    for index, username in enumerate(["bob", "carol"]):
+        response = Client().post(
+            LOGIN,
+            {"username": username, "password": "wrong"},
+            REMOTE_ADDR=OFFICE,
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{index}",
+        )
+        assert INVALID in response.content.decode()
+
+    response = Client().post(
+        LOGIN, {"username": "alice", "password": PASSWORD}, REMOTE_ADDR=OFFICE, HTTP_X_FORWARDED_FOR="203.0.113.99"
+    )
+
+    assert_refused(response, ADDRESS_LOCKED)
+
+
 def test_a_success_forgets_the_usernames_failures_but_not_the_addresss(alice, settings):
     settings.LOGIN_FAILURES_PER_ADDRESS = 9
     fail(4)
