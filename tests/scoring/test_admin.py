@@ -58,3 +58,27 @@ def test_import_runs_are_read_only_in_the_admin(staff_client, example_market):
 def test_zip_codes_cannot_be_deleted_from_the_admin(staff_client, zip_codes):
     response = staff_client.get("/admin/scoring/zipcode/80302/delete/")
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("R0012345", ["1420 Mapleton Ave"]),  # a parcel id, exactly
+        ("1420 Mapleton", ["1420 Mapleton Ave"]),  # the start of an address, words and all
+        ("1420 mapleton", ["1420 Mapleton Ave"]),  # in any case
+        ("Mapleton", []),  # a prefix, not any part
+    ],
+)
+def test_property_search_finds_a_parcel_or_an_address_start(staff_client, example_market, query, expected):
+    page = staff_client.get("/admin/scoring/property/", {"q": query}).content.decode()
+
+    shown = [address for address in Property.objects.values_list("address", flat=True) if f">{address}<" in page]
+    assert shown == expected
+
+
+def test_property_search_by_zip_lists_the_zips_properties(staff_client, example_market):
+    page = staff_client.get("/admin/scoring/property/", {"q": "80304"}).content.decode()
+
+    in_zip = set(Property.objects.filter(zip_code="80304").values_list("parcel_id", flat=True))
+    shown = {parcel for parcel in Property.objects.values_list("parcel_id", flat=True) if f">{parcel}<" in page}
+    assert shown == in_zip and in_zip
