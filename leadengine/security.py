@@ -25,6 +25,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from rest_framework.throttling import BaseThrottle
 
 logger = logging.getLogger("leadengine.security")
 
@@ -72,9 +73,11 @@ def lockout_seconds() -> int:
 
 
 def client_address(request: HttpRequest | None) -> str:
-    """The address a login comes from: REMOTE_ADDR, never X-Forwarded-For (any client can write that
-    header). An IPv6 address counts as its /64 network, which one client commonly holds whole."""
-    raw = request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    """The address a login comes from, by the API throttles' rule (DRF's get_ident with NUM_PROXIES,
+    TRUSTED_PROXIES in the environment): the connection's address, or behind trusted proxies the one the
+    nearest saw; an X-Forwarded-For a client wrote itself is not believed. An IPv6 address counts as its
+    /64 network, which one client commonly holds whole."""
+    raw = BaseThrottle().get_ident(request) if request is not None else ""
     return address_group(raw)
 
 

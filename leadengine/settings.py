@@ -148,6 +148,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "leadengine.api.errors.api_exception_handler",
+    # The client's address for throttles and the login guard (leadengine.security.client_address): with no
+    # proxy in front, the connection's; behind N proxies, the address the nearest of them saw. Never a
+    # client-written X-Forwarded-For beyond that.
+    "NUM_PROXIES": env_int(ENV, "TRUSTED_PROXIES", 0, minimum=0),
 }
 # API throttling, per minute (counters in Redis): per key or staff user, per address without
 # credentials, and refused keys per address.
@@ -233,7 +237,7 @@ WEBHOOK_MAX_ATTEMPTS = env_int(ENV, "WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
 WEBHOOK_BACKOFF_SECONDS = env_int(ENV, "WEBHOOK_BACKOFF_SECONDS", 60, minimum=1)
 
 # Admin login (leadengine/security.py): a username with LOGIN_FAILURES_PER_USER failed logins, or a client
-# address (REMOTE_ADDR; an IPv6 address by its /64) with LOGIN_FAILURES_PER_ADDRESS, within
+# address (see NUM_PROXIES above; an IPv6 address by its /64) with LOGIN_FAILURES_PER_ADDRESS, within
 # LOGIN_LOCKOUT_MINUTES of the first, is refused for LOGIN_LOCKOUT_MINUTES without its password being checked.
 LOGIN_FAILURES_PER_USER = env_int(ENV, "LOGIN_FAILURES_PER_USER", 5, minimum=1)
 LOGIN_FAILURES_PER_ADDRESS = env_int(ENV, "LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)

@@ -151,6 +151,32 @@ def test_a_forwarded_for_header_does_not_change_the_counted_address(alice, setti
     assert_refused(response, ADDRESS_LOCKED)
 
 
+def test_behind_a_trusted_proxy_the_address_the_proxy_saw_is_counted(alice, settings):
+    settings.LOGIN_FAILURES_PER_ADDRESS = 2
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}  # TRUSTED_PROXIES=1
+    proxy = "10.0.0.5"
+    for username in ["bob", "carol"]:  # a client behind the proxy, claiming another address further out
+        response = Client().post(
+            LOGIN,
+            {"username": username, "password": "wrong"},
+            REMOTE_ADDR=proxy,
+            HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.7",
+        )
+        assert INVALID in response.content.decode()
+
+    locked = Client().post(
+        LOGIN, {"username": "alice", "password": PASSWORD}, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="203.0.113.7"
+    )
+    assert_refused(locked, ADDRESS_LOCKED)
+    other = Client().post(
+        LOGIN,
+        {"username": "alice", "password": PASSWORD, "next": "/admin/"},
+        REMOTE_ADDR=proxy,
+        HTTP_X_FORWARDED_FOR="203.0.113.8",
+    )
+    assert_logged_in(other)
+
+
 def test_a_success_forgets_the_usernames_failures_but_not_the_addresss(alice, settings):
     settings.LOGIN_FAILURES_PER_ADDRESS = 9
     fail(4)

@@ -315,6 +315,16 @@ def test_refused_keys_are_throttled_per_address(roofing, settings):
     assert statuses == [401, 401, 429]
 
 
+def test_a_forwarded_for_header_a_client_writes_does_not_escape_the_address_throttle(roofing, settings):
+    settings.API_AUTH_FAILURE_RATE = "2/min"
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Api-Key le_guess")
+
+    statuses = [client.get(URL, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code for n in range(3)]
+
+    assert statuses == [401, 401, 429]
+
+
 def test_staff_see_every_lead_through_their_session(market, staff_client):
     _, _, leads = market
 
