@@ -24,17 +24,23 @@ ESTIMATE_THRESHOLD = 10_000
 
 
 def table_rows_estimate(queryset: QuerySet) -> int | None:
-    """The table's row estimate from its last ANALYZE; None when never analyzed (reltuples is -1)."""
+    """The table's rows as the planner reckons them: the density its last ANALYZE saw (reltuples per
+    page) times the pages the table has now, so rows added since are counted. None when the table was
+    never analyzed (reltuples is -1)."""
     connection = connections[queryset.db]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+            """
+            SELECT CASE WHEN reltuples < 0 THEN NULL
+                        WHEN relpages = 0 THEN reltuples
+                        ELSE reltuples / relpages * (pg_relation_size(oid) / current_setting('block_size')::int)
+                   END::bigint
+            FROM pg_class WHERE oid = %s::regclass
+            """,
             [connection.ops.quote_name(queryset.model._meta.db_table)],
         )
         row = cursor.fetchone()
-    if row is None or row[0] < 0:
-        return None
-    return int(row[0])
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def plan_rows_estimate(queryset: QuerySet) -> int:
@@ -53,7 +59,8 @@ def plan_rows_estimate(queryset: QuerySet) -> int:
 
 
 def is_unfiltered(queryset: QuerySet) -> bool:
-    """Every row of the table, once each: no condition, no DISTINCT, no join that could repeat rows."""
+    """Every row of the table: no condition, no DISTINCT, no union (the change list's joins follow foreign
+    keys, one row each)."""
     query = queryset.query
     return not query.where and not query.distinct and not query.combinator and query.low_mark == 0
 
@@ -86,7 +93,7 @@ class EstimatedCountPaginator(Paginator):
     def page(self, number):
         """The page, without the end Django sets at the count when the count is an estimate. When such a
         page comes short, the set ends on it, so its count is known exactly from here on (an estimate of
-        50,000 for a search that finds 3 rows, or of 30 pages for 33)."""
+        50,000 for a search that finds 3 rows, or of 30 rows for 33)."""
         if not self.estimated:
             return super().page(number)
         number = self.validate_number(number)
