@@ -227,6 +227,8 @@ def test_job_runs_list_offers_to_run_a_job_now(staff_client):
     page = page_of(staff_client.get(JOBRUNS))
 
     assert 'href="/admin/leadengine/jobrun/run/"' in page and "Run a job now" in page
+    form = page_of(staff_client.get(f"{JOBRUNS}run/"))
+    assert '<select name="job"' in form and '<select name="trade"' in form and 'value="Run now"' in form
 
 
 def test_run_form_queues_the_job_and_says_so(staff_client, trades):
