@@ -3,6 +3,7 @@ import re
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -155,7 +156,7 @@ class TerritoryAdmin(BigTableAdmin):
 
     def claim_view(self, request):
         if not self.has_add_permission(request):
-            return redirect("admin:index")
+            raise PermissionDenied
         form = ClaimForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -186,7 +187,7 @@ class TerritoryAdmin(BigTableAdmin):
 
     def coverage_view(self, request):
         if not self.has_view_permission(request):
-            return redirect("admin:index")
+            raise PermissionDenied
         form = CoverageForm(request.GET or None)
         coverage, pool_rows = None, []
         if form.is_valid():
@@ -314,7 +315,7 @@ class WaitlistEntryAdmin(BigTableAdmin):
 
     def join_view(self, request):
         if not self.has_add_permission(request):
-            return redirect("admin:index")
+            raise PermissionDenied
         form = JoinForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
