@@ -109,7 +109,7 @@ class EstimatedCountPaginator(Paginator):
     @property
     def count_text(self) -> str:
         """The count as the pages show it: "about 1,234,000" when estimated."""
-        return f"about {self.count:,}" if self.estimated else str(self.count)
+        return f"about {self.count:,}" if self.estimated else f"{self.count:,}"
 
 
 class BigTableAdmin(admin.ModelAdmin):

@@ -174,6 +174,13 @@ def test_a_filter_matching_many_rows_shows_the_planners_estimate(
     assert len(rows_of(page, "field-parcel_id")) == 10
 
 
+def test_the_search_bar_counts_results_only_of_a_filtered_or_searched_list(staff_client, thirty_properties):
+    assert " results (" not in page_of(staff_client.get(PROPERTIES))  # the pages' count says it
+
+    page = page_of(staff_client.get(f"{PROPERTIES}?property_type__exact=townhouse"))
+    assert re.search(r"3 results \(<a href=\"\?\">Show all</a>\)", page)
+
+
 def test_a_filter_matching_few_rows_is_counted_exactly(staff_client, thirty_properties, big_threshold):
     page = page_of(staff_client.get(f"{PROPERTIES}?property_type__exact=townhouse"))
 
