@@ -2,7 +2,6 @@
 of queries however many rows they show, and say "about N" when the count is PostgreSQL's estimate; job
 runs are started from their change list; an action is offered only to staff allowed to do what it does."""
 
-import html
 import re
 
 import pytest
@@ -19,6 +18,8 @@ from scoring.admin import PropertyAdmin
 from scoring.models import Property, ZipCode
 from territories.models import Territory
 from territories.services.claims import territory_claim_many
+from tests.admin_pages import messages_of
+from tests.admin_pages import page_of as admin_page_of
 from tests.contractors.factories import ContractorFactory
 from tests.leads.factories import filters, home, scored_home
 
@@ -28,17 +29,7 @@ PROPERTIES = "/admin/scoring/property/"
 
 def page_of(response) -> str:
     assert response.status_code == 200
-    return html.unescape(response.content.decode())
-
-
-def messages_of(response) -> list[tuple[str, str]]:
-    block = re.search(r'<ul class="messagelist">(.*?)</ul>', response.content.decode(), re.S)
-    if block is None:
-        return []
-    return [
-        (level, html.unescape(re.sub(r"<[^>]+>", "", text)))
-        for level, text in re.findall(r'<li class="(\w+)">(.*?)</li>', block.group(1), re.S)
-    ]
+    return admin_page_of(response)
 
 
 def staff_with(client, *codenames: str):

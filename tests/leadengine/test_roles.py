@@ -13,8 +13,9 @@ from leadengine.services.roles import ROLES, UnknownPermission, role_permissions
 from leadengine.services.schedules import schedules_seed
 from leads.models import Lead
 from scoring.models import ScoringModel
+from tests.admin_pages import messages_of
 from tests.leads.factories import owner
-from tests.leads.test_admin import act, messages_of, pool_lead, snapshot
+from tests.leads.test_admin import act, pool_lead, snapshot
 
 PASSWORD = "pw-for-tests-only"
 

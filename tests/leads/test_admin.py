@@ -17,6 +17,7 @@ from django.utils import timezone
 from leads.models import Lead, LeadEvent, LeadFilter, Suppression
 from leads.services.generation import leads_generate
 from leads.services.lifecycle import lead_assign, lead_deliver, lead_return, lead_withdraw
+from tests.admin_pages import messages_of, page_of
 from tests.leads.factories import filters, owner, scored_home
 
 CHANGELIST = "/admin/leads/lead/"
@@ -60,10 +61,6 @@ def lead_with_waiting_return(trade, contractor, **fields) -> Lead:
     return Lead.objects.get(pk=lead.pk)
 
 
-def page_of(response) -> str:
-    return html.unescape(response.content.decode())
-
-
 def listed(client, query: str = "") -> list[int]:
     """The ids of the leads a changelist query shows, in the order shown."""
     page = client.get(f"{CHANGELIST}?{query}").content.decode()
@@ -82,17 +79,6 @@ def history_column(page: str, name: str) -> list[str]:
     """One column of a lead page's history inline, top to bottom."""
     cells = re.findall(rf'<td class="field-{name}">\s*<p>(.*?)</p>', page, re.S)
     return [re.sub(r"<[^>]+>", "", cell).strip() for cell in cells]
-
-
-def messages_of(response) -> list[tuple[str, str]]:
-    """The (level, text) messages a page shows."""
-    block = re.search(r'<ul class="messagelist">(.*?)</ul>', response.content.decode(), re.S)
-    if block is None:
-        return []
-    return [
-        (level, html.unescape(re.sub(r"<[^>]+>", "", text)))
-        for level, text in re.findall(r'<li class="(\w+)">(.*?)</li>', block.group(1), re.S)
-    ]
 
 
 def act(client, action: str, leads: list[Lead], **form):

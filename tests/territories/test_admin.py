@@ -1,7 +1,5 @@
 """The territory and waitlist admin: filters, the claim form, bulk release and transfer, coverage."""
 
-import html
-
 import pytest
 
 from contractors.models import Contractor
@@ -10,6 +8,7 @@ from territories.models import Territory, WaitlistEntry
 from territories.services.claims import territory_claim, territory_claim_many
 from territories.services.ownership import territory_release
 from territories.services.waitlist import waitlist_join
+from tests.admin_pages import page_of
 from tests.contractors.factories import ContractorFactory
 
 CHANGELIST = "/admin/territories/territory/"
@@ -28,10 +27,6 @@ def owned(zip_codes, acme, peak, trades):
     territory_claim(contractor=peak, trade=trades["solar"], zip_code="80302")
     territory_claim(contractor=peak, trade=trades["roofing"], zip_code="80501")
     return acme_roofs
-
-
-def page_of(response) -> str:
-    return html.unescape(response.content.decode())
 
 
 def listed(staff_client, query: str) -> list[str]:
