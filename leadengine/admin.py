@@ -106,9 +106,10 @@ class JobRunAdmin(BigTableAdmin):
 
     @admin.action(description="Run the selected runs' jobs again now", permissions=["run"])
     def run_again(self, request, queryset):
-        for job, trade_id in queryset.order_by("job", "trade_id").values_list("job", "trade_id").distinct():
-            trade = Trade.objects.get(pk=trade_id) if trade_id else None
-            self._request(request, job=job, trade=trade)
+        pairs = list(queryset.order_by("job", "trade_id").values_list("job", "trade_id").distinct())
+        trades = Trade.objects.in_bulk({trade_id for _, trade_id in pairs if trade_id})
+        for job, trade_id in pairs:
+            self._request(request, job=job, trade=trades.get(trade_id))
 
 
 admin.site.unregister(PeriodicTask)

@@ -1,8 +1,10 @@
 """Process health endpoints for load balancers and orchestrators (no authentication)."""
 
+from django.contrib import admin
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
+from django.template.response import TemplateResponse
 from django.views import defaults
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -68,9 +70,6 @@ def permission_denied(request, exception, *args, **kwargs):
     """403 of a page the user's roles don't open: in the admin, a back-office page naming the user's groups
     with the way back to the dashboard; Django's page elsewhere (the API answers its own 403s)."""
     if request.path.startswith("/admin/") and request.user.is_authenticated:
-        from django.contrib import admin
-        from django.template.response import TemplateResponse
-
         context = {
             **admin.site.each_context(request),
             "title": "Not allowed",
