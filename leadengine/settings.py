@@ -49,6 +49,11 @@ _options = DATABASES["default"]["OPTIONS"]
 _options["options"] = (
     f"{_options.get('options', '')} -c temp_buffers={ENV.get('DB_TEMP_BUFFERS', '256MB')} -c jit=off".strip()
 )
+# A server that does not answer fails a connection attempt after this many seconds instead of hanging it.
+_options.setdefault("connect_timeout", env_int(ENV, "DB_CONNECT_TIMEOUT", 5, minimum=1))
+# Work that lost its database connection (a restart, a failover) is tried again, with growing waits, for
+# this long before it is recorded as failed (leadengine/retry.py): longer than a server restart takes.
+DB_RETRY_SECONDS = env_int(ENV, "DB_RETRY_SECONDS", 60, minimum=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
