@@ -13,6 +13,7 @@ from contractors.services.contractors import (
     contractor_trades_set,
     contractor_webhook_secret_rotate,
 )
+from contractors.services.webhook_targets import validate_webhook_url
 from scoring.models import Trade
 
 # The contractor's page shows its territories and waitlist places: a screen may compose across apps.
@@ -54,13 +55,21 @@ class ReasonForm(forms.Form):
     )
 
 
+class WebhookUrlField(forms.URLField):
+    """A webhook URL whose target is checked first, so that any spelling of an internal address (such as
+    2130706433) is refused with the reason; the model's validators, Django's URL syntax among them, run
+    after it."""
+
+    default_validators = [validate_webhook_url]
+
+
 class ContractorForm(forms.ModelForm):
     # Not the model's `trades`: that relation has its own table and is written by contractor_trades_set.
     served_trades = forms.ModelMultipleChoiceField(
         Trade.objects.all(), required=False, label="Trades", widget=FilteredSelectMultiple("trades", is_stacked=False)
     )
 
-    webhook_url = forms.URLField(
+    webhook_url = WebhookUrlField(
         required=False, assume_scheme="https", help_text=Contractor._meta.get_field("webhook_url").help_text
     )
 

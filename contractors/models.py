@@ -22,6 +22,14 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(f"{value!r} is not an IANA time zone such as America/Denver") from None
 
 
+def validate_webhook_target(value: str) -> None:
+    """Only a URL leads may be posted to: https, public addresses (contractors.services.webhook_targets)."""
+    # Imported here: the services import the models.
+    from contractors.services.webhook_targets import validate_webhook_url
+
+    validate_webhook_url(value)
+
+
 def webhook_secret_new() -> str:
     return secrets.token_urlsafe(32)
 
@@ -63,7 +71,11 @@ class Contractor(models.Model):
     weekly_cap = models.PositiveIntegerField(null=True, blank=True, help_text="Most leads per week; blank: no cap.")
     monthly_cap = models.PositiveIntegerField(null=True, blank=True, help_text="Most leads per month; blank: no cap.")
     time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[validate_time_zone])
-    webhook_url = models.URLField(blank=True, help_text="Where new leads are posted; blank: leads are pulled by API.")
+    webhook_url = models.URLField(
+        blank=True,
+        validators=[validate_webhook_target],
+        help_text="Where new leads are posted (https, a public address); blank: leads are pulled by API.",
+    )
     # Kept in clear: it signs the webhook bodies (HMAC), so LeadEngine must be able to read it.
     webhook_secret = models.CharField(max_length=64, default=webhook_secret_new, editable=False)
     notes = models.TextField(blank=True)

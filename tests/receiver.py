@@ -24,7 +24,9 @@ def signature_valid(secret: str, headers, body: bytes, *, tolerance: int = 300) 
 
 class Receiver:
     """An HTTP server in a thread that records every POST and answers from a script: a list of status
-    codes (or "sleep" to sleep past the timeout) used one per request, then 200.
+    codes (or "sleep" to sleep past the timeout) used one per request, then 200. It listens on 127.0.0.1,
+    which webhooks reach only with WEBHOOK_ALLOW_PRIVATE_TARGETS (and plain http with DEBUG or
+    WEBHOOK_ALLOW_HTTP) on: the `receiver_allowed` fixture.
 
     `each_key` is a script per Idempotency-Key instead: the n-th request carrying a key gets each_key[n]
     (e.g. [500, 500]: every lead fails twice, then succeeds), then the shared script applies."""
@@ -34,6 +36,7 @@ class Receiver:
         self.script: list = []
         self.each_key: list = []
         self.seen: Counter[str] = Counter()
+        self.connections = 0  # every TCP connection accepted, whether or not a request came on it
         self.lock = threading.Lock()
         receiver = self
 
@@ -53,8 +56,15 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/leads"
+        class Server(ThreadingHTTPServer):
+            def verify_request(self, request, client_address) -> bool:
+                with receiver.lock:
+                    receiver.connections += 1
+                return True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hooks/leads"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -69,6 +79,18 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(name="receiver_allowed")
+def receiver_allowed_fixture(settings):
+    """Settings under which webhooks may be posted to the Receiver: private targets and plain http."""
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_ALLOW_HTTP = True
+    return settings
+
+
+# What a worker process needs in its environment to post to the Receiver.
+RECEIVER_ENV = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "WEBHOOK_ALLOW_HTTP": "true"}
 
 
 @pytest.fixture(name="receiver")

@@ -5,6 +5,12 @@ retried with exponential backoff and jitter up to WEBHOOK_MAX_ATTEMPTS, then giv
 (3xx, 4xx) is refused and not retried. Given up and refused leads stay assigned and are flagged for
 staff (Lead.objects.webhook_failed()). Every attempt is a WebhookAttempt row.
 
+The URL is checked again before every POST (contractors.services.webhook_targets: https, public
+addresses, as the settings say now) and the POST connects to the very addresses that check resolved and
+allowed, so neither a URL saved under other settings nor a name that resolves inside the network a
+moment later (DNS rebinding) reaches an internal address. A target refused then is a refused attempt,
+with the reason, posted nowhere; a name that does not resolve is retried like a connection error.
+
 Never twice per assignment. A delivery run claims a few due leads at a time in a short transaction:
 it locks their rows with SELECT ... FOR UPDATE SKIP LOCKED (a second run skips them instead of
 waiting) and inserts the next attempt of each, "in flight", with INSERT ... ON CONFLICT DO NOTHING on
@@ -26,10 +32,10 @@ import hmac
 import http.client
 import json
 import random
+import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -37,6 +43,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contractors.models import Contractor
+from contractors.services.webhook_targets import (
+    WebhookTarget,
+    WebhookTargetRefused,
+    WebhookTargetUnresolved,
+    webhook_target_check,
+)
 from leads.api.representation import leads_represented
 from leads.models import Lead, WebhookAttempt
 from leads.services.lifecycle import leads_deliver
@@ -114,33 +126,69 @@ def backoff(number: int) -> dt.timedelta:
     return dt.timedelta(seconds=delay + random.uniform(0, delay / 4))
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    """POST without following redirects; (status code, "") or (None, the error)."""
-    parts = urlsplit(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
-    if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
-    elif parts.scheme == "http":
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    else:
-        return None, f"unsupported URL scheme {parts.scheme!r}"
+class _CheckedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the addresses the target check resolved and allowed, never to a new resolution of the
+    host name (which could by now point inside: DNS rebinding); the Host header, and for https the TLS
+    server name and the certificate check, still use the host name."""
+
+    def __init__(self, target: WebhookTarget, **kwargs):
+        super().__init__(target.host, target.port, **kwargs)
+        self._create_connection = lambda address, timeout, source: _connect_checked(target, timeout, source)
+
+
+class _CheckedHTTPSConnection(_CheckedHTTPConnection, http.client.HTTPSConnection):
+    pass
+
+
+def _connect_checked(target: WebhookTarget, timeout: float, source: tuple | None) -> socket.socket:
+    """A connection to the first of the target's checked addresses that answers."""
+    error: OSError | None = None
+    for address in target.addresses:
+        try:
+            return socket.create_connection((address, target.port), timeout, source)
+        except OSError as failed:
+            error = failed
+    raise error or OSError(f"no address for {target.host}")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int | None
+    error: str = ""
+    refused: bool = False  # not posted: the target is not allowed
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> _Answer:
+    """POST without following redirects, to the target the check allows (contractors' webhook_targets),
+    resolved once: the status code, or the error (a target refused before any connection: `refused`)."""
     try:
-        conn.request("POST", path, body=body, headers=headers)
+        target = webhook_target_check(url=url)
+    except WebhookTargetRefused as error:
+        return _Answer(None, str(error), refused=True)
+    except WebhookTargetUnresolved as error:
+        return _Answer(None, str(error))  # DNS down or the name not yet published: tried again
+    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    if target.scheme == "https":
+        conn = _CheckedHTTPSConnection(target, timeout=timeout, context=ssl.create_default_context())
+    else:
+        conn = _CheckedHTTPConnection(target, timeout=timeout)
+    try:
+        conn.request("POST", target.path, body=body, headers=headers)
         response = conn.getresponse()
         response.read(65_536)  # the answer's body is not used
-        return response.status, ""
+        return _Answer(response.status)
     except TimeoutError:
-        return None, f"timed out after {timeout} s"
+        return _Answer(None, f"timed out after {timeout} s")
     except (OSError, http.client.HTTPException) as error:
-        return None, f"{type(error).__name__}: {error}"[:500]
+        return _Answer(None, f"{type(error).__name__}: {error}"[:500])
     finally:
         conn.close()
 
 
-def _outcome(status: int | None, number: int) -> str:
+def _outcome(answer: _Answer, number: int) -> str:
+    status = answer.status
+    if answer.refused:
+        return Outcome.REFUSED
     if status is not None and 200 <= status < 300:
         return Outcome.DELIVERED
     if status is None or status >= 500 or status in RETRIED_STATUSES:
@@ -225,12 +273,13 @@ def _claim(*, now: dt.datetime, limit: int) -> tuple[list[_Claim], int]:
 
 
 @transaction.atomic
-def _record(results: list[tuple[_Claim, int | None, int, str]], *, now: dt.datetime) -> dict[str, int]:
+def _record(results: list[tuple[_Claim, _Answer, int]], *, now: dt.datetime) -> dict[str, int]:
     """Write each attempt's answer; deliver the 2xx leads that still have the posted assignment."""
     counts = dict.fromkeys(Outcome.values, 0)
     delivered: list[int] = []
-    for claim, status, latency_ms, error in results:
-        outcome = _outcome(status, claim.number)
+    for claim, answer, latency_ms in results:
+        outcome = _outcome(answer, claim.number)
+        status, error = answer.status, answer.error
         if status is not None and not error and outcome != Outcome.DELIVERED:
             error = f"HTTP {status}"
         WebhookAttempt.objects.filter(pk=claim.attempt_id).update(
@@ -277,8 +326,8 @@ def leads_webhook_deliver(*, now: dt.datetime | None = None, limit: int | None =
             key = idempotency_key(lead_id=claim.lead_id, assigned_at=claim.assigned_at)
             headers = webhook_headers(secret=claim.secret, body=body, key=key)
             started = time.monotonic()
-            status, error = _post(claim.url, body, headers)
-            results.append((claim, status, round((time.monotonic() - started) * 1000), error))
+            answer = _post(claim.url, body, headers)
+            results.append((claim, answer, round((time.monotonic() - started) * 1000)))
         for outcome, count in _record(results, now=now).items():
             totals[outcome] += count
     return WebhookSummary(

@@ -1,4 +1,6 @@
-"""Webhook delivery against a real HTTP receiver on 127.0.0.1."""
+"""Webhook delivery against a real HTTP receiver on 127.0.0.1 (allowed here by WEBHOOK_ALLOW_PRIVATE_TARGETS
+and WEBHOOK_ALLOW_HTTP), and the check of the target before every POST. No test connects anywhere but
+127.0.0.1: every other target is refused before a connection."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import socket
 import pytest
 from django.utils import timezone
 
+from contractors.models import Contractor
 from leads.models import Lead, LeadEvent, WebhookAttempt
 from leads.services.generation import leads_generate
 from leads.services.lifecycle import lead_assign
@@ -16,13 +19,14 @@ from leads.services.routing import leads_route
 from leads.services.webhooks import idempotency_key, leads_webhook_deliver
 from tests.leads.factories import owner, scored_home
 from tests.racing import race
-from tests.receiver import receiver_fixture, signature_valid  # noqa: F401  (fixture)
+from tests.receiver import receiver_allowed_fixture, receiver_fixture, signature_valid  # noqa: F401  (fixture)
 
 Outcome = WebhookAttempt.Outcome
 
 
 @pytest.fixture
-def fast(settings):
+def fast(receiver_allowed):
+    settings = receiver_allowed
     settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
     settings.WEBHOOK_MAX_ATTEMPTS = 3
     settings.WEBHOOK_BACKOFF_SECONDS = 60
@@ -204,3 +208,164 @@ def test_racing_delivery_runs_post_each_lead_exactly_once(zip_codes, roofing, re
     assert Lead.objects.filter(pk__in=lead_ids, state=Lead.State.DELIVERED).count() == 30
     assert LeadEvent.objects.filter(lead_id__in=lead_ids, action="deliver").count() == 30
     assert WebhookAttempt.objects.filter(outcome=Outcome.DELIVERED).count() == 30
+
+
+# --- The target checked again at send time --------------------------------------------------------------
+
+REAL_GETADDRINFO = socket.getaddrinfo
+
+
+def resolving(monkeypatch, names: dict[str, list]) -> list[str]:
+    """Resolve each of `names` to its next answer (an address, or an error to raise), the last one again
+    once they run out, as a DNS server under someone else's control may: DNS faults without a DNS server.
+    Other names resolve as usual. Returns the names looked up, in order."""
+    looked_up: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in names:
+            return REAL_GETADDRINFO(host, port, *args, **kwargs)
+        looked_up.append(host)
+        answers = names[host]
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (answer, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return looked_up
+
+
+def refused_attempt(lead: Lead) -> tuple:
+    attempt = WebhookAttempt.objects.get(lead=lead)
+    return attempt.number, attempt.status_code, attempt.outcome, attempt.error
+
+
+@pytest.mark.django_db
+def test_a_private_target_saved_while_allowed_is_refused_at_send_time_and_never_connected(roofing, receiver, fast):
+    _, lead = hooked_lead(roofing, receiver.url)
+    fast.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+
+    summary = leads_webhook_deliver()
+
+    assert (summary.delivered, summary.retried, summary.gave_up, summary.refused) == (0, 0, 0, 1)
+    assert (receiver.connections, receiver.requests) == (0, [])
+    assert refused_attempt(lead) == (
+        1,
+        None,
+        "refused",
+        "127.0.0.1 is a loopback address: leads are posted only to public addresses "
+        "(WEBHOOK_ALLOW_PRIVATE_TARGETS allows receivers on the premises).",
+    )
+    lead.refresh_from_db()
+    assert (lead.state, lead.delivered_at) == (Lead.State.ASSIGNED, None)
+    assert list(Lead.objects.webhook_failed()) == [lead]
+    # Final: not tried again.
+    assert leads_webhook_deliver(now=later(100_000)) == leads_webhook_deliver(now=later(200_000))
+    assert WebhookAttempt.objects.filter(lead=lead).count() == 1 and receiver.connections == 0
+
+
+@pytest.mark.django_db
+def test_a_metadata_address_stored_behind_the_checks_is_refused_even_with_private_targets_allowed(roofing, fast):
+    # Written past the model's validators (an update), as a row from before the check would be.
+    _, lead = hooked_lead(roofing, "https://crm.example.com/hook")
+    Contractor.objects.filter(pk=lead.contractor_id).update(webhook_url="http://169.254.169.254/latest/")
+
+    assert leads_webhook_deliver().refused == 1
+
+    assert refused_attempt(lead) == (
+        1,
+        None,
+        "refused",
+        "169.254.169.254 is a cloud metadata service address: it hands out the server's cloud credentials and is "
+        "never posted to.",
+    )
+
+
+@pytest.mark.django_db
+def test_plain_http_is_refused_at_send_time_in_production(roofing, receiver, fast):
+    _, lead = hooked_lead(roofing, receiver.url)
+    fast.WEBHOOK_ALLOW_HTTP = False
+    fast.DEBUG = False
+
+    assert leads_webhook_deliver().refused == 1
+
+    assert (receiver.connections, receiver.requests) == (0, [])
+    assert refused_attempt(lead)[3] == (
+        "Webhook URLs must use https: leads are not sent in clear (http is allowed only with DEBUG or "
+        "WEBHOOK_ALLOW_HTTP on)."
+    )
+
+
+@pytest.mark.django_db
+def test_plain_http_is_posted_with_debug_on(roofing, receiver, fast):
+    _, lead = hooked_lead(roofing, receiver.url)
+    fast.WEBHOOK_ALLOW_HTTP = False
+    fast.DEBUG = True
+
+    assert leads_webhook_deliver().delivered == 1
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.django_db
+def test_the_post_goes_to_the_checked_address_with_the_host_name_in_the_host_header(roofing, receiver, fast):
+    _, lead = hooked_lead(roofing, f"http://localhost:{receiver.port}/hooks/leads?crm=1")
+
+    assert leads_webhook_deliver().delivered == 1
+
+    [(headers, body)] = receiver.requests
+    assert headers["Host"] == f"localhost:{receiver.port}"
+    assert json.loads(body)["id"] == lead.pk
+    assert [attempt.url for attempt in WebhookAttempt.objects.filter(lead=lead)] == [
+        f"http://localhost:{receiver.port}/hooks/leads?crm=1"
+    ]
+
+
+@pytest.mark.django_db
+def test_a_name_that_resolves_elsewhere_after_the_check_is_not_looked_up_again(roofing, receiver, fast, monkeypatch):
+    # DNS rebinding: the first answer passes the check, the next would point elsewhere (here 127.0.0.2, where
+    # nothing listens, so that a second lookup would fail the delivery without leaving this machine).
+    looked_up = resolving(monkeypatch, {"crm.rebind.test": ["127.0.0.1", "127.0.0.2"]})
+    _, lead = hooked_lead(roofing, f"http://crm.rebind.test:{receiver.port}/hooks/leads")
+
+    assert leads_webhook_deliver().delivered == 1
+
+    assert looked_up == ["crm.rebind.test"]
+    [(headers, _)] = receiver.requests
+    assert headers["Host"] == f"crm.rebind.test:{receiver.port}"
+
+
+@pytest.mark.django_db
+def test_a_name_that_resolves_to_a_refused_address_at_send_time_is_refused_without_connecting(
+    roofing, receiver, fast, monkeypatch
+):
+    resolving(monkeypatch, {"crm.rebind.test": ["10.20.30.40"]})
+    _, lead = hooked_lead(roofing, f"http://crm.rebind.test:{receiver.port}/hooks/leads")
+    fast.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+
+    assert leads_webhook_deliver().refused == 1
+
+    assert refused_attempt(lead)[3] == (
+        "crm.rebind.test resolves to 10.20.30.40, a private address: leads are posted only to public addresses "
+        "(WEBHOOK_ALLOW_PRIVATE_TARGETS allows receivers on the premises)."
+    )
+    assert receiver.connections == 0
+
+
+@pytest.mark.django_db
+def test_a_name_that_does_not_resolve_at_send_time_is_retried_then_delivered(roofing, receiver, fast, monkeypatch):
+    outage = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    resolving(monkeypatch, {"crm.flaky.test": [outage, "127.0.0.1"]})
+    _, lead = hooked_lead(roofing, f"http://crm.flaky.test:{receiver.port}/hooks/leads")
+
+    assert leads_webhook_deliver().retried == 1
+    first = WebhookAttempt.objects.get(lead=lead)
+    assert (first.outcome, first.status_code, first.error) == (
+        "retry",
+        None,
+        "crm.flaky.test could not be resolved (Temporary failure in name resolution).",
+    )
+    assert receiver.connections == 0
+    assert not Lead.objects.webhook_failed().exists()
+
+    assert leads_webhook_deliver(now=later(80)).delivered == 1
+    assert attempts(lead) == [(1, None, "retry"), (2, 200, "delivered")]
