@@ -1,15 +1,26 @@
 """Cached reads, invalidated by generation. A cached answer's key carries the current generation of each
 kind of data it was built from; a service that changes that data bumps the kind's generation once its
 transaction commits, so no answer built on the old data is read again (it simply expires). The
-generations live in Django's cache (Redis), shared by every process."""
+generations live in Django's cache (Redis), shared by every process.
+
+While Redis cannot be reached (leadengine/cache_backend.py), answers are computed directly, and a bump that
+could not be made is kept by the process and made at its next cached read or bump once Redis answers. A
+bump lost for good (the process ended first) leaves an answer built before it readable until it expires:
+never longer than CACHE_SECONDS after it was computed."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+
+from leadengine.cache_backend import CacheUnavailable
+
+log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 300
 
@@ -28,23 +39,47 @@ def _key(kind: str) -> str:
     return f"generation:{kind}"
 
 
-def generation(kind: str) -> int:
-    return cache.get_or_set(_key(kind), 1, timeout=None)
+# Kinds whose bump could not reach Redis, to bump once it answers (this process's; see the module's docstring).
+_bumps_owed: set[str] = set()
+_bumps_owed_lock = threading.Lock()
+
+
+def _bump_now(kinds: Iterable[str]) -> None:
+    """Bump the generation of each of `kinds`, and of the kinds owed; those Redis cannot take are owed."""
+    with _bumps_owed_lock:
+        owed = set(_bumps_owed)
+        todo = sorted(owed | set(kinds))
+        _bumps_owed.clear()
+    for index, kind in enumerate(todo):
+        try:
+            cache.incr(_key(kind))
+        except ValueError:  # not set yet (or evicted): any value but the old one will do
+            cache.set(_key(kind), 2, timeout=None)
+        except CacheUnavailable:
+            with _bumps_owed_lock:
+                _bumps_owed.update(todo[index:])
+            if new := sorted(set(todo[index:]) - owed):
+                log.info("Generations %s not bumped while Redis is unavailable: bumped once it answers", new)
+            return
+
+
+def generation(kind: str) -> int | None:
+    """The kind's current generation, or None while Redis cannot be reached (answers are then not cached)."""
+    if _bumps_owed:
+        _bump_now(())
+    key = _key(kind)
+    value = cache.get(key)
+    if value is None:
+        cache.add(key, 1, timeout=None)  # the first reader starts it; a concurrent one's wins
+        value = cache.get(key)
+    return value
 
 
 def generation_bump(*kinds: str) -> None:
     """Invalidate every cached answer built on any of `kinds`, after the current transaction commits (a
     reader between the bump and the commit would otherwise cache the old data under the new generation)."""
-
-    def bump() -> None:
-        for kind in kinds:
-            try:
-                cache.incr(_key(kind))
-            except ValueError:  # not set yet (or evicted): any value but the old one will do
-                cache.set(_key(kind), 2, timeout=None)
-
     if kinds:
-        transaction.on_commit(bump)
+        transaction.on_commit(lambda: _bump_now(kinds))
 
 
 def usage_bump(contractor_ids: Iterable[int | None]) -> None:
@@ -54,7 +89,11 @@ def usage_bump(contractor_ids: Iterable[int | None]) -> None:
 
 
 def cached(name: str, parts: Iterable[Any], *, depends_on: Iterable[str], compute: Callable[[], Any]) -> Any:
-    """compute(), cached under `name` and `parts` for CACHE_SECONDS, until a kind it depends on changes."""
-    generations = ",".join(f"{kind}={generation(kind)}" for kind in sorted(depends_on))
-    key = f"{name}:{':'.join(str(part) for part in parts)}:{generations}"
+    """compute(), cached under `name` and `parts` for CACHE_SECONDS, until a kind it depends on changes;
+    computed directly while Redis cannot be reached."""
+    generations = {kind: generation(kind) for kind in sorted(depends_on)}
+    if None in generations.values():
+        return compute()
+    versions = ",".join(f"{kind}={number}" for kind, number in generations.items())
+    key = f"{name}:{':'.join(str(part) for part in parts)}:{versions}"
     return cache.get_or_set(key, compute, timeout=CACHE_SECONDS)

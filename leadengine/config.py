@@ -7,7 +7,7 @@ typo in a deployment's environment stops the process at start-up instead of misb
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
@@ -15,7 +15,10 @@ from django.core.exceptions import ImproperlyConfigured
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "n", "off", "f", ""})
 POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "pgsql"})
-REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})  # redis-py's spellings (the cache)
+BROKER_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "unix"})  # kombu's, and redis-py's socket
+SOCKET_SCHEMES = frozenset({"unix", "redis+socket"})
+REDIS_DATABASES = 16  # a Redis server's databases unless configured otherwise: 0 to 15
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -93,8 +96,125 @@ def parse_database_url(url: str, *, conn_max_age: int = 60) -> dict:
     }
 
 
-def check_redis_url(url: str) -> str:
-    scheme = urlsplit(url).scheme
-    if scheme not in REDIS_SCHEMES:
-        raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://; got {url!r}")
+def env_seconds(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A duration in seconds, fractions allowed (0.5)."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number of seconds") from None
+    if not value >= minimum or value == float("inf"):  # also refuses nan
+        raise ImproperlyConfigured(f"{name}={raw.strip()} must be a number of seconds of at least {minimum:g}")
+    return value
+
+
+def _redis_parts(url: str, name: str, schemes: frozenset[str]):
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        spelled = ", ".join(f"{scheme}://" for scheme in sorted(schemes))
+        raise ImproperlyConfigured(f"{name} must start with one of {spelled}; got {url!r}")
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has an invalid port: {parts.netloc!r}") from None
+    if parts.scheme in SOCKET_SCHEMES and not parts.path.strip("/"):
+        raise ImproperlyConfigured(f"{name} names no socket file ({parts.scheme}:///path/to/redis.sock)")
+    return parts
+
+
+def _database_number(raw: str, name: str) -> int:
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} selects database {raw!r}, which is not a whole number") from None
+    if number < 0:
+        raise ImproperlyConfigured(f"{name} selects database {number}, which is below 0")
+    return number
+
+
+def redis_database(url: str, *, name: str = "REDIS_URL") -> int:
+    """The database a redis-py URL selects, as redis-py reads it: `?db=N`, else the path
+    (redis://host:6379/N), else 0. A Unix socket URL takes only `?db=N`."""
+    parts = _redis_parts(url, name, REDIS_SCHEMES)
+    query = dict(parse_qsl(parts.query))
+    if "db" in query:
+        return _database_number(query["db"], name)
+    if parts.scheme != "unix" and parts.path.strip("/"):
+        return _database_number(unquote(parts.path.strip("/")), name)
+    return 0
+
+
+def check_redis_url(url: str, name: str = "REDIS_URL") -> str:
+    """A redis-py URL (redis://, rediss://, unix://) whose database number can be read."""
+    redis_database(url, name=name)
     return url
+
+
+def redis_url_on_database(url: str, database: int) -> str:
+    """The same redis-py URL, selecting `database` instead."""
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query) if key != "db"]
+    if parts.scheme == "unix":
+        # urlunsplit would drop the empty host's "//" (unix:/path), which the clients do not read
+        return f"unix://{parts.netloc}{parts.path}?{urlencode([*query, ('db', database)])}"
+    return urlunsplit(parts._replace(path=f"/{database}", query=urlencode(query)))
+
+
+def broker_database(cache_database: int) -> int:
+    """The broker's database beside the cache's: the next one, or the one before for the last of Redis's
+    16 (0 -> 1, 14 -> 15, 15 -> 14)."""
+    return cache_database + 1 if cache_database < REDIS_DATABASES - 1 else cache_database - 1
+
+
+def broker_url(url: str, *, name: str = "CELERY_BROKER_URL") -> str:
+    """A broker URL as Celery's Redis transport (kombu) spells it: redis://host:6379/N, rediss://...,
+    and a Unix socket redis+socket:///path/redis.sock?virtual_host=N (a redis-py unix://...?db=N is
+    turned into that). Options kombu cannot take are refused here, not at the first task sent."""
+    parts = _redis_parts(url, name, BROKER_SCHEMES)
+    query = parse_qsl(parts.query)
+    if parts.scheme in SOCKET_SCHEMES:
+        database = next((value for key, value in query if key in {"db", "virtual_host"}), "0")
+        database = _database_number(database, name)
+        rest = [(key, value) for key, value in query if key not in {"db", "virtual_host"}]
+        return f"redis+socket://{parts.netloc}{parts.path}?{urlencode([*rest, ('virtual_host', database)])}"
+    unknown = sorted({key for key, _ in query if not key.startswith("ssl_")})
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name} has option(s) {', '.join(unknown)} that Celery's broker cannot take: select the database "
+            f"in the path (redis://host:6379/N) and keep only ssl_* options"
+        )
+    database = _database_number(unquote(parts.path.strip("/")) or "0", name)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def broker_url_beside(url: str) -> str:
+    """The broker URL derived from REDIS_URL: the same server, on the database after the cache's
+    (broker_database), so that clearing the cache (FLUSHDB) never empties the task queue."""
+    database = broker_database(redis_database(url))
+    return broker_url(redis_url_on_database(url, database), name="REDIS_URL")
+
+
+def redis_location(url: str, *, name: str) -> tuple[str, str, int, int]:
+    """Where a cache or broker URL points: (transport, host or socket path, port, database), to tell
+    whether two URLs share a database."""
+    parts = urlsplit(url)
+    if parts.scheme in SOCKET_SCHEMES:
+        query = dict(parse_qsl(parts.query))
+        database = query.get("db", query.get("virtual_host", "0"))
+        return ("socket", unquote(parts.path), 0, _database_number(database, name))
+    host = (parts.hostname or "localhost").lower()
+    host = "127.0.0.1" if host == "localhost" else host
+    return ("tcp", host, parts.port or 6379, redis_database(url, name=name))
+
+
+def check_apart(cache_url: str, broker: str) -> None:
+    """Refuse a cache and a broker on one Redis database: a cache clear (FLUSHDB) would empty the queue."""
+    cache_at = redis_location(cache_url, name="CACHE_URL")
+    broker_at = redis_location(broker, name="CELERY_BROKER_URL")
+    if cache_at == broker_at:
+        raise ImproperlyConfigured(
+            f"CACHE_URL and CELERY_BROKER_URL are both Redis database {cache_at[3]} of {cache_at[1]}: clearing the "
+            "cache would empty the task queue. Give the broker a database of its own."
+        )

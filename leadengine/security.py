@@ -27,7 +27,10 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
 
+from leadengine.cache_backend import CacheUnavailable, cache_unavailable
+
 logger = logging.getLogger("leadengine.security")
+_warned_outage: list = [None]  # the outage (location, start) last warned of
 
 ACCOUNT = "account"
 ADDRESS = "address"
@@ -128,7 +131,7 @@ def _give_back(key: str, timeout: int) -> None:
     """Take back one attempt counted at `key` (it was not a failure)."""
     try:
         count = cache.decr(key)
-    except ValueError:  # expired: nothing left to take back
+    except (ValueError, CacheUnavailable):  # expired, or Redis unavailable: nothing to take back
         return
     if count <= 0:
         cache.touch(key, timeout)  # the same exists-then-DECR gap as in _increment
@@ -202,7 +205,8 @@ def login_attempt_succeeded(attempt: LoginAttempt) -> None:
 
 def login_unlock(*, username: str | None = None, address: str | None = None) -> list[str]:
     """Forget the failed logins of a username and/or an address (any form: an IPv6 address clears its
-    /64); returns what was locked out among them ("account", "address")."""
+    /64); returns what was locked out among them ("account", "address"). Raises CacheUnavailable while
+    Redis cannot be reached (nothing could be read or forgotten)."""
     counters = []
     if username is not None:
         counters.append(_account_counter(username))
@@ -210,7 +214,19 @@ def login_unlock(*, username: str | None = None, address: str | None = None) -> 
         counters.append(_address_counter(address_group(address)))
     counts = cache.get_many([counter.key for counter in counters])
     cache.delete_many([key for counter in counters for key in (counter.key, counter.locked_until_key)])
+    if cache_unavailable(cache):
+        raise CacheUnavailable("Redis is unavailable: the failed logins could not be read or forgotten")
     return [counter.kind for counter in counters if counts.get(counter.key, 0) >= counter.limit]
+
+
+def _login_unguarded(*, username: str, address: str) -> None:
+    """Log a login checked without the guard (Redis unavailable): a warning once per outage, then INFO."""
+    outage = getattr(cache, "outage", None)
+    this_outage = (outage.location, outage.down_since) if outage is not None else None
+    if _warned_outage[0] != this_outage:
+        _warned_outage[0] = this_outage
+        logger.warning("Login guard off while Redis is unavailable: admin logins are checked uncounted")
+    logger.info("Login checked without the guard (Redis unavailable): username %r, address %s", username, address)
 
 
 class AdminLoginForm(AdminAuthenticationForm):
@@ -222,10 +238,14 @@ class AdminLoginForm(AdminAuthenticationForm):
         password = self.cleaned_data.get("password")
         if username is None or not password:
             return super().clean()  # a missing field: no password is checked, nothing to count
+        address = client_address(self.request)
         try:
-            attempt = login_attempt_begin(username=username, address=client_address(self.request))
+            attempt = login_attempt_begin(username=username, address=address)
         except LoginLocked as locked:
             raise ValidationError(str(locked), code=f"locked_{locked.kind}") from None
+        except CacheUnavailable:
+            _login_unguarded(username=username, address=address)
+            return super().clean()
         try:
             cleaned_data = super().clean()
         except ValidationError:

@@ -1,12 +1,47 @@
 """Throttling per API key (or staff user's session), and per client address for calls without
-credentials. The counters live in Django's cache, Redis (CACHES), shared by every server process."""
+credentials. The counters live in Django's cache, Redis (CACHES), shared by every server process.
+
+While Redis cannot be reached the throttles fail open: the cache reads no history and drops the new one
+(leadengine/cache_backend.py), so every request goes through uncounted, and one warning per outage says so.
+Failing closed would turn a cache outage into an API outage for every client; counting in PostgreSQL instead
+would add a write to every request on the one store the API still has, when it must carry the reads the
+cache no longer answers. What a throttle guards against is bounded anyway: API keys are still checked on
+every request, a key gets only its own contractor's rows, and an outage of a few minutes lets a client make
+a few minutes' worth of requests more than its rate."""
+
+import logging
+import threading
 
 from rest_framework.throttling import SimpleRateThrottle
 
 from contractors.models import ApiKey
+from leadengine.cache_backend import cache_unavailable
+
+log = logging.getLogger(__name__)
+_warned = {"outage": None}
+_warned_lock = threading.Lock()
 
 
-class ClientRateThrottle(SimpleRateThrottle):
+def _note_uncounted(cache) -> None:
+    """Warn once per outage of the cache that requests go through uncounted."""
+    if not cache_unavailable(cache):
+        return
+    outage = cache.outage
+    with _warned_lock:
+        if _warned["outage"] == (outage.location, outage.down_since):
+            return
+        _warned["outage"] = (outage.location, outage.down_since)
+    log.warning("API throttles let requests through uncounted while Redis (%s) is unavailable", outage.location)
+
+
+class FailOpenThrottle(SimpleRateThrottle):
+    def allow_request(self, request, view):
+        allowed = super().allow_request(request, view)
+        _note_uncounted(self.cache)
+        return allowed
+
+
+class ClientRateThrottle(FailOpenThrottle):
     """API_RATE requests per key, whoever owns it (a staff user's keys each have their own bucket, apart
     from the user's session), or per user for a session; anonymous callers (including failed
     authentication, which DRF answers before throttles run for the user) are counted by address under
@@ -26,7 +61,7 @@ class ClientRateThrottle(SimpleRateThrottle):
         return None
 
 
-class AddressRateThrottle(SimpleRateThrottle):
+class AddressRateThrottle(FailOpenThrottle):
     def get_rate(self):
         from django.conf import settings
 
@@ -38,7 +73,7 @@ class AddressRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": "address", "ident": self.get_ident(request)}
 
 
-class AuthFailureThrottle(SimpleRateThrottle):
+class AuthFailureThrottle(FailOpenThrottle):
     """Refused API keys per client address. allow_request only looks; count_failure records one."""
 
     scope = "auth_failure"
@@ -57,6 +92,7 @@ class AuthFailureThrottle(SimpleRateThrottle):
         self.now = self.timer()
         while self.history and self.history[-1] <= self.now - self.duration:
             self.history.pop()
+        _note_uncounted(self.cache)
         return len(self.history) < self.num_requests
 
     def count_failure(self) -> None:

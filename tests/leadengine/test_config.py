@@ -1,4 +1,6 @@
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -6,7 +8,19 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from leadengine.config import check_redis_url, env_bool, env_int, env_list, env_time_zone, parse_database_url
+from leadengine.config import (
+    broker_url,
+    broker_url_beside,
+    check_apart,
+    check_redis_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_seconds,
+    env_time_zone,
+    parse_database_url,
+    redis_url_on_database,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,8 +102,117 @@ def test_database_url_without_a_database_name_is_refused():
 
 def test_redis_url_schemes():
     assert check_redis_url("unix:///tmp/redis.sock") == "unix:///tmp/redis.sock"
-    with pytest.raises(ImproperlyConfigured, match="REDIS_URL must start with"):
+    with pytest.raises(ImproperlyConfigured, match="REDIS_URL must start with one of redis://, rediss://, unix://"):
         check_redis_url("http://localhost:6379")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://cache.internal:6379/two", "REDIS_URL selects database 'two', which is not a whole number"),
+        ("redis://cache.internal:6379/0?db=x", "REDIS_URL selects database 'x', which is not a whole number"),
+        ("redis://cache.internal:6379/-1", "REDIS_URL selects database -1, which is below 0"),
+        ("redis://cache.internal:99999/0", "REDIS_URL has an invalid port: 'cache.internal:99999'"),
+        ("unix://", "REDIS_URL names no socket file"),
+    ],
+)
+def test_an_unreadable_redis_url_names_the_variable(url, message):
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        check_redis_url(url)
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "broker"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/1"),
+        ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/1"),
+        ("redis://127.0.0.1:6379/14", "redis://127.0.0.1:6379/15"),
+        ("redis://127.0.0.1:6379/15", "redis://127.0.0.1:6379/14"),  # the last of 16: the one before
+        ("redis://:s%40cret@cache.internal:6380/3", "redis://:s%40cret@cache.internal:6380/4"),
+        ("redis://cache.internal:6379/0?db=7", "redis://cache.internal:6379/8"),  # redis-py reads ?db= first
+        (
+            "rediss://cache.internal:6380/2?ssl_cert_reqs=required",
+            "rediss://cache.internal:6380/3?ssl_cert_reqs=required",
+        ),
+        ("unix:///srv/redis/redis.sock", "redis+socket:///srv/redis/redis.sock?virtual_host=1"),
+        ("unix:///srv/redis/redis.sock?db=15", "redis+socket:///srv/redis/redis.sock?virtual_host=14"),
+    ],
+)
+def test_the_broker_is_derived_on_the_database_after_the_caches(redis_url, broker):
+    assert broker_url_beside(redis_url) == broker
+
+
+def test_the_embedded_servers_socket_url_gives_a_broker_beside_it(tmp_path):
+    from leadengine.embedded import _redis_socket
+
+    socket = _redis_socket(tmp_path)
+
+    assert broker_url_beside(f"unix://{socket}") == f"redis+socket://{socket}?virtual_host=1"
+
+
+def test_a_redis_py_url_on_another_database():
+    assert redis_url_on_database("redis://h:6379/0?db=3&ssl_cert_reqs=none", 5) == "redis://h:6379/5?ssl_cert_reqs=none"
+    assert redis_url_on_database("unix:///srv/redis.sock?db=2", 5) == "unix:///srv/redis.sock?db=5"
+
+
+def test_a_broker_url_is_spelled_as_celery_reads_it():
+    assert broker_url("unix:///srv/redis.sock?db=3") == "redis+socket:///srv/redis.sock?virtual_host=3"
+    assert (
+        broker_url("redis+socket:///srv/redis.sock?virtual_host=2") == "redis+socket:///srv/redis.sock?virtual_host=2"
+    )
+    assert broker_url("redis://queue.internal:6379") == "redis://queue.internal:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "amqp://guest@rabbit:5672//",
+            "CELERY_BROKER_URL must start with one of redis://, redis+socket://, rediss://, unix://",
+        ),
+        ("redis://queue.internal:6379/1?db=2", "CELERY_BROKER_URL has option(s) db that Celery's broker cannot take"),
+        ("redis://queue.internal:6379/one", "CELERY_BROKER_URL selects database 'one', which is not a whole number"),
+    ],
+)
+def test_an_unreadable_broker_url_names_the_variable(url, message):
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        broker_url(url)
+
+
+def test_a_redis_url_with_options_celery_cannot_take_asks_for_a_broker_url():
+    with pytest.raises(ImproperlyConfigured, match="REDIS_URL has option.s. socket_timeout that Celery's broker"):
+        broker_url_beside("redis://cache.internal:6379/0?socket_timeout=3")
+
+
+@pytest.mark.parametrize(
+    ("cache_url", "broker"),
+    [
+        ("redis://localhost:6379/3", "redis://127.0.0.1:6379/3"),
+        ("redis://cache.internal/0", "redis://cache.internal:6379"),
+        ("unix:///srv/redis.sock?db=2", "redis+socket:///srv/redis.sock?virtual_host=2"),
+    ],
+)
+def test_a_cache_and_a_broker_on_one_database_are_refused(cache_url, broker):
+    with pytest.raises(ImproperlyConfigured, match="clearing the cache would empty the task queue"):
+        check_apart(cache_url, broker_url(broker))
+
+
+def test_a_cache_and_a_broker_on_databases_apart_are_accepted():
+    check_apart("redis://cache.internal:6379/0", "redis://cache.internal:6379/1")
+    check_apart("redis://cache.internal:6379/0", "redis://queue.internal:6379/0")
+
+
+def test_seconds_take_fractions_and_refuse_words_and_small_values():
+    assert env_seconds({"CACHE_TIMEOUT_SECONDS": "0.25"}, "CACHE_TIMEOUT_SECONDS", 0.5) == 0.25
+    assert env_seconds({}, "CACHE_TIMEOUT_SECONDS", 0.5) == 0.5
+    with pytest.raises(ImproperlyConfigured, match="CACHE_TIMEOUT_SECONDS='soon' is not a number of seconds"):
+        env_seconds({"CACHE_TIMEOUT_SECONDS": "soon"}, "CACHE_TIMEOUT_SECONDS", 0.5)
+    with pytest.raises(
+        ImproperlyConfigured, match="CACHE_TIMEOUT_SECONDS=0 must be a number of seconds of at least 0.05"
+    ):
+        env_seconds({"CACHE_TIMEOUT_SECONDS": "0"}, "CACHE_TIMEOUT_SECONDS", 0.5, minimum=0.05)
+    with pytest.raises(ImproperlyConfigured, match="must be a number of seconds"):
+        env_seconds({"CACHE_TIMEOUT_SECONDS": "nan"}, "CACHE_TIMEOUT_SECONDS", 0.5)
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -118,6 +241,39 @@ def test_production_without_a_secret_key_refuses_to_start():
     result = run_manage("check", DEBUG="false")
     assert result.returncode == 1
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_settings_derive_the_cache_and_the_broker_from_redis_url():
+    code = (
+        "import json; from django.conf import settings as s; "
+        "print(json.dumps([s.CACHES['default'], s.CELERY_BROKER_URL, s.CELERY_BROKER_CONNECTION_TIMEOUT]))"
+    )
+    result = run_manage("shell", "--no-imports", "-c", code, REDIS_URL="redis://127.0.0.1:6379/14", DEBUG="true")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {
+            "BACKEND": "leadengine.cache_backend.FallbackRedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/14",
+            "KEY_PREFIX": "leadengine",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        },
+        "redis://127.0.0.1:6379/15",
+        2.0,
+    ]
+
+
+def test_a_broker_on_the_caches_database_stops_the_process_naming_both():
+    result = run_manage(
+        "check", DEBUG="true", CACHE_URL="redis://127.0.0.1:6379/9", CELERY_BROKER_URL="redis://127.0.0.1:6379/9"
+    )
+    assert result.returncode == 1
+    assert "CACHE_URL and CELERY_BROKER_URL are both Redis database 9 of 127.0.0.1" in result.stderr
+
+
+def test_an_unreadable_cache_url_stops_the_process_naming_it():
+    result = run_manage("check", DEBUG="true", CACHE_URL="memcached://127.0.0.1:11211")
+    assert result.returncode == 1
+    assert "CACHE_URL must start with one of redis://, rediss://, unix://" in result.stderr
 
 
 def test_a_dead_workers_task_comes_back_only_after_any_task_could_have_ended():

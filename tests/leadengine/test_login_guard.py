@@ -78,7 +78,7 @@ def assert_refused(response, message):
 
 
 def redis_ttl(key):
-    return redis.Redis.from_url(django_settings.REDIS_URL).ttl(cache.make_key(key))
+    return redis.Redis.from_url(django_settings.CACHE_URL).ttl(cache.make_key(key))
 
 
 def test_fewer_failures_than_the_limit_still_allow_the_right_password(alice, password_checks):

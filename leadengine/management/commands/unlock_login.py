@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from leadengine.cache_backend import CacheUnavailable
 from leadengine.security import login_unlock
 
 
@@ -13,7 +14,10 @@ class Command(BaseCommand):
     def handle(self, *args, username=None, address=None, **options):
         if username is None and address is None:
             raise CommandError("give a username, an --address, or both")
-        locked = login_unlock(username=username, address=address)
+        try:
+            locked = login_unlock(username=username, address=address)
+        except CacheUnavailable as error:
+            raise CommandError(f"{error}; try again once Redis answers") from None
         names = {"account": f"username {username!r}", "address": f"address {address}"}
         if locked:
             self.stdout.write("Unlocked: " + ", ".join(names[kind] for kind in locked))

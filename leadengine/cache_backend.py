@@ -1,0 +1,193 @@
+"""Django's Redis cache, degraded instead of broken while Redis cannot be reached.
+
+The cache only ever saves work: every answer in it can be computed again from PostgreSQL. So when Redis
+refuses a connection or does not answer within CACHE_TIMEOUT_SECONDS, a read is a miss and a write is
+dropped, and the request goes on with PostgreSQL alone. Counters are the exception: an increment cannot
+be answered without Redis, so incr() and decr() raise CacheUnavailable, and their callers choose (cached
+generations are bumped later, the login guard lets the login through; see leadengine/cache.py and
+leadengine/security.py).
+
+After a failure the process leaves Redis alone for RETRY_SECONDS, so a Redis that hangs costs one timeout
+per process in that time, not one per call. An outage is logged once as a warning when it starts, again
+every REMINDER_SECONDS while it lasts (with the number of calls that went without Redis), and at INFO
+when Redis answers again; never once per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.redis import RedisCache
+
+log = logging.getLogger("leadengine.cache")
+
+DEFAULT_TIMEOUT_SECONDS = 0.5
+RETRY_SECONDS = 2.0  # after a failure, calls go without Redis this long before one tries it again
+REMINDER_SECONDS = 300.0
+# What says the server, not the call, is at fault: refused, reset or timed-out connections, a server still
+# loading its data after a restart (BusyLoadingError is a ConnectionError), a socket error.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class CacheUnavailable(Exception):
+    """Redis could not be reached for an operation whose answer only Redis has (incr, decr)."""
+
+
+class Outage:
+    """Whether one Redis location answers, shared by every thread of the process (each thread has its own
+    cache object, and one outage must be logged once)."""
+
+    def __init__(self, location: str):
+        self.location = location
+        self._lock = threading.Lock()
+        self.down_since: float | None = None
+        self.error = ""
+        self.bypassed = 0
+        self._retry_at = 0.0
+        self._reminded_at = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    def skipping(self) -> bool:
+        """True while calls go without Redis, in the RETRY_SECONDS after a failure."""
+        if self.down_since is None or time.monotonic() >= self._retry_at:
+            return False
+        with self._lock:
+            self.bypassed += 1
+        return True
+
+    def failed(self, error: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.bypassed += 1
+            self._retry_at = now + RETRY_SECONDS
+            self.error = f"{type(error).__name__}: {error}"
+            if self.down_since is None:
+                self.down_since = self._reminded_at = now
+                log.warning(
+                    "Redis cache at %s is unavailable (%s): reads are computed from PostgreSQL, writes are "
+                    "dropped, API throttles and the login guard do not count until it answers again",
+                    self.location,
+                    self.error,
+                )
+            elif now - self._reminded_at >= REMINDER_SECONDS:
+                self._reminded_at = now
+                log.warning(
+                    "Redis cache at %s still unavailable after %.0f s (%s calls went without it): %s",
+                    self.location,
+                    now - self.down_since,
+                    self.bypassed,
+                    self.error,
+                )
+
+    def answered(self) -> None:
+        if self.down_since is None:
+            return
+        with self._lock:
+            if self.down_since is None:
+                return
+            log.info(
+                "Redis cache at %s answers again after %.1f s unavailable (%s calls went without it)",
+                self.location,
+                time.monotonic() - self.down_since,
+                self.bypassed,
+            )
+            self.down_since = None
+            self.bypassed = 0
+
+
+_outages: dict[str, Outage] = {}
+_outages_lock = threading.Lock()
+
+
+def outage_of(location: str) -> Outage:
+    with _outages_lock:
+        return _outages.setdefault(location, Outage(location))
+
+
+def _redacted(location: str) -> str:
+    """The location without its password, for the logs."""
+    head, at, tail = location.rpartition("@")
+    if not at:
+        return location
+    scheme, _, _credentials = head.partition("://")
+    return f"{scheme}://***@{tail}"
+
+
+class FallbackRedisCache(RedisCache):
+    """Django's RedisCache with short socket timeouts (OPTIONS socket_connect_timeout, socket_timeout;
+    DEFAULT_TIMEOUT_SECONDS unless set) that goes on without Redis while it is unreachable: see the
+    module's docstring."""
+
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._options = {
+            "socket_connect_timeout": DEFAULT_TIMEOUT_SECONDS,
+            "socket_timeout": DEFAULT_TIMEOUT_SECONDS,
+            **self._options,
+        }
+        self.outage = outage_of(";".join(_redacted(location) for location in self._servers))
+
+    def _guarded(self, operation: Callable[[], Any], fallback: Callable[[], Any]) -> Any:
+        if self.outage.skipping():
+            return fallback()
+        try:
+            result = operation()
+        except UNREACHABLE as error:
+            self.outage.failed(error)
+            return fallback()
+        self.outage.answered()
+        return result
+
+    def _unavailable(self):
+        raise CacheUnavailable(f"Redis cache at {self.outage.location} is unavailable: {self.outage.error}")
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._guarded(lambda: super(FallbackRedisCache, self).add(key, value, timeout, version), lambda: False)
+
+    def get(self, key, default=None, version=None):
+        return self._guarded(lambda: super(FallbackRedisCache, self).get(key, default, version), lambda: default)
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._guarded(lambda: super(FallbackRedisCache, self).set(key, value, timeout, version), lambda: None)
+
+    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._guarded(lambda: super(FallbackRedisCache, self).touch(key, timeout, version), lambda: False)
+
+    def delete(self, key, version=None):
+        return self._guarded(lambda: super(FallbackRedisCache, self).delete(key, version), lambda: False)
+
+    def get_many(self, keys, version=None):
+        return self._guarded(lambda: super(FallbackRedisCache, self).get_many(keys, version), dict)
+
+    def has_key(self, key, version=None):
+        return self._guarded(lambda: super(FallbackRedisCache, self).has_key(key, version), lambda: False)
+
+    def incr(self, key, delta=1, version=None):
+        return self._guarded(lambda: super(FallbackRedisCache, self).incr(key, delta, version), self._unavailable)
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        # Django's contract: the keys that were not stored.
+        return self._guarded(
+            lambda: super(FallbackRedisCache, self).set_many(data, timeout, version), lambda: list(data)
+        )
+
+    def delete_many(self, keys, version=None):
+        return self._guarded(lambda: super(FallbackRedisCache, self).delete_many(keys, version), lambda: None)
+
+    def clear(self):
+        return self._guarded(lambda: super(FallbackRedisCache, self).clear(), lambda: False)
+
+
+def cache_unavailable(cache) -> bool:
+    """True while `cache` (a FallbackRedisCache) is going without Redis: its last call could not reach it."""
+    outage = getattr(cache, "outage", None)
+    return outage is not None and outage.down
