@@ -1,16 +1,25 @@
 """Process health endpoints for load balancers and orchestrators (no authentication)."""
 
+import logging
+import re
+import sys
+
+import redis
+from django.conf import settings
 from django.contrib import admin
-from django.core.cache import cache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.views import defaults
 from drf_spectacular.utils import extend_schema, inline_serializer
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+log = logging.getLogger(__name__)
 
 HealthSerializer = inline_serializer(
     "Health", fields={"status": serializers.CharField(), "checks": serializers.DictField(child=serializers.CharField())}
@@ -30,7 +39,8 @@ class HealthView(APIView):
 
 
 class ReadyView(APIView):
-    """The process can reach PostgreSQL and Redis; 503 naming what is down otherwise."""
+    """The process can reach PostgreSQL, the Redis cache and the broker; 503 naming what is down otherwise.
+    Redis is asked directly (PING), not through the cache, which goes on without it and would hide an outage."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -38,18 +48,7 @@ class ReadyView(APIView):
 
     @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer}, tags=["health"])
     def get(self, request):
-        checks = {}
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-            checks["database"] = "ok"
-        except Exception as error:  # any failure means not ready; the reason is reported
-            checks["database"] = f"unavailable: {type(error).__name__}"
-        try:
-            cache.set("readyz", "1", timeout=5)
-            checks["redis"] = "ok" if cache.get("readyz") == "1" else "unavailable: no round trip"
-        except Exception as error:
-            checks["redis"] = f"unavailable: {type(error).__name__}"
+        checks = {"database": _database_check(), "redis": _redis_check(), "broker": _broker_check()}
         ready = all(value == "ok" for value in checks.values())
         return Response(
             {"status": "ok" if ready else "unavailable", "checks": checks},
@@ -57,13 +56,86 @@ class ReadyView(APIView):
         )
 
 
-def server_error(request, *args, **kwargs):
-    """500: JSON for the API (no HTML page, no trace), Django's page elsewhere."""
-    if request.path.startswith("/api/"):
-        from leadengine.api.errors import error_body
+def _unavailable(what: str, error: Exception) -> str:
+    # The answer names the error's kind only (anyone may ask); the log has the whole error.
+    log.warning("readyz: %s unavailable: %s: %s", what, type(error).__name__, error)
+    return f"unavailable: {type(error).__name__}"
 
+
+def _database_check() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as error:  # any failure means not ready; the reason is reported
+        return _unavailable("database", error)
+    return "ok"
+
+
+def _redis_check() -> str:
+    """PING the cache's Redis (the server it writes to), once, within CACHE_TIMEOUT_SECONDS."""
+    location = settings.CACHES["default"]["LOCATION"]
+    server = re.split("[;,]", location)[0] if isinstance(location, str) else location[0]
+    timeout = settings.CACHE_TIMEOUT_SECONDS
+    client = redis.Redis.from_url(
+        server, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        client.ping()
+    except Exception as error:
+        return _unavailable("Redis cache", error)
+    finally:
+        client.close()
+    return "ok"
+
+
+def _broker_check() -> str:
+    from leadengine.celery import app
+
+    try:
+        with app.connection_for_write() as broker:
+            broker.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=5)
+    except Exception as error:
+        return _unavailable("broker", error)
+    return "ok"
+
+
+def server_error(request, *args, **kwargs):
+    """500: JSON for the API (no HTML page, no trace), Django's page elsewhere; but 503 with Retry-After when
+    the error was an unreachable database (raised outside a view: by the session saved in its middleware)."""
+    from leadengine.api.errors import database_unavailable, error_body
+    from leadengine.middleware import database_unavailable_response
+
+    if database_unavailable(sys.exc_info()[1]):  # Django calls this handler inside its `except`
+        return database_unavailable_response(request)
+    if request.path.startswith("/api/"):
         return JsonResponse(error_body("server_error", "The server failed; the error is logged."), status=500)
     return defaults.server_error(request, *args, **kwargs)
+
+
+def bad_request(request, exception, *args, **kwargs):
+    """400 of a request Django refuses to read (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many parameters, a
+    bad Host): JSON for the API, a body too large 413 everywhere, Django's page otherwise."""
+    from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+
+    from leadengine.api.errors import error_body, suspicious_request
+
+    if request.path.startswith("/api/"):
+        if isinstance(exception, SuspiciousOperation):
+            code, body = suspicious_request(exception)
+        else:
+            code, body = 400, error_body("bad_request", "The request is malformed.")
+        return JsonResponse(body, status=code)
+    if isinstance(exception, RequestDataTooBig):
+        return HttpResponse(TOO_LARGE_PAGE, status=413)
+    return defaults.bad_request(request, exception, *args, **kwargs)
+
+
+TOO_LARGE_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Request too large (413)</title></head>
+<body><h1>Request too large</h1><p>The form sent is larger than the server reads; nothing was saved.</p></body>
+</html>
+"""
 
 
 def permission_denied(request, exception, *args, **kwargs):

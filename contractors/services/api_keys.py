@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -24,6 +25,8 @@ from contractors.services.contractors import ContractorError
 
 KEY_PREFIX = "le_"
 # last_used_at is written at most this often per key, so that busy clients do not write on every call.
+# The shape of every key api_key_generate makes; anything else is refused without a database query.
+KEY_SHAPE = re.compile(r"le_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
@@ -52,6 +55,11 @@ class ApiKeyOwnerInvalid(ContractorError):
     """A key was asked for without exactly one owner, or for a user who may not have one of their own."""
 
     code = "invalid_api_key_owner"
+
+
+def api_key_well_formed(raw_key: str) -> bool:
+    """True when `raw_key` has the shape of a key this system makes (it may still be unknown or revoked)."""
+    return KEY_SHAPE.fullmatch(raw_key) is not None
 
 
 def api_key_hash(raw_key: str) -> str:
@@ -101,11 +109,15 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
 
 def api_key_authenticate(*, raw_key: str, now: dt.datetime | None = None) -> ApiKey:
     """The key (with its contractor or user) that `raw_key` is, or ApiKeyRejected saying why not: unknown
-    or revoked key (401); suspended contractor (403, with the suspension's reason); a user who is no
-    longer staff or is deactivated (403: a staff key carries the user's rights, so it lasts only as long
-    as they do)."""
+    or revoked key (401; a string without a key's shape is unknown without a query); suspended contractor
+    (403, with the suspension's reason); a user who is no longer staff or is deactivated (403: a staff key
+    carries the user's rights, so it lasts only as long as they do). A known key costs one query by the
+    unique hash index (and a write of last_used_at at most once a minute)."""
     now = now or timezone.now()
-    digest = api_key_hash(raw_key.strip())
+    raw_key = raw_key.strip()
+    if not api_key_well_formed(raw_key):
+        raise ApiKeyUnknown("Unknown API key.")  # what no key can be costs no query
+    digest = api_key_hash(raw_key)
     # By the unique hash index, without ApiKey's default ordering (a join and a sort on every request).
     key = ApiKey.objects.select_related("contractor", "user").filter(key_hash=digest).order_by().first()
     # The hash lookup already matched; compare_digest keeps the final check constant-time anyway.

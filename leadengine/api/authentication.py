@@ -45,8 +45,14 @@ class ApiKeyFailed(exceptions.AuthenticationFailed):
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Refused keys are counted per client address (Redis); past API_AUTH_FAILURES_PER_MINUTE in a
-    minute the address gets 429 before its key is even looked up, so keys cannot be guessed at speed."""
+    """Refused keys are counted per client address (Redis); past API_AUTH_FAILURES_PER_MINUTE in a minute
+    the address's refused keys get 429 instead of 401 and are no longer counted, but a valid key from it is
+    still authenticated: one bad actor behind a NAT must not lock out everyone sharing its address.
+
+    That costs nothing in safety: a key holds 256 random bits, so guessing one is hopeless at any rate. The
+    throttle is there to bound what a flood of bad keys costs, and that stays small: a string without a key's
+    shape is refused without a query (api_key_well_formed), a well-formed guess costs one probe of the unique
+    hash index that finds nothing, as every API call's own authentication does."""
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request)
@@ -61,13 +67,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if keyword != KEYWORD:
             return None
         failures = AuthFailureThrottle()
-        if not failures.allow_request(request, None):
-            raise exceptions.Throttled(wait=failures.wait(), detail="Too many refused API keys from this address.")
+        over_limit = not failures.allow_request(request, None)
         try:
             if not raw_key.strip() or " " in raw_key.strip():
                 raise ApiKeyUnknown(f'Give the key as "Authorization: {KEYWORD} <key>".')
             key = api_key_authenticate(raw_key=raw_key)
         except ApiKeyRejected as rejection:
+            if over_limit:
+                raise exceptions.Throttled(
+                    wait=failures.wait(), detail="Too many refused API keys from this address."
+                ) from None
             failures.count_failure()
             raise ApiKeyFailed(rejection) from None
         if key.user_id is not None:

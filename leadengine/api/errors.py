@@ -1,18 +1,27 @@
 """Every API error is JSON: {"code": "...", "detail": "...", "fields": {...}}, with stable codes. Domain
-errors (leads, territories) carry their own code and HTTP status; DRF's own errors get theirs."""
+errors (leads, territories) carry their own code and HTTP status; DRF's own errors get theirs; a database
+that cannot be reached is 503 database_unavailable with Retry-After, a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+413 too_large."""
 
 from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied
-from django.db import DataError
-from django.http import Http404
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from contractors.services.contractors import ContractorError
+from leadengine.retry import is_transient
 from leadengine.services.jobs import JobError
 from leads.errors import LeadError
 from territories.errors import TerritoryError, TerritoryTaken
@@ -21,8 +30,59 @@ DOMAIN_ERRORS = (LeadError, TerritoryError, ContractorError, JobError)
 log = logging.getLogger(__name__)
 
 
+# What a client is told to wait before trying again while the database cannot be reached: a restart or a
+# failover takes tens of seconds, and a few requests in that time cost nothing.
+DATABASE_RETRY_AFTER_SECONDS = 10
+# SQLSTATE classes of a server that cannot take the statement now, whatever it is: insufficient resources (53:
+# too many connections, out of memory or disk), operator intervention (57: shutting down, starting up, the
+# statement cancelled by a timeout) and system errors (58).
+UNAVAILABLE_CLASSES = ("53", "57", "58")
+
+
 def error_body(code: str, detail: str, fields: dict | None = None) -> dict:
     return {"code": code, "detail": detail, "fields": fields or {}}
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when `error` says PostgreSQL cannot be reached or cannot serve now (a connection refused, lost or
+    timed out, the server starting up or shutting down, out of connections), not that the request was wrong:
+    the caller may try the same request again later."""
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    code = getattr(error.__cause__ or error, "sqlstate", None)
+    return is_transient(error) or (code is not None and code.startswith(UNAVAILABLE_CLASSES))
+
+
+def database_unavailable_body() -> dict:
+    return error_body(
+        "database_unavailable",
+        f"The database cannot be reached for a moment. Try again in {DATABASE_RETRY_AFTER_SECONDS} seconds.",
+    ) | {"retry_after_seconds": DATABASE_RETRY_AFTER_SECONDS}
+
+
+def database_unavailable_json() -> JsonResponse:
+    """The API's 503 outside a DRF view (middleware, the session, Django's error handlers)."""
+    response = JsonResponse(database_unavailable_body(), status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+def suspicious_request(error: SuspiciousOperation) -> tuple[int, dict]:
+    """(status, body) of a request Django refuses to read: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413
+    too_large; too many parameters or files 400 too_many_fields; anything else Django finds malformed 400
+    bad_request (its details are logged by Django, not shown)."""
+    if isinstance(error, RequestDataTooBig):
+        from django.conf import settings
+
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, error_body(
+            "too_large", f"The request body is larger than {limit:,} bytes; nothing was read."
+        )
+    if isinstance(error, (TooManyFieldsSent, TooManyFilesSent)):
+        return status.HTTP_400_BAD_REQUEST, error_body(
+            "too_many_fields", "The request has more parameters or files than the server reads; nothing was read."
+        )
+    return status.HTTP_400_BAD_REQUEST, error_body("bad_request", "The request is malformed.")
 
 
 def _flatten(detail) -> dict:
@@ -56,6 +116,16 @@ def api_exception_handler(error, context):
         return Response(body, status=error.http_status)
     if isinstance(error, DOMAIN_ERRORS):
         return Response(error_body(error.code, str(error)), status=getattr(error, "http_status", 409))
+    if isinstance(error, DatabaseError) and database_unavailable(error):
+        # Logged without a trace: while PostgreSQL restarts, every request would add one.
+        log.warning("API request answered 503, the database is unavailable: %s", error)
+        response = Response(database_unavailable_body(), status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
+    if isinstance(error, SuspiciousOperation):
+        code, body = suspicious_request(error)
+        log.warning("API request refused: %s", error)
+        return Response(body, status=code)
     if isinstance(error, DataError):
         # A value the database cannot hold (a NUL character, a number or date out of its range) that got past
         # validation: the request is at fault, not the server. Logged, so that the validation gets fixed.
@@ -95,7 +165,9 @@ class ErrorSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.CharField()),
         help_text='Messages per invalid field (nested fields dotted, "non_field_errors" for the whole body).',
     )
-    retry_after_seconds = serializers.IntegerField(required=False, help_text="On 429: when to try again.")
+    retry_after_seconds = serializers.IntegerField(
+        required=False, help_text="On 429 and 503: seconds to wait before trying again (also in Retry-After)."
+    )
     conflicts = serializers.ListField(
         child=serializers.DictField(child=serializers.CharField()),
         required=False,

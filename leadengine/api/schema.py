@@ -14,7 +14,7 @@ from leadengine.api.errors import ErrorSerializer
 
 API_PREFIX = "/api/v1/"
 
-# Status: when the API answers with it. Every operation may answer 401, 403, 404 and 429.
+# Status: when the API answers with it. Every operation may answer 401, 403, 404, 429 and 503.
 ERRORS = {
     "400": "Invalid parameters or body; `fields` names each invalid field.",
     "401": "No API key, or the key is unknown or expired.",
@@ -23,10 +23,15 @@ ERRORS = {
     "404": "No such object among those the caller may see, or a cursor that names no page.",
     "409": "The object is not in a state that allows this.",
     "422": "Refused by a business rule (return window, trades served, ZIP codes unknown).",
+    "413": "The body is larger than the server reads (REQUEST_BODY_MAX_BYTES); nothing was read.",
+    "415": "A body of a media type the API does not read (it reads JSON, forms and multipart forms).",
     "429": "Too many requests from this key or address; `retry_after_seconds` says when to try again.",
+    "503": "The database cannot be reached for a moment; `retry_after_seconds` (and the Retry-After header) says "
+    "when to try again.",
 }
-ALWAYS = ("401", "403", "404", "429")
+ALWAYS = ("401", "403", "404", "429", "503")
 ON_INPUT = ("400",)  # operations with query parameters or a body
+ON_BODY = ("413", "415")  # operations with a body
 ON_WRITE = ("409", "422")  # operations that change something
 
 
@@ -38,6 +43,8 @@ class ApiSchema(AutoSchema):
         codes = list(ALWAYS)
         if operation.get("requestBody") or any(p["in"] == "query" for p in operation.get("parameters", [])):
             codes += ON_INPUT
+        if operation.get("requestBody"):
+            codes += ON_BODY
         if method not in ("GET", "HEAD", "OPTIONS"):
             codes += ON_WRITE
         responses = operation["responses"]

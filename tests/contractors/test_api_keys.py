@@ -4,6 +4,7 @@ contractor's keys and staff users' own keys, which act as the user through the A
 import datetime as dt
 import hashlib
 import io
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -359,3 +360,99 @@ def test_create_api_key_takes_a_contractor_or_a_user_not_both_nor_neither(acme, 
     with pytest.raises(CommandError, match="CONTRACTOR_SLUG"):
         call_command("create_api_key", *args)
     assert not ApiKey.objects.exists()
+
+
+# Refused keys per address: the throttle bounds the work bad keys cost; it never refuses a valid key.
+
+
+def unknown_key() -> str:
+    """A string of a key's shape that no key is."""
+    return f"le_0000ffff_{'A' * 43}"
+
+
+def test_a_valid_key_is_accepted_from_an_address_throttled_for_bad_keys(market, settings):
+    settings.API_AUTH_FAILURE_RATE = "3/min"
+    acme, _ = market
+    key, raw_key = api_key_create(contractor=acme, name="CRM")
+    guesser, neighbour = key_client(unknown_key()), key_client(raw_key)  # both behind 127.0.0.1
+
+    assert [guesser.get(LEADS_URL).status_code for _ in range(4)] == [401, 401, 401, 429]
+    response = neighbour.get(LEADS_URL)
+
+    assert response.status_code == 200
+    assert sorted(lead["id"] for lead in response.json()["results"]) == sorted(
+        Lead.objects.filter(contractor=acme).values_list("pk", flat=True)
+    )
+    assert ApiKey.objects.get(pk=key.pk).last_used_at is not None
+    refused = guesser.get(LEADS_URL)
+    assert (refused.status_code, refused.json()["code"]) == (429, "throttled")
+    assert re.fullmatch(
+        r"Too many refused API keys from this address\. Expected available in \d+ seconds\.", refused.json()["detail"]
+    )
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert neighbour.get(LEADS_URL).status_code == 200
+
+
+def test_a_revoked_or_denied_key_past_the_limit_is_throttled_too_and_changes_nothing(market, alice, settings):
+    settings.API_AUTH_FAILURE_RATE = "1/min"
+    acme, _ = market
+    revoked, revoked_raw = api_key_create(contractor=acme)
+    api_key_revoke(key=revoked)
+    denied, denied_raw = api_key_create(user=alice)
+    alice.is_staff = False
+    alice.save()
+    before = (lead_rows(), key_row(revoked), key_row(denied))
+
+    assert key_client(unknown_key()).get(LEADS_URL).status_code == 401
+    answers = [key_client(raw).get(LEADS_URL) for raw in (revoked_raw, denied_raw)]
+
+    assert [(answer.status_code, answer.json()["code"]) for answer in answers] == [(429, "throttled")] * 2
+    assert (lead_rows(), key_row(revoked), key_row(denied)) == before
+
+
+def test_another_address_is_not_throttled_for_one_addresss_bad_keys(market, settings):
+    settings.API_AUTH_FAILURE_RATE = "2/min"
+    guesser = key_client(unknown_key())
+
+    assert [guesser.get(LEADS_URL).status_code for _ in range(3)] == [401, 401, 429]
+    response = guesser.get(LEADS_URL, REMOTE_ADDR="203.0.113.9")
+    assert (response.status_code, response.json()["code"]) == (401, "unknown_api_key")
+
+
+def test_a_bad_key_past_the_limit_costs_one_indexed_query_and_a_malformed_one_none(
+    market, settings, django_assert_num_queries
+):
+    settings.API_AUTH_FAILURE_RATE = "1/min"
+    guesser = key_client(unknown_key())
+    assert guesser.get(LEADS_URL).status_code == 401
+
+    with django_assert_num_queries(1) as queries:
+        assert guesser.get(LEADS_URL).status_code == 429
+    with django_assert_num_queries(0):
+        assert key_client("le_guess").get(LEADS_URL).status_code == 429
+        assert key_client(unknown_key() + "A").get(LEADS_URL).status_code == 429
+    assert 'WHERE "contractors_apikey"."key_hash" = ' in queries.captured_queries[0]["sql"]
+
+
+@pytest.mark.parametrize(
+    "raw_key",
+    [
+        "le_guess",
+        "",
+        "le_0000FFFF_" + "A" * 43,
+        "le_0000ffff_" + "A" * 42,
+        "le_0000ffff_" + "A" * 42 + "=",
+        "x" * 10_000,
+    ],
+)
+def test_a_string_without_a_keys_shape_is_unknown_without_a_query(acme, raw_key, django_assert_num_queries):
+    api_key_create(contractor=acme)
+
+    with django_assert_num_queries(0), pytest.raises(ApiKeyUnknown, match="Unknown API key"):
+        api_key_authenticate(raw_key=raw_key)
+
+
+def test_every_generated_key_has_the_shape_keys_are_checked_for(acme):
+    from contractors.services.api_keys import api_key_well_formed
+
+    assert all(api_key_well_formed(api_key_create(contractor=acme)[1]) for _ in range(50))

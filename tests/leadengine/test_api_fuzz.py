@@ -3,7 +3,9 @@ schemathesis generates requests for every operation and sends them in-process to
 contractor (its API key), as staff (a session) and as nobody. No request may end in a 5xx, and every
 answer, errors included, must be one the schema documents: status code, content type and body."""
 
+import base64
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import schemathesis
@@ -12,7 +14,8 @@ from django.core import signals
 from django.core.cache import cache
 from django.db import close_old_connections
 from django.test import Client
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -125,3 +128,44 @@ def test_staff_get_documented_answers_and_never_a_server_error(case, market, dja
 @settings(FUZZ, max_examples=10)
 def test_a_caller_without_credentials_gets_documented_answers(case, unthrottled, db):
     case.call_and_validate(app=application, checks=CHECKS)
+
+
+# Cursors, generated: text, bytes, and query strings of the tokens a cursor has (o, r, p) and one it has not,
+# each value any text, all as the base64 a cursor is. Every list answers a page or 404 "Invalid cursor".
+
+CURSOR_LISTS = ["/api/v1/leads/", "/api/v1/leads/?ordering=-score", "/api/v1/territories/", "/api/v1/runs/"]
+token_values = st.one_of(
+    st.text(max_size=30),
+    st.integers().map(str),
+    st.floats().map(str),
+    st.datetimes(timezones=st.timezones()).map(str),
+    st.sampled_from(["0", "1", "-1", "1e999", "nan", "9" * 400]),
+)
+cursors = st.one_of(
+    st.text(max_size=40),
+    st.binary(max_size=40).map(lambda raw: base64.b64encode(raw).decode()),
+    st.dictionaries(st.sampled_from(["o", "r", "p", "x"]), token_values, max_size=4).map(
+        lambda tokens: base64.b64encode(urlencode(tokens).encode()).decode()
+    ),
+)
+
+
+@pytest.fixture
+def cursor_clients(market, django_user_model):
+    acme, raw = market
+    _, staff_raw = api_key_create(user=django_user_model.objects.create_user("ops", is_staff=True))
+    return Client(HTTP_AUTHORIZATION=f"Api-Key {raw}"), Client(HTTP_AUTHORIZATION=f"Api-Key {staff_raw}")
+
+
+@given(cursor=cursors)
+@settings(FUZZ, max_examples=100)
+def test_any_cursor_answers_a_page_or_invalid_cursor_on_every_list(cursor_clients, cursor):
+    contractor, staff = cursor_clients
+    for url in CURSOR_LISTS:
+        client = staff if url.startswith("/api/v1/runs/") else contractor
+        response = client.get(url, {"cursor": cursor})
+        assert response.status_code in (200, 404), (url, cursor, response.content)
+        if response.status_code == 404:
+            assert response.json() == {"code": "not_found", "detail": "Invalid cursor", "fields": {}}
+        else:
+            assert set(response.json()) == {"next", "previous", "results"}
