@@ -14,7 +14,7 @@ from leadengine.selectors import jobs_overdue, schedule_states
 from leadengine.services.jobs import JobError, job_run_request
 from scoring.models import Trade
 
-ALERT_STYLE = '<strong style="color: #ba2121;">{}</strong>'
+ALERT_STYLE = '<strong class="status-alert">{}</strong>'  # leadengine/static/leadengine/admin.css
 
 
 def overdue_warn(request) -> None:
@@ -119,6 +119,9 @@ admin.site.unregister(PeriodicTask)
 class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
     """django-celery-beat's schedules, where ops enable, disable, re-time and run jobs now, with each job
     schedule's last success and whether it is overdue (leadengine.selectors.schedule_states)."""
+
+    # django-celery-beat's form with its crontab help script as a static file (Content-Security-Policy).
+    change_form_template = "admin/django_celery_beat/periodictask/change_form.html"
 
     def get_list_display(self, request):
         """The columns, with each job schedule's state read once for the page."""

@@ -1,6 +1,7 @@
 """Overdue jobs (a schedule was due and no run of its job has succeeded since) flagged in the admin and
 emailed to ops once, and the daily report."""
 
+import base64
 import datetime as dt
 import json
 from zoneinfo import ZoneInfo
@@ -58,12 +59,25 @@ def test_a_crontab_that_names_no_real_day_has_no_due_time():
     assert crontab_previous(cron(minute="0", hour="0", day_of_month="31", month_of_year="2"), NOW) is None
 
 
-def schedule(name: str, job: str, *, trade: str | None = None, enabled: bool = True, **crontab) -> PeriodicTask:
+def schedule(
+    name: str,
+    job: str,
+    *,
+    trade: str | None = None,
+    enabled: bool = True,
+    created: dt.datetime | None = None,
+    **crontab,
+) -> PeriodicTask:
+    """A job schedule, created (or last edited) at `created`: by default a month before NOW and before today."""
     crontab_row, _ = CrontabSchedule.objects.get_or_create(**{"minute": "0", "hour": "*", **crontab})
     kwargs = {"job": job, **({"trade": trade} if trade else {})}
-    return PeriodicTask.objects.create(
+    task = PeriodicTask.objects.create(
         name=name, task="leadengine.job_scheduled", crontab=crontab_row, kwargs=json.dumps(kwargs), enabled=enabled
     )
+    created = created or min(NOW, timezone.now()) - dt.timedelta(days=30)
+    PeriodicTask.objects.filter(pk=task.pk).update(date_changed=created)  # update(): auto_now leaves it as given
+    task.refresh_from_db()
+    return task
 
 
 def ran(job: str, at: dt.datetime, *, status: str = "succeeded", trade=None, error: str = "") -> JobRun:
@@ -143,6 +157,7 @@ def test_an_interval_schedule_is_overdue_an_interval_and_the_grace_after_its_las
     PeriodicTask.objects.create(
         name="Webhooks", task="leadengine.job_scheduled", interval=every, kwargs='{"job": "webhook_delivery"}'
     )
+    PeriodicTask.objects.filter(name="Webhooks").update(date_changed=NOW - dt.timedelta(days=1))
     ran("webhook_delivery", NOW - dt.timedelta(minutes=12))  # finished 11 minutes ago
 
     assert overdue_names(NOW) == []
@@ -160,7 +175,14 @@ def test_overdue_jobs_are_emailed_once_when_they_fall_behind_and_again_after_cat
     first = check()
     assert (first.status, first.counts) == (
         "succeeded",
-        {"overdue": 1, "newly_overdue": 1, "emailed": True, "overdue_jobs": ["Lead expiry"], "abandoned_closed": 0},
+        {
+            "overdue": 1,
+            "newly_overdue": 1,
+            "emailed": True,
+            "overdue_jobs": ["Lead expiry"],
+            "abandoned_closed": 0,
+            "requeued": 0,
+        },  # fmt: skip
     )
     (mail,) = mailoutbox
     assert (mail.subject, mail.to) == ("LeadEngine: 1 job overdue", ["ops@example.com"])
@@ -171,7 +193,7 @@ def test_overdue_jobs_are_emailed_once_when_they_fall_behind_and_again_after_cat
 
     ran("lead_expiry", timezone.now())
     assert check().counts == {
-        "overdue": 0, "newly_overdue": 0, "emailed": False, "overdue_jobs": [], "abandoned_closed": 0,
+        "overdue": 0, "newly_overdue": 0, "emailed": False, "overdue_jobs": [], "abandoned_closed": 0, "requeued": 0,
     }  # fmt: skip
 
     JobRun.objects.filter(job="lead_expiry").update(finished_at=timezone.now() - dt.timedelta(hours=3))
@@ -179,25 +201,43 @@ def test_overdue_jobs_are_emailed_once_when_they_fall_behind_and_again_after_cat
     assert len(mailoutbox) == 2
 
 
-def test_the_overdue_check_closes_runs_that_can_no_longer_end_and_emails_them(roofing, settings, mailoutbox):
+def test_the_overdue_check_also_recovers_runs_that_can_no_longer_end_and_emails_the_failed(
+    roofing, settings, mailoutbox, idle_queue
+):
+    """The check recovers as the sweep does (leadengine.services.recovery), should the sweep's schedule be off."""
     settings.OPS_EMAILS = ["ops@example.com"]
+    settings.JOB_QUEUE_TIMEOUT_MINUTES = 3
     now = timezone.now()
     dead = JobRun.objects.create(job="scoring", trade=roofing, status="running", queued_at=now, started_at=now)
-    stuck = JobRun.objects.create(job="lead_expiry", queued_at=now - dt.timedelta(minutes=61))
-    waiting = JobRun.objects.create(job="offer_expiry", queued_at=now)  # queued a moment ago: left alone
+    dead_again = JobRun.objects.create(
+        job="lead_generation", trade=roofing, status="running", queued_at=now, started_at=now, requeues=1
+    )
+    stuck = JobRun.objects.create(
+        job="lead_expiry", queued_at=now - dt.timedelta(minutes=8), sent_at=now - dt.timedelta(minutes=4), requeues=1
+    )
+    waiting = JobRun.objects.create(job="offer_expiry", queued_at=now, sent_at=now)  # sent a moment ago: left alone
 
     check = job_run_execute(run_id=JobRun.objects.create(job="overdue_check", queued_at=now).pk)
 
-    assert (check.status, check.counts["abandoned_closed"]) == ("succeeded", 2)
-    dead.refresh_from_db(), stuck.refresh_from_db(), waiting.refresh_from_db()
-    assert (dead.status, dead.error) == ("failed", "Abandoned: the worker running it stopped.")
-    assert (stuck.status, stuck.error) == ("failed", "Never started: no worker took it within 60 minutes.")
-    assert waiting.status == "queued"
+    assert (check.status, check.counts["abandoned_closed"], check.counts["requeued"]) == ("succeeded", 2, 1)
+    for run in (dead, dead_again, stuck, waiting):
+        run.refresh_from_db()
+    assert (dead.status, dead.started_at, dead.requeues, dead.error) == ("queued", None, 1, "")
+    assert (dead_again.status, dead_again.error) == (
+        "failed",
+        "Abandoned: the worker running it stopped, again after the run was requeued.",
+    )
+    assert (stuck.status, stuck.error) == (
+        "failed",
+        "Never started: no worker took it within 3 minutes, though its task was sent twice.",
+    )
+    assert (waiting.status, waiting.requeues) == ("queued", 0)
     assert sorted(mail.subject for mail in mailoutbox) == [
         f"LeadEngine: expire overdue leads failed (run {stuck.pk})",
-        f"LeadEngine: score every property failed (run {dead.pk})",
+        f"LeadEngine: generate and route leads failed (run {dead_again.pk})",
     ]
     assert "queued " in next(mail.body for mail in mailoutbox if str(stuck.pk) in mail.subject)
+    assert [json.loads(base64.b64decode(m["body"]))[0] for m in idle_queue()] == [[dead.pk]]
 
 
 def test_overdue_check_with_nobody_to_tell_still_records_what_it_found(roofing, settings, mailoutbox):
@@ -220,7 +260,7 @@ def test_staff_see_overdue_schedules_flagged_in_the_admin(roofing, admin_client)
 
     warning = "Overdue (not succeeded since due): Lead expiry. Check that beat and a worker run."
     assert warning in schedules_page and warning in runs_page
-    assert schedules_page.count('<strong style="color: #ba2121;">Overdue</strong>') == 1
+    assert schedules_page.count('<strong class="status-alert">Overdue</strong>') == 1
     assert '<td class="field-on_time">Yes</td>' in schedules_page
 
 
@@ -266,7 +306,7 @@ def test_the_daily_report_emails_yesterdays_funnel_job_runs_and_what_needs_a_loo
         "roofing: generated 4, assigned 3, delivered 2, accepted 1, converted 1, rejected 0, returned 0, expired 0"
         in mail.body
     )
-    assert "Job runs: queued 0, running 0, succeeded 1, failed 1, skipped 0" in mail.body
+    assert "Job runs: queued 0, running 0, succeeded 1, failed 1, skipped 0, missed 0" in mail.body
     assert "- FAILED: Expire overdue leads #" in mail.body and ": boom" in mail.body
     assert "- unassigned leads in the pool: 1" in mail.body
 
@@ -282,3 +322,20 @@ def test_the_daily_report_counts_only_its_day(roofing, settings, mailoutbox):
 
     assert (counts["generated"], counts["assigned"]) == (0, 0)
     assert daily_report_send(day=timezone.localdate())["generated"] == 1
+
+
+def test_a_schedule_created_after_its_last_due_time_is_not_overdue_until_it_is_due_again(roofing, settings):
+    settings.JOB_OVERDUE_GRACE_MINUTES = 30
+    ran("daily_report", NOW - dt.timedelta(days=2))  # the job succeeded once, started by hand
+    schedule("Daily report", "daily_report", minute="30", hour="6", created=NOW - dt.timedelta(hours=2))
+
+    assert overdue_names(NOW) == []  # due at 06:30, created at 10:00: not due since
+    assert overdue_names(NOW + dt.timedelta(days=1)) == ["Daily report"]  # 06:30 tomorrow passed, no success
+
+
+def test_the_overdue_check_never_flags_itself(roofing):
+    schedule("Overdue job check", "overdue_check", minute="*/15")
+    ran("overdue_check", NOW - dt.timedelta(days=3), status="failed")
+
+    (state,) = schedule_states(now=NOW)
+    assert (state.name, state.overdue, state.due_at) == ("Overdue job check", False, None)

@@ -1,0 +1,20 @@
+// A schedule's form (templates/admin/django_celery_beat/periodictask/change_form.html): the chosen crontab
+// in words under the crontab field, as django-celery-beat's own form shows it.
+"use strict";
+{
+    const $ = django.jQuery;
+    const readableCrontabs = JSON.parse(document.getElementById("readable-crontabs").textContent);
+    const crontabHelp = JSON.parse(document.getElementById("crontab-help").textContent);
+
+    const showTranslation = function() {
+        const help = $(".field-crontab .help");
+        help.text(crontabHelp);
+        const words = readableCrontabs[$("#id_crontab").val()];
+        if (words !== undefined) {
+            help.append($("<br>"), document.createTextNode(`Translation: ${words}`));
+        }
+    };
+
+    $(".field-crontab_translation").hide();
+    $(".field-crontab").change(showTranslation);
+}
