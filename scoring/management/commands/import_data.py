@@ -8,7 +8,8 @@ from scoring.services.imports import IMPORTERS, ImportFileError, data_file_impor
 class Command(BaseCommand):
     help = (
         "Import a CSV file of properties, storms, permits or sales. Exit code 0: every row loaded; "
-        "3: some rows rejected (see FILE.rejects.csv); 2: the file is unusable and nothing was written."
+        "3: some rows rejected (see FILE.rejects.csv); 2: the file is unusable and nothing was written; "
+        "4: the database stayed unreachable for DB_RETRY_SECONDS and nothing was written (run it again)."
     )
 
     def add_arguments(self, parser):

@@ -14,9 +14,12 @@ from queue import Full, Queue
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from leadengine.retry import connection_reset, db_retry, is_transient
 from scoring.bulk import csv_bytes
 from scoring.models import ImportRun
 from scoring.services.imports.files import (
@@ -28,16 +31,25 @@ from scoring.services.imports.files import (
 )
 from scoring.services.imports.kinds import IMPORTERS, PROPERTY_BY_PARCEL, Chunk, Importer
 
+# The database stayed unreachable for DB_RETRY_SECONDS: nothing was imported, the same import may be run again.
+EXIT_DATABASE_UNREACHABLE = 4
+
 
 @dataclass
 class ImportResult:
     run: ImportRun
     exit_code: int
+    recorded: bool = True  # False when the database never came back to record how the run ended
 
     def summary(self) -> str:
         run = self.run
         if run.status == ImportRun.Status.FAILED:
-            return f"{run.kind}: {run.file_name} was not imported: {run.error}"
+            text = f"{run.kind}: {run.file_name} was not imported: {run.error}"
+            if not self.recorded and run.pk is None:
+                text += " (the run could not be recorded either)"
+            elif not self.recorded:
+                text += " (the failure could not be recorded: the run is closed as abandoned later)"
+            return text
         text = (
             f"{run.kind}: {run.rows_read:,} rows read, {run.rows_inserted:,} inserted, {run.rows_updated:,} updated, "
             f"{run.rows_unchanged:,} unchanged, {run.rows_rejected:,} rejected"
@@ -141,54 +153,215 @@ def data_file_import(
     progress: ProgressCallback | None = None,
     today: dt.date | None = None,
 ) -> ImportResult:
-    """Import one CSV file of `kind` (properties, storms, permits, sales). See the module docstring.
+    """Import one CSV file of `kind` (properties, storms, permits, sales). See the package docstring.
 
-    Exit codes in the result: 0 all rows loaded, 3 some rows rejected, 2 the file was unusable.
+    Exit codes in the result: 0 all rows loaded, 3 some rows rejected, 2 the file was unusable,
+    4 the database stayed unreachable (nothing was imported; run the import again).
+
+    The import is one transaction, and the run's outcome (status, counts) is written in it: a run
+    still "running" never wrote a row. A lost database connection loses that transaction, so the whole
+    import is the unit that db_retry starts again (the file re-read, the staging tables made anew);
+    the result is exactly that of an import never interrupted.
     """
     if kind not in IMPORTERS:
         raise ImportFileError(f"unknown kind {kind!r}: use one of {', '.join(IMPORTERS)}")
     path = Path(path)
     started = time.monotonic()
-    run = ImportRun.objects.create(
-        kind=kind, file_name=str(path.resolve()), file_size=path.stat().st_size if path.is_file() else None
-    )
-    importer = IMPORTERS[kind](today or timezone.localdate())
-    rejects = None
+    what = f"{kind} import of {path.name}"
+    run = ImportRun(kind=kind, file_name=str(path.resolve()), file_size=path.stat().st_size if path.is_file() else None)
+
+    def begin() -> None:
+        import_runs_abandoned_close()
+        run.save()
+
     try:
-        header = read_header(path, encoding)
-        names = resolve_header(header, importer, column_map or {})
-        importer.present = {name for name in names if name}
-        run.ignored_columns = [raw for raw, name in zip(header, names, strict=True) if not name]
-        rejects = RejectsFile(path)
+        db_retry(begin, what=what)
+    except (OperationalError, InterfaceError) as error:
+        if not is_transient(error):
+            raise
+        run.started_at = timezone.now()
+        return database_lost(run, started, error, recorded=False)
+
+    attempts = 0
+
+    def attempt() -> ImportResult:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1 and outcome_committed(run):
+            # The connection was lost while committing, after the commit itself had landed.
+            return ImportResult(run=run, exit_code=EXIT_CODES[run.status])
+        return import_attempt(run, started, path, column_map or {}, encoding, chunk_rows, progress, today)
+
+    try:
+        with Heartbeat(run.pk) as beat:
+            progress = beat.progress(progress)
+            return db_retry(attempt, what=what)
+    except ImportFileError as error:
+        return finish_recorded(run, started, status=ImportRun.Status.FAILED, error=str(error))
+    except (OperationalError, InterfaceError) as error:
+        if not is_transient(error):
+            finish_recorded(run, started, status=ImportRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
+            raise
+        return database_lost(run, started, error, recorded=True)
+    except BaseException as error:
+        finish_recorded(run, started, status=ImportRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+
+
+def import_attempt(
+    run: ImportRun,
+    started: float,
+    path: Path,
+    column_map: Mapping[str, str],
+    encoding: str,
+    chunk_rows: int | None,
+    progress: ProgressCallback | None,
+    today: dt.date | None,
+) -> ImportResult:
+    """One try at the whole import, in one transaction that also records the run's outcome."""
+    importer = IMPORTERS[run.kind](today or timezone.localdate())
+    header = read_header(path, encoding)
+    names = resolve_header(header, importer, column_map)
+    importer.present = {name for name in names if name}
+    run.ignored_columns = [raw for raw, name in zip(header, names, strict=True) if not name]
+    rejects = RejectsFile(path)
+    try:
         with transaction.atomic(), connection.cursor() as cursor:
             counts = load(
                 cursor, importer, path, names, encoding, chunk_rows or settings.IMPORT_CHUNK_ROWS, rejects, progress
             )
-        run.rejects_file = rejects.finish()
-    except ImportFileError as error:
-        if rejects:
-            rejects.discard()
-        return finish(run, started, status=ImportRun.Status.FAILED, error=str(error))
-    except BaseException as error:
-        if rejects:
-            rejects.discard()
-        finish(run, started, status=ImportRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
+            # In place before the commit: if the commit is lost the next try writes the file again.
+            run.rejects_file = rejects.finish()
+            run.rows_read, run.rows_inserted, run.rows_updated = counts["read"], counts["inserted"], counts["updated"]
+            run.rows_rejected = rejects.rows
+            run.rows_unchanged = run.rows_read - run.rows_rejected - run.rows_inserted - run.rows_updated
+            status = ImportRun.Status.PARTIAL if rejects.rows else ImportRun.Status.SUCCEEDED
+            return finish(run, started, status=status)
+    except BaseException:
+        rejects.discard()
         raise
-    run.rows_read, run.rows_inserted, run.rows_updated = counts["read"], counts["inserted"], counts["updated"]
-    run.rows_rejected = rejects.rows
-    run.rows_unchanged = run.rows_read - run.rows_rejected - run.rows_inserted - run.rows_updated
-    return finish(run, started, status=ImportRun.Status.PARTIAL if rejects.rows else ImportRun.Status.SUCCEEDED)
+
+
+def outcome_committed(run: ImportRun) -> bool:
+    """True when the run's own transaction committed after all (it alone sets succeeded or partial);
+    a run closed as failed by import_runs_abandoned_close while this process waited is imported anew."""
+    stored = ImportRun.objects.get(pk=run.pk)
+    if stored.status not in (ImportRun.Status.SUCCEEDED, ImportRun.Status.PARTIAL):
+        return False
+    for field in ImportRun._meta.concrete_fields:
+        setattr(run, field.attname, getattr(stored, field.attname))
+    return True
 
 
 EXIT_CODES = {ImportRun.Status.SUCCEEDED: 0, ImportRun.Status.PARTIAL: 3, ImportRun.Status.FAILED: 2}
+OUTCOME_FIELDS = [
+    "status", "error", "finished_at", "rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_rejected",
+    "rejects_file", "ignored_columns",
+]  # fmt: skip
 
 
-def finish(run: ImportRun, started: float, *, status: str, error: str = "") -> ImportResult:
+def finish(
+    run: ImportRun, started: float, *, status: str, error: str = "", exit_code: int | None = None
+) -> ImportResult:
     run.status = status
     run.error = error
     run.finished_at = run.started_at + dt.timedelta(seconds=time.monotonic() - started)
-    run.save()
-    return ImportResult(run=run, exit_code=EXIT_CODES[status])
+    # Not heartbeat_at, which the heartbeat's own connection writes.
+    run.save(update_fields=OUTCOME_FIELDS)
+    return ImportResult(run=run, exit_code=EXIT_CODES[status] if exit_code is None else exit_code)
+
+
+def finish_recorded(run: ImportRun, started: float, **outcome) -> ImportResult:
+    """finish(), tried again until the database is back (DB_RETRY_SECONDS): a failure is recorded too."""
+    return db_retry(lambda: finish(run, started, **outcome), what=f"{run.kind} import: recording its outcome")
+
+
+def database_lost(run: ImportRun, started: float, error: BaseException, *, recorded: bool) -> ImportResult:
+    """The import gave up on a database that stayed unreachable; its transaction, and so every row of
+    it, was lost with the connection. Records the failure once the database is back (DB_RETRY_SECONDS
+    again); if it is not, the run stays "running" until import_runs_abandoned_close closes it."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    message = (
+        f"the database was unreachable ({reason}) and not back within DB_RETRY_SECONDS "
+        f"({settings.DB_RETRY_SECONDS} s); no row was written: run the import again"
+    )
+    outcome = {"status": ImportRun.Status.FAILED, "error": message, "exit_code": EXIT_DATABASE_UNREACHABLE}
+    if recorded:
+        try:
+            return finish_recorded(run, started, **outcome)
+        except (OperationalError, InterfaceError) as second:
+            if not is_transient(second):
+                raise
+    run.status, run.error = ImportRun.Status.FAILED, message
+    run.finished_at = run.started_at + dt.timedelta(seconds=time.monotonic() - started)
+    return ImportResult(run=run, exit_code=EXIT_DATABASE_UNREACHABLE, recorded=False)
+
+
+def import_runs_abandoned_close(*, now: dt.datetime | None = None) -> int:
+    """Close as failed every import run still "running" whose process has shown no sign of life
+    (heartbeat_at, or started_at before the first beat) for IMPORT_STALE_SECONDS: the process died, or
+    lost the database for longer than it waits. A run's rows and its outcome commit together, so such
+    a run imported nothing. Returns how many were closed. Called as each import starts, and by the
+    periodic recovery sweep."""
+    now = now or timezone.now()
+    stale = settings.IMPORT_STALE_SECONDS
+    cut = now - dt.timedelta(seconds=stale)
+    silent = Q(heartbeat_at__lt=cut) | Q(heartbeat_at__isnull=True, started_at__lt=cut)
+    return ImportRun.objects.filter(silent, status=ImportRun.Status.RUNNING).update(
+        status=ImportRun.Status.FAILED,
+        finished_at=Coalesce(F("heartbeat_at"), F("started_at")),
+        error=Value(
+            f"abandoned: the importing process gave no sign of life for {stale} s (it was stopped, or lost "
+            "the database for good); no row was written: import the file again"
+        ),
+    )
+
+
+HEARTBEAT_SECONDS = 1.0
+
+
+class Heartbeat:
+    """While the block runs, write now() into the run's heartbeat_at, with the rows read so far, every
+    second (at most IMPORT_STALE_SECONDS / 20), from a thread with its own connection: the import's own
+    connection is inside its transaction, whose writes no one sees before the commit. A beat that fails
+    (the database is away) is skipped; the next one tries again."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.rows_read = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.beat, name="import-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def progress(self, then: ProgressCallback | None) -> ProgressCallback:
+        """A progress callback that keeps the rows read for the next beat, then calls `then`."""
+
+        def seen(done_bytes: int, total_bytes: int, rows: int) -> None:
+            self.rows_read = rows
+            if then:
+                then(done_bytes, total_bytes, rows)
+
+        return seen
+
+    def beat(self) -> None:
+        interval = min(HEARTBEAT_SECONDS, settings.IMPORT_STALE_SECONDS / 20)
+        try:
+            while not self.stop.wait(interval):
+                try:
+                    ImportRun.objects.filter(pk=self.run_id, status=ImportRun.Status.RUNNING).update(
+                        heartbeat_at=timezone.now(), rows_read=self.rows_read
+                    )
+                except DatabaseError:
+                    connection_reset()
+        finally:
+            connection.close()
 
 
 def checked_chunks(importer, path, names, encoding, chunk_rows, repeated, rejects, progress, counts) -> Iterator:
@@ -286,15 +459,20 @@ def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress)
     for now, waiting in in_background(chunks):
         if now:
             cursor.execute("TRUNCATE import_chunk")
-            with cursor.copy(f"COPY import_chunk ({columns}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(now)
+            copy_in(cursor, "import_chunk", columns, now)
             write("import_chunk")
         if waiting:
-            with cursor.copy(f"COPY import_waiting ({columns}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(waiting)
+            copy_in(cursor, "import_waiting", columns, waiting)
     refuse_repeated_keys(cursor, importer, "import_waiting", rejects)
     write("import_waiting")
     importer.after_upsert(cursor, "import_written")
     for table in ("import_chunk", "import_waiting", "import_written"):
         cursor.execute(f"DROP TABLE {table}")
     return counts
+
+
+def copy_in(cursor, table: str, columns: str, data: bytes) -> None:
+    # Django wraps the errors of execute() and fetch*() in its own classes, not those of COPY: wrapped
+    # here, a connection lost during a COPY is an OperationalError like any other, and db_retry sees it.
+    with connection.wrap_database_errors, cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(data)
