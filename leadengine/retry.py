@@ -44,6 +44,13 @@ def is_transient(error: BaseException) -> bool:
     return code.startswith(TRANSIENT_CLASSES) or code in TRANSIENT_CODES
 
 
+def first_line(error: BaseException) -> str:
+    """The error's first line: PostgreSQL's messages go on with hints and the statement, which a log line
+    about a lost connection does not need."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def connection_reset() -> None:
     """Forget this thread's broken connection, so the next query opens a new one."""
     try:
@@ -70,9 +77,11 @@ def db_retry(work: Callable[[], T], *, what: str, seconds: float | None = None) 
             now = time.monotonic()
             deadline = deadline if deadline is not None else now + budget
             if now + wait > deadline:
-                log.error("%s: the database stayed unreachable for %.0f s; giving up: %s", what, budget, error)
+                log.warning(
+                    "%s: the database stayed unreachable for %.0f s; giving up: %s", what, budget, first_line(error)
+                )
                 raise
-            log.warning("%s: the database is unreachable (%s); trying again in %.1f s", what, error, wait)
+            log.warning("%s: the database is unreachable (%s); trying again in %.1f s", what, first_line(error), wait)
             connection_reset()
             time.sleep(wait)
             wait = min(wait * 2, LONGEST_WAIT_SECONDS)
