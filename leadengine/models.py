@@ -8,7 +8,9 @@ from scoring.models import Trade
 class JobRun(models.Model):
     """One run of a background job (leadengine.services.jobs.JOBS), for a trade or, for jobs that cover
     every trade, for none: who asked for it (none: a schedule), when it started and ended, what it did
-    (`counts`) and why it failed. At most one run of a job per trade is waiting or running at a time."""
+    (`counts`) and why it failed. At most one run of a job per trade is waiting or running at a time. A
+    "missed" run is a scheduled run beat could not hand to the broker: it records the miss and its reason,
+    and one catch-up run follows once the broker is back."""
 
     class Job(models.TextChoices):
         SCORING = "scoring", "Score every property"
@@ -26,6 +28,7 @@ class JobRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
+        MISSED = "missed", "Missed"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     PER_TRADE = (Job.SCORING, Job.LEAD_GENERATION)
@@ -41,6 +44,15 @@ class JobRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     counts = models.JSONField(default=dict, blank=True, help_text="What the run did, e.g. leads generated.")
     error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task was last handed to the broker (none: not yet; it was down)."
+    )
+    requeues = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times the recovery sweep sent it again: its message was lost or its worker died."
+    )
+    task_id = models.CharField(
+        max_length=64, blank=True, default="", help_text="The Celery task that recorded it (a scheduled run)."
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -58,15 +70,23 @@ class JobRun(models.Model):
                 name="%(app_label)s_%(class)s_trade_when_per_trade",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["queued"], started_at__isnull=True)
+                condition=Q(status__in=["queued", "missed"], started_at__isnull=True)
                 | Q(status__in=["running", "succeeded", "failed", "skipped"], started_at__isnull=False)
                 | Q(status="failed", started_at__isnull=True),
                 name="%(app_label)s_%(class)s_started_when_run",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["queued", "running"], finished_at__isnull=True)
-                | Q(status__in=["succeeded", "failed", "skipped"], finished_at__isnull=False),
+                | Q(status__in=["succeeded", "failed", "skipped", "missed"], finished_at__isnull=False),
                 name="%(app_label)s_%(class)s_finished_when_closed",
+            ),
+        ]
+        indexes = [
+            # A redelivered scheduled task finds the run it already recorded (job_run_scheduled).
+            models.Index(fields=["task_id"], condition=~Q(task_id=""), name="leadengine_jobrun_task_id"),
+            # The missed runs still waiting for their catch-up (leadengine.services.recovery.jobs_missed_catch_up).
+            models.Index(
+                fields=["job", "trade", "queued_at"], condition=Q(status="missed"), name="leadengine_jobrun_missed"
             ),
         ]
 

@@ -88,7 +88,10 @@ def schedule_states(*, now: dt.datetime | None = None) -> list[ScheduleState]:
     """Every enabled, repeating job schedule (a periodic task of leadengine.job_scheduled), by name, with whether it is
     overdue: its schedule was due at least JOB_OVERDUE_GRACE_MINUTES ago and no run of its job (for its
     trade) has succeeded since. A job that has never succeeded is overdue only once it has been tried
-    (a run of it is recorded, or beat has sent it): a schedule seeded today is not overdue for last night."""
+    (a run of it is recorded, or beat has sent it). A schedule beat has never sent is not overdue for a
+    due time before it was created or last edited (date_changed: beat's own saves change it too, but only
+    once it has sent the task): a schedule seeded today is not overdue for last night. The overdue check
+    watches the others, never itself (were it behind, it would not be running to say so)."""
     now = now or timezone.now()
     cutoff = now - dt.timedelta(minutes=settings.JOB_OVERDUE_GRACE_MINUTES)
     tasks = list(
@@ -111,6 +114,10 @@ def schedule_states(*, now: dt.datetime | None = None) -> list[ScheduleState]:
         runs = history.get((job, trade), {})
         last_success, tried = runs.get("last_success"), runs.get("last_queued") is not None or task.last_run_at
         due = schedule_due_before(task, cutoff)
+        if job == JobRun.Job.OVERDUE_CHECK:
+            due = None  # never overdue: shown with its last success, flagged by nobody
+        elif due is not None and task.last_run_at is None and task.date_changed and due < task.date_changed:
+            due = None  # not due once since it was created (or re-timed)
         if due is None:
             overdue = False
         elif last_success is None:

@@ -1,20 +1,43 @@
-"""Celery tasks of operations: thin wrappers around leadengine/services/jobs.py."""
+"""Celery tasks of operations: thin wrappers around leadengine/services/jobs.py and recovery.py.
+
+Time limits: a job may run JOB_SOFT_TIME_LIMIT seconds (then it is told to stop, and its run fails with
+the reason) and is killed at JOB_TIME_LIMIT; the longest real job, scoring a trade, takes about 10-20 s
+per million properties in process, so half an hour is ample. The broker's visibility timeout
+(CELERY_BROKER_TRANSPORT_OPTIONS) is just above the longest hard limit of any task.
+"""
+
+import logging
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
+from leadengine.retry import db_retry
 from leadengine.services import jobs
+from leadengine.services.recovery import jobs_recover
 from scoring.models import Trade
+
+log = logging.getLogger(__name__)
+
+JOB_SOFT_TIME_LIMIT = 1_800
+JOB_TIME_LIMIT = 1_860
+# The database was unreachable for longer than the service's own retries (DB_RETRY_SECONDS): the task is
+# tried again after 10 s, 20 s, 40 s, 80 s, 160 s; what ends meanwhile is a no-op on the next try.
+DB_ERRORS = (OperationalError, InterfaceError)
+DB_RETRY_OPTIONS = {
+    "autoretry_for": DB_ERRORS,
+    "retry_backoff": 10,
+    "retry_backoff_max": 160,
+    "retry_jitter": False,
+    "max_retries": 5,
+}
 
 
 @shared_task(
     name="leadengine.job_run",
     acks_late=True,
-    autoretry_for=(OperationalError,),  # the database was unreachable: transient
-    retry_backoff=True,
-    max_retries=5,
-    soft_time_limit=3_600,
-    time_limit=3_660,
+    soft_time_limit=JOB_SOFT_TIME_LIMIT,
+    time_limit=JOB_TIME_LIMIT,
+    **DB_RETRY_OPTIONS,
 )
 def job_run(run_id: int) -> str:
     """Execute a queued job run; returns its status."""
@@ -23,14 +46,25 @@ def job_run(run_id: int) -> str:
 
 @shared_task(
     name="leadengine.job_scheduled",
+    bind=True,
     acks_late=True,
-    autoretry_for=(OperationalError,),  # the run could not be recorded: the database was unreachable
-    retry_backoff=True,
-    max_retries=5,
-    soft_time_limit=3_600,
-    time_limit=3_660,
+    soft_time_limit=JOB_SOFT_TIME_LIMIT,
+    time_limit=JOB_TIME_LIMIT,
+    **DB_RETRY_OPTIONS,
 )
-def job_scheduled(job: str, trade: str | None = None) -> str:
+def job_scheduled(self, job: str, trade: str | None = None) -> str:
     """What a schedule (django-celery-beat) starts: a run of `job` for the trade with slug `trade` (none: a
-    job of every trade)."""
-    return jobs.job_run_scheduled(job=job, trade=Trade.objects.get(slug=trade) if trade else None).status
+    job of every trade). Its task id marks the run, so the same task delivered again finds it."""
+    trade_row = db_retry(lambda: Trade.objects.get(slug=trade), what="reading a schedule's trade") if trade else None
+    return jobs.job_run_scheduled(job=job, trade=trade_row, task_id=self.request.id or "").status
+
+
+@shared_task(name="leadengine.jobs_recover", soft_time_limit=120, time_limit=130)
+def jobs_recover_task() -> dict:
+    """The recovery sweep (every minute, "Recovery sweep"): sends, requeues or fails the runs that cannot
+    end by themselves. It records no run; what it did is logged and returned. No retries: the next minute's
+    sweep is the retry (two at once are safe: each run's row is taken by one)."""
+    done = jobs_recover()
+    if done["sent"] or done["requeued"] or done["failed"]:
+        log.warning("recovery sweep: %s", done)
+    return done

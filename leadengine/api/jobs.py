@@ -1,7 +1,7 @@
 """Staff start background runs (scoring, lead generation) and follow them: /api/v1/runs/."""
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
@@ -9,26 +9,69 @@ from leadengine.api.pagination import BoundedCursorPagination
 from leadengine.api.permissions import IsStaff
 from leadengine.models import JobRun
 from leadengine.services.jobs import JobError, job_run_request, job_trade_check
+from leads.selectors import FUNNEL_STEPS
 from scoring.models import Trade
+
+_INTEGER = {"type": "integer"}
+# What each job's run records in `counts` (leadengine.services.jobs.JOBS), key by key; a run that failed
+# holds what it did before failing, a missed, skipped or queued one nothing.
+COUNTS_BY_JOB: dict[str, dict[str, dict]] = {
+    JobRun.Job.SCORING: {"scoring_run": _INTEGER, "properties_scored": _INTEGER, "scores_changed": _INTEGER},
+    JobRun.Job.LEAD_GENERATION: {
+        "leads_generated": _INTEGER, "leads_routed": _INTEGER, "leads_in_pool": _INTEGER,
+        "webhook_run": {"type": "integer", "nullable": True, "description": "The delivery run posting the leads."},
+    },
+    JobRun.Job.LEAD_EXPIRY: {"unassigned_expired": _INTEGER, "unaccepted_expired": _INTEGER},
+    JobRun.Job.OFFER_EXPIRY: {"offers_expired": _INTEGER},
+    JobRun.Job.WEBHOOK_DELIVERY: {"delivered": _INTEGER, "retried": _INTEGER, "gave_up": _INTEGER, "refused": _INTEGER},
+    JobRun.Job.EMAIL_DIGEST: {"contractors_emailed": _INTEGER, "delivered": _INTEGER, "contractors_failed": _INTEGER},
+    JobRun.Job.DAILY_REPORT: {
+        "day": {"type": "string", "format": "date", "description": "The day reported on."},
+        **dict.fromkeys(FUNNEL_STEPS, _INTEGER),
+        "runs_failed": _INTEGER, "overdue": _INTEGER, "webhook_failed": _INTEGER, "emailed": {"type": "boolean"},
+    },
+    JobRun.Job.OVERDUE_CHECK: {
+        "overdue": _INTEGER, "newly_overdue": _INTEGER, "emailed": {"type": "boolean"},
+        "overdue_jobs": {"type": "array", "items": {"type": "string"}, "description": "The overdue schedules' names."},
+        "abandoned_closed": _INTEGER, "requeued": _INTEGER,
+    },
+}  # fmt: skip
+
+
+def _counts_schema() -> dict:
+    properties: dict[str, dict] = {}
+    for keys in COUNTS_BY_JOB.values():
+        properties.update(keys)
+    by_job = "; ".join(f"{job}: {', '.join(keys)}" for job, keys in COUNTS_BY_JOB.items())
+    return {
+        "type": "object",
+        "properties": dict(sorted(properties.items())),
+        "additionalProperties": True,
+        "description": f"What the run did, by job (every key optional: a failed run holds what it did before "
+        f"failing; a queued, missed or skipped one none). {by_job}.",
+    }
+
+
+@extend_schema_field(_counts_schema())
+class CountsField(serializers.JSONField):
+    """A run's counts as recorded: integers mostly, also a date, a flag, a list of names (COUNTS_BY_JOB)."""
 
 
 class JobRunSerializer(serializers.ModelSerializer):
-    trade = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
-    counts = serializers.DictField(
-        child=serializers.IntegerField(),
-        read_only=True,
-        help_text="What the run did: scoring_run, properties_scored, scores_changed; leads_generated, "
-        "leads_routed, leads_in_pool; unassigned_expired, unaccepted_expired; offers_expired; delivered, retried, "
-        "gave_up, refused.",
+    trade = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True, help_text="None: a job of every trade."
     )
+    requested_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="None: a schedule, or the system."
+    )
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    counts = CountsField(read_only=True)
 
     class Meta:
         model = JobRun
         fields = [
             "id", "job", "trade", "status", "requested_by", "queued_at", "started_at", "finished_at",
-            "duration_seconds", "counts", "error",
+            "duration_seconds", "counts", "error", "requeues",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -68,7 +111,8 @@ class JobRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(request=JobRunRequestSerializer, responses={202: JobRunSerializer})
     def create(self, request):
         """Start a run in the background: 202 with the queued run (poll its URL for the status), or 409
-        job_busy when a run of the job for the trade is already queued or running."""
+        job_busy when a run of the job for the trade is already queued or running. While the broker is down
+        the run is recorded queued all the same (202) and sent once it is back."""
         body = JobRunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = job_run_request(user=request.user, **body.validated_data)

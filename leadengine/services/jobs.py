@@ -6,6 +6,12 @@ running): the database refuses a second (JobRun's unique constraint). The worker
 advisory lock on the job and trade while it runs, so a redelivered task (a worker died mid-run and
 Celery handed the task to another) never runs beside a live copy, and a run whose lock is free while
 it says "running" has lost its worker.
+
+A broker that refuses the task leaves the run queued and unsent (logged): the recovery sweep
+(leadengine/services/recovery.py) sends it once the broker is back, and takes over runs whose message
+was lost or whose worker died. A lost database connection is ridden out (leadengine/retry.py): the
+run's records are written again, and the work of the jobs that are safe to repeat is done again, on a
+new connection that takes the run's lock again first.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from leadengine.models import JobRun
+from leadengine.retry import db_retry
 from leadengine.services.monitoring import daily_report_send, overdue_check
 from leads.models import Lead
 from leads.services.digest import leads_email_digest
@@ -56,6 +63,11 @@ class JobBusy(JobError):
             f"{run.get_job_display()}{scope} is already {run.get_status_display().lower()} "
             f"(run {run.pk}); wait for it to end."
         )
+
+
+class RunTakenOver(Exception):
+    """Another copy of the run holds its lock: this copy lost its connection (and the lock with it) and the
+    recovery sweep handed the run to another worker. This copy stops and records nothing."""
 
 
 class JobFailed(Exception):
@@ -124,22 +136,30 @@ def _daily_report(trade: None) -> dict:
 
 
 def _overdue_check(trade: None) -> dict:
-    closed = jobs_abandoned_close()
-    return {**overdue_check(), "abandoned_closed": len(closed)}
+    from leadengine.services.recovery import jobs_recover
+
+    # The check also recovers what the sweep would (its schedule may be disabled): the same rules, under
+    # the same row locks, so the two never disagree. Its own run holds its lock, so it is never taken over.
+    recovered = jobs_recover()
+    return {**overdue_check(), "abandoned_closed": recovered["failed"], "requeued": recovered["requeued"]}
 
 
 @dataclass(frozen=True)
 class JobSpec:
     run: Callable[[Trade | None], dict]  # the work, given its trade (None: every trade), returning its counts
+    # The work may be done again after losing the database mid-way (idempotent steps, no email sent
+    # twice): it is retried on a new connection for DB_RETRY_SECONDS, otherwise the run fails at once.
+    repeatable: bool = False
 
 
-# Which jobs run per trade is JobRun.PER_TRADE (the model's check constraint holds it too).
+# Which jobs run per trade is JobRun.PER_TRADE (the model's check constraint holds it too). Scoring has
+# its own partition retries and recovery (scoring.services.runs); the emails are not sent twice.
 JOBS: dict[str, JobSpec] = {
     Job.SCORING: JobSpec(run=_score),
-    Job.LEAD_GENERATION: JobSpec(run=_generate),
-    Job.LEAD_EXPIRY: JobSpec(run=_expire_leads),
-    Job.OFFER_EXPIRY: JobSpec(run=_expire_offers),
-    Job.WEBHOOK_DELIVERY: JobSpec(run=_deliver_webhooks),
+    Job.LEAD_GENERATION: JobSpec(run=_generate, repeatable=True),
+    Job.LEAD_EXPIRY: JobSpec(run=_expire_leads, repeatable=True),
+    Job.OFFER_EXPIRY: JobSpec(run=_expire_offers, repeatable=True),
+    Job.WEBHOOK_DELIVERY: JobSpec(run=_deliver_webhooks, repeatable=True),
     Job.EMAIL_DIGEST: JobSpec(run=_email_digest),
     Job.DAILY_REPORT: JobSpec(run=_daily_report),
     Job.OVERDUE_CHECK: JobSpec(run=_overdue_check),
@@ -173,18 +193,62 @@ def _lock_release(run: JobRun) -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK, _lock_key(run)])
 
 
+# The run's lock as pg_locks shows it: a lock on two int4 keys is (classid, objid) with objsubid 2, in this
+# database (advisory locks are per database).
+_LOCK_ROWS = """
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND classid::int8 = %s AND objid::int8 = %s AND objsubid = 2 AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+def _lock_held(run: JobRun) -> bool:
+    """Whether a live session (this one included: a run executing here) holds the run's lock. Asking takes
+    no lock, so a live worker's copy trying for it at that moment is never turned away."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS ({_LOCK_ROWS})", [JOB_LOCK, _lock_key(run)])
+        return cursor.fetchone()[0]
+
+
+def _lock_take(run: JobRun) -> bool:
+    """The run's lock for this session: True when it already held it or has taken it (once: never a second
+    hold to release), False when another session holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS ({_LOCK_ROWS} AND pid = pg_backend_pid())", [JOB_LOCK, _lock_key(run)])
+        if cursor.fetchone()[0]:
+            return True
+    return _lock_try(run)
+
+
+def _lock_keep(run: JobRun) -> None:
+    """Before writing for the run: this session holds its lock, taken again if the connection was lost and
+    opened anew since; RunTakenOver when another copy took the run meanwhile."""
+    if not _lock_take(run):
+        raise RunTakenOver(f"job run {run.pk} is running elsewhere")
+
+
+def _lock_let_go(run: JobRun) -> None:
+    """Release the run's lock; a connection already lost took the lock with it."""
+    try:
+        _lock_release(run)
+    except DatabaseError:
+        log.info("job run %s: its lock went with its lost connection", run.pk)
+
+
 def _abandoned_close(*, job: str, trade: Trade | int | None, now: dt.datetime) -> JobRun | None:
-    """Close the active run of job and trade that can no longer end by itself: running without its
-    worker (its lock is free), or queued for longer than JOB_QUEUE_TIMEOUT_MINUTES (no worker took it).
-    Returns the run it closed."""
+    """Close the active run of job and trade that can no longer end by itself, as a new request for the job
+    replaces it: running without its worker (its lock is free), or queued with no worker taking it for
+    JOB_QUEUE_TIMEOUT_MINUTES since its task was sent (or since it was queued, if it never was). Returns
+    the run it closed."""
     active = JobRun.objects.select_for_update().filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
     if active is None:
         return None
-    if active.status == Status.RUNNING and _lock_try(active):
-        _lock_release(active)
+    if active.status == Status.RUNNING and not _lock_held(active):
         error = "Abandoned: the worker running it stopped."
-    elif active.status == Status.QUEUED and now - active.queued_at > dt.timedelta(
-        minutes=settings.JOB_QUEUE_TIMEOUT_MINUTES
+    elif (
+        active.status == Status.QUEUED
+        and not _lock_held(active)
+        and now - (active.sent_at or active.queued_at) > dt.timedelta(minutes=settings.JOB_QUEUE_TIMEOUT_MINUTES)
     ):
         error = f"Never started: no worker took it within {settings.JOB_QUEUE_TIMEOUT_MINUTES} minutes."
     else:
@@ -192,21 +256,6 @@ def _abandoned_close(*, job: str, trade: Trade | int | None, now: dt.datetime) -
     active.status, active.finished_at, active.error = Status.FAILED, now, error
     active.save(update_fields=["status", "finished_at", "error"])
     return active
-
-
-def jobs_abandoned_close() -> list[JobRun]:
-    """Close every run that can no longer end by itself (see _abandoned_close) without waiting for its
-    job to be asked for again, and email each as a failed run. The overdue check's own job is left out:
-    the check runs in it, and its lock is re-entrant for the session that holds it."""
-    closed = []
-    active = JobRun.objects.filter(status__in=JobRun.ACTIVE).exclude(job=Job.OVERDUE_CHECK)
-    for job, trade_id in active.values_list("job", "trade_id").distinct():
-        with transaction.atomic():
-            run = _abandoned_close(job=job, trade=trade_id, now=timezone.now())
-        if run is not None:
-            closed.append(run)
-            job_failure_notify(run=JobRun.objects.select_related("trade").get(pk=run.pk))
-    return closed
 
 
 def _run_record(*, job: str, trade: Trade | None, user: AbstractBaseUser | None = None) -> JobRun:
@@ -227,32 +276,67 @@ def _run_record(*, job: str, trade: Trade | None, user: AbstractBaseUser | None 
         raise JobBusy(active) from None
 
 
-def job_run_request(*, job: str, trade: Trade | None = None, user: AbstractBaseUser | None = None) -> JobRun:
-    """Record a run of `job` for `trade` (None: a job of every trade) and queue it on Celery once this
-    commits; JobBusy (naming the run) when one is already waiting or running."""
+def job_run_send(*, run_id: int) -> bool:
+    """Hand the run's task to the broker and note when (sent_at); False when the broker refused it (logged):
+    the run stays queued, unsent, and the recovery sweep sends it once the broker is back."""
     from leadengine.tasks import job_run as job_run_task
 
+    try:
+        job_run_task.delay(run_id)
+    except Exception as error:  # whatever the broker's client raises, the run is kept for the sweep
+        log.warning("job run %s is queued but not sent (the broker refused it: %s); it is sent later", run_id, error)
+        return False
+    try:
+        JobRun.objects.filter(pk=run_id).update(sent_at=timezone.now())
+    except DatabaseError as error:  # the sweep may send it again: a second copy is a no-op
+        log.warning("job run %s was sent, but its send time was not recorded: %s", run_id, error)
+    return True
+
+
+def job_run_request(*, job: str, trade: Trade | None = None, user: AbstractBaseUser | None = None) -> JobRun:
+    """Record a run of `job` for `trade` (None: a job of every trade) and queue it on Celery once this
+    commits; JobBusy (naming the run) when one is already waiting or running. A broker that is down does
+    not refuse the run: it is recorded queued and sent later (job_run_send)."""
     with transaction.atomic():
         run = _run_record(job=job, trade=trade, user=user)
-        transaction.on_commit(lambda: job_run_task.delay(run.pk))
+        transaction.on_commit(lambda: job_run_send(run_id=run.pk))
     return run
 
 
-def job_run_scheduled(*, job: str, trade: Trade | None = None) -> JobRun:
-    """A run a schedule started (beat): recorded and executed here, in the worker that took the task. When
-    a run of the job for the trade is already queued or running, a skipped run says so and nothing else
-    happens."""
-    job_trade_check(job=job, trade=trade)  # a schedule naming the wrong trade fails, as it should be fixed
+def _scheduled_record(*, job: str, trade: Trade | None, task_id: str) -> JobRun:
+    """The run of a scheduled task: the one it recorded already (the task is redelivered or retried), a new
+    one, or a skipped one when a run of the job for the trade is already queued or running."""
+    if task_id and (done := JobRun.objects.filter(task_id=task_id).order_by("pk").first()) is not None:
+        return done
     try:
-        run = _run_record(job=job, trade=trade)
+        with transaction.atomic():
+            run = _run_record(job=job, trade=trade)
+            if task_id:
+                run.task_id = task_id
+                run.save(update_fields=["task_id"])
+            return run
     except JobError as refused:
         now = timezone.now()
         reason = (
             f"Run {refused.run.pk} of the job was still under way." if isinstance(refused, JobBusy) else str(refused)
         )
         return JobRun.objects.create(
-            job=job, trade=trade, status=Status.SKIPPED, queued_at=now, started_at=now, finished_at=now, error=reason
-        )
+            job=job, trade=trade, status=Status.SKIPPED, queued_at=now, started_at=now, finished_at=now, error=reason,
+            task_id=task_id,
+        )  # fmt: skip
+
+
+def job_run_scheduled(*, job: str, trade: Trade | None = None, task_id: str = "") -> JobRun:
+    """A run a schedule started (beat): recorded and executed here, in the worker that took the task
+    `task_id`. When a run of the job for the trade is already queued or running, a skipped run says so and
+    nothing else happens. The same task delivered again (a dead worker's, or a retry) finds its run: an
+    ended one is left as it is, an active one is executed (once: its lock decides)."""
+    job_trade_check(job=job, trade=trade)  # a schedule naming the wrong trade fails, as it should be fixed
+    run = db_retry(
+        lambda: _scheduled_record(job=job, trade=trade, task_id=task_id), what=f"recording a scheduled {job} run"
+    )
+    if run.status not in JobRun.ACTIVE:
+        return run
     return job_run_execute(run_id=run.pk)
 
 
@@ -290,24 +374,62 @@ def _dashboard_refresh(run: JobRun) -> None:
         log.exception("the dashboard's figures were not refreshed after job run %s", run.pk)
 
 
+def _run_start(run_id: int) -> JobRun | None:
+    """Mark the run running (this session holds its lock); None when it ended meanwhile."""
+    with transaction.atomic():
+        run = JobRun.objects.select_for_update(of=("self",)).select_related("trade").get(pk=run_id)
+        if run.status not in JobRun.ACTIVE:
+            return None
+        _lock_keep(run)
+        run.status, run.started_at, run.error = Status.RUNNING, timezone.now(), ""
+        run.save(update_fields=["status", "started_at", "error"])
+        return run
+
+
+def _run_work(run: JobRun) -> dict:
+    """The job's work, on a connection that holds the run's lock."""
+    _lock_keep(run)
+    return JOBS[run.job].run(run.trade)
+
+
+def _run_close(run: JobRun) -> None:
+    """Write how the run ended, from this copy, which holds its lock (started_at too: the sweep may have put
+    the run back in the queue while this copy had lost its connection)."""
+    with transaction.atomic():
+        _lock_keep(run)
+        run.save(update_fields=["status", "started_at", "counts", "error", "finished_at"])
+
+
 def job_run_execute(*, run_id: int) -> JobRun:
     """Run a queued run (the Celery task's body). A run that already ended is left as it is (a task
-    delivered twice does the work once); one whose live copy holds the lock is skipped by this copy."""
-    run = JobRun.objects.select_related("trade").get(pk=run_id)
+    delivered twice does the work once); one whose live copy holds the lock is skipped by this copy. Its
+    records ride out a lost database connection (db_retry), and so does the work of a repeatable job; a
+    longer outage fails the run with its error (or leaves it to the recovery sweep when even that cannot
+    be written)."""
+    what = f"job run {run_id}"
+    run = db_retry(lambda: JobRun.objects.select_related("trade").get(pk=run_id), what=what)
     if run.status not in JobRun.ACTIVE:
         return run
-    if not _lock_try(run):
+    if not db_retry(lambda: _lock_take(run), what=what):
         log.info("job run %s is running elsewhere; this copy stops", run.pk)
         return run
     try:
-        with transaction.atomic():
-            run = JobRun.objects.select_for_update(of=("self",)).select_related("trade").get(pk=run_id)
-            if run.status not in JobRun.ACTIVE:
-                return run
-            run.status, run.started_at, run.error = Status.RUNNING, timezone.now(), ""
-            run.save(update_fields=["status", "started_at", "error"])
         try:
-            counts = JOBS[run.job].run(run.trade)
+            started = db_retry(lambda: _run_start(run_id), what=what)
+        except RunTakenOver:
+            log.info("job run %s is running elsewhere; this copy stops", run.pk)
+            return run
+        if started is None:
+            return JobRun.objects.select_related("trade").get(pk=run_id)
+        run = started
+        try:
+            if JOBS[run.job].repeatable:
+                counts = db_retry(lambda: _run_work(run), what=f"{what} ({run.job})")
+            else:
+                counts = _run_work(run)
+        except RunTakenOver:
+            log.warning("job run %s was taken over by another worker while this one had lost the database", run.pk)
+            return run
         except Exception as error:  # any failure of the job is recorded on its run
             log.exception("job run %s failed", run.pk)
             run.status, run.error = Status.FAILED, f"{type(error).__name__}: {error}"
@@ -315,10 +437,14 @@ def job_run_execute(*, run_id: int) -> JobRun:
         else:
             run.status, run.counts = Status.SUCCEEDED, counts
         run.finished_at = timezone.now()
-        run.save(update_fields=["status", "counts", "error", "finished_at"])
+        try:
+            db_retry(lambda: _run_close(run), what=what)
+        except RunTakenOver:
+            log.warning("job run %s was taken over by another worker; this copy's end is not recorded", run.pk)
+            return run
         if run.status == Status.FAILED:
             job_failure_notify(run=run)
         _dashboard_refresh(run)
         return run
     finally:
-        _lock_release(run)
+        _lock_let_go(run)

@@ -15,6 +15,8 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from leadengine.models import JobRun
 from scoring.models import ScoringModel, Trade
 
+RECOVERY_TASK = "leadengine.jobs_recover"  # leadengine.tasks.jobs_recover_task
+
 
 @dataclass(frozen=True)
 class DefaultSchedule:
@@ -30,7 +32,7 @@ def schedules_default() -> list[DefaultSchedule]:
     """Per trade with an active scoring model: scoring at 02:00, then lead generation and routing at 03:00;
     for every trade: webhook delivery every two minutes, lead expiry and waitlist offer expiry every hour,
     the daily report at 06:30, the contractors' lead email digest at 07:00, the overdue check every 15
-    minutes."""
+    minutes, and the recovery sweep (leadengine.services.recovery) every minute."""
     trades = Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).distinct().order_by("slug")
     defaults = [
         DefaultSchedule(
@@ -61,6 +63,11 @@ def schedules_default() -> list[DefaultSchedule]:
             name="Overdue job check", task="leadengine.job_scheduled", minute="*/15", hour="*",
             kwargs={"job": JobRun.Job.OVERDUE_CHECK},
             description="Email ops the jobs that have not succeeded since their schedule was due.",
+        ),
+        DefaultSchedule(
+            name="Recovery sweep", task=RECOVERY_TASK, minute="*", hour="*", kwargs={},
+            description="Send again the runs whose task was lost or never sent, take over those whose worker "
+            "died, and catch up scoring runs. Records no run of its own; what it recovers is logged.",
         ),
     ]  # fmt: skip
     for trade in trades:

@@ -32,7 +32,7 @@ from territories.services.ownership import territory_release
 from territories.services.waitlist import waitlist_join
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
 from tests.leads.factories import owner
-from tests.receiver import receiver_fixture, signature_valid  # noqa: F401  (fixture)
+from tests.receiver import RECEIVER_ENV, receiver_fixture, signature_valid  # noqa: F401  (fixture)
 from tests.workers import database_url
 
 # Properties per ZIP: the contractor owns the first two; the others' leads wait in the pool.
@@ -117,7 +117,7 @@ def test_scheduled_jobs_run_by_name_on_a_real_worker_score_generate_route_and_de
     roofing, staff_api, receiver, workers
 ):
     user, client = staff_api
-    workers(WEBHOOK_BACKOFF_SECONDS="1", WEBHOOK_TIMEOUT_SECONDS="5")
+    workers(**RECEIVER_ENV, WEBHOOK_BACKOFF_SECONDS="1", WEBHOOK_TIMEOUT_SECONDS="5")  # the receiver is on 127.0.0.1
     acme = owner(roofing, *OWNED, webhook_url=receiver.url)
     receiver.each_key = [500, 500]  # every lead's first two posts fail, the third is taken
     homes = market()

@@ -214,7 +214,7 @@ def test_a_failed_run_is_emailed_to_ops_and_shown_in_red_in_the_admin(roofing, m
     )
     assert f"Score every property for Roofing, run {run.pk}" in mail.body and run.error in mail.body
     listing = admin_client.get("/admin/leadengine/jobrun/").content.decode()
-    assert '<strong style="color: #ba2121;">Failed</strong>' in listing
+    assert '<strong class="status-alert">Failed</strong>' in listing
 
 
 def test_a_run_that_succeeds_or_fails_with_nobody_to_tell_sends_no_email(roofing, mailoutbox, settings):

@@ -43,6 +43,7 @@ def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing
         "Lead email digest",
         "Daily report",
         "Overdue job check",
+        "Recovery sweep",
         "Nightly scoring: roofing",
         "Lead generation: roofing",
     ]
@@ -53,6 +54,7 @@ def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing
         "Lead email digest": ("leadengine.job_scheduled", {"job": "email_digest"}, "7", "0", True),
         "Daily report": ("leadengine.job_scheduled", {"job": "daily_report"}, "6", "30", True),
         "Overdue job check": ("leadengine.job_scheduled", {"job": "overdue_check"}, "*", "*/15", True),
+        "Recovery sweep": ("leadengine.jobs_recover", {}, "*", "*", True),
         "Nightly scoring: roofing": (*SCORING, "2", "0", True),
         "Lead generation: roofing": (*GENERATION, "3", "0", True),
     }
