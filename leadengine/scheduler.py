@@ -35,6 +35,22 @@ class JobScheduler(DatabaseScheduler):
         self.catch_up_due = True
         super().__init__(*args, **kwargs)
 
+    @property
+    def producer(self):
+        """Beat's producer, connected with one try rather than Celery's default of up to a hundred: a broker
+        that is down when beat starts would otherwise hold every due job back, unrecorded, for as long as it
+        is down. None while the broker cannot be reached: the due job's send then fails at once (the publish
+        retry policy, settings) and is recorded as missed; the next tick tries to connect again."""
+        producer = self.__dict__.get("_connected_producer")
+        if producer is None:
+            try:
+                producer = self.Producer(self.connection.ensure_connection(max_retries=1), auto_declare=False)
+            except Exception as error:
+                log.warning("beat cannot reach the broker: %s", error)
+                return None
+            self.__dict__["_connected_producer"] = producer
+        return producer
+
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
         try:
             result = super().apply_async(entry, producer=producer, advance=advance, **kwargs)

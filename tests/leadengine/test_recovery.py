@@ -345,6 +345,24 @@ def test_scheduled_runs_beat_cannot_send_are_recorded_missed_and_caught_up_once(
     assert jobs_missed_catch_up() == []
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_beat_started_while_the_broker_is_down_records_the_due_job_as_missed_without_waiting(closed_broker_app):
+    schedules_seed()
+    task = PeriodicTask.objects.get(name="Webhook delivery")
+    PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=timezone.now() - dt.timedelta(hours=1))
+    PeriodicTask.objects.exclude(pk=task.pk).update(enabled=False)
+    down = beat(closed_broker_app)
+
+    started = time.monotonic()
+    down.tick()
+    took = time.monotonic() - started
+
+    missed = JobRun.objects.get()
+    assert (missed.job, missed.status) == ("webhook_delivery", "missed")
+    assert missed.error.startswith("Beat could not send it to the broker (")
+    assert took < 15, took  # one connection try and one failed send, not Celery's hundred tries
+
+
 def test_a_missed_job_that_ran_since_needs_no_catch_up(roofing, idle_queue):
     now = timezone.now()
     JobRun.objects.create(job="daily_report", status="missed", queued_at=now, finished_at=now, error="down")
