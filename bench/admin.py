@@ -2,7 +2,7 @@
 
     python bench/admin.py --properties 1000000 --leads 100000 [--runs 5]
 
-The bench database (leadengine_bench_admin, its own) gets what bench/dashboard.py builds, with the same
+The bench database (its own, leadengine_bench_admin by default) gets what bench/dashboard.py builds, with the same
 helpers: the demo market of N properties (seed 7; reused when it is there), its roofing scores, every ZIP
 owned, at least M roofing leads routed to their owners, and 200 job runs; then ANALYZE, as autovacuum
 would have run by then.
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench.common as common
 from bench.common import market_ensure, median, prepare_schema
 
-DATABASE = "leadengine_bench_admin"
+DATABASE_SUFFIX = "admin"  # its own database: leadengine_bench_admin by default
 
 
 def pages(trade) -> dict[str, str]:
@@ -66,8 +66,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    common.BENCH_DATABASE = DATABASE  # this benchmark's own database
-    common.use_bench_database()
+    common.use_bench_database(common.bench_database(DATABASE_SUFFIX))
     prepare_schema()
     from django.conf import settings
     from django.contrib.auth import get_user_model

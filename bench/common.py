@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -11,28 +12,55 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DATABASE = "leadengine_bench"
+DATABASE_VARIABLE = "LEADENGINE_BENCH_DATABASE"
+DEFAULT_DATABASE = "leadengine_bench"
+# PostgreSQL keeps 63 bytes of a name; room is left for the suffix of a benchmark's own database ("_admin").
+MAX_DATABASE_NAME = 63 - len("_admin")
 SEED = 7  # of the demo market every benchmark uses
 
 
-def use_bench_database() -> str:
-    """Point DATABASE_URL at a separate database on the same server (created when missing), so a
-    benchmark never touches the demo or development data. Returns the URL; call before django.setup()."""
+def bench_database(suffix: str = "") -> str:
+    """The bench database's name: LEADENGINE_BENCH_DATABASE, leadengine_bench by default, and with `suffix` the
+    database of a benchmark that needs one of its own (leadengine_bench_dash)."""
+    name = os.environ.get(DATABASE_VARIABLE) or DEFAULT_DATABASE
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or len(name) > MAX_DATABASE_NAME:
+        raise SystemExit(
+            f"{DATABASE_VARIABLE}={name!r} is not a bench database name: lower-case letters, digits and "
+            f"underscores, not starting with a digit, at most {MAX_DATABASE_NAME} characters"
+        )
+    return f"{name}_{suffix}" if suffix else name
+
+
+def server_url() -> str:
+    """The configured PostgreSQL server's URL: DATABASE_URL, or the embedded server's when it is unset."""
     sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadengine.settings")
-    os.environ.setdefault("DEBUG", "true")
     base = os.environ.get("DATABASE_URL")
     if not base:
         from leadengine.embedded import postgres_url
 
         base = postgres_url(Path(os.environ.get("LEADENGINE_DATA_DIR") or ROOT / ".data"))
-    parts = urlsplit(base)
-    url = urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
+    return base
+
+
+def database_url(url: str, name: str) -> str:
+    """`url` with its database replaced by `name`."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def use_bench_database(name: str | None = None) -> str:
+    """Point DATABASE_URL at a separate database on the same server (`name`, by default bench_database();
+    created when missing), so a benchmark never touches the demo or development data. Returns the URL; call
+    before django.setup()."""
+    name = name or bench_database()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadengine.settings")
+    os.environ.setdefault("DEBUG", "true")
+    base = server_url()
     import psycopg
 
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    with psycopg.connect(database_url(base, "postgres"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    url = database_url(base, name)
     os.environ["DATABASE_URL"] = url
     return url
 

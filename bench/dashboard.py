@@ -2,7 +2,7 @@
 
     python bench/dashboard.py --properties 1000000 --leads 100000 [--runs 5]
 
-The bench database (leadengine_bench_dash, its own, so that it never collides with the other benchmarks')
+The bench database (its own, leadengine_bench_dash by default, so that it never collides with the other benchmarks')
 gets the demo market of N properties (seed 7; reused when it is there), its roofing scores, every ZIP
 owned with caps lifted, and at least M roofing leads routed to their owners, as bench/api.py builds them.
 Their history is then spread over the last 90 days, as the days of a running business would have left
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench.common as common
 from bench.common import market_ensure, median, prepare_schema
 
-DATABASE = "leadengine_bench_dash"
+DATABASE_SUFFIX = "dash"  # its own database: leadengine_bench_dash by default
 HISTORY_DAYS = 90
 
 
@@ -143,8 +143,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    common.BENCH_DATABASE = DATABASE  # this benchmark's own database
-    common.use_bench_database()
+    common.use_bench_database(common.bench_database(DATABASE_SUFFIX))
     prepare_schema()
     from django.conf import settings
     from django.contrib.auth import get_user_model
@@ -174,7 +173,10 @@ def main() -> None:
         cursor.execute("ANALYZE")  # as autovacuum would have by now: the claims above changed the territories
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    user, _ = get_user_model().objects.get_or_create(username="bench-dashboard", defaults={"is_staff": True})
+    # A superuser: the dashboard is shown only to staff who may view leads.
+    user, _ = get_user_model().objects.update_or_create(
+        username="bench-dashboard", defaults={"is_staff": True, "is_superuser": True}
+    )
     client = Client()
     client.force_login(user)
 

@@ -77,7 +77,7 @@ def leads_empty() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE leads_lead, leads_leadevent")
+        cursor.execute("TRUNCATE leads_lead, leads_leadevent CASCADE")  # and what refers to a lead (webhook attempts)
         cursor.execute("ANALYZE leads_lead")
 
 
