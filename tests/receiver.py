@@ -37,6 +37,7 @@ class Receiver:
         self.each_key: list = []
         self.seen: Counter[str] = Counter()
         self.connections = 0  # every TCP connection accepted, whether or not a request came on it
+        self.on_request = None  # called with the request's headers before it is answered (a fault to inject)
         self.lock = threading.Lock()
         receiver = self
 
@@ -46,6 +47,8 @@ class Receiver:
                 with receiver.lock:
                     receiver.requests.append((dict(self.headers), body))
                     answer = receiver._answer(self.headers.get("Idempotency-Key", ""))
+                if receiver.on_request is not None:
+                    receiver.on_request(dict(self.headers))
                 if answer == "sleep":
                     time.sleep(1.5)
                     answer = 200

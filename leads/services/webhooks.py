@@ -36,6 +36,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -49,6 +50,7 @@ from contractors.services.webhook_targets import (
     WebhookTargetUnresolved,
     webhook_target_check,
 )
+from leadengine.retry import db_retry
 from leads.api.representation import leads_represented
 from leads.models import Lead, WebhookAttempt
 from leads.services.lifecycle import leads_deliver
@@ -310,14 +312,18 @@ def leads_webhook_deliver(*, now: dt.datetime | None = None, limit: int | None =
     totals = dict.fromkeys(Outcome.values, 0)
     remaining = limit if limit is not None else float("inf")
     while remaining > 0:
-        claims, stale_gave_up = _claim(now=now, limit=int(min(CLAIM_BATCH, remaining)))
+        batch = int(min(CLAIM_BATCH, remaining))
+        claims, stale_gave_up = db_retry(partial(_claim, now=now, limit=batch), what="claiming webhook deliveries")
         totals[Outcome.GAVE_UP] += stale_gave_up
         if not claims:
             if stale_gave_up:
                 continue
             break
         remaining -= len(claims)
-        bodies = webhook_body([claim.lead_id for claim in claims])
+        # Claimed leads stay in flight until their answers are recorded: a restart of PostgreSQL after the
+        # claim is waited out (db_retry) rather than leaving them for the stale limit and a second POST.
+        lead_ids = [claim.lead_id for claim in claims]
+        bodies = db_retry(partial(webhook_body, lead_ids), what="reading the webhook bodies")
         results = []
         for claim in claims:
             body = bodies.get(claim.lead_id)
@@ -328,7 +334,8 @@ def leads_webhook_deliver(*, now: dt.datetime | None = None, limit: int | None =
             started = time.monotonic()
             answer = _post(claim.url, body, headers)
             results.append((claim, answer, round((time.monotonic() - started) * 1000)))
-        for outcome, count in _record(results, now=now).items():
+        recorded = db_retry(partial(_record, results, now=now), what="recording webhook answers")
+        for outcome, count in recorded.items():
             totals[outcome] += count
     return WebhookSummary(
         delivered=totals[Outcome.DELIVERED],

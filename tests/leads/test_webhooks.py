@@ -8,7 +8,9 @@ import datetime as dt
 import json
 import socket
 
+import psycopg
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from contractors.models import Contractor
@@ -20,6 +22,7 @@ from leads.services.webhooks import idempotency_key, leads_webhook_deliver
 from tests.leads.factories import owner, scored_home
 from tests.racing import race
 from tests.receiver import receiver_allowed_fixture, receiver_fixture, signature_valid  # noqa: F401  (fixture)
+from tests.workers import database_url
 
 Outcome = WebhookAttempt.Outcome
 
@@ -208,6 +211,36 @@ def test_racing_delivery_runs_post_each_lead_exactly_once(zip_codes, roofing, re
     assert Lead.objects.filter(pk__in=lead_ids, state=Lead.State.DELIVERED).count() == 30
     assert LeadEvent.objects.filter(lead_id__in=lead_ids, action="deliver").count() == 30
     assert WebhookAttempt.objects.filter(outcome=Outcome.DELIVERED).count() == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_answers_are_recorded_after_postgresql_drops_the_connection_mid_batch_without_a_second_post(
+    zip_codes, roofing, receiver, fast
+):
+    contractor = owner(roofing, "80202", webhook_url=receiver.url)
+    for score in (70, 80, 90):
+        scored_home(roofing, score=score, zip_code="80202")
+    leads_generate(trade=roofing)
+    leads_route()
+    lead_ids = set(Lead.objects.filter(contractor=contractor).values_list("pk", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")  # the connection the delivery will run on
+    backend = connection.connection.info.backend_pid
+    killed = []
+
+    def drop_the_delivery_connection(headers) -> None:
+        if not killed:  # while the first lead is being posted: its answer is recorded on a new connection
+            with psycopg.connect(database_url(), autocommit=True) as admin:
+                killed.append(admin.execute("SELECT pg_terminate_backend(%s)", [backend]).fetchone()[0])
+
+    receiver.on_request = drop_the_delivery_connection
+    summary = leads_webhook_deliver()
+
+    assert killed == [True]
+    assert (summary.delivered, summary.retried, summary.gave_up, summary.refused) == (3, 0, 0, 0)
+    assert sorted(json.loads(body)["id"] for _, body in receiver.requests) == sorted(lead_ids)  # each once
+    assert Lead.objects.filter(pk__in=lead_ids, state=Lead.State.DELIVERED).count() == 3
+    assert list(WebhookAttempt.objects.order_by("lead_id").values_list("number", "outcome")) == [(1, "delivered")] * 3
 
 
 # --- The target checked again at send time --------------------------------------------------------------
