@@ -278,6 +278,12 @@ class ImportRun(TimedRun, models.Model):
     )
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last sign of life of the importing process while the run is running: a run with none "
+        "for IMPORT_STALE_SECONDS was left by a process that died, and is closed as failed.",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -398,7 +404,9 @@ class ScoringRun(TimedRun, models.Model):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     heartbeat_at = models.DateTimeField(
-        auto_now_add=True, help_text="Last sign of progress (a partition started or ended)."
+        auto_now_add=True,
+        help_text="Last sign of life: refreshed every few seconds while the run's process or a worker works on it; "
+        "a run silent for SCORING_RUN_STALE_SECONDS is taken as stopped.",
     )
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -429,10 +437,16 @@ class ScoringRun(TimedRun, models.Model):
 
 class ScoringPartition(models.Model):
     """A slice of a scoring run: the properties with ids in [first_id, last_id]. A partition is written
-    in one transaction, so it is either wholly scored by its run or not at all."""
+    in one transaction, so it is either wholly scored by its run or not at all.
+
+    Whoever scores it (a worker's task, or the run's own process) first claims it: running, with a lease
+    (a token of its own) and a heartbeat it refreshes while it works. Only the lease holder records the
+    outcome; a lease whose heartbeat is older than SCORING_RUN_STALE_SECONDS belongs to a holder that
+    stopped, and the partition may be claimed again."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
@@ -446,7 +460,11 @@ class ScoringPartition(models.Model):
     score_sum = models.FloatField(default=0)
     urgency_sum = models.FloatField(default=0)
     histogram = models.JSONField(default=list, blank=True, help_text="Scores per 0.1-point bin, 1001 bins.")
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times it was claimed.")
+    lease = models.CharField(max_length=64, blank=True, help_text="Token of the task or process that claimed it.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of its lease holder.")
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="When it was last sent to the workers.")
+    dispatches = models.PositiveSmallIntegerField(default=0, help_text="Times it was sent to the workers.")
     error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

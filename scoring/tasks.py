@@ -1,12 +1,25 @@
 """Celery tasks of the scoring app: thin wrappers around scoring/services/runs.py."""
 
+import logging
+import uuid
+
 from celery import shared_task
 
 from scoring.services import runs
 
-PARTITION_RETRIES = 3
+logger = logging.getLogger(__name__)
+
+# A try that could not reach the database (each of its steps already waited DB_RETRY_SECONDS) comes back
+# after 5, 10, 20, 40, 60 and 60 s: with those waits, the retries span several minutes of outage. Only the
+# broker is needed to schedule one. Past the last, the recovery sweep sends the partition again.
+PARTITION_RETRIES = 6
+LONGEST_COUNTDOWN_SECONDS = 60
 
 
+# Time limits: a partition of 100,000 properties takes 3 to 6 s; each of its database steps may wait out
+# an outage for DB_RETRY_SECONDS (60 s), so 600 s leaves room for a slow machine and several outages,
+# and still ends a task stuck for good (the soft limit records the failure, the hard limit 60 s later
+# kills the pool process; its silent lease is then taken over by the recovery sweep).
 @shared_task(
     name="scoring.score_partition",
     bind=True,
@@ -16,8 +29,12 @@ PARTITION_RETRIES = 3
     time_limit=660,
 )
 def score_partition(self, partition_id: int) -> None:
-    """Score one partition of a run; a lost database connection is retried with backoff, and the last
-    partition to finish closes the run."""
-    last_attempt = self.request.retries >= PARTITION_RETRIES
-    if runs.scoring_partition_attempt(partition_id=partition_id, last_attempt=last_attempt):
-        raise self.retry(countdown=2**self.request.retries)
+    """Score one partition of a run under a lease of this task's id (kept across its retries); a
+    partition held by another live task, or done, is left alone. The last partition to end closes the run."""
+    lease = self.request.id or f"task-{uuid.uuid4().hex}"
+    if not runs.scoring_partition_attempt(partition_id=partition_id, lease=lease):
+        return
+    if self.request.retries >= PARTITION_RETRIES:
+        logger.error("scoring partition %s: no retries left; the recovery sweep sends it again", partition_id)
+        return
+    raise self.retry(countdown=min(5 * 2**self.request.retries, LONGEST_COUNTDOWN_SECONDS))

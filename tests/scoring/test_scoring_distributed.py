@@ -3,6 +3,7 @@ database, compared with an in-process run."""
 
 import datetime as dt
 import io
+import re
 import time
 
 import pytest
@@ -98,8 +99,11 @@ def test_the_score_command_distributes_a_run_and_waits_for_the_workers(market, w
 
     run = ScoringRun.objects.get(trade=trade)
     assert (run.status, run.distributed, run.partitions, run.properties_scored) == ("succeeded", True, 3, 6)
-    assert err.getvalue() == (
+    first, *progress = err.getvalue().splitlines()
+    assert first == (
         f"{trade.slug}: run {run.pk}, 3 partitions sent to the Celery workers; waiting for them "
-        "(Ctrl-C stops waiting, not the run)\n"
+        "(Ctrl-C stops waiting, not the run)"
     )
+    # A line every 10 s while it waits (the worker may take that long to start on a busy machine).
+    assert all(re.fullmatch(rf"{trade.slug}: run {run.pk}, [0-3]/3 partitions done", line) for line in progress)
     assert out.getvalue().startswith(f"{trade.slug}: run {run.pk} succeeded, model v1, 6 properties scored")

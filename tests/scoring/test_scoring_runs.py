@@ -175,12 +175,12 @@ def test_a_second_run_of_a_trade_is_refused_while_one_runs_and_an_abandoned_one_
         runs.scoring_run_start(trade=roofing, as_of=AS_OF)
     assert ScoringRun.objects.count() == 1
 
-    ScoringRun.objects.filter(pk=first.pk).update(heartbeat_at=timezone.now() - dt.timedelta(seconds=901))
+    ScoringRun.objects.filter(pk=first.pk).update(heartbeat_at=timezone.now() - dt.timedelta(seconds=61))
     second = runs.trade_score(trade=roofing, as_of=AS_OF)
 
     first.refresh_from_db()
     assert first.status == ScoringRun.Status.FAILED
-    assert first.error == "abandoned: no progress for 900 s (its process stopped); resume it to finish"
+    assert first.error == "abandoned: no progress for 60 s (its process or workers stopped); resume it to finish"
     assert second.status == ScoringRun.Status.SUCCEEDED
 
 

@@ -3,10 +3,17 @@ import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError
 
+from leadengine.retry import connection_reset, db_retry, is_transient
 from scoring.models import ScoringModel, ScoringRun, Trade
 from scoring.selectors import trades_named
 from scoring.services import runs
+
+# A waiting --distributed run looks at its run this often, and every PROGRESS_SECONDS reports its progress
+# and takes up partitions whose task was lost (runs.scoring_runs_recover), so it finishes without beat.
+POLL_SECONDS = 0.5
+PROGRESS_SECONDS = 10
 
 
 class Command(BaseCommand):
@@ -51,7 +58,12 @@ class Command(BaseCommand):
                 self.stderr.write(str(error))
                 continue
             started += 1
-            run = self.run(run, distributed=distributed or run.distributed, wait=not no_wait)
+            try:
+                run = self.run(run, distributed=distributed or run.distributed, wait=not no_wait)
+            except runs.ScoringError as error:  # the database stayed away: the message says what becomes of it
+                failed += 1
+                self.stderr.write(str(error))
+                continue
             if run.status == ScoringRun.Status.RUNNING:
                 self.stdout.write(f"{run.trade.slug}: run {run.pk} sent to the workers, {run.partitions} partitions")
             elif run.status == ScoringRun.Status.SUCCEEDED:
@@ -77,14 +89,46 @@ class Command(BaseCommand):
         if not distributed:
             return runs.scoring_run_execute(run=run)
         sent = runs.scoring_run_dispatch(run=run)
-        if wait:
-            self.stderr.write(
-                f"{run.trade.slug}: run {run.pk}, {sent} partitions sent to the Celery workers; waiting for them "
-                "(Ctrl-C stops waiting, not the run)"
-            )
-        while wait:
-            run.refresh_from_db()
-            if run.status != ScoringRun.Status.RUNNING:
-                break
-            time.sleep(0.5)
+        if not wait:
+            return run
+        self.stderr.write(
+            f"{run.trade.slug}: run {run.pk}, {sent} partitions sent to the Celery workers; waiting for them "
+            "(Ctrl-C stops waiting, not the run)"
+        )
+        return self.wait(run)
+
+    def wait(self, run: ScoringRun) -> ScoringRun:
+        """Until the run ends: its progress on stderr every PROGRESS_SECONDS, with lost partitions sent
+        again; a database that went away is one line, and the waiting goes on."""
+        name = f"{run.trade.slug}: run {run.pk}"
+        report_at = time.monotonic() + PROGRESS_SECONDS
+        away = False
+        while True:
+            try:
+                status, ended, partitions = runs.scoring_run_progress(run_id=run.pk)
+                if away:
+                    self.stderr.write(f"{name}: the database is back")
+                    away = False
+                if status != ScoringRun.Status.RUNNING:
+                    break
+                if time.monotonic() >= report_at:
+                    report_at = time.monotonic() + PROGRESS_SECONDS
+                    recovered = runs.scoring_runs_recover()
+                    line = f"{name}, {ended}/{partitions} partitions done"
+                    if recovered["partitions_resent"] or recovered["partitions_failed"]:
+                        line += (
+                            f" ({recovered['partitions_resent']} lost partitions sent again, "
+                            f"{recovered['partitions_failed']} given up)"
+                        )
+                    self.stderr.write(line)
+            except (OperationalError, InterfaceError) as error:
+                if not is_transient(error):
+                    raise
+                if not away:
+                    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    self.stderr.write(f"{name}: the database is unreachable ({reason}); waiting for it")
+                    away = True
+                connection_reset()
+            time.sleep(POLL_SECONDS)
+        db_retry(run.refresh_from_db, what=f"reading scoring run {run.pk}")
         return run
