@@ -352,7 +352,7 @@ def test_a_worker_killed_mid_scoring_leaves_a_run_the_next_scoring_job_closes_on
     assert (left.status, Score.objects.count()) == (ScoringRun.Status.RUNNING, 0)
 
     # The scoring run has its own record of life, a heartbeat: it is taken as abandoned only after
-    # SCORING_RUN_STALE_SECONDS without one (900 s by default; until then a new scoring job fails
+    # SCORING_RUN_STALE_SECONDS without one (60 s by default; until then a new scoring job fails
     # "ScoringRunBusy", though the job's free lock already shows its worker is gone). One second here.
     workers(SCORING_RUN_STALE_SECONDS="1")
     stale = left.heartbeat_at + dt.timedelta(seconds=1.5)
