@@ -6,10 +6,14 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from leadengine.config import (
+    broker_url,
+    broker_url_beside,
+    check_apart,
     check_redis_url,
     env_bool,
     env_int,
     env_list,
+    env_seconds,
     env_time_zone,
     parse_database_url,
 )
@@ -51,16 +55,28 @@ _options["options"] = (
 )
 # A server that does not answer fails a connection attempt after this many seconds instead of hanging it.
 _options.setdefault("connect_timeout", env_int(ENV, "DB_CONNECT_TIMEOUT", 5, minimum=1))
+# A server that vanished without closing the connection (a network partition, a host lost) is noticed within
+# about a minute by TCP keepalives, instead of the kernel's two hours, and its work is retried or failed.
+_options.setdefault("keepalives", 1)
+_options.setdefault("keepalives_idle", 30)
+_options.setdefault("keepalives_interval", 10)
+_options.setdefault("keepalives_count", 3)
 # Work that lost its database connection (a restart, a failover) is tried again, with growing waits, for
 # this long before it is recorded as failed (leadengine/retry.py): longer than a server restart takes.
 DB_RETRY_SECONDS = env_int(ENV, "DB_RETRY_SECONDS", 60, minimum=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The cache and Celery's broker on Redis databases apart (by default REDIS_URL's and the next one), so that
+# clearing the cache (FLUSHDB) never empties the task queue. While Redis cannot be reached, or does not answer
+# within CACHE_TIMEOUT_SECONDS, the cache is a miss and its writes are dropped (leadengine/cache_backend.py).
+CACHE_URL = check_redis_url(ENV.get("CACHE_URL") or REDIS_URL, "CACHE_URL" if ENV.get("CACHE_URL") else "REDIS_URL")
+CACHE_TIMEOUT_SECONDS = env_seconds(ENV, "CACHE_TIMEOUT_SECONDS", 0.5, minimum=0.05)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "BACKEND": "leadengine.cache_backend.FallbackRedisCache",
+        "LOCATION": CACHE_URL,
         "KEY_PREFIX": "leadengine",
+        "OPTIONS": {"socket_connect_timeout": CACHE_TIMEOUT_SECONDS, "socket_timeout": CACHE_TIMEOUT_SECONDS},
     }
 }
 
@@ -86,6 +102,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # An unreachable database answers 503 with Retry-After (JSON under /api/), not a 500 or a trace page.
+    "leadengine.middleware.DatabaseUnavailableMiddleware",
+    "leadengine.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -137,6 +156,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool(ENV, "SECURE_HSTS_INCLUDE_SUBDOMAINS",
 SECURE_HSTS_PRELOAD = env_bool(ENV, "SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response (leadengine/csp.py); report-only sends it without enforcing it.
+CSP_REPORT_ONLY = env_bool(ENV, "CSP_REPORT_ONLY", False)
 if env_bool(ENV, "SECURE_PROXY_SSL_HEADER_ENABLED", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -152,12 +173,21 @@ REST_FRAMEWORK = {
         "leadengine.api.throttling.AddressRateThrottle",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # JSON nested deeper than leadengine.api.parsers.MAX_JSON_DEPTH is a parse error, not a server error.
+    "DEFAULT_PARSER_CLASSES": [
+        "leadengine.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "leadengine.api.errors.api_exception_handler",
     # The client's address for throttles and the login guard (leadengine.security.client_address): with no
     # proxy in front, the connection's; behind N proxies, the address the nearest of them saw. Never a
     # client-written X-Forwarded-For beyond that.
     "NUM_PROXIES": env_int(ENV, "TRUSTED_PROXIES", 0, minimum=0),
 }
+# The largest request body read (uploaded files aside): beyond it 413, `too_large` in the API. An API body is a
+# few kilobytes; a claim of 10,000 ZIP codes is 100 kB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(ENV, "REQUEST_BODY_MAX_BYTES", 2_621_440, minimum=1024)
 # API throttling, per minute (counters in Redis): per key or staff user, per address without
 # credentials, and refused keys per address.
 API_RATE = f"{env_int(ENV, 'API_RATE_PER_MINUTE', 600, minimum=1)}/min"
@@ -171,22 +201,46 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No validator badge: it would load an image from swagger.io (refused by the pages' policy) and tell it
+    # where the schema lives.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"ReturnReasonEnum": "leads.models.Lead.ReturnReason"},
 }
 
-# Celery: Redis is the broker. Kombu spells a Unix socket redis+socket://, redis-py spells it unix://.
-CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
+# Celery: Redis is the broker, on a database of its own (see CACHES). Kombu spells a Unix socket
+# redis+socket://...?virtual_host=N; a redis-py unix://...?db=N is turned into that.
+if ENV.get("CELERY_BROKER_URL"):
+    CELERY_BROKER_URL = broker_url(ENV["CELERY_BROKER_URL"])
+else:
+    CELERY_BROKER_URL = broker_url_beside(REDIS_URL)
+check_apart(CACHE_URL, CELERY_BROKER_URL)
+# Sending a task while the broker is down fails within seconds (kombu's OperationalError) instead of holding
+# the web request: each connection attempt gives up after CELERY_BROKER_CONNECTION_TIMEOUT, and a publish
+# is tried CELERY_TASK_PUBLISH_RETRY_POLICY's max_retries more times, 0.2 s apart.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_seconds(ENV, "BROKER_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task a worker took and never acknowledged (it died) goes back to the queue after this many seconds:
-# longer than any task may run (the jobs' hard time limit is 3,660 s), or a long job would get a copy.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7_200}
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# A job run no worker has started within this many minutes is closed as failed when it is asked for again.
-JOB_QUEUE_TIMEOUT_MINUTES = env_int(ENV, "JOB_QUEUE_TIMEOUT_MINUTES", 60, minimum=1)
+# just longer than any task may run (the jobs' hard time limit is 1,860 s, scoring partitions' 660 s), or a
+# long job would get a copy. The recovery sweep takes over a dead worker's run within minutes regardless.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 1_920}
+# A broker that hangs (accepts, never answers) fails a connection or a command after this long too (2 s at least:
+# workers block on the queue for kombu's brpop_timeout, 1 s, within it).
+CELERY_BROKER_TRANSPORT_OPTIONS |= {
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": max(CELERY_BROKER_CONNECTION_TIMEOUT, 2.0),
+}
+# django-celery-beat's DatabaseScheduler that records the scheduled runs it could not send as missed, and
+# catches each job up once when the broker is back (leadengine/scheduler.py).
+CELERY_BEAT_SCHEDULER = "leadengine.scheduler:JobScheduler"
+# A queued job run no worker has started this many minutes after its task was sent (its message was lost) is
+# sent again once by the recovery sweep, and failed if it still waits this long after (leadengine/services/
+# recovery.py); a new request for the job closes it as failed too.
+JOB_QUEUE_TIMEOUT_MINUTES = env_int(ENV, "JOB_QUEUE_TIMEOUT_MINUTES", 3, minimum=1)
 # A scheduled job is overdue (flagged in the admin, emailed to OPS_EMAILS) when no run of it has succeeded
 # since its schedule's last due time that is at least this many minutes old.
 JOB_OVERDUE_GRACE_MINUTES = env_int(ENV, "JOB_OVERDUE_GRACE_MINUTES", 30, minimum=1)
@@ -205,12 +259,16 @@ EMAIL_PORT = env_int(ENV, "EMAIL_PORT", 25, minimum=1)
 
 # Imports: rows per chunk read from a CSV (memory stays proportional to this, not to the file).
 IMPORT_CHUNK_ROWS = env_int(ENV, "IMPORT_CHUNK_ROWS", 100_000, minimum=1)
+# A running import writes a heartbeat (and its rows read so far) every second; a run with none for
+# IMPORT_STALE_SECONDS was left by a process that died and is closed as failed. Keep it well above DB_RETRY_SECONDS.
+IMPORT_STALE_SECONDS = env_int(ENV, "IMPORT_STALE_SECONDS", 300, minimum=10)
 
 # Scoring runs: properties per partition (memory follows this), tries for a partition that loses its
-# connection, and how long a run may go without progress before it counts as abandoned.
+# connection (and sendings of a partition no worker takes), and how long a run or a partition's lease may
+# go without a heartbeat (beaten every sixth of it) before its process or worker counts as stopped.
 SCORING_PARTITION_ROWS = env_int(ENV, "SCORING_PARTITION_ROWS", 100_000, minimum=1)
 SCORING_PARTITION_ATTEMPTS = env_int(ENV, "SCORING_PARTITION_ATTEMPTS", 3, minimum=1)
-SCORING_RUN_STALE_SECONDS = env_int(ENV, "SCORING_RUN_STALE_SECONDS", 900, minimum=1)
+SCORING_RUN_STALE_SECONDS = env_int(ENV, "SCORING_RUN_STALE_SECONDS", 60, minimum=1)
 
 LOGGING = {
     "version": 1,
@@ -240,6 +298,11 @@ LEAD_RETURN_RATE_PERCENT = env_int(ENV, "LEAD_RETURN_RATE_PERCENT", 15, minimum=
 WEBHOOK_TIMEOUT_SECONDS = env_int(ENV, "WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 WEBHOOK_MAX_ATTEMPTS = env_int(ENV, "WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
 WEBHOOK_BACKOFF_SECONDS = env_int(ENV, "WEBHOOK_BACKOFF_SECONDS", 60, minimum=1)
+# Webhook targets (contractors/services/webhook_targets.py): https only, unless DEBUG or WEBHOOK_ALLOW_HTTP is on;
+# public addresses only, unless WEBHOOK_ALLOW_PRIVATE_TARGETS lets loopback, private and carrier-grade NAT ones
+# through for receivers on the premises (cloud metadata, link-local and reserved addresses never).
+WEBHOOK_ALLOW_HTTP = env_bool(ENV, "WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool(ENV, "WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
 
 # Admin login (leadengine/security.py): a username with LOGIN_FAILURES_PER_USER failed logins, or a client
 # address (see NUM_PROXIES above; an IPv6 address by its /64) with LOGIN_FAILURES_PER_ADDRESS, within

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from leadengine.api.jobs import JobRunViewSet
@@ -19,9 +19,16 @@ urlpatterns = [
     path("api/v1/", include("territories.api.urls")),
     path("api/v1/", include(jobs.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI under the pages' Content-Security-Policy: its start script at /api/docs/?script, its page
+    # styles in a static file (leadengine/csp.py).
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="leadengine/api_docs.html"),
+        name="api-docs",
+    ),
 ]
 
+handler400 = "leadengine.views.bad_request"
 handler403 = "leadengine.views.permission_denied"
 handler404 = "leadengine.views.page_not_found"
 handler500 = "leadengine.views.server_error"
