@@ -25,9 +25,9 @@ AS_OF = "2026-06-01"
 TRADE = "roofing"
 PARTITION_ROWS = "250"
 BOUND_SECONDS = 180  # a scenario's work that is not over by then is a hang
-# Liveness timings short enough for a test to see a takeover: a run silent for 15 s is taken as dead, and a
-# queued job run nobody started is sent again after 30 s.
-FAST_LIVENESS = {"SCORING_RUN_STALE_SECONDS": "15", "SCORING_HEARTBEAT_SECONDS": "2"}
+# A liveness time short enough for a test to see a takeover: a scoring run or partition lease silent for 15 s
+# (a heartbeat every 2.5 s) is taken as dead.
+FAST_LIVENESS = {"SCORING_RUN_STALE_SECONDS": "15"}
 
 
 @dataclass
@@ -159,69 +159,54 @@ class _Restart:
         self.thread.join(timeout=180)
 
 
-def score_in_process_postgres_restart(pg: Postgres, redis: Redis, directory: Path, *, down_seconds: float = 3):
-    """`manage.py score` with PostgreSQL restarted (down `down_seconds`) after a few partitions."""
-    outcome = Outcome(f"score, PostgreSQL restarted for {down_seconds:g} s")
-    stage = _stage(pg, redis, directory, "score")
-    try:
-        command = stage.manage("score", "--trade", TRADE, "--as-of", AS_OF, "--partition-rows", PARTITION_ROWS)
-        restart = _Restart(pg, when=lambda: _partitions_done(stage) >= 3, down_seconds=down_seconds)
-        code = _finish(command, outcome, back_at=lambda: restart.back)
-        restart.join()
-        outcome.completed_unattended = code == 0
-        if code is not None:
-            _scores_check(stage, outcome)
-            _runs_truthful(stage, outcome)
-    finally:
-        stage.close()
+SCORE = ("score", "--trade", TRADE, "--as-of", AS_OF, "--partition-rows", PARTITION_ROWS)
+
+
+def _scoring_judged(stage: Stage, outcome: Outcome, code: int | None) -> Outcome:
+    outcome.completed_unattended = code == 0
+    if code is not None:
+        _scores_check(stage, outcome)
+        _runs_truthful(stage, outcome)
     return outcome
 
 
-def score_distributed_postgres_restart(pg: Postgres, redis: Redis, directory: Path, *, down_seconds: float = 3):
-    """`manage.py score --distributed` on a Celery worker, PostgreSQL restarted after a few partitions."""
-    outcome = Outcome(f"score --distributed, PostgreSQL restarted for {down_seconds:g} s")
-    stage = _stage(pg, redis, directory, "distributed")
+def score_postgres_restart(
+    pg: Postgres, redis: Redis, directory: Path, *, distributed: bool = False, down_seconds: float = 3
+) -> Outcome:
+    """`manage.py score`, in process or `--distributed` on a Celery worker, with PostgreSQL restarted (down
+    `down_seconds`) after a few partitions."""
+    command_line = "score --distributed" if distributed else "score"
+    outcome = Outcome(f"{command_line}, PostgreSQL restarted for {down_seconds:g} s")
+    stage = _stage(pg, redis, directory, "distributed" if distributed else "score")
     try:
-        stage.worker(**FAST_LIVENESS)
-        command = stage.manage(
-            "score", "--trade", TRADE, "--as-of", AS_OF, "--partition-rows", PARTITION_ROWS, "--distributed",
-            **FAST_LIVENESS,
-        )  # fmt: skip
+        if distributed:
+            stage.worker(**FAST_LIVENESS)
+            command = stage.manage(*SCORE, "--distributed", **FAST_LIVENESS)
+        else:
+            command = stage.manage(*SCORE)
         restart = _Restart(pg, when=lambda: _partitions_done(stage) >= 3, down_seconds=down_seconds)
         code = _finish(command, outcome, back_at=lambda: restart.back)
         restart.join()
-        outcome.completed_unattended = code == 0
-        if code is not None:
-            _scores_check(stage, outcome)
-            _runs_truthful(stage, outcome)
+        return _scoring_judged(stage, outcome, code)
     finally:
         stage.close()
-    return outcome
 
 
-def score_distributed_worker_killed(pg: Postgres, redis: Redis, directory: Path):
+def score_distributed_worker_killed(pg: Postgres, redis: Redis, directory: Path) -> Outcome:
     """`manage.py score --distributed`: its only worker is killed (SIGKILL) after a few partitions, and a new
     worker is started, as a process supervisor would."""
     outcome = Outcome("score --distributed, worker killed")
     stage = _stage(pg, redis, directory, "killed")
     try:
         first = stage.worker(**FAST_LIVENESS)
-        command = stage.manage(
-            "score", "--trade", TRADE, "--as-of", AS_OF, "--partition-rows", PARTITION_ROWS, "--distributed",
-            **FAST_LIVENESS,
-        )  # fmt: skip
+        command = stage.manage(*SCORE, "--distributed", **FAST_LIVENESS)
         wait_until(lambda: _partitions_done(stage) >= 3, seconds=120, step=0.05, what="three partitions scored")
         first.kill()
         stage.worker(**FAST_LIVENESS)
         replaced = time.monotonic()
-        code = _finish(command, outcome, back_at=lambda: replaced)
-        outcome.completed_unattended = code == 0
-        if code is not None:
-            _scores_check(stage, outcome)
-            _runs_truthful(stage, outcome)
+        return _scoring_judged(stage, outcome, _finish(command, outcome, back_at=lambda: replaced))
     finally:
         stage.close()
-    return outcome
 
 
 def _properties_csv(stage: Stage, path: Path, rows: int) -> None:
@@ -517,9 +502,9 @@ def scheduled_job_redis_restart(pg: Postgres, redis: Redis, directory: Path, *, 
 
 
 SCENARIOS: dict[str, Callable[..., Outcome]] = {
-    "score_in_process_postgres_restart": score_in_process_postgres_restart,
-    "score_in_process_postgres_down_30s": partial(score_in_process_postgres_restart, down_seconds=30),
-    "score_distributed_postgres_restart": score_distributed_postgres_restart,
+    "score_in_process_postgres_restart": score_postgres_restart,
+    "score_in_process_postgres_down_30s": partial(score_postgres_restart, down_seconds=30),
+    "score_distributed_postgres_restart": partial(score_postgres_restart, distributed=True),
     "score_distributed_worker_killed": score_distributed_worker_killed,
     "import_postgres_restart": import_postgres_restart,
     "pipeline_postgres_restart": pipeline_postgres_restart,

@@ -47,7 +47,7 @@ def _producers_reset() -> None:
 @pytest.fixture
 def broker_down():
     """The Celery app's broker is a closed port until `broker_down.restore()` (or the test's end)."""
-    before = celery_app.conf.broker_write_url
+    before = celery_app.conf.get("broker_write_url")  # unset: Celery writes to broker_url
 
     class Switch:
         @staticmethod

@@ -22,6 +22,7 @@ from scoring.management.commands import score as score_command
 from scoring.models import Score, ScoringPartition, ScoringRun, Trade
 from scoring.services import runs
 from tests.racing import race
+from tests.scoring.test_scoring_distributed import wait_until_closed
 from tests.scoring.test_scoring_runs import AS_OF, FACTORS, home, model_version
 from tests.workers import database_url
 
@@ -328,16 +329,6 @@ def test_lost_partitions_are_sent_again_by_the_recovery_and_the_run_completes_on
     resumed = wait_until_closed(resumed)
     assert (resumed.status, resumed.properties_scored) == (ScoringRun.Status.SUCCEEDED, HOMES)
     assert scored(trade) == sorted(h.pk for h in homes)
-
-
-def wait_until_closed(run: ScoringRun, *, timeout: float = 90) -> ScoringRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if run.status != ScoringRun.Status.RUNNING:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run.pk} still running after {timeout} s")
 
 
 @pytest.mark.django_db(transaction=True)
