@@ -146,7 +146,12 @@ def clean_values() -> dict[str, int]:
 
 
 def retry_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "leadengine.retry" and r.levelno == logging.WARNING]
+    """The retries announced ("trying again"), not the last word of one that gave up."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "leadengine.retry" and r.levelno == logging.WARNING and "trying again" in r.getMessage()
+    ]
 
 
 # --- A short loss: the import is started again and ends as if nothing happened -------------------------------
