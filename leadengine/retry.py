@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
@@ -26,6 +27,8 @@ LONGEST_WAIT_SECONDS = 5.0
 # (08), shutting down or starting up (57P01-57P03), and a transaction that lost a race (40001, 40P01).
 TRANSIENT_CLASSES = ("08",)
 TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
+# Django's classes, and psycopg's own for work that bypasses Django's wrapping of errors (a raw cursor).
+CONNECTION_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -33,9 +36,9 @@ def is_transient(error: BaseException) -> bool:
     may not meet: InterfaceError (the connection is already closed), an OperationalError without an
     SQLSTATE (the server went away mid-statement, the connection was refused) or with one of the
     codes above. A statement timeout, an out-of-range value or a broken constraint is not."""
-    if isinstance(error, InterfaceError):
+    if isinstance(error, (InterfaceError, psycopg.InterfaceError)):
         return True
-    if not isinstance(error, OperationalError):
+    if not isinstance(error, (OperationalError, psycopg.OperationalError)):
         return False
     cause = error.__cause__ or error
     code = getattr(cause, "sqlstate", None)
@@ -71,7 +74,7 @@ def db_retry(work: Callable[[], T], *, what: str, seconds: float | None = None) 
     while True:
         try:
             return work()
-        except (OperationalError, InterfaceError) as error:
+        except CONNECTION_ERRORS as error:
             if not is_transient(error):
                 raise
             now = time.monotonic()

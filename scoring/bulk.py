@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from django.db import connection
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -25,7 +26,9 @@ def copy_frame(cursor, query: str, params: Mapping | Sequence, types: Mapping[st
     come back as floats, dates as Python dates."""
     # Django's debug cursor wrapper takes no parameters for COPY; psycopg's own cursor binds them.
     raw = getattr(cursor, "cursor", cursor)
-    with raw.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)", params) as copy:
+    # Django wraps the errors of execute() and fetch*() in its own classes, not those of COPY: wrapped here,
+    # a connection lost during a COPY is an OperationalError like any other, and db_retry sees it.
+    with connection.wrap_database_errors, raw.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)", params) as copy:
         data = b"".join(bytes(block) for block in copy)
     names = list(types)
     if not data:
@@ -44,10 +47,16 @@ def copy_frame(cursor, query: str, params: Mapping | Sequence, types: Mapping[st
     return table.to_pandas(date_as_object=True)
 
 
+def copy_in(cursor, table: str, columns: str, data: bytes) -> None:
+    """Bulk-load CSV `data` into the `columns` (comma-separated) of `table` through COPY; its errors are
+    Django's, as in copy_frame."""
+    with connection.wrap_database_errors, cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(data)
+
+
 def copy_rows(cursor, table: str, frame: pd.DataFrame) -> None:
     """Bulk-load a DataFrame into `table` through COPY."""
-    with cursor.copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)") as copy:
-        copy.write(csv_bytes(frame))
+    copy_in(cursor, table, ", ".join(frame.columns), csv_bytes(frame))
 
 
 def upsert(

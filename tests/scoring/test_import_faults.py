@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
 import pytest
 from django.core.management import call_command
 from django.db import OperationalError, connection
@@ -20,9 +21,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from leadengine.retry import is_transient
+from scoring.bulk import copy_frame, copy_in
 from scoring.models import ImportRun, Property
 from scoring.services.imports import EXIT_DATABASE_UNREACHABLE, data_file_import, import_runs_abandoned_close
-from scoring.services.imports.run import copy_in
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2024, 6, 1)
@@ -207,6 +208,18 @@ def test_a_copy_on_a_lost_connection_fails_as_a_transient_database_error(zip_cod
 
         with pytest.raises(OperationalError) as raised:
             copy_in(cursor, "copied", "line", b"1\n2\n")
+
+    assert is_transient(raised.value)
+    connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_read_on_a_lost_connection_fails_as_a_transient_database_error(zip_codes):
+    with connection.cursor() as cursor:
+        assert backends_terminate() == 1
+
+        with pytest.raises(OperationalError) as raised:
+            copy_frame(cursor, "SELECT 1 AS one", [], {"one": pa.int64()})
 
     assert is_transient(raised.value)
     connection.close()

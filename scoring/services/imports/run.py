@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from leadengine.retry import connection_reset, db_retry, is_transient
-from scoring.bulk import csv_bytes
+from scoring.bulk import copy_in, csv_bytes
 from scoring.models import ImportRun
 from scoring.services.imports.files import (
     ImportFileError,
@@ -469,10 +469,3 @@ def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress)
     for table in ("import_chunk", "import_waiting", "import_written"):
         cursor.execute(f"DROP TABLE {table}")
     return counts
-
-
-def copy_in(cursor, table: str, columns: str, data: bytes) -> None:
-    # Django wraps the errors of execute() and fetch*() in its own classes, not those of COPY: wrapped
-    # here, a connection lost during a COPY is an OperationalError like any other, and db_retry sees it.
-    with connection.wrap_database_errors, cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-        copy.write(data)
