@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="Only these (repeatable).")
     parser.add_argument("--properties", type=int, default=20_000, help="Properties of the market (20,000).")
     args = parser.parse_args(argv)
+    # Stopped (SIGTERM), it still stops its servers and the processes it started (the finally blocks below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = args.scenario or list(SCENARIOS)
 
     directory = Path(tempfile.mkdtemp(prefix="leadengine-bench-faults-"))
