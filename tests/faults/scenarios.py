@@ -7,6 +7,7 @@ bench/faults.py runs every scenario several times and sums them up."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import http.client
@@ -436,11 +437,11 @@ def webhook_delivery_postgres_restart(pg: Postgres, redis: Redis, directory: Pat
 
 def _schedule_every_seconds(stage: Stage, seconds: int) -> None:
     """The lead expiry job due every `seconds` (a schedule ops could set in the admin), every other
-    schedule off: the job a beat sends while Redis is away."""
+    schedule off but the recovery sweep: the job a beat sends while Redis is away."""
     code = (
         "from django_celery_beat.models import IntervalSchedule, PeriodicTask; "
         "from leadengine.services.schedules import schedules_seed; schedules_seed(); "
-        "PeriodicTask.objects.update(enabled=False); "
+        "PeriodicTask.objects.exclude(name='Recovery sweep').update(enabled=False); "
         f"every, _ = IntervalSchedule.objects.get_or_create(every={seconds}, period='seconds'); "
         "PeriodicTask.objects.create(name='Lead expiry, often', task='leadengine.job_scheduled', interval=every, "
         'kwargs=\'{"job": "lead_expiry"}\')'
@@ -455,28 +456,33 @@ RUNS = "SELECT count(*) FROM leadengine_jobrun WHERE job = 'lead_expiry' AND sta
 
 def scheduled_job_redis_restart(pg: Postgres, redis: Redis, directory: Path, *, down_seconds: float = 12):
     """Beat and a worker run a job every 4 seconds; Redis (the broker) is killed for `down_seconds` and comes
-    back empty. The due times beat could not send are recorded as missed, one catch-up follows, and the job
-    runs on; nothing is left queued or running."""
+    back empty. The due times beat could not send are recorded as missed, the job is caught up at most once
+    (here its next due time covers it), and it runs on; nothing is left queued or running."""
     outcome = Outcome(f"scheduled job, Redis killed for {down_seconds:g} s")
     stage = _stage(pg, redis, directory, "beat")
     try:
         _schedule_every_seconds(stage, 4)
-        stage.worker()
-        stage.processes.append(
-            Process(["-m", "celery", "-A", "leadengine", "beat", "-l", "info"], env=stage.env(),
-                    log=directory / f"{stage.database}-beat.log")
-        )  # fmt: skip
+        beat = Process(["-m", "celery", "-A", "leadengine", "beat", "-l", "info"], env=stage.env(),
+                       log=directory / f"{stage.database}-beat.log")  # fmt: skip
+        stage.processes.append(beat)
+        supervised = [stage.worker(), beat]
         wait_until(lambda: stage.scalar_or_none(RUNS, ("succeeded",)), seconds=90, what="a scheduled run")
         redis.kill()
         time.sleep(down_seconds)
         redis.start()
         back = time.monotonic()
         succeeded_before = stage.scalar(RUNS, ("succeeded",))
+
+        def running_on() -> bool:
+            # A worker that lost the broker while acknowledging a task may exit (a fault of Celery's Redis
+            # transport): the supervisor production runs it under starts it again (README, Running in production).
+            for process in supervised:
+                if process.restart_if_exited():
+                    outcome.notes.append(f"{' '.join(process.argv[3:5])} exited; restarted as its supervisor would")
+            return stage.scalar(RUNS, ("succeeded",)) >= succeeded_before + 2
+
         try:
-            wait_until(
-                lambda: stage.scalar(RUNS, ("succeeded",)) >= succeeded_before + 2, seconds=BOUND_SECONDS,
-                what="scheduled runs after Redis came back",
-            )  # fmt: skip
+            wait_until(running_on, seconds=BOUND_SECONDS, step=0.5, what="scheduled runs after Redis came back")
             outcome.recovery_s = round(time.monotonic() - back, 1)
         except TimeoutError as hang:
             outcome.hang = True
@@ -488,10 +494,14 @@ def scheduled_job_redis_restart(pg: Postgres, redis: Redis, directory: Path, *, 
             "AND queued_at > (SELECT max(finished_at) FROM leadengine_jobrun WHERE status = 'missed') "
             "AND requested_by_id IS NULL AND task_id = ''"
         )
-        stuck = stage.scalar(
+        # A run a worker held when it died is taken over by the recovery sweep (every minute): give it time.
+        stuck_sql = (
             "SELECT count(*) FROM leadengine_jobrun WHERE status IN ('queued', 'running') "
             "AND queued_at < now() - interval '60 seconds'"
         )
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: stage.scalar(stuck_sql) == 0, seconds=150, step=1, what="no run left behind")
+        stuck = stage.scalar(stuck_sql)
         outcome.completed_unattended = missed >= 1 and stuck == 0
         outcome.lost += stuck
         outcome.duplicated += max(0, catch_ups - 1)

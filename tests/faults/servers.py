@@ -192,14 +192,27 @@ class Process:
     def __init__(self, argv: list[str], *, env: dict[str, str], log: Path):
         self.log = log
         self.argv = argv
-        full_env = {**os.environ, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "leadengine.settings", **env}
-        full_env.pop("PYTEST_CURRENT_TEST", None)
-        with log.open("ab") as out:
+        self.env = {**os.environ, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "leadengine.settings", **env}
+        self.env.pop("PYTEST_CURRENT_TEST", None)
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, *argv], cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, *self.argv], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
         self.started = time.monotonic()
+
+    def restart_if_exited(self) -> bool:
+        """Start it again if it exited, as a process supervisor (systemd's Restart=always) would; whether it
+        had to."""
+        if self.process.poll() is None:
+            return False
+        self.restarts += 1
+        self._start()
+        return True
 
     def wait(self, seconds: float) -> int:
         """The exit code; TimeoutError (after killing it) when it runs longer than `seconds`: a hang."""
