@@ -5,6 +5,7 @@ lock keeps a second copy from running beside it."""
 import datetime as dt
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from django.db import connections
@@ -264,13 +265,12 @@ def test_a_run_delivered_twice_does_its_work_once(roofing):
     assert Lead.objects.count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_copy_of_a_run_started_while_another_holds_its_lock_does_nothing(roofing):
-    scored_home(roofing, score=90, zip_code="80203")
-    run = queued_run(roofing, "lead_generation")
+@contextmanager
+def lock_held_elsewhere(run: JobRun):
+    """The run's lock held, for the block, by another connection: a live worker's copy of the run."""
     held, release = threading.Event(), threading.Event()
 
-    def live_copy():  # another worker's connection holding the run's lock
+    def live_copy():
         try:
             assert jobs._lock_try(run)
             held.set()
@@ -282,9 +282,20 @@ def test_a_copy_of_a_run_started_while_another_holds_its_lock_does_nothing(roofi
     thread = threading.Thread(target=live_copy)
     thread.start()
     assert held.wait(30)
-    skipped = job_run_execute(run_id=run.pk)
-    release.set()
-    thread.join(30)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_of_a_run_started_while_another_holds_its_lock_does_nothing(roofing):
+    scored_home(roofing, score=90, zip_code="80203")
+    run = queued_run(roofing, "lead_generation")
+
+    with lock_held_elsewhere(run):
+        skipped = job_run_execute(run_id=run.pk)
 
     assert (skipped.status, Lead.objects.count()) == ("queued", 0)
     assert job_run_execute(run_id=run.pk).status == "succeeded"

@@ -32,6 +32,7 @@ from leadengine.tasks import job_scheduled
 from leads.models import Lead
 from leads.services.pipeline import pipeline_run
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
+from tests.leadengine.test_jobs import lock_held_elsewhere
 from tests.leads.factories import owner, scored_home
 from tests.workers import database_url
 
@@ -183,23 +184,9 @@ def test_a_requeued_run_whose_worker_died_again_is_failed_with_its_reason(roofin
 def test_the_sweep_leaves_a_run_whose_worker_holds_its_lock(roofing, idle_queue):
     now = timezone.now()
     live = JobRun.objects.create(job="scoring", trade=roofing, status="running", queued_at=now, started_at=now)
-    held, release = threading.Event(), threading.Event()
 
-    def live_worker():
-        try:
-            assert jobs._lock_try(live)
-            held.set()
-            release.wait(30)
-            jobs._lock_release(live)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=live_worker)
-    thread.start()
-    assert held.wait(30)
-    done = jobs_recover(now=later(60))
-    release.set()
-    thread.join(30)
+    with lock_held_elsewhere(live):
+        done = jobs_recover(now=later(60))
 
     live.refresh_from_db()
     assert (done["sent"], done["requeued"], done["failed"], live.status, live.requeues) == (0, 0, 0, "running", 0)
