@@ -32,7 +32,7 @@ import queue
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import pandas as pd
 from django.conf import settings
@@ -41,7 +41,8 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from leadengine.cache import SCORES, generation_bump
-from leadengine.retry import connection_reset, db_retry, is_transient
+from leadengine.heartbeat import Heartbeat
+from leadengine.retry import db_retry, is_transient
 from scoring import selectors
 from scoring.models import ScoringModel, ScoringPartition, ScoringRun, Trade
 from scoring.services.scores import PartitionScores, distribution_summary, score_properties, scores_write
@@ -242,48 +243,23 @@ def _partition_fail(partition: ScoringPartition, error: BaseException, lease: st
     )
 
 
-class _Heartbeat:
-    """While the block runs, a thread of its own (on its own connection) refreshes the run's heartbeat
-    and, given a lease, that of the partitions it holds (or of the one partition given), every
-    heartbeat_seconds(). A beat that fails (the
-    database is away) is logged, and the next one tried. Inside a transaction it does nothing: another
-    connection could not see the uncommitted run."""
+def _heartbeat(*, run_id: int, partition_id: int | None = None, lease: str = ""):
+    """While the block runs, the run's heartbeat and, given a lease, that of the partitions it holds (or of
+    the one partition given) are refreshed every heartbeat_seconds() from a thread of their own. Inside a
+    transaction, nothing: another connection could not see the uncommitted run."""
+    if connection.in_atomic_block:
+        return nullcontext()
 
-    def __init__(self, *, run_id: int, partition_id: int | None = None, lease: str = ""):
-        self.run_id, self.partition_id, self.lease = run_id, partition_id, lease
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
+    def beat() -> None:
+        now = timezone.now()
+        ScoringRun.objects.filter(pk=run_id, status=Status.RUNNING).update(heartbeat_at=now)
+        if lease:
+            held = ScoringPartition.objects.filter(run_id=run_id, status=PartitionStatus.RUNNING, lease=lease)
+            if partition_id is not None:
+                held = held.filter(pk=partition_id)
+            held.update(heartbeat_at=now)
 
-    def __enter__(self) -> _Heartbeat:
-        if not connection.in_atomic_block:
-            self.thread = threading.Thread(target=self.beat, daemon=True, name=f"scoring-run-{self.run_id}-heartbeat")
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.thread is not None:
-            self.stop.set()
-            # A beat under way ends within the connect timeout; the thread is a daemon if it does not.
-            self.thread.join(timeout=heartbeat_seconds() + 10)
-
-    def beat(self) -> None:
-        try:
-            while not self.stop.wait(heartbeat_seconds()):
-                try:
-                    now = timezone.now()
-                    ScoringRun.objects.filter(pk=self.run_id, status=Status.RUNNING).update(heartbeat_at=now)
-                    if self.lease:
-                        held = ScoringPartition.objects.filter(
-                            run_id=self.run_id, status=PartitionStatus.RUNNING, lease=self.lease
-                        )
-                        if self.partition_id is not None:
-                            held = held.filter(pk=self.partition_id)
-                        held.update(heartbeat_at=now)
-                except Exception as error:
-                    logger.warning("scoring run %s: a heartbeat failed: %s", self.run_id, error)
-                    connection_reset()
-        finally:
-            connection.close()
+    return Heartbeat(beat, every=heartbeat_seconds(), name=f"scoring run {run_id}")
 
 
 def scoring_partition_attempt(*, partition_id: int, lease: str, storms: pd.DataFrame | None = None) -> bool:
@@ -309,7 +285,7 @@ def scoring_partition_attempt(*, partition_id: int, lease: str, storms: pd.DataF
     if partition is None:
         logger.info("%s: done, or held by another live task; nothing to do", what)
         return False
-    with _Heartbeat(run_id=partition.run_id, partition_id=partition.pk, lease=lease):
+    with _heartbeat(run_id=partition.run_id, partition_id=partition.pk, lease=lease):
         try:
             _partition_score(partition, lease=lease, storms=storms)
         except PartitionLeaseLost as lost:
@@ -436,7 +412,7 @@ def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:
         return list(run.partition_set.filter(status=PartitionStatus.PENDING).order_by("number"))
 
     try:
-        with _Heartbeat(run_id=run.pk, lease=lease):
+        with _heartbeat(run_id=run.pk, lease=lease):
             for _ in range(settings.SCORING_PARTITION_ATTEMPTS):
                 partitions = db_retry(pending, what=what)
                 if not partitions:

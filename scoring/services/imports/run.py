@@ -14,12 +14,13 @@ from queue import Full, Queue
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from leadengine.retry import connection_reset, db_retry, is_transient
+from leadengine.heartbeat import Heartbeat
+from leadengine.retry import db_retry, is_transient
 from scoring.bulk import copy_in, csv_bytes
 from scoring.models import ImportRun
 from scoring.services.imports.files import (
@@ -193,7 +194,7 @@ def data_file_import(
         return import_attempt(run, started, path, column_map or {}, encoding, chunk_rows, progress, today)
 
     try:
-        with Heartbeat(run.pk) as beat:
+        with ImportHeartbeat(run.pk) as beat:
             progress = beat.progress(progress)
             return db_retry(attempt, what=what)
     except ImportFileError as error:
@@ -320,25 +321,23 @@ def import_runs_abandoned_close(*, now: dt.datetime | None = None) -> int:
 HEARTBEAT_SECONDS = 1.0
 
 
-class Heartbeat:
-    """While the block runs, write now() into the run's heartbeat_at, with the rows read so far, every
+class ImportHeartbeat:
+    """While the block runs, now() is written into the run's heartbeat_at, with the rows read so far, every
     second (at most IMPORT_STALE_SECONDS / 20), from a thread with its own connection: the import's own
-    connection is inside its transaction, whose writes no one sees before the commit. A beat that fails
-    (the database is away) is skipped; the next one tries again."""
+    connection is inside its transaction, whose writes no one sees before the commit."""
 
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
         self.rows_read = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.beat, name="import-heartbeat", daemon=True)
+        every = min(HEARTBEAT_SECONDS, settings.IMPORT_STALE_SECONDS / 20)
+        self.heartbeat = Heartbeat(self.beat, every=every, name=f"import run {run_id}")
 
-    def __enter__(self) -> Heartbeat:
-        self.thread.start()
+    def __enter__(self) -> ImportHeartbeat:
+        self.heartbeat.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
+        self.heartbeat.__exit__(*exc)
 
     def progress(self, then: ProgressCallback | None) -> ProgressCallback:
         """A progress callback that keeps the rows read for the next beat, then calls `then`."""
@@ -351,17 +350,9 @@ class Heartbeat:
         return seen
 
     def beat(self) -> None:
-        interval = min(HEARTBEAT_SECONDS, settings.IMPORT_STALE_SECONDS / 20)
-        try:
-            while not self.stop.wait(interval):
-                try:
-                    ImportRun.objects.filter(pk=self.run_id, status=ImportRun.Status.RUNNING).update(
-                        heartbeat_at=timezone.now(), rows_read=self.rows_read
-                    )
-                except DatabaseError:
-                    connection_reset()
-        finally:
-            connection.close()
+        ImportRun.objects.filter(pk=self.run_id, status=ImportRun.Status.RUNNING).update(
+            heartbeat_at=timezone.now(), rows_read=self.rows_read
+        )
 
 
 def checked_chunks(importer, path, names, encoding, chunk_rows, repeated, rejects, progress, counts) -> Iterator:
