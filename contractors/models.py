@@ -60,6 +60,9 @@ class Contractor(models.Model):
     trades = models.ManyToManyField(Trade, through="ContractorTrade", related_name="contractors", blank=True)
     contact_email = models.EmailField(blank=True)
     contact_phone = models.CharField(max_length=32, blank=True)
+    is_demo = models.BooleanField(
+        default=False, help_text="Made by the demo seeding; the demo commands act on demo contractors only."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     status_reason = models.CharField(
         max_length=300, blank=True, help_text="Why the contractor is paused or suspended; API clients see it."

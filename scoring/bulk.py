@@ -3,7 +3,9 @@ from DataFrames, and upserts from a staging table that rewrite only the rows who
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -108,6 +110,113 @@ def upsert(
     )
     inserted, updated = cursor.fetchone()
     return inserted, updated
+
+
+@contextmanager
+def probe_plan(cursor) -> Iterator[None]:
+    """Plan the statements inside as index probes: a nested loop over the staged rows, one probe of the
+    target's unique index each. A join of a staging table with a table of millions of rows is planned
+    on statistics that may be stale (a table analysed while empty looks empty); with hash and merge
+    joins off the plan is the same whatever they say."""
+    names = ("enable_nestloop", "enable_hashjoin", "enable_mergejoin", "enable_seqscan")
+    cursor.execute(f"SELECT {', '.join(f'current_setting({name!r})' for name in names)}")
+    before = dict(zip(names, cursor.fetchone(), strict=True))
+    # Sequential scans off as well: a table that statistics say is empty would be scanned for every
+    # staged row instead of probed. The staged table itself has no index and is scanned all the same.
+    for name, value in zip(names, ("on", "off", "off", "off"), strict=True):
+        cursor.execute(f"SET LOCAL {name} = {value}")
+    yield
+    # Not on an error: the transaction is lost then, settings and all, and a statement sent on a lost
+    # connection would hide the error that lost it.
+    for name, value in before.items():
+        cursor.execute(f"SET LOCAL {name} = {value}")
+
+
+@dataclass(frozen=True)
+class Merged:
+    inserted: int
+    updated: int
+    older: int  # rows skipped because the stored row came from a newer as-of
+
+
+def merge(
+    cursor,
+    table: str,
+    source: str,
+    *,
+    key: Mapping[str, str],
+    insert: Mapping[str, str],
+    update: Mapping[str, str],
+    stamped: bool,
+    as_of: bool = False,
+    older_possible: bool = True,
+    stored: bool = True,
+) -> Merged:
+    """Write the rows of `source` (alias s) into `table` (alias t) by natural key.
+
+    `key` maps each key column of the table to its expression over s; `insert` gives every column of
+    a new row, `update` the columns an existing row takes, as expressions over s and t (the stored
+    row: COALESCE(s.x, t.x) keeps the stored value where the file's cell was blank). A row whose
+    values are all the same as stored is not rewritten.
+
+    With `as_of`, s.source_as_of is the date the row is true as of: a row older than the stored
+    row's source_as_of is skipped and counted (checked only when `older_possible`); a row as new
+    or newer advances the stored source_as_of even when no value changed, so an older file imported
+    later cannot bring old values back. With `stamped`, updated_at moves only when a value changed,
+    and that is what the updated count counts. `stored=False` says no row of `source` can match a
+    stored row (the table was empty when the import began): the rows are only inserted.
+    """
+    match = " AND ".join(f"t.{column} = {expression}" for column, expression in key.items())
+    older = 0
+    with probe_plan(cursor):
+        if not stored:
+            return Merged(
+                inserted=insert_rows(cursor, table, source, key, insert, as_of, stamped, ""), updated=0, older=0
+            )
+        if as_of and older_possible:
+            cursor.execute(f"DELETE FROM {source} s USING {table} t WHERE {match} AND s.source_as_of < t.source_as_of")
+            older = cursor.rowcount
+        new = ", ".join(update.values())
+        old = ", ".join(f"t.{column}" for column in update)
+        changed = f"ROW({new}) IS DISTINCT FROM ROW({old})" if update else "false"
+        assignments = [f"{column} = {expression}" for column, expression in update.items()]
+        where = [match]
+        if as_of:
+            assignments.append("source_as_of = GREATEST(t.source_as_of, s.source_as_of)")
+            where.append(f"({changed} OR t.source_as_of IS NULL OR s.source_as_of > t.source_as_of)")
+        else:
+            where.append(changed)
+        if stamped:
+            # statement_timestamp(), not now(): a row changed by this statement, not by an earlier
+            # statement of the same transaction, is what the count counts.
+            assignments.append(f"updated_at = CASE WHEN {changed} THEN statement_timestamp() ELSE t.updated_at END")
+        updated = 0
+        if assignments:
+            cursor.execute(
+                f"""
+                WITH written AS (
+                    UPDATE {table} t SET {", ".join(assignments)} FROM {source} s WHERE {" AND ".join(where)}
+                    RETURNING {"t.updated_at = statement_timestamp()" if stamped else "true"} AS changed
+                )
+                SELECT count(*) FILTER (WHERE changed) FROM written
+                """
+            )
+            (updated,) = cursor.fetchone()
+        missing = f"WHERE NOT EXISTS (SELECT FROM {table} t WHERE {match})"
+        inserted = insert_rows(cursor, table, source, key, insert, as_of, stamped, missing)
+    return Merged(inserted=inserted, updated=updated, older=older)
+
+
+def insert_rows(cursor, table, source, key, insert, as_of: bool, stamped: bool, where: str) -> int:
+    columns = list(insert) + (["source_as_of"] if as_of else []) + (["created_at", "updated_at"] if stamped else [])
+    values = list(insert.values()) + (["s.source_as_of"] if as_of else []) + (["now()", "now()"] if stamped else [])
+    cursor.execute(
+        f"""
+        INSERT INTO {table} ({", ".join(columns)}) SELECT {", ".join(values)} FROM {source} s {where}
+        ON CONFLICT ({", ".join(key)}) DO NOTHING
+        """
+    )
+    return cursor.rowcount
 
 
 def id_range_plan(cursor) -> None:

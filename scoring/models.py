@@ -62,6 +62,11 @@ class Trade(models.Model):
         return self.name
 
 
+SOURCE_AS_OF_HELP = (
+    "As-of date of the newest import that wrote this row: an import older than this never overwrites it."
+)
+
+
 class Property(models.Model):
     """A residential property (parcel) in a market, keyed by the county's parcel id."""
 
@@ -112,6 +117,7 @@ class Property(models.Model):
     )
     last_sale_date = models.DateField(null=True, blank=True)
     last_sale_price = models.IntegerField(null=True, blank=True)
+    source_as_of = models.DateField(null=True, blank=True, help_text=SOURCE_AS_OF_HELP)
     created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=models.functions.Now())
 
@@ -171,6 +177,9 @@ class StormEvent(models.Model):
     zip_code = models.ForeignKey(
         ZipCode, on_delete=models.PROTECT, db_column="zip_code", null=True, blank=True, related_name="storms"
     )
+    source_as_of = models.DateField(null=True, blank=True, help_text=SOURCE_AS_OF_HELP)
+    created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=models.functions.Now())
 
     class Meta:
         constraints = [
@@ -203,6 +212,9 @@ class Permit(models.Model):
         Trade, on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="permits"
     )
     value = models.IntegerField(null=True, blank=True)
+    source_as_of = models.DateField(null=True, blank=True, help_text=SOURCE_AS_OF_HELP)
+    created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=models.functions.Now())
 
     class Meta:
         indexes = [models.Index(fields=["property", "trade", "issued_date"], name="scoring_permit_prop_trade")]
@@ -245,16 +257,61 @@ class TimedRun:
         return (self.finished_at - self.started_at).total_seconds()
 
 
-class ImportRun(TimedRun, models.Model):
-    """One run of `import_data`: which file, what happened to its rows, and how long it took."""
+class ImportKind(models.TextChoices):
+    PROPERTIES = "properties", "Properties"
+    STORMS = "storms", "Storm events"
+    PERMITS = "permits", "Permits"
+    SALES = "sales", "Sales"
 
-    class Kind(models.TextChoices):
-        PROPERTIES = "properties", "Properties"
-        STORMS = "storms", "Storm events"
-        PERMITS = "permits", "Permits"
-        SALES = "sales", "Sales"
+
+IMPORT_KINDS = ImportKind.choices
+
+
+class ImportProfile(models.Model):
+    """How to read one source's files: its column names mapped to LeadEngine's, and for public formats
+    (NOAA, SPC) the conversion of its values into LeadEngine's units. Shipped profiles come with
+    LeadEngine; staff add their own per county or vendor feed (`import_data KIND FILE --profile NAME`)."""
+
+    name = models.SlugField(max_length=60, unique=True, help_text="Used as import_data's --profile NAME.")
+    kind = models.CharField(max_length=12, choices=IMPORT_KINDS)
+    description = models.TextField(blank=True)
+    column_map = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='The file\'s column names and the LeadEngine column each holds: {"APN": "parcel_id"}.',
+    )
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            'Conversions of values, all optional: "constants" {column: value on every row}, "multiply" '
+            '{column: factor}, "date_format" (strptime, e.g. "%d.%m.%Y"), "converter" (noaa-storm-events, '
+            'spc-reports) and its "event_types". See README, Importing data: profiles.'
+        ),
+    )
+    shipped = models.BooleanField(default=False, help_text="Comes with LeadEngine (a public file format).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from scoring.services.imports.profiles import import_profile_check  # services import the models
+
+        import_profile_check(profile=self)
+
+
+class ImportRun(TimedRun, models.Model):
+    """One import (import_data, an admin upload, the demo): which file, what happened to its rows, how long it took."""
+
+    Kind = ImportKind
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         PARTIAL = "partial", "Loaded with rejects"
@@ -269,6 +326,23 @@ class ImportRun(TimedRun, models.Model):
     rows_updated = models.IntegerField(default=0)
     rows_unchanged = models.IntegerField(default=0)
     rows_rejected = models.IntegerField(default=0)
+    rows_duplicate = models.IntegerField(
+        default=0, help_text="Lines identical to an earlier line of the file: loaded once."
+    )
+    rows_older = models.IntegerField(
+        default=0, help_text="Rows skipped because the stored values came from a newer as-of date."
+    )
+    rows_skipped = models.IntegerField(
+        default=0, help_text="Rows the profile leaves out (e.g. NOAA event types LeadEngine does not score)."
+    )
+    bytes_read = models.BigIntegerField(default=0, help_text="How far into the file the import has read.")
+    as_of = models.DateField(null=True, blank=True, help_text="The date the file's values are true as of.")
+    profile = models.ForeignKey(ImportProfile, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
+    origin = models.CharField(
+        max_length=8,
+        choices=[("command", "import_data"), ("admin", "Admin upload"), ("demo", "Demo market")],
+        default="command",
+    )
     rejects_file = models.CharField(max_length=500, blank=True)
     ignored_columns = ArrayField(
         models.CharField(max_length=200),

@@ -72,8 +72,8 @@ def upserts_cut_off(times: int | None = 1, *, kill: bool = True):
             while not stop.is_set() and (times is None or len(terminated) < times):
                 waiting = admin.execute(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
-                    "AND query LIKE %s",
-                    ["%INSERT INTO scoring_property%"],
+                    "AND query ~ %s",
+                    ["(INSERT INTO|UPDATE) scoring_property"],
                 ).fetchall()
                 for (pid,) in waiting if kill else []:
                     if admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]:
@@ -107,8 +107,8 @@ def properties_file(tmp_path: Path, rows: int = 300) -> Path:
 REJECTS = (
     "line,column,value,reason\n"
     "22,zip,ABCDE,not a 5-digit ZIP code\n"
-    '32,parcel_id,P0030,"appears on more than one line of the file (lines 32, 302)"\n'
-    '302,parcel_id,P0030,"appears on more than one line of the file (lines 32, 302)"\n'
+    '32,parcel_id,P0030,"appears on more than one line of the file with different values (lines 32, 302)"\n'
+    '302,parcel_id,P0030,"appears on more than one line of the file with different values (lines 32, 302)"\n'
 )
 
 

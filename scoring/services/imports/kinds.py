@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from scoring import geo, selectors
-from scoring.bulk import upsert
+from scoring.bulk import Merged, merge, probe_plan
 from scoring.models import ImportRun, Permit, Property, Sale, StormEvent
 from scoring.services.imports import fields as f
 
@@ -67,6 +67,7 @@ class Chunk:
     raw: pd.DataFrame
     values: dict[str, pd.Series] = field(default_factory=dict)
     reasons: dict[str, pd.Series] = field(default_factory=dict)
+    cleared: dict[str, pd.Series] = field(default_factory=dict)  # cells holding CLEAR_TOKEN, per column
 
     def refuse(self, mask, column: str, reason: str | pd.Series) -> None:
         if column not in self.reasons:
@@ -105,30 +106,53 @@ class Chunk:
 # as one probe of the parcel_id index per row, never as a join planned on possibly stale statistics.
 PROPERTY_BY_PARCEL = f"(SELECT p.id FROM {Property._meta.db_table} p WHERE p.parcel_id = s.parcel_id)"
 
+# A cell holding exactly this clears the stored value (in the columns an importer lists as clearable):
+# a blank cell never does, it means "not known to this file".
+CLEAR_TOKEN = "NULL"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A column of the table written. `value`: the file's value, an expression over the staged row s
+    (NULL where the file's cell was blank); `sources`: the file columns it comes from (a stored row
+    takes it only when the file has one of them). A new row takes COALESCE(value, default); a stored
+    row takes `update` (an expression over s and the stored row t), by default the file's value, or
+    the stored one where the cell was blank, or the cleared value where the cell said CLEAR_TOKEN."""
+
+    value: str
+    sources: frozenset[str]
+    default: str | None = None
+    update: str | None = None
+
 
 class Importer:
-    """What differs between the kinds of file: columns, row rules, natural key and the final upsert."""
+    """What differs between the kinds of file: columns, row rules, natural key and how rows are written."""
 
     kind: str
     model: type
     key: tuple[str, ...]  # the natural key, as columns of the file
-    conflict: tuple[str, ...]  # the same key as a unique constraint of the table
-    stamped = False  # the table has created_at / updated_at
-    checks_parcels = False
-    keeps_written_rows = False  # after_upsert needs every row written, so the run keeps them
+    table_key: dict[str, str]  # the same key as columns of the table and their values over a staged row
+    stamped = True  # the table has created_at / updated_at
+    dated = False  # rows carry an as-of date (source_as_of): an older row never overwrites a newer one
+    clearable: frozenset[str] = frozenset()  # file columns whose stored value CLEAR_TOKEN may clear
+    checks_parcels = False  # rows name a property by parcel_id, resolved into property_id
+    keeps_written_rows = False  # after_write needs every row written, so the run keeps them
 
-    def __init__(self, today: dt.date) -> None:
+    def __init__(self, today: dt.date, as_of: dt.date | None = None) -> None:
         self.today = today
+        self.as_of = as_of or today
         self.zips = selectors.zip_reference()
         self.present: set[str] = set()  # canonical columns the file has (set once its header is read)
-
-    def targets(self) -> dict[str, tuple[str, set[str]]]:
-        """Each table column written: its expression over a staged row (alias s), and the file columns
-        it comes from. By default every staged column, from the file column of the same name."""
-        return {name: (f"s.{name}", {name}) for name, _ in self.stage_columns()}
+        self.profile_reader = None  # profiles.ProfileReader when the file is read through a profile (ditto)
+        self.stored_newest: dt.date | None = None  # the newest source_as_of stored (see load_begin)
+        self.started_empty = False  # the table had no row when the import began (see load_begin)
 
     def columns(self) -> list[Column]:
         raise NotImplementedError
+
+    def as_of_column(self) -> Column:
+        """A per-row as-of date, for sources that date each row (overrides the import's as-of)."""
+        return Column("as_of", "date", f.date(earliest=dt.date(1900, 1, 1), latest=lambda: self.today))
 
     def required_header(self) -> list[tuple[str, ...]]:
         """Each entry is a group of columns of which the header must hold all of at least one."""
@@ -137,27 +161,104 @@ class Importer:
     def check_rows(self, chunk: Chunk) -> None:
         """Rules across columns; may add derived columns to chunk.values."""
 
+    def derived_columns(self) -> list[tuple[str, str]]:
+        """Staged columns computed from the file's (name, SQL type)."""
+        return []
+
     def stage_columns(self) -> list[tuple[str, str]]:
-        return [(c.name, c.sql_type) for c in self.columns()]
+        staged = [(c.name, c.sql_type) for c in self.columns() if c.name != "as_of"] + self.derived_columns()
+        staged.append(("cleared", "bigint"))  # bit i: the cell of columns()[i] said CLEAR_TOKEN
+        if self.dated:
+            staged.append(("source_as_of", "date"))
+        if self.checks_parcels:
+            staged.append(("property_id", "bigint"))
+        return staged
 
-    def upsert(self, cursor, staged: str) -> tuple[int, int]:
-        """Write the rows of the table `staged`; returns (inserted, updated).
+    def clear_bit(self, column: str) -> int:
+        return 1 << [c.name for c in self.columns()].index(column)
 
-        An existing row takes only the columns the file has: a file without, say, roof_year says
-        nothing about roofs, so the stored roof years stay.
-        """
+    def targets(self) -> dict[str, Target]:
+        """Every table column written (see Target); by default each file column into the table column
+        of the same name."""
+        return {c.name: Target(f"s.{c.name}", frozenset({c.name})) for c in self.columns() if c.name != "as_of"}
+
+    def cleared_value(self, column: str) -> str:
+        """What a cleared cell stores: NULL, or the column's default where it may not be NULL."""
+        return self.targets()[column].default or "NULL"
+
+    def update_expression(self, column: str, target: Target) -> str:
+        if target.update:
+            return target.update
+        kept = f"COALESCE({target.value}, t.{column})"
+        (source,) = target.sources if len(target.sources) == 1 else (None,)
+        if source in self.clearable:
+            return (
+                f"CASE WHEN s.cleared & {self.clear_bit(source)} <> 0 THEN {self.cleared_value(column)} ELSE {kept} END"
+            )
+        return kept
+
+    def updates(self) -> dict[str, str]:
+        """The columns a stored row takes from this file: those the file has a source column for."""
+        return {
+            column: self.update_expression(column, target)
+            for column, target in self.targets().items()
+            if column not in self.table_key and target.sources & self.present
+        }
+
+    def load_begin(self, cursor) -> None:
+        """Once per import, before any row is written (under the import's lock): whether the table is
+        empty, so that the first import of a market only inserts (no key of a file is written twice, so
+        none of its rows can meet a stored one); and the newest as-of stored, so that rows skip the
+        check against each stored row's as-of while no stored row is newer than them."""
+        table = self.model._meta.db_table
+        cursor.execute(f"SELECT NOT EXISTS (SELECT FROM {table})")
+        (self.started_empty,) = cursor.fetchone()
+        if self.dated and not self.started_empty:
+            cursor.execute(f"SELECT max(source_as_of) FROM {table}")
+            (self.stored_newest,) = cursor.fetchone()
+
+    def write(self, cursor, staged: str, rejects) -> Merged:
+        """Write the rows of the table `staged` (refusing those that cannot be written); see merge()."""
+        if self.checks_parcels:
+            self.refuse_unknown_parcels(cursor, staged, rejects)
+        self.refuse_incomplete(cursor, staged, rejects)
+        if not self.started_empty:
+            self.refuse_with_stored(cursor, staged, rejects)
+        older_possible = False
+        if self.dated and self.stored_newest is not None:
+            cursor.execute(f"SELECT min(source_as_of) FROM {staged}")
+            (oldest,) = cursor.fetchone()
+            older_possible = oldest is not None and oldest < self.stored_newest
         targets = self.targets()
-        return upsert(
+        return merge(
             cursor,
             self.model._meta.db_table,
-            {column: expression for column, (expression, _) in targets.items()},
-            f"{staged} s",
-            self.conflict,
+            f"{staged}",
+            key=self.table_key,
+            insert={
+                column: f"COALESCE({t.value}, {t.default})" if t.default else t.value for column, t in targets.items()
+            },
+            update=self.updates(),
             stamped=self.stamped,
-            update=[column for column, (_, sources) in targets.items() if sources & self.present],
+            as_of=self.dated,
+            older_possible=older_possible,
+            stored=not self.started_empty,
         )
 
-    def after_upsert(self, cursor, written: str) -> None:
+    def refuse_incomplete(self, cursor, staged: str, rejects) -> None:
+        """Refuse rows that cannot be written as new rows and name no stored row (partial files)."""
+
+    def refuse_with_stored(self, cursor, staged: str, rejects) -> None:
+        """Refuse rows that are fine alone but not with the stored row they update (partial files)."""
+
+    def refuse_unknown_parcels(self, cursor, staged: str, rejects) -> None:
+        """Resolve each row's parcel_id into property_id; refuse the rows that name no stored property."""
+        cursor.execute(f"UPDATE {staged} s SET property_id = {PROPERTY_BY_PARCEL}")
+        cursor.execute(f"DELETE FROM {staged} WHERE property_id IS NULL RETURNING line, parcel_id")
+        reason = "no property with this parcel_id (import properties first)"
+        rejects.write_found([(line, "parcel_id", parcel, reason) for line, parcel in cursor.fetchall()])
+
+    def after_write(self, cursor, written: str) -> None:
         """Follow-up writes from every row written (the table `written`), once all are in."""
 
     # Rules shared by the kinds that carry coordinates.
@@ -166,13 +267,22 @@ class Importer:
         # Name the missing half row by row: a row's reject must not depend on the other rows of its chunk.
         chunk.refuse(lat & ~lon, "longitude", "latitude and longitude go together")
         chunk.refuse(lon & ~lat, "latitude", "latitude and longitude go together")
+        if "latitude" in chunk.cleared or "longitude" in chunk.cleared:
+            none = pd.Series(False, index=chunk.raw.index)
+            lat_cleared, lon_cleared = chunk.cleared.get("latitude", none), chunk.cleared.get("longitude", none)
+            chunk.refuse(lat_cleared != lon_cleared, "latitude", "latitude and longitude are cleared together")
 
 
 class PropertyImporter(Importer):
     kind = ImportRun.Kind.PROPERTIES
     model = Property
-    key = conflict = ("parcel_id",)
-    stamped = True
+    key = ("parcel_id",)
+    table_key = {"parcel_id": "s.parcel_id"}
+    dated = True
+    clearable = frozenset({
+        "latitude", "longitude", "year_built", "roof_year", "living_sqft", "lot_sqft", "bedrooms", "bathrooms",
+        "stories", "market_value", "owner_occupied", "owner_name",
+    })  # fmt: skip
 
     def columns(self) -> list[Column]:
         year = self.today.year
@@ -197,20 +307,22 @@ class PropertyImporter(Importer):
             Column("owner_name", "text", f.text(200)),
             Column("last_sale_date", "date", f.date(earliest=dt.date(1800, 1, 1), latest=lambda: self.today)),
             Column("last_sale_price", "int", f.number(low=0, high=2_000_000_000, whole=True, unit="dollars")),
+            self.as_of_column(),
         ]
 
     def required_header(self) -> list[tuple[str, ...]]:
-        return [("parcel_id",), ("address",), ("zip", "latitude+longitude")]
+        # Only the key: a file of some columns updates those columns of parcels already stored; a row
+        # for a new parcel must have what a new property needs (refuse_with_stored).
+        return [("parcel_id",)]
 
-    def stage_columns(self) -> list[tuple[str, str]]:
-        return super().stage_columns() + [("zip_derived", "bool")]
+    def derived_columns(self) -> list[tuple[str, str]]:
+        return [("zip_derived", "bool"), ("zip_city", "text"), ("zip_state", "text")]
 
     def check_rows(self, chunk: Chunk) -> None:
         values = chunk.values
         self.check_coordinates(chunk)
         has_point = chunk.given("latitude") & chunk.given("longitude")
         no_zip = chunk.missing("zip")
-        chunk.refuse(no_zip & ~has_point, "zip", "no ZIP code, and no latitude/longitude to derive one from")
 
         derive = no_zip & has_point & chunk.ok()
         values["zip_derived"] = pd.Series(False, index=chunk.raw.index)
@@ -237,24 +349,102 @@ class PropertyImporter(Importer):
 
         # City and state come from the ZIP when the file leaves them out.
         places = self.zips.places.reindex(values["zip"].fillna("").to_numpy())
-        for column in ("city", "state"):
-            filled = values[column].astype(object)
-            missing = filled.isna().to_numpy()
-            filled[missing] = places[column].to_numpy()[missing]
-            values[column] = filled
-        values["property_type"] = values["property_type"].fillna(Property.Type.OTHER)
-        values["owner_name"] = values["owner_name"].fillna("")
+        values["zip_city"] = pd.Series(places["city"].to_numpy(), index=chunk.raw.index, dtype=object)
+        values["zip_state"] = pd.Series(places["state"].to_numpy(), index=chunk.raw.index, dtype=object)
 
-    def targets(self) -> dict[str, tuple[str, set[str]]]:
-        located = {"zip", "latitude", "longitude"}  # a ZIP given, or derived from coordinates
+    def targets(self) -> dict[str, Target]:
+        located = frozenset({"zip", "latitude", "longitude"})  # a ZIP given, or derived from coordinates
+        # A derived ZIP does not replace one a file gave; a blank ZIP keeps the stored one.
+        keeps_zip = "(s.zip IS NULL OR (s.zip_derived AND NOT t.zip_derived))"
+        # The newest sale is the last sale, whatever the order of files; its price goes with its date.
+        newer_sale = (
+            "(s.last_sale_date IS NOT NULL AND (t.last_sale_date IS NULL OR s.last_sale_date >= t.last_sale_date))"
+        )
+        place = lambda column: Target(  # noqa: E731
+            f"s.{column}",
+            frozenset({column, *located}),
+            default=f"s.zip_{column}",
+            update=(
+                f"COALESCE(s.{column}, CASE WHEN NOT {keeps_zip} AND s.zip <> t.zip_code THEN s.zip_{column} END, "
+                f"t.{column})"
+            ),
+        )
         targets = {name: target for name, target in super().targets().items() if name != "zip"}
-        return targets | {"zip_code": ("s.zip", located), "zip_derived": ("s.zip_derived", located)}
+        return targets | {
+            "city": place("city"),
+            "state": place("state"),
+            "zip_code": Target("s.zip", located, update=f"CASE WHEN {keeps_zip} THEN t.zip_code ELSE s.zip END"),
+            "zip_derived": Target(
+                "s.zip_derived", located, update=f"CASE WHEN {keeps_zip} THEN t.zip_derived ELSE s.zip_derived END"
+            ),
+            "property_type": Target("s.property_type", frozenset({"property_type"}), default="'other'"),
+            "owner_name": Target("s.owner_name", frozenset({"owner_name"}), default="''"),
+            "last_sale_date": Target(
+                "s.last_sale_date",
+                frozenset({"last_sale_date"}),
+                update=f"CASE WHEN {newer_sale} THEN s.last_sale_date ELSE t.last_sale_date END",
+            ),
+            "last_sale_price": Target(
+                "s.last_sale_price",
+                frozenset({"last_sale_date", "last_sale_price"}),
+                update=(
+                    f"CASE WHEN {newer_sale} AND (s.last_sale_date > t.last_sale_date OR t.last_sale_date IS NULL "
+                    "OR s.last_sale_price IS NOT NULL) THEN s.last_sale_price ELSE t.last_sale_price END"
+                ),
+            ),
+        }
+
+    def refuse_incomplete(self, cursor, staged: str, rejects) -> None:
+        table = Property._meta.db_table
+        # A new parcel needs an address and a place (a ZIP, given or derived from coordinates).
+        with probe_plan(cursor):
+            cursor.execute(
+                f"""
+                DELETE FROM {staged} s WHERE (s.address IS NULL OR s.zip IS NULL)
+                   AND NOT EXISTS (SELECT FROM {table} t WHERE t.parcel_id = s.parcel_id)
+                RETURNING s.line, s.parcel_id, s.address IS NULL, s.zip IS NULL
+                """
+            )
+            incomplete = cursor.fetchall()
+        found = []
+        for line, parcel, no_address, no_zip in incomplete:
+            lacks = " and ".join(
+                (["an address"] if no_address else []) + (["a ZIP code or latitude/longitude"] if no_zip else [])
+            )
+            found.append((line, "parcel_id", parcel, f"a new parcel (not stored yet) needs {lacks}"))
+        rejects.write_found(found)
+
+    def refuse_with_stored(self, cursor, staged: str, rejects) -> None:
+        table = Property._meta.db_table
+        # The roof is not older than the house, with the stored year where the file leaves one out (a
+        # row that gives both was checked as it was read).
+        if self.present & {"roof_year", "year_built"}:
+            roof = self.update_expression("roof_year", self.targets()["roof_year"])
+            built = self.update_expression("year_built", self.targets()["year_built"])
+            with probe_plan(cursor):
+                cursor.execute(
+                    f"""
+                    DELETE FROM {staged} s USING {table} t
+                     WHERE (s.roof_year IS NULL) <> (s.year_built IS NULL) AND t.parcel_id = s.parcel_id
+                       AND {roof} < {built}
+                    RETURNING s.line, {roof}, {built}
+                    """
+                )
+                rows = cursor.fetchall()
+            rejects.write_found(
+                [
+                    (line, "roof_year", str(roof_year), f"roof replaced before the house was built ({built_year})")
+                    for line, roof_year, built_year in rows
+                ]
+            )
 
 
 class StormImporter(Importer):
     kind = ImportRun.Kind.STORMS
     model = StormEvent
-    key = conflict = ("event_id",)
+    key = ("event_id",)
+    table_key = {"event_id": "s.event_id"}
+    dated = True
 
     def columns(self) -> list[Column]:
         return [
@@ -268,6 +458,7 @@ class StormImporter(Importer):
             Column("longitude", "float8", f.number(low=-180, high=180)),
             Column("radius_miles", "float8", f.number(low=0.01, high=500, unit="miles")),
             Column("zip", "text", f.zip_code(self.zips.codes)),
+            self.as_of_column(),
         ]
 
     def required_header(self) -> list[tuple[str, ...]]:
@@ -292,21 +483,24 @@ class StormImporter(Importer):
             .where(has_point, None)
         )
 
-    def targets(self) -> dict[str, tuple[str, set[str]]]:
+    def targets(self) -> dict[str, Target]:
         targets = {name: target for name, target in super().targets().items() if name != "zip"}
         # The default radius depends on the kind and applies to points.
-        radius = ("s.radius_miles", {"radius_miles", "kind", "latitude", "longitude"})
-        return targets | {"zip_code": ("s.zip", {"zip"}), "radius_miles": radius}
+        radius = Target("s.radius_miles", frozenset({"radius_miles", "kind", "latitude", "longitude"}))
+        return targets | {"zip_code": Target("s.zip", frozenset({"zip"})), "radius_miles": radius}
 
 
 class PermitImporter(Importer):
     kind = ImportRun.Kind.PERMITS
     model = Permit
-    key = conflict = ("permit_number",)
+    key = ("permit_number",)
+    table_key = {"permit_number": "s.permit_number"}
+    dated = True
+    clearable = frozenset({"value"})
     checks_parcels = True
 
-    def __init__(self, today: dt.date) -> None:
-        super().__init__(today)
+    def __init__(self, today: dt.date, as_of: dt.date | None = None) -> None:
+        super().__init__(today, as_of)
         self.trade_ids = selectors.trade_ids_by_slug()
         self.trade_keywords = selectors.trade_permit_keywords()
 
@@ -320,10 +514,11 @@ class PermitImporter(Importer):
             Column("permit_type", "text", f.text(100), required=True),
             Column("trade", "text", f.choice({}, sorted(self.trade_ids))),
             Column("value", "int", f.number(low=0, high=2_000_000_000, whole=True, unit="dollars")),
+            self.as_of_column(),
         ]
 
-    def stage_columns(self) -> list[tuple[str, str]]:
-        return [c for c in super().stage_columns() if c[0] != "trade"] + [("trade_id", "bigint")]
+    def derived_columns(self) -> list[tuple[str, str]]:
+        return [("trade_id", "bigint")]
 
     def check_rows(self, chunk: Chunk) -> None:
         values = chunk.values
@@ -338,11 +533,11 @@ class PermitImporter(Importer):
             trade_id[matches] = tid
         values["trade_id"] = trade_id
 
-    def targets(self) -> dict[str, tuple[str, set[str]]]:
-        targets = {name: target for name, target in super().targets().items() if name != "parcel_id"}
+    def targets(self) -> dict[str, Target]:
+        targets = {name: target for name, target in super().targets().items() if name not in ("parcel_id", "trade")}
         return targets | {
-            "property_id": (PROPERTY_BY_PARCEL, {"parcel_id"}),
-            "trade_id": ("s.trade_id", {"trade", "permit_type"}),  # explicit, or by keyword
+            "property_id": Target("s.property_id", frozenset({"parcel_id"})),
+            "trade_id": Target("s.trade_id", frozenset({"trade", "permit_type"})),  # explicit, or by keyword
         }
 
 
@@ -359,7 +554,8 @@ class SaleImporter(Importer):
     kind = ImportRun.Kind.SALES
     model = Sale
     key = ("parcel_id", "sale_date")
-    conflict = ("property_id", "sale_date")
+    table_key = {"property_id": "s.property_id", "sale_date": "s.sale_date"}
+    stamped = False
     checks_parcels = True
     keeps_written_rows = True
 
@@ -370,11 +566,11 @@ class SaleImporter(Importer):
             Column("price", "int", f.number(low=0, high=2_000_000_000, whole=True, unit="dollars"), required=True),
         ]
 
-    def targets(self) -> dict[str, tuple[str, set[str]]]:
+    def targets(self) -> dict[str, Target]:
         targets = {name: target for name, target in super().targets().items() if name != "parcel_id"}
-        return targets | {"property_id": (PROPERTY_BY_PARCEL, {"parcel_id"})}
+        return targets | {"property_id": Target("s.property_id", frozenset({"parcel_id"}))}
 
-    def after_upsert(self, cursor, written: str) -> None:
+    def after_write(self, cursor, written: str) -> None:
         # The property's last sale is its newest recorded sale.
         cursor.execute(
             f"""
