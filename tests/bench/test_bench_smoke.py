@@ -158,6 +158,33 @@ def test_import_bench_imports_fresh_again_and_a_tenth_and_prints_its_figures(ben
     assert value_in(database, "SELECT count(*) FROM scoring_property") == 0  # emptied after the runs
 
 
+def test_import_bench_with_no_zip_also_imports_the_file_without_zips_and_prints_both_rates(bench_database):
+    database = bench_database("nozip")
+    figures = bench_run("import_properties", ["--rows", str(PROPERTIES), "--runs", "1", "--no-zip"], database)
+
+    assert figures["rows"] == PROPERTIES
+    # Every generated home lies near a residential ZIP centroid, so every row gets a ZIP from its coordinates.
+    assert figures["no_zip_inserted"] == PROPERTIES
+    assert figures["no_zip_rejected"] == 0
+    assert_numbers(
+        figures,
+        positive=["seconds", "rows_per_s", "no_zip_seconds", "no_zip_rows_per_s", "no_zip_wall_seconds",
+                  "no_zip_peak_rss_mb", "no_zip_slowdown"],
+    )  # fmt: skip
+    # The file without ZIPs, then the one with them, its re-import and the file a tenth the size.
+    no_zip_runs = (
+        "SELECT count(*) FROM scoring_importrun WHERE file_name ~ '/leadengine-bench-[^/]+/properties-no-zip[.]csv$' "
+        f"AND status = 'succeeded' AND rows_inserted = {PROPERTIES} AND rows_rejected = 0"
+    )
+    assert value_in(database, no_zip_runs) == 1
+    bench_files = r"'/leadengine-bench-[^/]+/properties(-tenth)?[.]csv$'"
+    assert value_in(database, f"SELECT count(*) FROM scoring_importrun WHERE file_name ~ {bench_files}") == 3
+    # The re-import followed the import with ZIPs: every row was already there, unchanged.
+    reimport = f"SELECT max(rows_unchanged) FROM scoring_importrun WHERE file_name ~ {bench_files}"
+    assert value_in(database, reimport) == PROPERTIES
+    assert value_in(database, "SELECT count(*) FROM scoring_property") == 0
+
+
 def test_scoring_bench_scores_full_next_day_and_by_row_and_prints_its_figures(bench_database):
     arguments = ["--properties", str(PROPERTIES), "--storms", "1000", "--runs", "1", "--orm-properties", "20"]
     database = bench_database("scoring")
