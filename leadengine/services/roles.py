@@ -68,6 +68,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "scoring.scoringrun": VIEW,
         "scoring.scoringpartition": VIEW,
         "scoring.importrun": EDIT,
+        "scoring.importprofile": ALL,  # column maps of the sources ops import
         "scoring.property": EDIT,
         "scoring.stormevent": EDIT,
         "scoring.permit": EDIT,
