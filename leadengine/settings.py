@@ -262,6 +262,11 @@ IMPORT_CHUNK_ROWS = env_int(ENV, "IMPORT_CHUNK_ROWS", 100_000, minimum=1)
 # A running import writes a heartbeat (and its rows read so far) every second; a run with none for
 # IMPORT_STALE_SECONDS was left by a process that died and is closed as failed. Keep it well above DB_RETRY_SECONDS.
 IMPORT_STALE_SECONDS = env_int(ENV, "IMPORT_STALE_SECONDS", 300, minimum=10)
+# Files staff upload in the admin (Import runs > Import a file) are written straight into IMPORT_UPLOAD_DIR, one
+# uniquely named file per upload, and imported from there by a Celery worker: the site and every worker must see
+# the same directory. An upload larger than IMPORT_UPLOAD_MAX_BYTES is refused as it arrives (never written whole).
+IMPORT_UPLOAD_DIR = Path(ENV.get("IMPORT_UPLOAD_DIR") or BASE_DIR / "var" / "uploads")
+IMPORT_UPLOAD_MAX_BYTES = env_int(ENV, "IMPORT_UPLOAD_MAX_BYTES", 4 * 1024**3, minimum=1)
 
 # Scoring runs: properties per partition (memory follows this), tries for a partition that loses its
 # connection (and sendings of a partition no worker takes), and how long a run or a partition's lease may

@@ -1,4 +1,4 @@
-"""Celery tasks of the scoring app: thin wrappers around scoring/services/runs.py."""
+"""Celery tasks of the scoring app: thin wrappers around scoring/services/runs.py and imports/uploads.py."""
 
 import logging
 import uuid
@@ -6,6 +6,7 @@ import uuid
 from celery import shared_task
 
 from scoring.services import runs
+from scoring.services.imports import uploads
 
 logger = logging.getLogger(__name__)
 
@@ -38,3 +39,25 @@ def score_partition(self, partition_id: int) -> None:
         logger.error("scoring partition %s: no retries left; the recovery sweep sends it again", partition_id)
         return
     raise self.retry(countdown=min(5 * 2**self.request.retries, LONGEST_COUNTDOWN_SECONDS))
+
+
+# Time limits: an import reads about 120,000 rows a second (README, Speed), so half an hour (the jobs' limits,
+# under the broker's visibility timeout) imports files of well over a hundred million rows, with room for the
+# import's own waits on a lost database (DB_RETRY_SECONDS per try). Past the soft limit the import stops and
+# its run is recorded failed with the reason (nothing written: the import is one transaction); the hard
+# limit kills a pool process that did not stop, and its silent run is closed as abandoned.
+IMPORT_SOFT_TIME_LIMIT = 1_800
+IMPORT_TIME_LIMIT = 1_860
+
+
+@shared_task(
+    name="scoring.import_run_start",
+    acks_late=True,
+    soft_time_limit=IMPORT_SOFT_TIME_LIMIT,
+    time_limit=IMPORT_TIME_LIMIT,
+)
+def import_run_start(run_id: int) -> str:
+    """Import the file of a run queued from the admin; returns its status. A run no longer queued (another
+    delivery of this task has it) is left alone: no retries, the recovery sweep sends a lost run again."""
+    run = uploads.import_run_start(run_id=run_id)
+    return run.status if run is not None else "not queued"

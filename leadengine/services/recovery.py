@@ -13,6 +13,9 @@ A copy of a run sent twice is a no-op (job_run_execute checks its status and its
 is always safe. Each run it changes is logged, and says so itself (`requeues`, `error`); failures are
 emailed like any. The sweep records no run of its own: a run every minute would bury the others.
 
+Imports (scoring.services.imports.uploads.import_runs_recover): an import run whose process died is closed as
+failed, and a file uploaded in the admin whose task was lost (or never sent) is sent again while it waits.
+
 Missed runs: when beat cannot hand a scheduled job to the broker (leadengine/scheduler.py), the miss is
 recorded as a run with status "missed" and the reason. Once publishing works again, each job and trade
 whose latest run is a missed one gets one catch-up run (three missed deliveries: one catch-up).
@@ -88,9 +91,21 @@ def _scoring_recover(now: dt.datetime) -> dict | None:
         return None
 
 
+def _imports_recover(now: dt.datetime) -> dict | None:
+    """Import runs' own recovery (abandoned runs closed, lost uploads sent again); a failure of it is logged,
+    never a stop of the sweep."""
+    from scoring.services.imports.uploads import import_runs_recover
+
+    try:
+        return import_runs_recover(now=now)
+    except Exception:
+        log.exception("the recovery of import runs failed; the sweep tries again in a minute")
+        return None
+
+
 def jobs_recover(*, now: dt.datetime | None = None) -> dict:
     """The recovery sweep (see the module); returns how many runs it sent, requeued and failed, and what the
-    scoring runs' recovery did (None: it failed, and is logged)."""
+    scoring runs' and the imports' recoveries did (None: it failed, and is logged)."""
     now = now or timezone.now()
     done = {"sent": 0, "requeued": 0, "failed": 0}
     for run_id in JobRun.objects.filter(status__in=JobRun.ACTIVE).order_by("pk").values_list("pk", flat=True):
@@ -107,7 +122,7 @@ def jobs_recover(*, now: dt.datetime | None = None) -> dict:
             if not job_run_send(run_id=run_id):
                 continue  # still unsent: the next sweep tries again, counting no new requeue
         done[outcome] += 1
-    return {**done, "scoring": _scoring_recover(now)}
+    return {**done, "scoring": _scoring_recover(now), "imports": _imports_recover(now)}
 
 
 def job_run_missed_record(*, job: str, trade: str | None, reason: str, now: dt.datetime | None = None) -> JobRun | None:
