@@ -5,6 +5,9 @@ Every move goes through the lifecycle services, as a contractor's CRM would make
 a share of each contractor's assigned leads is read (delivered), most of those accepted, some
 rejected, some of the accepted contacted, converted with a job value, or returned. Deterministic for a
 seed.
+
+Only demo contractors (`Contractor.is_demo`, made by seed_demo_territories) play: a real contractor's
+leads are never touched, whatever else the database holds.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
+from contractors.models import Contractor
 from leads.models import Lead, LeadEvent
 from leads.services.lifecycle import lead_accept, lead_contact, lead_convert, lead_reject, lead_return, leads_deliver
+from scoring.services.demo import DemoRefused, demo_production_check
 
 CONTRACTOR = LeadEvent.Actor.CONTRACTOR
 # What happens to a delivered lead: (share, move). The rest stay delivered, waiting for an answer.
@@ -44,18 +49,34 @@ def _pick(rng: random.Random, shares: tuple[tuple[str, float], ...]) -> str | No
     return None
 
 
-def leads_demo_day(*, seed: int = 42, most: int = 600, only_if_quiet: bool = True) -> DemoDay:
-    """Play the demo contractors' day on `most` of the assigned leads, drawn at random. With
-    `only_if_quiet`, nothing happens once any contractor has answered a lead (accepted or rejected one),
-    so running it again (every `make run`) changes nothing."""
-    if only_if_quiet and LeadEvent.objects.filter(action__in=["accept", "reject"]).exists():
+def leads_demo_day(
+    *, seed: int = 42, most: int = 600, only_if_quiet: bool = True, allow_production: bool = False
+) -> DemoDay:
+    """Play the demo contractors' day on `most` of their assigned leads, drawn at random. With
+    `only_if_quiet`, nothing happens once a demo contractor has answered a lead (accepted or rejected
+    one), so running it again (every `make run`) changes nothing.
+
+    DemoRefused with DEBUG off unless `allow_production`, and when there is no demo contractor: the
+    day is made up, and on a real contractor's leads it would pass for their business.
+    """
+    demo_production_check(doing="play the demo day", allow_production=allow_production)
+    demo = Contractor.objects.filter(is_demo=True)
+    if not demo.exists():
+        raise DemoRefused(
+            "refusing to play the demo day: the database has no demo contractors (seed_demo_territories makes "
+            "them), and the demo day plays only their leads"
+        )
+    if only_if_quiet and LeadEvent.objects.filter(action__in=["accept", "reject"], contractor__in=demo).exists():
         return DemoDay(skipped=True)
     rng = random.Random(seed)
-    assigned = list(Lead.objects.filter(state=Lead.State.ASSIGNED).order_by("id").values_list("id", flat=True))
+    assigned = list(
+        Lead.objects.filter(state=Lead.State.ASSIGNED, contractor__in=demo).order_by("id").values_list("id", flat=True)
+    )
     read = sorted(rng.sample(assigned, min(len(assigned), most)))
     delivered = leads_deliver(lead_ids=read, via="api")
     counts = dict.fromkeys(("accepted", "rejected", "converted", "returned", "contacted"), 0)
-    for lead in Lead.objects.filter(pk__in=delivered).order_by("id"):
+    # Answers only for leads a demo contractor still holds.
+    for lead in Lead.objects.filter(pk__in=delivered, contractor__in=demo).order_by("id"):
         answer = _pick(rng, ANSWERS)
         if answer == "reject":
             lead_reject(lead=lead, actor=CONTRACTOR, reason="Outside our service area this season")

@@ -26,6 +26,10 @@ The shape of the market:
 `demo_market_frames` is pure numpy/pandas: everything comes from one `numpy.random.default_rng(seed)`
 and `today`, drawn in a fixed order, so the same arguments give identical frames (and CSV bytes).
 `demo_market_seed` writes them as CSV files and loads them through the same import path as real files.
+
+Demo data never goes where real data lives: every demo command refuses with DEBUG off unless given
+ALLOW_PRODUCTION_FLAG (`demo_production_check`), and the demo market is seeded only into a database
+without properties or one that only the demo market has written (`demo_market_owner_check`).
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from typing import TypedDict
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.utils import timezone
 
+from leadengine.text import counted
 from scoring import geo, selectors
 from scoring.models import ImportRun, Property, StormEvent
 from scoring.services.imports import ImportResult, data_file_import
@@ -66,6 +72,54 @@ SALE_COLUMNS = ["parcel_id", "sale_date", "price"]
 
 class DemoMarketError(ValueError):
     """The demo market cannot be made (no properties asked for, or none of its cities in the ZIP reference)."""
+
+
+class DemoRefused(Exception):
+    """A demo command declined to write: made-up rows among real ones would pass for real business."""
+
+
+# The demo commands' flag for running with DEBUG off; their refusal names it.
+ALLOW_PRODUCTION_FLAG = "--allow-production"
+DEMO_ORIGIN = "demo"
+# Who wrote the properties that are not the demo's, as the refusal names them (ImportRun.origin).
+ORIGIN_NAMES = {"command": "import_data", "admin": "uploads in the admin"}
+
+
+def demo_production_check(*, doing: str, allow_production: bool) -> None:
+    """Refuse a demo write with DEBUG off (production settings) unless the caller asked for it explicitly.
+
+    `doing` says what was refused ("seed the demo market").
+    """
+    if not settings.DEBUG and not allow_production:
+        raise DemoRefused(
+            f"refusing to {doing}: DEBUG is off, so this may be a production database; "
+            f"pass {ALLOW_PRODUCTION_FLAG} to do it anyway"
+        )
+
+
+def demo_market_owner_check() -> None:
+    """Refuse to seed over properties the demo market did not write.
+
+    Demo parcel ids look like county ones ("DEN-000123"), and the import upserts by parcel id, so
+    seeding over real data would overwrite real homes. The import runs tell who wrote the data: the
+    demo seeds into a database without properties, or one whose every import run is the demo's.
+    """
+    if not Property.objects.exists():
+        return
+    origins = set(ImportRun.objects.order_by().values_list("origin", flat=True).distinct())
+    if origins == {DEMO_ORIGIN}:
+        return
+    found = counted(Property.objects.count(), "property", "properties")
+    others = sorted(origins - {DEMO_ORIGIN})
+    if not others:
+        found += " that no import run recorded (not the demo)"
+    else:
+        found += " imported by " + " and ".join(ORIGIN_NAMES.get(origin, origin) for origin in others)
+        found += " as well as the demo" if DEMO_ORIGIN in origins else " (not the demo)"
+    raise DemoRefused(
+        f"refusing to seed the demo market: the database holds {found}; the demo market goes only into a "
+        "database without properties or one that only seed_demo has written"
+    )
 
 
 @dataclass(frozen=True)
@@ -204,17 +258,26 @@ class DemoSeed(TypedDict):
 
 
 def demo_market_seed(
-    *, properties: int, seed: int, out_dir: Path, today: dt.date | None = None, only_if_empty: bool = False
+    *,
+    properties: int,
+    seed: int,
+    out_dir: Path,
+    today: dt.date | None = None,
+    only_if_empty: bool = False,
+    allow_production: bool = False,
 ) -> DemoSeed:
     """Generate the demo market, write its four CSV files to `out_dir` and import them like real files.
 
-    The files go through `data_file_import` one by one, each in its own transaction and ImportRun, as
-    `import_data` would load them; importing stops at a file that could not be loaded at all, since
-    the files after it depend on it. Seeding the same market again changes nothing (the imports are
-    upserts). With `only_if_empty`, a database that already has properties is left alone.
+    The files go through `data_file_import` one by one, each in its own transaction and ImportRun
+    (origin "demo"), as `import_data` would load them; importing stops at a file that could not be
+    loaded at all, since the files after it depend on it. Seeding the same market again changes nothing
+    (the imports are upserts). With `only_if_empty`, a database that already has properties is left
+    alone. DemoRefused with DEBUG off unless `allow_production`, and over properties the demo did not
+    write (`demo_market_owner_check`).
     """
     if properties < 1:
         raise DemoMarketError("the demo market needs at least one property")
+    demo_production_check(doing="seed the demo market", allow_production=allow_production)
     today = today or timezone.localdate()
     seeded: DemoSeed = {
         "skipped": False, "rows": {}, "files": {}, "results": {}, "generate_seconds": 0.0, "write_seconds": 0.0,
@@ -222,6 +285,7 @@ def demo_market_seed(
     if only_if_empty and Property.objects.exists():
         seeded["skipped"] = True
         return seeded
+    demo_market_owner_check()
 
     started = time.monotonic()
     frames = demo_market_frames(properties=properties, seed=seed, zips=selectors.residential_zip_frame(), today=today)
@@ -239,7 +303,7 @@ def demo_market_seed(
     del frames  # the imports stream the files; the frames of a large market would only hold memory
 
     for kind in IMPORT_ORDER:
-        result = data_file_import(kind=kind, path=seeded["files"][kind], today=today)
+        result = data_file_import(kind=kind, path=seeded["files"][kind], today=today, origin=DEMO_ORIGIN)
         seeded["results"][kind] = result
         if result.run.status == ImportRun.Status.FAILED:
             break

@@ -4,7 +4,8 @@ Per metro of the demo market and per trade, two or three local contractors own s
 have properties: more of the busy ZIPs than of the quiet ones, roofing the most sold trade and solar
 the least, the first contractor of a trade the biggest. The rest stay free for staff to sell (coverage
 shows them ranked by demand). A few contractors wait in line for a rival's ZIPs, one is paused.
-Everything goes through the services, so the demo data obeys every rule real data does.
+Everything goes through the services, so the demo data obeys every rule real data does. The contractors
+are marked `is_demo`: the demo day plays only their leads.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from contractors.models import Contractor, validate_time_zone
 from contractors.services.contractors import contractor_create, contractor_status_change
 from scoring import selectors as scoring_selectors
 from scoring.models import Property, Trade, ZipCode
-from scoring.services.demo import METROS, metro_zip_frame
+from scoring.services.demo import METROS, demo_production_check, metro_zip_frame
 from territories.services.claims import territory_claim_many
 from territories.services.waitlist import waitlist_join
 
@@ -71,9 +72,13 @@ def _time_zone(zip_codes: list[str]) -> str:
 
 
 @transaction.atomic
-def territories_demo_seed(*, seed: int = 42, only_if_empty: bool = True) -> DemoTerritories:
+def territories_demo_seed(
+    *, seed: int = 42, only_if_empty: bool = True, allow_production: bool = False
+) -> DemoTerritories:
     """Create the demo contractors and their territories; with `only_if_empty`, nothing when any
-    contractor exists. Deterministic for a given market and seed."""
+    contractor exists. Deterministic for a given market and seed. DemoRefused with DEBUG off unless
+    `allow_production`: made-up contractors would take real ZIPs and their leads."""
+    demo_production_check(doing="seed the demo contractors", allow_production=allow_production)
     result: DemoTerritories = {"skipped": False, "contractors": 0, "territories": 0, "free": 0, "waitlist": 0}
     if only_if_empty and Contractor.objects.exists():
         result["skipped"] = True
@@ -103,6 +108,7 @@ def territories_demo_seed(*, seed: int = 42, only_if_empty: bool = True) -> Demo
                         daily_cap=cap_day,
                         weekly_cap=cap_week,
                         monthly_cap=cap_month,
+                        is_demo=True,
                     )
                 )
             owned: dict[int, list[str]] = defaultdict(list)
@@ -125,7 +131,7 @@ def territories_demo_seed(*, seed: int = 42, only_if_empty: bool = True) -> Demo
                         result["waitlist"] += 1
             result["free"] += len(codes) - sum(len(zip_codes) for zip_codes in owned.values())
             result["contractors"] += len(contractors)
-    paused = Contractor.objects.filter(name__startswith="Polar Bear HVAC").order_by("name").first()
+    paused = Contractor.objects.filter(is_demo=True, name__startswith="Polar Bear HVAC").order_by("name").first()
     if paused is not None:
         contractor_status_change(
             contractor=paused, status=Contractor.Status.PAUSED, reason="Crews fully booked until next month."

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
 
 from scoring import selectors
 from scoring.geo import haversine_miles
@@ -18,14 +20,26 @@ from scoring.services.demo import (
     PERMIT_TYPE_TRADES,
     PROPERTY_COLUMNS,
     DemoMarketError,
+    DemoRefused,
     demo_frame_write,
     demo_market_frames,
     demo_market_seed,
 )
+from scoring.services.imports import data_file_import
 
 TODAY = dt.date(2026, 5, 20)
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 SMALL = 2_000
+REFUSED_OVER_DATA = (
+    "refusing to seed the demo market: the database holds {found}; the demo market goes only into a database "
+    "without properties or one that only seed_demo has written"
+)
+
+
+@pytest.fixture(autouse=True)
+def debug_on(settings):
+    """DEBUG on, as `make run` has it; the tests of the production guard turn it off."""
+    settings.DEBUG = True
 
 
 @pytest.fixture(scope="module")
@@ -247,8 +261,8 @@ def test_small_market_imports_through_the_import_path_with_no_rejects(zip_codes,
         assert (run.status, run.rows_read, run.rows_inserted, run.rows_rejected) == ("succeeded", rows, rows, 0), kind
         assert (run.rows_updated, run.rows_unchanged, run.rejects_file) == (0, 0, ""), kind
         assert run.file_name == str((tmp_path / f"{kind}.csv").resolve())
-    # One import run per file, in dependency order.
-    assert list(ImportRun.objects.order_by("id").values_list("kind", flat=True)) == list(IMPORT_ORDER)
+    # One import run per file, in dependency order, each marked as the demo's.
+    assert list(ImportRun.objects.order_by("id").values_list("kind", "origin")) == [(k, "demo") for k in IMPORT_ORDER]
     assert Property.objects.count() == SMALL
     assert StormEvent.objects.count() == len(market["storms"])
     assert Permit.objects.count() == len(market["permits"])
@@ -362,3 +376,121 @@ def test_density_is_highest_near_the_centre(zips, large_market):
 
     # Homes sit closer to their metro's centre than the ZIPs do on average.
     assert np.median(miles) < np.median(zip_miles) - 2
+
+
+def real_properties_import(path: Path, parcel_ids: list[str], market_value: int = 123_000) -> ImportRun:
+    """A county file of homes at these parcel ids, imported by `import_data` (origin "command")."""
+    rows = [
+        f"{parcel_id},{100 + n} Real St,Denver,CO,80202,39.75,-104.99,1990,,1800,6000,3,2,1,single_family,"
+        f"{market_value},yes,,"
+        for n, parcel_id in enumerate(parcel_ids)
+    ]
+    path.write_text(",".join(PROPERTY_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    result = data_file_import(kind="properties", path=path, today=TODAY, origin="command")
+    assert (result.run.status, result.run.rows_read, result.run.rows_rejected) == ("succeeded", len(parcel_ids), 0)
+    return result.run
+
+
+def test_seed_refuses_over_properties_imported_by_import_data(zip_codes, market, tmp_path):
+    # The county's parcel ids are the ones the demo market would write: seeding would overwrite them.
+    parcel_ids = market["properties"]["parcel_id"].head(3).tolist()
+    real_properties_import(tmp_path / "county.csv", parcel_ids)
+    before = list(Property.objects.order_by("parcel_id").values_list("parcel_id", "address", "market_value"))
+
+    with pytest.raises(DemoRefused) as refused:
+        demo_market_seed(properties=SMALL, seed=11, out_dir=tmp_path / "demo", today=TODAY)
+
+    assert str(refused.value) == REFUSED_OVER_DATA.format(found="3 properties imported by import_data (not the demo)")
+    assert list(Property.objects.order_by("parcel_id").values_list("parcel_id", "address", "market_value")) == before
+    assert list(ImportRun.objects.values_list("origin", flat=True)) == ["command"]
+    assert not (tmp_path / "demo").exists()  # refused before generating anything
+
+
+def test_seed_command_refuses_the_example_file_in_one_line(zip_codes, tmp_path):
+    result = data_file_import(kind="properties", path=EXAMPLES / "properties.csv", today=TODAY, origin="command")
+    imported = Property.objects.count()
+    assert result.run.rows_inserted == imported > 0
+
+    with pytest.raises(CommandError) as refused:
+        call_command("seed_demo", "--properties", "300", "--out", str(tmp_path), stdout=io.StringIO())
+
+    found = f"{imported:,} properties imported by import_data (not the demo)"
+    assert str(refused.value) == REFUSED_OVER_DATA.format(found=found)
+    assert refused.value.returncode == 1  # manage.py's exit code
+    assert Property.objects.count() == imported
+    assert ImportRun.objects.count() == 1
+
+
+def test_seed_refuses_when_real_imports_joined_the_demo_market(zip_codes, tmp_path):
+    demo_market_seed(properties=300, seed=5, out_dir=tmp_path / "demo", today=TODAY)
+    real_properties_import(tmp_path / "county.csv", ["DEN-000001"], market_value=999_000)
+    runs = ImportRun.objects.count()
+
+    with pytest.raises(DemoRefused) as refused:
+        demo_market_seed(properties=300, seed=5, out_dir=tmp_path / "demo", today=TODAY)
+
+    found = "300 properties imported by import_data as well as the demo"
+    assert str(refused.value) == REFUSED_OVER_DATA.format(found=found)
+    assert Property.objects.get(parcel_id="DEN-000001").market_value == 999_000
+    assert ImportRun.objects.count() == runs
+
+
+def test_seed_refuses_properties_no_import_recorded(zip_codes, tmp_path):
+    Property.objects.create(
+        parcel_id="DEN-000001", address="1 Real St", zip_code_id="80202", latitude=39.75, longitude=-104.99
+    )
+
+    with pytest.raises(DemoRefused) as refused:
+        demo_market_seed(properties=300, seed=5, out_dir=tmp_path, today=TODAY)
+
+    found = "1 property that no import run recorded (not the demo)"
+    assert str(refused.value) == REFUSED_OVER_DATA.format(found=found)
+    assert Property.objects.get().address == "1 Real St"
+    assert not ImportRun.objects.exists()
+
+
+def test_seed_runs_again_over_its_own_demo_market(zip_codes, tmp_path):
+    call_command("seed_demo", "--properties", "300", "--seed", "5", "--out", str(tmp_path), stdout=io.StringIO())
+    out = io.StringIO()
+
+    call_command("seed_demo", "--properties", "300", "--seed", "5", "--out", str(tmp_path), stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("Demo market: 300 properties, seed 5: ")
+    assert lines[1].startswith("properties: 300 rows read, 0 inserted, 0 updated, 300 unchanged, 0 rejected")
+    assert Property.objects.count() == 300
+    assert list(ImportRun.objects.order_by("id").values_list("origin", flat=True)) == ["demo"] * 8
+    assert set(ImportRun.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_seed_refuses_with_debug_off_without_the_flag(zip_codes, tmp_path):
+    with override_settings(DEBUG=False):
+        with pytest.raises(CommandError) as refused:
+            call_command("seed_demo", "--properties", "300", "--out", str(tmp_path), stdout=io.StringIO())
+        with pytest.raises(DemoRefused):
+            demo_market_seed(properties=300, seed=5, out_dir=tmp_path, today=TODAY)
+
+        assert str(refused.value) == (
+            "refusing to seed the demo market: DEBUG is off, so this may be a production database; "
+            "pass --allow-production to do it anyway"
+        )
+        assert not Property.objects.exists()
+        assert not ImportRun.objects.exists()
+        assert list(tmp_path.iterdir()) == []
+
+        call_command(
+            "seed_demo", "--properties", "300", "--out", str(tmp_path), "--allow-production", stdout=io.StringIO()
+        )
+
+    assert Property.objects.count() == 300
+    assert set(ImportRun.objects.values_list("origin", flat=True)) == {"demo"}
+
+
+def test_seed_if_empty_leaves_real_properties_alone_with_debug_on(zip_codes, tmp_path):
+    real_properties_import(tmp_path / "county.csv", ["DEN-000001"])
+    out = io.StringIO()
+
+    call_command("seed_demo", "--if-empty", "--properties", "300", "--out", str(tmp_path / "demo"), stdout=out)
+
+    assert out.getvalue() == "Demo market not seeded: the database already holds properties.\n"
+    assert list(Property.objects.values_list("parcel_id", "market_value")) == [("DEN-000001", 123_000)]

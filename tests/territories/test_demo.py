@@ -6,13 +6,22 @@ from collections import Counter
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db.models import F
+from django.test import override_settings
 
 from contractors.models import Contractor, ContractorTrade
 from scoring.models import Property
-from scoring.services.demo import demo_market_seed
+from scoring.services.demo import DemoRefused, demo_market_seed
 from territories.models import Territory, WaitlistEntry
 from territories.services.demo import DEMO_TRADES, territories_demo_seed
+from tests.contractors.factories import ContractorFactory
+
+
+@pytest.fixture(autouse=True)
+def debug_on(settings):
+    """DEBUG on, as `make run` has it; the tests of the production guard turn it off."""
+    settings.DEBUG = True
 
 
 @pytest.fixture
@@ -49,6 +58,8 @@ def test_demo_contractors_own_a_realistic_share_and_leave_zips_free(demo_market)
         assert holder.contractor_id != entry.contractor_id
         assert ContractorTrade.objects.filter(contractor=entry.contractor, trade=entry.trade).exists()
     assert list(Contractor.objects.exclude(status="active").values_list("status", flat=True).distinct()) == ["paused"]
+    # Every one of them is a demo contractor: the demo day plays their leads and no one else's.
+    assert set(Contractor.objects.values_list("is_demo", flat=True)) == {True}
 
 
 def test_seeding_again_with_if_empty_changes_nothing(demo_market):
@@ -73,3 +84,33 @@ def test_without_a_market_no_territories_are_seeded(zip_codes, trades):
         "free": 0,
         "waitlist": 0,
     }
+
+
+def test_seeding_refuses_with_debug_off_without_the_flag(demo_market):
+    with override_settings(DEBUG=False):
+        with pytest.raises(CommandError) as refused:
+            call_command("seed_demo_territories", stdout=io.StringIO())
+        with pytest.raises(DemoRefused):
+            territories_demo_seed(seed=42, only_if_empty=False)
+        assert str(refused.value) == (
+            "refusing to seed the demo contractors: DEBUG is off, so this may be a production database; "
+            "pass --allow-production to do it anyway"
+        )
+        assert not Contractor.objects.exists()
+        assert not Territory.objects.exists()
+
+        out = io.StringIO()
+        call_command("seed_demo_territories", "--allow-production", stdout=out)
+
+    assert out.getvalue().startswith(f"Demo territories: {Contractor.objects.count()} contractors own ")
+    assert Contractor.objects.filter(is_demo=True).count() == Contractor.objects.count() > 0
+
+
+def test_a_real_contractor_named_like_a_demo_brand_is_not_paused(demo_market, trades):
+    real = ContractorFactory(name="Polar Bear HVAC Co-op", slug="polar-bear-coop", trades=[trades["hvac"]])
+
+    territories_demo_seed(seed=42, only_if_empty=False)
+
+    real.refresh_from_db()
+    assert (real.is_demo, real.status) == (False, "active")
+    assert Contractor.objects.filter(is_demo=True, status="paused").count() == 1

@@ -3,7 +3,13 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.services.demo import IMPORT_ORDER, DemoMarketError, demo_market_seed
+from scoring.services.demo import (
+    ALLOW_PRODUCTION_FLAG,
+    IMPORT_ORDER,
+    DemoMarketError,
+    DemoRefused,
+    demo_market_seed,
+)
 
 
 def positive_int(text: str) -> int:
@@ -17,8 +23,9 @@ class Command(BaseCommand):
     help = (
         "Generate a synthetic market of properties, storms, permits and sales over real ZIP codes, write it "
         "as CSV files and import them like real files. The same --properties and --seed give the same files "
-        "on the same day. Exit code 0: every row loaded; otherwise the worst import exit code (3: rows "
-        "rejected, 2: a file was not loaded)."
+        "on the same day. Writes only into a database without properties or one only seed_demo has written, "
+        f"and with DEBUG off only given {ALLOW_PRODUCTION_FLAG}. Exit code 0: every row loaded; 1: refused; "
+        "otherwise the worst import exit code (3: rows rejected, 2: a file was not loaded)."
     )
 
     def add_arguments(self, parser):
@@ -28,12 +35,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-empty", action="store_true", help="Do nothing when the database already holds properties."
         )
+        parser.add_argument(
+            ALLOW_PRODUCTION_FLAG,
+            action="store_true",
+            help="Seed even with DEBUG off (production settings), into a database meant for the demo.",
+        )
 
-    def handle(self, *args, properties, seed, out, if_empty, **options):
+    def handle(self, *args, properties, seed, out, if_empty, allow_production, **options):
         out_dir = settings.DATA_DIR / "demo" if out is None else out
         try:
-            seeded = demo_market_seed(properties=properties, seed=seed, out_dir=out_dir, only_if_empty=if_empty)
-        except DemoMarketError as error:
+            seeded = demo_market_seed(
+                properties=properties,
+                seed=seed,
+                out_dir=out_dir,
+                only_if_empty=if_empty,
+                allow_production=allow_production,
+            )
+        except (DemoMarketError, DemoRefused) as error:
             raise CommandError(str(error)) from None
         if seeded["skipped"]:
             self.stdout.write("Demo market not seeded: the database already holds properties.")
