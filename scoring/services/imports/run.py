@@ -22,7 +22,7 @@ from django.utils import timezone
 from leadengine.heartbeat import Heartbeat
 from leadengine.retry import db_retry, is_transient
 from scoring.bulk import copy_in, csv_bytes
-from scoring.models import ImportRun
+from scoring.models import ImportProfile, ImportRun
 from scoring.services.imports.files import (
     ImportFileError,
     RejectsFile,
@@ -30,7 +30,8 @@ from scoring.services.imports.files import (
     read_header,
     resolve_header,
 )
-from scoring.services.imports.kinds import IMPORTERS, PROPERTY_BY_PARCEL, Chunk, Importer
+from scoring.services.imports.kinds import CLEAR_TOKEN, IMPORTERS, Chunk, Importer
+from scoring.services.imports.profiles import ProfileReader
 
 # The database stayed unreachable for DB_RETRY_SECONDS: nothing was imported, the same import may be run again.
 EXIT_DATABASE_UNREACHABLE = 4
@@ -51,9 +52,16 @@ class ImportResult:
             elif not self.recorded:
                 text += " (the failure could not be recorded: the run is closed as abandoned later)"
             return text
+        # Counts that are usually zero are named only when they are not.
+        rare = [
+            f"{run.rows_duplicate:,} duplicate lines" if run.rows_duplicate else "",
+            f"{run.rows_older:,} older than stored (skipped)" if run.rows_older else "",
+            f"{run.rows_skipped:,} skipped by the profile" if run.rows_skipped else "",
+        ]
         text = (
             f"{run.kind}: {run.rows_read:,} rows read, {run.rows_inserted:,} inserted, {run.rows_updated:,} updated, "
-            f"{run.rows_unchanged:,} unchanged, {run.rows_rejected:,} rejected"
+            f"{run.rows_unchanged:,} unchanged, {''.join(f'{part}, ' for part in rare if part)}"
+            f"{run.rows_rejected:,} rejected"
         )
         if run.rows_rejected:
             text += f" (see {run.rejects_file})"
@@ -71,8 +79,22 @@ def stage_frame(importer: Importer, chunk: Chunk, ok: pd.Series) -> pd.DataFrame
     return pd.DataFrame(columns)
 
 
+def drop_exact_duplicates(cursor, importer: Importer, staged: str) -> int:
+    """Keep the first of the rows of `staged` that are the same in every column read (a sales file
+    repeating a sale line): they are one row, written once. Returns how many were dropped."""
+    columns = ", ".join(name for name, _ in importer.stage_columns())
+    cursor.execute(
+        f"""
+        DELETE FROM {staged} s USING (
+            SELECT line, row_number() OVER (PARTITION BY {columns} ORDER BY line) AS nth FROM {staged}
+        ) d WHERE s.line = d.line AND d.nth > 1
+        """
+    )
+    return cursor.rowcount
+
+
 def refuse_repeated_keys(cursor, importer: Importer, staged: str, rejects: RejectsFile) -> None:
-    """Refuse every row of `staged` whose natural key another of its rows has too."""
+    """Refuse every row of `staged` whose natural key another of its rows has too, with other values."""
     key = ", ".join(importer.key)
     cursor.execute(
         f"""
@@ -88,20 +110,11 @@ def refuse_repeated_keys(cursor, importer: Importer, staged: str, rejects: Rejec
                 line,
                 importer.key[0],
                 value,
-                f"appears on more than one line of the file (lines {', '.join(map(str, lines))})",
+                f"appears on more than one line of the file with different values (lines {', '.join(map(str, lines))})",
             )
             for line, value, lines in cursor.fetchall()
         ]
     )
-
-
-def refuse_unknown_parcels(cursor, importer: Importer, staged: str, rejects: RejectsFile) -> None:
-    """Refuse the rows of `staged` that name a parcel with no property (permits, sales)."""
-    if not importer.checks_parcels:
-        return
-    cursor.execute(f"DELETE FROM {staged} s WHERE {PROPERTY_BY_PARCEL} IS NULL RETURNING s.line, s.parcel_id")
-    reason = "no property with this parcel_id (import properties first)"
-    rejects.write_found([(line, "parcel_id", parcel, reason) for line, parcel in cursor.fetchall()])
 
 
 def key_hashes(importer: Importer, values: Mapping[str, pd.Series]) -> np.ndarray:
@@ -116,8 +129,13 @@ def repeated_key_hashes(importer: Importer, path: Path, names: list[str], encodi
     in the file can refuse them. Rows with these keys wait for the end, where SQL compares the keys
     themselves (so a hash collision costs a little time, never a wrong refusal)."""
     columns = {column.name: column for column in importer.columns() if column.name in importer.key}
+    reader = importer.profile_reader
+    # A profile's converter may make the key from other columns (and leave rows out): it reads them all.
+    only = importer.key if reader is None else reader.key_columns(importer.key)
     hashes = []
-    for raw, _ in read_chunks(path, names, encoding, chunk_rows, only=importer.key):
+    for raw, _ in read_chunks(path, names, encoding, chunk_rows, only=only):
+        if reader is not None and len(raw):
+            raw = reader.apply(raw).frame
         hashes.append(key_hashes(importer, {name: columns[name].parse(raw[name]).values for name in importer.key}))
     if not hashes:
         return np.empty(0, dtype=np.uint64)
@@ -127,16 +145,31 @@ def repeated_key_hashes(importer: Importer, path: Path, names: list[str], encodi
 
 def check_chunk(importer: Importer, raw: pd.DataFrame) -> Chunk:
     chunk = Chunk(raw=raw)
+    cleared_bits = np.zeros(len(raw), dtype=np.int64)
     for column in importer.columns():
         if column.name in raw:
             text = raw[column.name]
+            cleared = (text == CLEAR_TOKEN).to_numpy()
+            if cleared.any():  # CLEAR_TOKEN: parsed as an empty cell, remembered as a clearing
+                text = text.where(~cleared, "")
             parsed = column.parse(text)
             chunk.values[column.name] = parsed.values
             chunk.reasons[column.name] = parsed.reasons
+            if cleared.any():
+                chunk.cleared[column.name] = pd.Series(cleared, index=raw.index)
+                if column.name in importer.clearable:
+                    cleared_bits |= np.where(cleared, importer.clear_bit(column.name), 0)
+                else:
+                    chunk.refuse(cleared, column.name, f"{column.name} cannot be cleared ({CLEAR_TOKEN})")
             if column.required:
                 chunk.refuse(chunk.missing(column.name), column.name, "required")
         else:  # absent from the file: all empty, typed as the parser types it
             chunk.values[column.name] = column.parse(pd.Series("", index=raw.index, dtype=object)).values
+    chunk.values["cleared"] = pd.Series(cleared_bits, index=raw.index)
+    if importer.dated:  # the row's own as-of date, else the import's
+        chunk.values["source_as_of"] = chunk.values["as_of"].fillna(importer.as_of.isoformat())
+    if importer.checks_parcels:  # resolved in SQL as the rows are written
+        chunk.values["property_id"] = pd.Series(pd.NA, index=raw.index, dtype="Int64")
     importer.check_rows(chunk)
     return chunk
 
@@ -153,8 +186,17 @@ def data_file_import(
     chunk_rows: int | None = None,
     progress: ProgressCallback | None = None,
     today: dt.date | None = None,
+    as_of: dt.date | None = None,
+    profile: ImportProfile | None = None,
+    origin: str = "command",
+    run: ImportRun | None = None,
 ) -> ImportResult:
     """Import one CSV file of `kind` (properties, storms, permits, sales). See the package docstring.
+
+    `as_of`: the date the file's values are true as of (default: today); a row never overwrites
+    values stored from a newer as-of. `profile`: how to read the source's columns and values.
+    `origin`: who started it (command, admin, demo). `run`: a run recorded beforehand (an upload
+    queued from the admin), taken over by this import.
 
     Exit codes in the result: 0 all rows loaded, 3 some rows rejected, 2 the file was unusable,
     4 the database stayed unreachable (nothing was imported; run the import again).
@@ -169,10 +211,17 @@ def data_file_import(
     path = Path(path)
     started = time.monotonic()
     what = f"{kind} import of {path.name}"
-    run = ImportRun(kind=kind, file_name=str(path.resolve()), file_size=path.stat().st_size if path.is_file() else None)
+    today = today or timezone.localdate()
+    if run is None:
+        run = ImportRun(kind=kind, file_name=str(path.resolve()))
+    run.file_size = path.stat().st_size if path.is_file() else None
+    run.as_of, run.profile, run.origin = as_of or today, profile, origin
+    run.status = ImportRun.Status.RUNNING
 
     def begin() -> None:
         import_runs_abandoned_close()
+        if run.pk:  # queued beforehand: its clock starts now
+            run.started_at = timezone.now()
         run.save()
 
     try:
@@ -220,10 +269,24 @@ def import_attempt(
     today: dt.date | None,
 ) -> ImportResult:
     """One try at the whole import, in one transaction that also records the run's outcome."""
-    importer = IMPORTERS[run.kind](today or timezone.localdate())
+    importer = IMPORTERS[run.kind](today or timezone.localdate(), run.as_of)
     header = read_header(path, encoding)
-    names = resolve_header(header, importer, column_map)
-    importer.present = {name for name in names if name}
+    if run.profile is None:
+        names = resolve_header(header, importer, column_map)
+        importer.present = {name for name in names if name}
+    else:
+        reader = importer.profile_reader = ProfileReader(
+            profile=run.profile, importer=importer, header=header, path=path, as_of=run.as_of
+        )
+        names = resolve_header(
+            reader.header(header),
+            importer,
+            column_map,
+            profile_map=reader.column_map,
+            provided=reader.provided,
+            inputs=reader.inputs,
+        )
+        importer.present = {name for name in names if name and name not in reader.inputs} | reader.provided
     run.ignored_columns = [raw for raw, name in zip(header, names, strict=True) if not name]
     rejects = RejectsFile(path)
     try:
@@ -234,8 +297,16 @@ def import_attempt(
             # In place before the commit: if the commit is lost the next try writes the file again.
             run.rejects_file = rejects.finish()
             run.rows_read, run.rows_inserted, run.rows_updated = counts["read"], counts["inserted"], counts["updated"]
+            run.rows_duplicate, run.rows_older, run.rows_skipped = (
+                counts["duplicate"],
+                counts["older"],
+                counts["skipped"],
+            )
             run.rows_rejected = rejects.rows
-            run.rows_unchanged = run.rows_read - run.rows_rejected - run.rows_inserted - run.rows_updated
+            run.rows_unchanged = (
+                run.rows_read - run.rows_rejected - run.rows_inserted - run.rows_updated
+                - run.rows_duplicate - run.rows_older - run.rows_skipped
+            )  # fmt: skip
             status = ImportRun.Status.PARTIAL if rejects.rows else ImportRun.Status.SUCCEEDED
             return finish(run, started, status=status)
     except BaseException:
@@ -257,7 +328,7 @@ def outcome_committed(run: ImportRun) -> bool:
 EXIT_CODES = {ImportRun.Status.SUCCEEDED: 0, ImportRun.Status.PARTIAL: 3, ImportRun.Status.FAILED: 2}
 OUTCOME_FIELDS = [
     "status", "error", "finished_at", "rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_rejected",
-    "rejects_file", "ignored_columns",
+    "rows_duplicate", "rows_older", "rows_skipped", "rejects_file", "ignored_columns",
 ]  # fmt: skip
 
 
@@ -322,13 +393,15 @@ HEARTBEAT_SECONDS = 1.0
 
 
 class ImportHeartbeat:
-    """While the block runs, now() is written into the run's heartbeat_at, with the rows read so far, every
-    second (at most IMPORT_STALE_SECONDS / 20), from a thread with its own connection: the import's own
-    connection is inside its transaction, whose writes no one sees before the commit."""
+    """While the block runs, now() is written into the run's heartbeat_at, with the rows and bytes read so far
+    (the progress the run's admin page shows), every second (at most IMPORT_STALE_SECONDS / 20), from a thread
+    with its own connection: the import's own connection is inside its transaction, whose writes no one sees
+    before the commit."""
 
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
         self.rows_read = 0
+        self.bytes_read = 0
         every = min(HEARTBEAT_SECONDS, settings.IMPORT_STALE_SECONDS / 20)
         self.heartbeat = Heartbeat(self.beat, every=every, name=f"import run {run_id}")
 
@@ -340,10 +413,10 @@ class ImportHeartbeat:
         self.heartbeat.__exit__(*exc)
 
     def progress(self, then: ProgressCallback | None) -> ProgressCallback:
-        """A progress callback that keeps the rows read for the next beat, then calls `then`."""
+        """A progress callback that keeps the rows and bytes read for the next beat, then calls `then`."""
 
         def seen(done_bytes: int, total_bytes: int, rows: int) -> None:
-            self.rows_read = rows
+            self.rows_read, self.bytes_read = rows, done_bytes
             if then:
                 then(done_bytes, total_bytes, rows)
 
@@ -351,7 +424,7 @@ class ImportHeartbeat:
 
     def beat(self) -> None:
         ImportRun.objects.filter(pk=self.run_id, status=ImportRun.Status.RUNNING).update(
-            heartbeat_at=timezone.now(), rows_read=self.rows_read
+            heartbeat_at=timezone.now(), rows_read=self.rows_read, bytes_read=self.bytes_read
         )
 
 
@@ -359,8 +432,20 @@ def checked_chunks(importer, path, names, encoding, chunk_rows, repeated, reject
     """Check each chunk and write its rejects; yield its good rows as CSV ready for COPY, split into
     (rows to write now, rows whose key is repeated in the file and must wait for the end)."""
     total_bytes = path.stat().st_size
-    for raw, position in read_chunks(path, names, encoding, chunk_rows):
+
+    def refuse(refused: pd.DataFrame) -> None:
+        """Lines the reader refused as a whole (wrong number of fields, control characters)."""
+        counts["read"] += refused["line"].nunique()
+        rejects.write(refused)
+
+    reader = importer.profile_reader
+    for raw, position in read_chunks(path, names, encoding, chunk_rows, refuse=refuse):
         counts["read"] += len(raw)
+        if len(raw) and reader is not None:  # the profile's conversions, then the usual checks
+            converted = reader.apply(raw)
+            counts["skipped"] += converted.skipped
+            rejects.write(converted.rejects)
+            raw = converted.frame
         if len(raw):
             chunk = check_chunk(importer, raw)
             ok = chunk.ok()
@@ -422,7 +507,8 @@ def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress)
     import_waiting the rows whose key is repeated in the file, refused or written at the end;
     import_written every row written, for importers whose after_upsert needs them.
     """
-    counts = {"read": 0, "inserted": 0, "updated": 0}
+    # read: lines of the file; skipped: rows the profile leaves out; the rest as in ImportRun.
+    counts = {"read": 0, "inserted": 0, "updated": 0, "duplicate": 0, "older": 0, "skipped": 0}
     repeated = repeated_key_hashes(importer, path, names, encoding, chunk_rows)
     # One import of a kind at a time, so that two files naming the same keys apply in a clear order.
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"leadengine.import.{importer.kind}"])
@@ -438,11 +524,13 @@ def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress)
         cursor.execute(f"CREATE TEMPORARY TABLE {table} ({stage}) ON COMMIT DROP")
     columns = ", ".join(["line"] + [name for name, _ in importer.stage_columns()])
 
+    importer.load_begin(cursor)
+
     def write(staged: str) -> None:
-        refuse_unknown_parcels(cursor, importer, staged, rejects)
-        inserted, updated = importer.upsert(cursor, staged)
-        counts["inserted"] += inserted
-        counts["updated"] += updated
+        merged = importer.write(cursor, staged, rejects)
+        counts["inserted"] += merged.inserted
+        counts["updated"] += merged.updated
+        counts["older"] += merged.older
         if importer.keeps_written_rows:
             cursor.execute(f"INSERT INTO import_written SELECT * FROM {staged}")
 
@@ -454,9 +542,10 @@ def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress)
             write("import_chunk")
         if waiting:
             copy_in(cursor, "import_waiting", columns, waiting)
+    counts["duplicate"] += drop_exact_duplicates(cursor, importer, "import_waiting")
     refuse_repeated_keys(cursor, importer, "import_waiting", rejects)
     write("import_waiting")
-    importer.after_upsert(cursor, "import_written")
+    importer.after_write(cursor, "import_written")
     for table in ("import_chunk", "import_waiting", "import_written"):
         cursor.execute(f"DROP TABLE {table}")
     return counts
