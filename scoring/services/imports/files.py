@@ -206,7 +206,7 @@ def read_header(path: Path, encoding: str) -> list[str]:
 LINE_END = "\x01"
 # How many fields beyond the header's a line is read with, so that its count of fields can be told;
 # a line with more is refused all the same, as having "more than" that many.
-EXTRA_FIELDS_READ = 3
+EXTRA_FIELDS_READ = 2
 LINE_END_FIELD = ("," + LINE_END).encode()
 HEADER_END = LINE_END_FIELD + b"," * EXTRA_FIELDS_READ
 LINE_BREAK = re.compile(rb"\r\n|\r|\n")
