@@ -73,8 +73,8 @@ def write_file(rows: int, seed: int, path: Path, no_zip_path: Path | None = None
     import django
 
     django.setup()
+    from demo.market import demo_frame_write, demo_market_frames
     from scoring import selectors
-    from scoring.services.demo import demo_frame_write, demo_market_frames
 
     frames = demo_market_frames(
         properties=rows, seed=seed, zips=selectors.residential_zip_frame(), today=dt.date(2026, 11, 1)

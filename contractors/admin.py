@@ -3,7 +3,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.template.response import TemplateResponse
 
 from contractors.models import ApiKey, Contractor, ContractorStatusChange, Membership
 from contractors.services.api_keys import ApiKeyOwnerInvalid, api_key_create, api_key_revoke
@@ -14,37 +13,11 @@ from contractors.services.contractors import (
     contractor_webhook_secret_rotate,
 )
 from contractors.services.webhook_targets import validate_webhook_url
+from core.admin import service_form_response
 from scoring.models import Trade
 
 # The contractor's page shows its territories and waitlist places: a screen may compose across apps.
 from territories.models import Territory, WaitlistEntry
-
-
-def service_form_response(
-    model_admin: admin.ModelAdmin,
-    request,
-    *,
-    form: forms.Form,
-    title: str,
-    submit_label: str,
-    intro: str = "",
-    objects=(),
-    action: str = "",
-) -> TemplateResponse:
-    """A page with a form whose submission calls a service: an action's intermediate page (`action` and
-    `objects` carry the selection back to the action) or a stand-alone form such as a claim."""
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
-        "title": title,
-        "form": form,
-        "media": model_admin.media + form.media,
-        "intro": intro,
-        "objects": list(objects),
-        "action": action,
-        "submit_label": submit_label,
-    }
-    return TemplateResponse(request, "admin/service_form.html", context)
 
 
 class ReasonForm(forms.Form):

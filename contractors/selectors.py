@@ -64,7 +64,7 @@ def contractor_serves(*, contractor: Contractor, trade_id: int) -> bool:
 
 
 def contractor_of(*, user) -> Contractor | None:
-    """The contractor an API caller acts for: its API key's (leadengine.api.authentication's
+    """The contractor an API caller acts for: its API key's (contractors.api.authentication's
     ContractorClient), or its membership's; None for staff, anonymous callers and users of none."""
     if user is None or not user.is_authenticated or user.is_staff:
         return None

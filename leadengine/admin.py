@@ -7,8 +7,7 @@ from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from contractors.admin import service_form_response
-from leadengine.admin_tools import BigTableAdmin
+from core.admin import BigTableAdmin, service_form_response
 from leadengine.models import JobRun
 from leadengine.selectors import jobs_overdue, schedule_states
 from leadengine.services.jobs import JobError, job_run_request

@@ -3,7 +3,7 @@ day, conversion and return rates by contractor and by ZIP, territory coverage pe
 distribution of the last scoring runs per trade (drift), and recent job runs with their failures.
 
 The figures that cost more than a few milliseconds at a market's size (the funnel, leads per day, the
-outcomes and the coverage) are cached in Redis (leadengine.cache) with the time they were computed, which
+outcomes and the coverage) are cached in Redis (core.cache) with the time they were computed, which
 the page shows. They are invalidated by generation: the job runs that change leads bump LEADS and warm
 the default period again (dashboard_refresh, called by leadengine.services.jobs), scoring runs and
 territory claims bump SCORES and TERRITORIES themselves; lead moves made outside a job (a contractor
@@ -22,8 +22,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contractors.models import Contractor
-from leadengine import charts
-from leadengine.cache import SCORES, TERRITORIES, cached, generation_bump
+from core import charts
+from core.cache import SCORES, TERRITORIES, cached, generation_bump
 from leadengine.models import JobRun
 from leadengine.selectors import jobs_overdue
 from leads.selectors import FUNNEL_STEPS, lead_outcomes, leads_funnel, leads_per_day
@@ -83,7 +83,7 @@ def period_parse(value: str | None) -> tuple[int, str | None]:
 
 
 def _figure(name: str, period: Period | None, depends_on: tuple[str, ...], compute) -> tuple[Any, dt.datetime]:
-    """compute()'s answer and when it was computed, from Redis while it is current (leadengine.cache)."""
+    """compute()'s answer and when it was computed, from Redis while it is current (core.cache)."""
     parts = (period.days, period.last_day.isoformat(), settings.TIME_ZONE) if period else ()
     payload = cached(
         f"dashboard:{name}",

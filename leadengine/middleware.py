@@ -9,7 +9,7 @@ import logging
 
 from django.http import HttpResponse
 
-from leadengine.api.errors import DATABASE_RETRY_AFTER_SECONDS, database_unavailable, database_unavailable_json
+from core.api.errors import DATABASE_RETRY_AFTER_SECONDS, database_unavailable, database_unavailable_json
 
 log = logging.getLogger(__name__)
 

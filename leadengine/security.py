@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
 
-from leadengine.cache_backend import CacheUnavailable, cache_unavailable
+from core.cache_backend import CacheUnavailable, cache_unavailable
 
 logger = logging.getLogger("leadengine.security")
 _warned_outage: list = [None]  # the outage (location, start) last warned of

@@ -62,18 +62,18 @@ _options.setdefault("keepalives_idle", 30)
 _options.setdefault("keepalives_interval", 10)
 _options.setdefault("keepalives_count", 3)
 # Work that lost its database connection (a restart, a failover) is tried again, with growing waits, for
-# this long before it is recorded as failed (leadengine/retry.py): longer than a server restart takes.
+# this long before it is recorded as failed (core/retry.py): longer than a server restart takes.
 DB_RETRY_SECONDS = env_int(ENV, "DB_RETRY_SECONDS", 60, minimum=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The cache and Celery's broker on Redis databases apart (by default REDIS_URL's and the next one), so that
 # clearing the cache (FLUSHDB) never empties the task queue. While Redis cannot be reached, or does not answer
-# within CACHE_TIMEOUT_SECONDS, the cache is a miss and its writes are dropped (leadengine/cache_backend.py).
+# within CACHE_TIMEOUT_SECONDS, the cache is a miss and its writes are dropped (core/cache_backend.py).
 CACHE_URL = check_redis_url(ENV.get("CACHE_URL") or REDIS_URL, "CACHE_URL" if ENV.get("CACHE_URL") else "REDIS_URL")
 CACHE_TIMEOUT_SECONDS = env_seconds(ENV, "CACHE_TIMEOUT_SECONDS", 0.5, minimum=0.05)
 CACHES = {
     "default": {
-        "BACKEND": "leadengine.cache_backend.FallbackRedisCache",
+        "BACKEND": "core.cache_backend.FallbackRedisCache",
         "LOCATION": CACHE_URL,
         "KEY_PREFIX": "leadengine",
         "OPTIONS": {"socket_connect_timeout": CACHE_TIMEOUT_SECONDS, "socket_timeout": CACHE_TIMEOUT_SECONDS},
@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "contractors",
     "territories",
     "leads",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -162,24 +163,24 @@ if env_bool(ENV, "SECURE_PROXY_SSL_HEADER_ENABLED", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "leadengine.api.schema.ApiSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.ApiSchema",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "leadengine.api.authentication.ApiKeyAuthentication",
+        "contractors.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "leadengine.api.throttling.ClientRateThrottle",
-        "leadengine.api.throttling.AddressRateThrottle",
+        "core.api.throttling.ClientRateThrottle",
+        "core.api.throttling.AddressRateThrottle",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    # JSON nested deeper than leadengine.api.parsers.MAX_JSON_DEPTH is a parse error, not a server error.
+    # JSON nested deeper than core.api.parsers.MAX_JSON_DEPTH is a parse error, not a server error.
     "DEFAULT_PARSER_CLASSES": [
-        "leadengine.api.parsers.BoundedJSONParser",
+        "core.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "leadengine.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     # The client's address for throttles and the login guard (leadengine.security.client_address): with no
     # proxy in front, the connection's; behind N proxies, the address the nearest of them saw. Never a
     # client-written X-Forwarded-For beyond that.

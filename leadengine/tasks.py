@@ -11,7 +11,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from leadengine.retry import db_retry
+from core.retry import db_retry
 from leadengine.services import jobs
 from leadengine.services.recovery import jobs_recover
 from scoring.models import Trade

@@ -16,6 +16,7 @@ urlpatterns = [
     path("healthz", HealthView.as_view(), name="healthz"),
     path("readyz", ReadyView.as_view(), name="readyz"),
     path("api/v1/", include("leads.api.urls")),
+    path("api/v1/", include("contractors.api.urls")),
     path("api/v1/", include("territories.api.urls")),
     path("api/v1/", include(jobs.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -102,7 +102,7 @@ def _broker_check() -> str:
 def server_error(request, *args, **kwargs):
     """500: JSON for the API (no HTML page, no trace), Django's page elsewhere; but 503 with Retry-After when
     the error was an unreachable database (raised outside a view: by the session saved in its middleware)."""
-    from leadengine.api.errors import database_unavailable, error_body
+    from core.api.errors import database_unavailable, error_body
     from leadengine.middleware import database_unavailable_response
 
     if database_unavailable(sys.exc_info()[1]):  # Django calls this handler inside its `except`
@@ -117,7 +117,7 @@ def bad_request(request, exception, *args, **kwargs):
     bad Host): JSON for the API, a body too large 413 everywhere, Django's page otherwise."""
     from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 
-    from leadengine.api.errors import error_body, suspicious_request
+    from core.api.errors import error_body, suspicious_request
 
     if request.path.startswith("/api/"):
         if isinstance(exception, SuspiciousOperation):
@@ -154,7 +154,7 @@ def permission_denied(request, exception, *args, **kwargs):
 def page_not_found(request, exception, *args, **kwargs):
     """404 of a URL nothing serves: JSON for the API, Django's page elsewhere."""
     if request.path.startswith("/api/"):
-        from leadengine.api.errors import error_body
+        from core.api.errors import error_body
 
         return JsonResponse(error_body("not_found", f"Nothing is served at {request.path}."), status=404)
     return defaults.page_not_found(request, exception, *args, **kwargs)

@@ -1,6 +1,6 @@
 """The leads admin. Leads and their history are read-only here: every move goes through the lifecycle
 services (the actions), which check the transition table and write the event; a selection is exported as
-the API's CSV file (leads/api/export.py), without delivering anything. Each trade's quality
+the API's CSV file (leads/export.py), without delivering anything. Each trade's quality
 filters are edited here; the do-not-contact list is added to (one entry or a CSV file) through its
 service, which withdraws the unassigned leads an entry matches."""
 
@@ -18,12 +18,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from contractors.admin import service_form_response
 from contractors.models import Contractor
-from leadengine.admin_tools import BigTableAdmin
-from leadengine.text import counted
-from leads.api.export import lead_export_response
+from core.admin import BigTableAdmin, service_form_response
+from core.text import counted
 from leads.errors import LeadError, SuppressionImportError
+from leads.export import lead_export_response
 from leads.models import Lead, LeadEvent, LeadFilter, Suppression, WebhookAttempt, suppression_value_normalize
 from leads.services.lifecycle import lead_assign, lead_return_approve, lead_return_deny, lead_withdraw
 from leads.services.suppressions import (

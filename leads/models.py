@@ -12,7 +12,7 @@ from django.db.models import Q
 
 from contractors.models import Contractor
 from contractors.selectors import caller_rows
-from scoring.fields import WrittenJSONField
+from core.fields import WrittenJSONField
 from scoring.models import Property, ScoringModel, Trade
 
 _LOWER, _UPPER = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from contractors.models import Contractor
-from leadengine.cache import cached, usage
+from core.cache import cached, usage
 from leads.models import Lead, LeadEvent
 from scoring.models import Trade, ZipCode
 

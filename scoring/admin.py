@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from leadengine.admin_tools import BigTableAdmin
+from core.admin import BigTableAdmin
 from scoring.admin_imports import ImportUploadForm, import_run_page, import_run_progress, rejects_available
 from scoring.models import (
     Factor,

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Cast, Floor
 
-from scoring.fields import WrittenJSONField
+from core.fields import WrittenJSONField
 
 
 class ZipCode(models.Model):

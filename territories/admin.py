@@ -8,9 +8,8 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from contractors.admin import service_form_response
 from contractors.models import Contractor
-from leadengine.admin_tools import BigTableAdmin
+from core.admin import BigTableAdmin, service_form_response
 from leads.selectors import lead_pool_by_zip
 from leads.services.routing import leads_route_territories
 from scoring.models import Trade

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from contractors.models import Contractor
-from leadengine.cache import SCORES, TERRITORIES, cached
+from core.cache import SCORES, TERRITORIES, cached
 from scoring.models import Property, Score, Trade, ZipCode, score_band
 from territories.models import Territory, WaitlistEntry
 

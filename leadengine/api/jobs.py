@@ -5,8 +5,8 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from leadengine.api.pagination import BoundedCursorPagination
-from leadengine.api.permissions import IsStaff
+from core.api.pagination import BoundedCursorPagination
+from core.api.permissions import IsStaff
 from leadengine.models import JobRun
 from leadengine.services.jobs import JobError, job_run_request, job_trade_check
 from leads.selectors import FUNNEL_STEPS

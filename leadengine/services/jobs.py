@@ -9,7 +9,7 @@ it says "running" has lost its worker.
 
 A broker that refuses the task leaves the run queued and unsent (logged): the recovery sweep
 (leadengine/services/recovery.py) sends it once the broker is back, and takes over runs whose message
-was lost or whose worker died. A lost database connection is ridden out (leadengine/retry.py): the
+was lost or whose worker died. A lost database connection is ridden out (core/retry.py): the
 run's records are written again, and the work of the jobs that are safe to repeat is done again, on a
 new connection that takes the run's lock again first.
 """
@@ -27,8 +27,8 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core.retry import db_retry
 from leadengine.models import JobRun
-from leadengine.retry import db_retry
 from leadengine.services.monitoring import daily_report_send, overdue_check
 from leads.models import Lead
 from leads.services.digest import leads_email_digest

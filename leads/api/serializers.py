@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from contractors.models import Contractor
 from leads.models import Lead, LeadEvent
+from leads.representation import EVENT_FIELDS, LEAD_BODY_FIELDS, PROPERTY_FIELDS
 from scoring.models import Property
 
 
@@ -10,17 +11,13 @@ class PropertySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Property
-        fields = [
-            "parcel_id", "address", "city", "state", "zip_code", "latitude", "longitude", "year_built", "roof_year",
-            "living_sqft", "bedrooms", "bathrooms", "property_type", "market_value", "owner_occupied", "owner_name",
-            "last_sale_date", "last_sale_price",
-        ]  # fmt: skip
+        fields = PROPERTY_FIELDS
 
 
 class LeadEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = LeadEvent
-        fields = ["action", "from_state", "to_state", "actor", "reason", "at"]
+        fields = EVENT_FIELDS
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -40,11 +37,7 @@ class LeadSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Lead
-        fields = [
-            "id", "trade", "state", "zip_code", "score", "urgency", "priority", "model_version", "reasons", "property",
-            "generated_at", "assigned_at", "delivered_at", "accepted_at", "contacted_at", "converted_at", "closed_at",
-            "expires_at", "job_value", "return_reason", "return_note", "return_pending", "events",
-        ]  # fmt: skip
+        fields = LEAD_BODY_FIELDS
         read_only_fields = fields
 
 

@@ -7,11 +7,10 @@ from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from leadengine.api.pagination import BoundedCursorPagination, StableOrderingFilter
-from leadengine.api.permissions import IsAuthenticatedClient, IsStaff
-from leads.api.export import LeadCsvRenderer, LeadListSchema, lead_export_response
+from core.api.pagination import BoundedCursorPagination, StableOrderingFilter
+from core.api.permissions import IsAuthenticatedClient, IsStaff
 from leads.api.filters import LeadFilterSet
-from leads.api.representation import leads_represented
+from leads.api.renderers import LeadCsvRenderer, LeadListSchema
 from leads.api.serializers import (
     AssignSerializer,
     ContactSerializer,
@@ -20,7 +19,9 @@ from leads.api.serializers import (
     RejectSerializer,
     ReturnSerializer,
 )
+from leads.export import lead_export_response
 from leads.models import Lead, LeadEvent
+from leads.representation import leads_represented
 from leads.services.lifecycle import (
     lead_accept,
     lead_assign,

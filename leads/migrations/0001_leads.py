@@ -2,7 +2,7 @@
 
 import django.contrib.postgres.fields
 import django.db.models.deletion
-import scoring.fields
+import core.fields
 from django.conf import settings
 from django.db import migrations, models
 
@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
                 ('urgency', models.FloatField()),
                 ('priority', models.FloatField(help_text='The ranking value: see leads.ranking.')),
                 ('model_version', models.PositiveIntegerField()),
-                ('reasons', scoring.fields.WrittenJSONField(default=list)),
+                ('reasons', core.fields.WrittenJSONField(default=list)),
                 ('generated_on', models.DateField(help_text='The business day (TIME_ZONE) the lead was generated.')),
                 ('created_at', models.DateTimeField()),
                 ('assigned_at', models.DateTimeField(blank=True, null=True)),

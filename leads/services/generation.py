@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from leadengine.text import counted
+from core.text import counted
 from leads import ranking
 from leads.models import SUPPRESSION_NORMALIZE_SQL, Lead, LeadEvent, LeadFilter, Suppression
 from leads.services.filters import lead_filter_for

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from contractors.models import Contractor
 from contractors.selectors import contractor_serves
-from leadengine.cache import usage_bump
+from core.cache import usage_bump
 from leads.errors import CapReached, ContractorNotReceiving, LeadError, NotTerritoryOwner, ReturnRefused
 from leads.models import Lead, LeadEvent
 from leads.selectors import contractor_cap_usage

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from leadengine.retry import db_retry
+from core.retry import db_retry
 from leads.services.generation import GenerationSummary, leads_generate_all
 from leads.services.lifecycle import ExpirySummary, leads_expire
 from leads.services.routing import RoutingSummary, leads_route

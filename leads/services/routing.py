@@ -18,8 +18,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contractors.models import Contractor
-from leadengine.cache import usage_bump
-from leadengine.text import counted
+from core.cache import usage_bump
+from core.text import counted
 from leads import ranking
 from leads.models import Lead, LeadEvent
 from leads.selectors import contractor_cap_usage

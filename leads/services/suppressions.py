@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from leadengine.text import counted
+from core.text import counted
 from leads.errors import LeadError, SuppressionImportError
 from leads.models import SUPPRESSION_NORMALIZE_SQL, Lead, LeadEvent, Suppression, suppression_value_normalize
 from scoring.models import Property

@@ -1,5 +1,5 @@
 """Webhook delivery: an assigned lead of a contractor with a webhook URL is POSTed there as JSON, the
-lead's API detail body (leads.api.representation), signed with the contractor's secret. A 2xx answer
+lead's API detail body (leads.representation), signed with the contractor's secret. A 2xx answer
 delivers it (lifecycle.leads_deliver, via "webhook"); timeouts, connection errors, 408, 429 and 5xx are
 retried with exponential backoff and jitter up to WEBHOOK_MAX_ATTEMPTS, then given up; any other answer
 (3xx, 4xx) is refused and not retried. Given up and refused leads stay assigned and are flagged for
@@ -50,9 +50,9 @@ from contractors.services.webhook_targets import (
     WebhookTargetUnresolved,
     webhook_target_check,
 )
-from leadengine.retry import db_retry
-from leads.api.representation import leads_represented
+from core.retry import db_retry
 from leads.models import Lead, WebhookAttempt
+from leads.representation import leads_represented
 from leads.services.lifecycle import leads_deliver
 
 Outcome = WebhookAttempt.Outcome

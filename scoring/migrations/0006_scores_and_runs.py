@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import scoring.fields
+import core.fields
 from django.db import migrations, models
 
 
@@ -68,7 +68,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('score', models.FloatField(help_text='0-100: how likely the owner buys from this trade.')),
                 ('urgency', models.FloatField(help_text='0-100: how much of the score comes from recent events.')),
-                ('reasons', scoring.fields.WrittenJSONField(default=list)),
+                ('reasons', core.fields.WrittenJSONField(default=list)),
                 ('scored_at', models.DateTimeField(help_text='When the score took these values; a run leaves an unchanged score alone.')),
                 ('digest', models.BigIntegerField(help_text='Hash of model, score, urgency and reasons: how a run finds what changed.')),
                 ('model', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='scores', to='scoring.scoringmodel')),

@@ -21,7 +21,7 @@ A partition is claimed before it is scored: running, with a lease (the token of 
 and a heartbeat. Only a pending partition, or one whose lease went silent, can be claimed, so a
 duplicate task or a resume never scores a partition that a live holder has; only the lease holder
 records the outcome. Every unit of database work (claiming, reading, writing, recording a failure,
-closing the run) rides out a lost connection with leadengine.retry.db_retry (DB_RETRY_SECONDS).
+closing the run) rides out a lost connection with core.retry.db_retry (DB_RETRY_SECONDS).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from leadengine.cache import SCORES, generation_bump
-from leadengine.heartbeat import Heartbeat
-from leadengine.retry import db_retry, is_transient
+from core.cache import SCORES, generation_bump
+from core.heartbeat import Heartbeat
+from core.retry import db_retry, is_transient
 from scoring import selectors
 from scoring.models import ScoringModel, ScoringPartition, ScoringRun, Trade
 from scoring.services.scores import PartitionScores, distribution_summary, score_properties, scores_write

@@ -15,7 +15,7 @@ import pandas as pd
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from leadengine.cache import SCORES, generation_bump
+from core.cache import SCORES, generation_bump
 from scoring import engine, features, selectors
 from scoring.bulk import copy_rows, id_range_plan
 from scoring.engine import FactorSpec

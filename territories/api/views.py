@@ -8,9 +8,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from contractors.selectors import contractor_of
-from leadengine.api.pagination import BoundedCursorPagination
-from leadengine.api.permissions import IsAuthenticatedClient
-from leadengine.cache import SCORES, TERRITORIES, cached
+from core.api.pagination import BoundedCursorPagination
+from core.api.permissions import IsAuthenticatedClient
+from core.cache import SCORES, TERRITORIES, cached
 from leads.services.routing import leads_route_territories
 from territories.api.serializers import (
     AvailableQuerySerializer,

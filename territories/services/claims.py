@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from contractors.models import Contractor
 from contractors.selectors import contractor_serves
-from leadengine.cache import TERRITORIES, generation_bump
+from core.cache import TERRITORIES, generation_bump
 from scoring.models import Trade, ZipCode
 from territories.errors import (
     Conflict,

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from contractors.models import Contractor
-from leadengine.cache import TERRITORIES, generation_bump
+from core.cache import TERRITORIES, generation_bump
 from territories.errors import TerritoryError, TerritoryNotActive
 from territories.models import Territory
 from territories.services.claims import contractors_lock, owner_check, territories_insert, waitlist_lines_lock

@@ -252,7 +252,7 @@ def test_settings_derive_the_cache_and_the_broker_from_redis_url():
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
         {
-            "BACKEND": "leadengine.cache_backend.FallbackRedisCache",
+            "BACKEND": "core.cache_backend.FallbackRedisCache",
             "LOCATION": "redis://127.0.0.1:6379/14",
             "KEY_PREFIX": "leadengine",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},

@@ -14,7 +14,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from leadengine import charts
+from core import charts
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE_POLICY = (

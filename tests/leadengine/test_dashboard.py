@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.utils import timezone
 
-from leadengine import charts
+from core import charts
 from leadengine.dashboard import (
     dashboard_build,
     dashboard_funnel,

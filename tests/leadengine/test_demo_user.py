@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 
-from leadengine.services.demo import demo_user_ensure
+from demo.users import demo_user_ensure
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from django.core.cache import cache
 from django.test import Client
 from kombu.exceptions import OperationalError
 
+from core.cache_backend import CacheUnavailable
 from leadengine import cache as cached_answers
 from leadengine import cache_backend
-from leadengine.cache_backend import CacheUnavailable
 from leadengine.config import broker_database, redis_location
 from leads.models import Lead
 from tests.leads.conftest import market  # noqa: F401  (fixture)
@@ -142,7 +142,7 @@ def test_with_redis_down_a_contractor_lists_reads_and_accepts_its_leads(market, 
     first.refresh_from_db()
     assert first.state == Lead.State.ACCEPTED
     assert (profile.status_code, profile.json()["usage"]["today"]) == (200, 2)  # computed, not cached
-    outage_warnings = warnings_of(caplog, "leadengine.cache")
+    outage_warnings = warnings_of(caplog, "core.cache")
     assert len(outage_warnings) == 1, outage_warnings  # one per outage, not one per call
     assert outage_warnings[0].startswith("Redis cache at redis://127.0.0.1:1/0 is unavailable (ConnectionError: ")
 
@@ -259,7 +259,7 @@ def test_throttles_fail_open_while_redis_is_down_and_count_again_once_it_is_back
 
     throw_away_redis.kill()
     while_down = [client.get(LEADS).status_code for _ in range(4)]
-    throttle_warnings = warnings_of(caplog, "leadengine.api.throttling")
+    throttle_warnings = warnings_of(caplog, "core.api.throttling")
     throw_away_redis.start()  # empty: no persistence
     back = [client.get(LEADS).status_code for _ in range(3)]
 
@@ -268,7 +268,7 @@ def test_throttles_fail_open_while_redis_is_down_and_count_again_once_it_is_back
         f"API throttles let requests through uncounted while Redis ({throw_away_redis.url}) is unavailable"
     ]
     assert back == [200, 200, 429]
-    cache_messages = [record.getMessage() for record in caplog.records if record.name == "leadengine.cache"]
+    cache_messages = [record.getMessage() for record in caplog.records if record.name == "core.cache"]
     assert [message.split(" (")[0].split(" after ")[0] for message in cache_messages] == [
         f"Redis cache at {throw_away_redis.url} is unavailable",
         f"Redis cache at {throw_away_redis.url} answers again",
@@ -341,4 +341,4 @@ def test_an_outage_is_logged_once_however_many_calls_go_without_redis(redis_down
     for _ in range(50):
         cache.get("anything")
 
-    assert len(warnings_of(caplog, "leadengine.cache")) == 1
+    assert len(warnings_of(caplog, "core.cache")) == 1

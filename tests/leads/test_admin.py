@@ -677,7 +677,7 @@ def exported_rows(response) -> list[list[str]]:
 
 
 def test_export_action_streams_the_selected_leads_as_the_api_csv_and_delivers_nothing(staff_client, roofing, acme):
-    from leads.api.export import HEADER
+    from leads.export import HEADER
 
     chosen = assigned_lead(roofing, acme, owner_name="=HYPERLINK(1)")
     other = pool_lead(roofing)

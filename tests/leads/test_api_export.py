@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from leads.api.export import HEADER
+from leads.export import HEADER
 from leads.models import Lead, LeadEvent
 from leads.services.generation import leads_generate
 from leads.services.routing import leads_route

@@ -1,4 +1,4 @@
-"""The API's fast lead representation (leads/api/representation.py) answers exactly what LeadSerializer,
+"""The API's fast lead representation (leads/representation.py) answers exactly what LeadSerializer,
 which documents it, makes of the same leads: every state, events, reasons, nulls, job values, a return
 waiting for approval, and a site time zone other than UTC."""
 
@@ -8,9 +8,9 @@ import json
 import pytest
 from django.test import override_settings
 
-from leads.api.representation import leads_represented
 from leads.api.serializers import LeadSerializer
 from leads.models import Lead
+from leads.representation import leads_represented
 from scoring.models import Property
 from tests.leads.factories import owner
 from tests.leads.test_lifecycle import lead_in

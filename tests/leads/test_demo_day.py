@@ -8,12 +8,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
+from demo.day import leads_demo_day
+from demo.market import DemoRefused
 from leads.models import Lead, LeadEvent
-from leads.services.demo import leads_demo_day
 from leads.services.generation import leads_generate
 from leads.services.lifecycle import lead_accept, leads_deliver
 from leads.services.routing import leads_route
-from scoring.services.demo import DemoRefused
 from tests.leads.factories import owner, scored_home
 
 NO_DEMO_CONTRACTORS = (

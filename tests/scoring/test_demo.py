@@ -10,11 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from scoring import selectors
-from scoring.geo import haversine_miles
-from scoring.models import ImportRun, Permit, Property, Sale, StormEvent, ZipCode
-from scoring.services import demo
-from scoring.services.demo import (
+import demo.market as demo
+from demo.market import (
     IMPORT_ORDER,
     METROS,
     PERMIT_TYPE_TRADES,
@@ -25,6 +22,9 @@ from scoring.services.demo import (
     demo_market_frames,
     demo_market_seed,
 )
+from scoring import selectors
+from scoring.geo import haversine_miles
+from scoring.models import ImportRun, Permit, Property, Sale, StormEvent, ZipCode
 from scoring.services.imports import data_file_import
 
 TODAY = dt.date(2026, 5, 20)

@@ -20,7 +20,7 @@ from django.db import OperationalError, connection
 from django.test import override_settings
 from django.utils import timezone
 
-from leadengine.retry import is_transient
+from core.retry import is_transient
 from scoring.bulk import copy_frame, copy_in
 from scoring.models import ImportRun, Property
 from scoring.services.imports import EXIT_DATABASE_UNREACHABLE, data_file_import, import_runs_abandoned_close
@@ -151,7 +151,7 @@ def retry_warnings(caplog) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "leadengine.retry" and r.levelno == logging.WARNING and "trying again" in r.getMessage()
+        if r.name == "core.retry" and r.levelno == logging.WARNING and "trying again" in r.getMessage()
     ]
 
 
@@ -345,7 +345,7 @@ def test_manage_import_data_exits_4_with_one_line_when_the_connection_is_lost_fo
     assert done.returncode == 4
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
-    # Before it, the log of the retry (leadengine.retry), which names the error as PostgreSQL reported it.
+    # Before it, the log of the retry (core.retry), which names the error as PostgreSQL reported it.
     assert done.stderr.splitlines()[-1] == (
         f"properties: {path.resolve()} was not imported: the database was unreachable (terminating connection "
         "due to administrator command) and not back within DB_RETRY_SECONDS (0 s); no row was written: "

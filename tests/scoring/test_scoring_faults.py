@@ -16,8 +16,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from core.retry import connection_reset
 from leadengine.celery import app as celery_app
-from leadengine.retry import connection_reset
 from scoring.management.commands import score as score_command
 from scoring.models import Score, ScoringPartition, ScoringRun, Trade
 from scoring.services import runs

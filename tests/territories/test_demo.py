@@ -11,10 +11,10 @@ from django.db.models import F
 from django.test import override_settings
 
 from contractors.models import Contractor, ContractorTrade
+from demo.market import DemoRefused, demo_market_seed
+from demo.territories import DEMO_TRADES, territories_demo_seed
 from scoring.models import Property
-from scoring.services.demo import DemoRefused, demo_market_seed
 from territories.models import Territory, WaitlistEntry
-from territories.services.demo import DEMO_TRADES, territories_demo_seed
 from tests.contractors.factories import ContractorFactory
 
 

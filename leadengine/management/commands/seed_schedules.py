@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from core.text import counted
 from leadengine.services.schedules import schedules_seed
-from leadengine.text import counted
 
 
 class Command(BaseCommand):

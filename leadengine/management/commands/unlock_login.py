@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from leadengine.cache_backend import CacheUnavailable
+from core.cache_backend import CacheUnavailable
 from leadengine.security import login_unlock
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from leadengine.text import counted
+from core.text import counted
 from leads.services.generation import leads_generate_all
 from scoring.selectors import trades_named
 

@@ -5,7 +5,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
 
-from leadengine.retry import connection_reset, db_retry, is_transient
+from core.retry import connection_reset, db_retry, is_transient
 from scoring.models import ScoringModel, ScoringRun, Trade
 from scoring.selectors import trades_named
 from scoring.services import runs

@@ -19,8 +19,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from leadengine.heartbeat import Heartbeat
-from leadengine.retry import db_retry, is_transient
+from core.heartbeat import Heartbeat
+from core.retry import db_retry, is_transient
 from scoring.bulk import copy_in, csv_bytes
 from scoring.models import ImportProfile, ImportRun
 from scoring.services.imports.files import (

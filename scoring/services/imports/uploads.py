@@ -30,7 +30,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from leadengine.retry import db_retry
+from core.retry import db_retry
 from scoring.models import ImportProfile, ImportRun
 from scoring.services.imports.kinds import IMPORTERS
 from scoring.services.imports.run import data_file_import, import_runs_abandoned_close

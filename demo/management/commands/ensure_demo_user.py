@@ -1,7 +1,7 @@
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from leadengine.services.demo import DEMO_PASSWORD, demo_user_ensure
+from demo.users import DEMO_PASSWORD, demo_user_ensure
 
 
 class Command(BaseCommand):

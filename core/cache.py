@@ -3,7 +3,7 @@ kind of data it was built from; a service that changes that data bumps the kind'
 transaction commits, so no answer built on the old data is read again (it simply expires). The
 generations live in Django's cache (Redis), shared by every process.
 
-While Redis cannot be reached (leadengine/cache_backend.py), answers are computed directly, and a bump that
+While Redis cannot be reached (core/cache_backend.py), answers are computed directly, and a bump that
 could not be made is kept by the process and made at its next cached read or bump once Redis answers. A
 bump lost for good (the process ended first) leaves an answer built before it readable until it expires:
 never longer than CACHE_SECONDS after it was computed."""
@@ -18,7 +18,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
-from leadengine.cache_backend import CacheUnavailable
+from core.cache_backend import CacheUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 credentials. The counters live in Django's cache, Redis (CACHES), shared by every server process.
 
 While Redis cannot be reached the throttles fail open: the cache reads no history and drops the new one
-(leadengine/cache_backend.py), so every request goes through uncounted, and one warning per outage says so.
+(core/cache_backend.py), so every request goes through uncounted, and one warning per outage says so.
 Failing closed would turn a cache outage into an API outage for every client; counting in PostgreSQL instead
 would add a write to every request on the one store the API still has, when it must carry the reads the
 cache no longer answers. What a throttle guards against is bounded anyway: API keys are still checked on
@@ -14,8 +14,7 @@ import threading
 
 from rest_framework.throttling import SimpleRateThrottle
 
-from contractors.models import ApiKey
-from leadengine.cache_backend import cache_unavailable
+from core.cache_backend import cache_unavailable
 
 log = logging.getLogger(__name__)
 _warned = {"outage": None}
@@ -53,7 +52,7 @@ class ClientRateThrottle(FailOpenThrottle):
         return settings.API_RATE
 
     def get_cache_key(self, request, view):
-        if isinstance(request.auth, ApiKey):
+        if getattr(request.auth, "pk", None) is not None:  # an API key (a session has no request.auth)
             return self.cache_format % {"scope": "client", "ident": f"key:{request.auth.pk}"}
         user = request.user
         if user is not None and user.is_authenticated:

@@ -45,7 +45,7 @@ import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
-from leadengine.text import counted
+from core.text import counted
 from scoring import geo, selectors
 from scoring.models import ImportRun, Property, StormEvent
 from scoring.services.imports import ImportResult, data_file_import

@@ -11,7 +11,7 @@ from rest_framework import authentication, exceptions
 
 from contractors.models import ApiKey, Contractor
 from contractors.services.api_keys import ApiKeyRejected, ApiKeyUnknown, api_key_authenticate
-from leadengine.api.throttling import AuthFailureThrottle
+from core.api.throttling import AuthFailureThrottle
 
 KEYWORD = "Api-Key"
 

@@ -10,7 +10,7 @@ from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
-from leadengine.api.errors import ErrorSerializer
+from core.api.errors import ErrorSerializer
 
 API_PREFIX = "/api/v1/"
 

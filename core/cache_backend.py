@@ -4,7 +4,7 @@ The cache only ever saves work: every answer in it can be computed again from Po
 refuses a connection or does not answer within CACHE_TIMEOUT_SECONDS, a read is a miss and a write is
 dropped, and the request goes on with PostgreSQL alone. Counters are the exception: an increment cannot
 be answered without Redis, so incr() and decr() raise CacheUnavailable, and their callers choose (cached
-generations are bumped later, the login guard lets the login through; see leadengine/cache.py and
+generations are bumped later, the login guard lets the login through; see core/cache.py and
 leadengine/security.py).
 
 After a failure the process leaves Redis alone for RETRY_SECONDS, so a Redis that hangs costs one timeout
@@ -25,7 +25,7 @@ import redis
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
 
-log = logging.getLogger("leadengine.cache")
+log = logging.getLogger("core.cache")
 
 DEFAULT_TIMEOUT_SECONDS = 0.5
 RETRY_SECONDS = 2.0  # after a failure, calls go without Redis this long before one tries it again

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from django.db import connection
 
-from leadengine.retry import connection_reset
+from core.retry import connection_reset
 
 log = logging.getLogger(__name__)
 

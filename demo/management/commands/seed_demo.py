@@ -3,7 +3,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.services.demo import (
+from demo.market import (
     ALLOW_PRODUCTION_FLAG,
     IMPORT_ORDER,
     DemoMarketError,

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.services.demo import ALLOW_PRODUCTION_FLAG, DemoRefused
-from territories.services.demo import territories_demo_seed
+from demo.market import ALLOW_PRODUCTION_FLAG, DemoRefused
+from demo.territories import territories_demo_seed
 
 
 class Command(BaseCommand):

@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from contractors.models import Contractor
 from contractors.selectors import contractor_of
 from contractors.services.contractors import contractor_status_change
-from leadengine.api.permissions import IsAuthenticatedClient
-from leadengine.api.schema import ApiSchema
+from core.api.permissions import IsAuthenticatedClient
+from core.api.schema import ApiSchema
 from leads.selectors import contractor_cap_usage_cached
 
 

@@ -1,10 +1,7 @@
-"""The lead list as CSV (`GET /api/v1/leads/?format=csv`, or `Accept: text/csv`): every lead the list's
-filters and ordering select, not one page, streamed in chunks from one query, in flat columns a CRM can
-import. A contractor's export delivers the assigned leads it contains, as reading the list does.
-
-LeadCsvRenderer only selects the export in content negotiation: the list answers the export itself as a
-StreamingHttpResponse. Whatever reaches the renderer is an error (a bad filter, no credentials, a
-throttle), and an API error is JSON whatever format was asked."""
+"""Leads as CSV: every lead a queryset selects, not one page, streamed in chunks from one query, in flat
+columns a CRM can import. The API's list answers it (`GET /api/v1/leads/?format=csv`, or
+`Accept: text/csv`; leads/api/renderers.py), and the admin's export action. A contractor's export delivers
+the assigned leads it contains, as reading the list does."""
 
 from __future__ import annotations
 
@@ -18,9 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 
-from leadengine.api.schema import ApiSchema
 from leads.models import Lead
 from leads.services.lifecycle import leads_deliver
 
@@ -59,27 +54,6 @@ HEADER = [header for header, _ in COLUMNS]
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such text gets a
 # leading apostrophe, which spreadsheets show as text and do not evaluate.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class LeadCsvRenderer(BaseRenderer):
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        # Only an error gets here (the export streams past renderers): JSON, as every API error.
-        response = (renderer_context or {}).get("response")
-        if response is not None:
-            response["Content-Type"] = JSONRenderer.media_type
-        return JSONRenderer().render(data, JSONRenderer.media_type, renderer_context)
-
-
-class LeadListSchema(ApiSchema):
-    """The list answers JSON or CSV (its 200 says both, by extend_schema); its errors are JSON only."""
-
-    def map_renderers(self, attribute: str) -> list:
-        csv_only = getattr(LeadCsvRenderer, attribute)
-        return [value for value in super().map_renderers(attribute) if value != csv_only]
 
 
 def lead_export_response(queryset: QuerySet[Lead], *, deliver: bool) -> StreamingHttpResponse:

@@ -21,9 +21,9 @@ from django.utils.text import slugify
 
 from contractors.models import Contractor, validate_time_zone
 from contractors.services.contractors import contractor_create, contractor_status_change
+from demo.market import METROS, demo_production_check, metro_zip_frame
 from scoring import selectors as scoring_selectors
 from scoring.models import Property, Trade, ZipCode
-from scoring.services.demo import METROS, demo_production_check, metro_zip_frame
 from territories.services.claims import territory_claim_many
 from territories.services.waitlist import waitlist_join
 

@@ -1,4 +1,7 @@
-"""Admin change lists of tables that grow to millions of rows (properties, scores, leads...).
+"""What every app's admin shares: change lists of tables that grow to millions of rows, and the page of a
+form whose submission calls a service (an action's intermediate page, a claim).
+
+Change lists of tables that grow to millions of rows (properties, scores, leads...):
 
 Django's change list counts its rows exactly on every page load (`SELECT COUNT(*)`), which reads the
 whole table or the whole filtered set. Here the count is PostgreSQL's own estimate when the set is big:
@@ -12,11 +15,13 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import EmptyPage, Paginator
 from django.db import connections
 from django.db.models import QuerySet
+from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
 # Sets estimated to hold fewer rows than this are counted exactly.
@@ -119,3 +124,30 @@ class BigTableAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+
+
+def service_form_response(
+    model_admin: admin.ModelAdmin,
+    request,
+    *,
+    form: forms.Form,
+    title: str,
+    submit_label: str,
+    intro: str = "",
+    objects=(),
+    action: str = "",
+) -> TemplateResponse:
+    """A page with a form whose submission calls a service: an action's intermediate page (`action` and
+    `objects` carry the selection back to the action) or a stand-alone form such as a claim."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": title,
+        "form": form,
+        "media": model_admin.media + form.media,
+        "intro": intro,
+        "objects": list(objects),
+        "action": action,
+        "submit_label": submit_label,
+    }
+    return TemplateResponse(request, "admin/service_form.html", context)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from contractors.models import Contractor
+from demo.market import DemoRefused, demo_production_check
 from leads.models import Lead, LeadEvent
 from leads.services.lifecycle import lead_accept, lead_contact, lead_convert, lead_reject, lead_return, leads_deliver
-from scoring.services.demo import DemoRefused, demo_production_check
 
 CONTRACTOR = LeadEvent.Actor.CONTRACTOR
 # What happens to a delivered lead: (share, move). The rest stay delivered, waiting for an answer.

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from contractors.services.contractors import ContractorError
-from leadengine.retry import is_transient
+from core.retry import is_transient
 from leadengine.services.jobs import JobError
 from leads.errors import LeadError
 from territories.errors import TerritoryError, TerritoryTaken
