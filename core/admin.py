@@ -151,3 +151,33 @@ def service_form_response(
         "submit_label": submit_label,
     }
     return TemplateResponse(request, "admin/service_form.html", context)
+
+
+def action_form(
+    model_admin: admin.ModelAdmin,
+    request,
+    queryset,
+    *,
+    form_class: type[forms.Form],
+    action: str,
+    title: str,
+    intro: str = "",
+    submit_label: str = "",
+) -> tuple[dict | None, TemplateResponse | None]:
+    """An admin action that asks for input first: (the form's cleaned data, None) once its page was
+    submitted valid, else (None, the page to show). The page lists the selected `queryset` and carries the
+    selection back to `action`."""
+    form = form_class(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        return form.cleaned_data, None
+    page = service_form_response(
+        model_admin,
+        request,
+        form=form,
+        title=title,
+        submit_label=submit_label or title.split()[0],
+        intro=intro,
+        objects=queryset,
+        action=action,
+    )
+    return None, page

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from contractors.services.api_keys import api_key_create
-from leadengine import admin_tools
+from core import admin as admin_tools
 from leadengine.models import JobRun
 from leads.services.generation import leads_generate
 from scoring.admin import PropertyAdmin

@@ -18,9 +18,9 @@ from django.core.cache import cache
 from django.test import Client
 from kombu.exceptions import OperationalError
 
+from core import cache as cached_answers
+from core import cache_backend
 from core.cache_backend import CacheUnavailable
-from leadengine import cache as cached_answers
-from leadengine import cache_backend
 from leadengine.config import broker_database, redis_location
 from leads.models import Lead
 from tests.leads.conftest import market  # noqa: F401  (fixture)
