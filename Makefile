@@ -60,16 +60,19 @@ beat: $(BIN)/.installed
 	  echo "The browser tests need Debian's Chromium: sudo apt-get install chromium"; exit 1; \
 	fi
 
-## Lint and run the test suite (browser tests included) against real PostgreSQL and Redis.
+## Lint (the floor plan's import contracts included) and run the test suite (browser tests included)
+## against real PostgreSQL and Redis.
 test: $(BIN)/.installed /usr/bin/chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(MANAGE) makemigrations --check --dry-run
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
