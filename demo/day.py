@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from contractors.models import Contractor
-from demo.market import DemoRefused, demo_production_check
+from demo.guard import DemoRefused, demo_production_check
 from leads.models import Lead, LeadEvent
 from leads.services.lifecycle import lead_accept, lead_contact, lead_convert, lead_reject, lead_return, leads_deliver
 

@@ -21,7 +21,8 @@ from django.utils.text import slugify
 
 from contractors.models import Contractor, validate_time_zone
 from contractors.services.contractors import contractor_create, contractor_status_change
-from demo.market import METROS, demo_production_check, metro_zip_frame
+from demo.guard import demo_production_check
+from demo.market import METROS, metro_zip_frame
 from scoring import selectors as scoring_selectors
 from scoring.models import Property, Trade, ZipCode
 from territories.services.claims import territory_claim_many

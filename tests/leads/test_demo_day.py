@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from demo.day import leads_demo_day
-from demo.market import DemoRefused
+from demo.guard import DemoRefused
 from leads.models import Lead, LeadEvent
 from leads.services.generation import leads_generate
 from leads.services.lifecycle import lead_accept, leads_deliver

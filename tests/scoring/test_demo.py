@@ -11,13 +11,13 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 import demo.market as demo
+from demo.guard import DemoRefused
 from demo.market import (
     IMPORT_ORDER,
     METROS,
     PERMIT_TYPE_TRADES,
     PROPERTY_COLUMNS,
     DemoMarketError,
-    DemoRefused,
     demo_frame_write,
     demo_market_frames,
     demo_market_seed,

@@ -11,7 +11,8 @@ from django.db.models import F
 from django.test import override_settings
 
 from contractors.models import Contractor, ContractorTrade
-from demo.market import DemoRefused, demo_market_seed
+from demo.guard import DemoRefused
+from demo.market import demo_market_seed
 from demo.territories import DEMO_TRADES, territories_demo_seed
 from scoring.models import Property
 from territories.models import Territory, WaitlistEntry

@@ -3,13 +3,8 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from demo.market import (
-    ALLOW_PRODUCTION_FLAG,
-    IMPORT_ORDER,
-    DemoMarketError,
-    DemoRefused,
-    demo_market_seed,
-)
+from demo.guard import ALLOW_PRODUCTION_FLAG, DemoRefused
+from demo.market import IMPORT_ORDER, DemoMarketError, demo_market_seed
 
 
 def positive_int(text: str) -> int:

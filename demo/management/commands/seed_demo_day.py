@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from demo.day import leads_demo_day
-from demo.market import ALLOW_PRODUCTION_FLAG, DemoRefused
+from demo.guard import ALLOW_PRODUCTION_FLAG, DemoRefused
 
 
 class Command(BaseCommand):

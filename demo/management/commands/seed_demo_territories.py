@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from demo.market import ALLOW_PRODUCTION_FLAG, DemoRefused
+from demo.guard import ALLOW_PRODUCTION_FLAG, DemoRefused
 from demo.territories import territories_demo_seed
 
 
