@@ -45,6 +45,7 @@ import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
+from core.errors import DomainError
 from core.text import counted
 from scoring import geo, selectors
 from scoring.models import ImportRun, Property, StormEvent
@@ -70,12 +71,17 @@ PERMIT_COLUMNS = ["permit_number", "parcel_id", "issued_date", "permit_type", "t
 SALE_COLUMNS = ["parcel_id", "sale_date", "price"]
 
 
-class DemoMarketError(ValueError):
+class DemoMarketError(DomainError):
     """The demo market cannot be made (no properties asked for, or none of its cities in the ZIP reference)."""
 
+    code = "demo_market_impossible"
+    http_status = 422
 
-class DemoRefused(Exception):
+
+class DemoRefused(DomainError):
     """A demo command declined to write: made-up rows among real ones would pass for real business."""
+
+    code = "demo_refused"
 
 
 # The demo commands' flag for running with DEBUG off; their refusal names it.

@@ -27,6 +27,7 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core.errors import DomainError
 from core.retry import db_retry
 from leadengine.models import JobRun
 from leadengine.services.monitoring import daily_report_send, overdue_check
@@ -45,7 +46,7 @@ JOB_LOCK = 7_302  # pg_try_advisory_lock(JOB_LOCK, run key): one live execution 
 log = logging.getLogger(__name__)
 
 
-class JobError(Exception):
+class JobError(DomainError):
     code = "job_error"
     http_status = 400
 

@@ -22,9 +22,9 @@ from django.utils import timezone
 from core.heartbeat import Heartbeat
 from core.retry import db_retry, is_transient
 from scoring.bulk import copy_in, csv_bytes
+from scoring.errors import ImportFileError
 from scoring.models import ImportProfile, ImportRun
 from scoring.services.imports.files import (
-    ImportFileError,
     RejectsFile,
     read_chunks,
     read_header,
