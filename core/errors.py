@@ -1,7 +1,8 @@
 """The base of every domain error: a refusal a user is told (staff in the admin or a command, a client of the
-API), as opposed to a fault of the code. Each app keeps its own in `<app>/errors.py`, deriving from
-DomainError with a stable `code` and an `http_status`; the API renders any of them the same way
-(core/api/errors.py): {"code": code, "detail": detail, "fields": {}} plus body_extra(), with http_status.
+API), as opposed to a fault of the code. Apps keep theirs in `<app>/errors.py` (the odd one lives beside the
+only service that raises it: JobError, LoginLocked, the demo's refusals), deriving from DomainError with a
+stable `code` and an `http_status`; the API renders any of them the same way (core/api/errors.py):
+{"code": code, "detail": detail, "fields": {}} plus body_extra(), with http_status.
 
 Errors that say the code is wrong (a ValueError of a pure function, a lost lease) are not domain errors: the
 API answers them 500 and they are logged."""
