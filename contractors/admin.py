@@ -4,10 +4,10 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 
+from contractors.errors import ApiKeyOwnerInvalid, ContractorError
 from contractors.models import ApiKey, Contractor, ContractorStatusChange, Membership
-from contractors.services.api_keys import ApiKeyOwnerInvalid, api_key_create, api_key_revoke
+from contractors.services.api_keys import api_key_create, api_key_revoke
 from contractors.services.contractors import (
-    ContractorError,
     contractor_status_change,
     contractor_trades_set,
     contractor_webhook_secret_rotate,

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from core.errors import DomainError
 from core.text import counted
 from scoring.models import ImportRun, Property
 
 
-class DemoRefused(Exception):
+class DemoRefused(DomainError):
     """A demo command declined to write: made-up rows among real ones would pass for real business."""
+
+    code = "demo_refused"
 
 
 # The demo commands' flag for running with DEBUG off; their refusal names it.

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from django.utils import timezone
 
+from core.errors import DomainError
 from demo.guard import DEMO_ORIGIN, demo_market_owner_check, demo_production_check
 from scoring import geo, selectors
 from scoring.models import ImportRun, Property, StormEvent
@@ -67,8 +68,11 @@ PERMIT_COLUMNS = ["permit_number", "parcel_id", "issued_date", "permit_type", "t
 SALE_COLUMNS = ["parcel_id", "sale_date", "price"]
 
 
-class DemoMarketError(ValueError):
+class DemoMarketError(DomainError):
     """The demo market cannot be made (no properties asked for, or none of its cities in the ZIP reference)."""
+
+    code = "demo_market_impossible"
+    http_status = 422
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
 
 from core.cache_backend import CacheUnavailable, cache_unavailable
+from core.errors import DomainError
 
 logger = logging.getLogger("leadengine.security")
 _warned_outage: list = [None]  # the outage (location, start) last warned of
@@ -50,15 +51,18 @@ class FailureCounter:
         return f"{self.key}:locked-until"
 
 
-class LoginLocked(Exception):
-    """Logins for this username, or from this address, are refused for `minutes` more minutes."""
+class LoginLocked(DomainError):
+    """Logins for this username, or from this address, are refused for `minutes` more minutes; `code` is
+    locked_account or locked_address."""
+
+    http_status = 429
 
     def __init__(self, kind: str, minutes: int):
         self.kind = kind
         self.minutes = minutes
         whom = "for this account" if kind == ACCOUNT else "from this address"
         unit = "minute" if minutes == 1 else "minutes"
-        super().__init__(f"Too many failed logins {whom}. Try again in {minutes} {unit}.")
+        super().__init__(f"Too many failed logins {whom}. Try again in {minutes} {unit}.", code=f"locked_{kind}")
 
 
 @dataclass(frozen=True)
@@ -242,7 +246,7 @@ class AdminLoginForm(AdminAuthenticationForm):
         try:
             attempt = login_attempt_begin(username=username, address=address)
         except LoginLocked as locked:
-            raise ValidationError(str(locked), code=f"locked_{locked.kind}") from None
+            raise ValidationError(str(locked), code=locked.code) from None
         except CacheUnavailable:
             _login_unguarded(username=username, address=address)
             return super().clean()

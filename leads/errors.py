@@ -1,10 +1,12 @@
-"""Domain errors of leads. Each has a stable `code` and an `http_status` for the API; the admin shows
-the message."""
+"""Domain errors of leads (core.errors.DomainError). Each has a stable `code` and an `http_status` for the
+API; the admin shows the message."""
 
 from __future__ import annotations
 
+from core.errors import DomainError
 
-class LeadError(Exception):
+
+class LeadError(DomainError):
     code = "lead_error"
     http_status = 400
 

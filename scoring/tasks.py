@@ -4,6 +4,7 @@ import logging
 import uuid
 
 from celery import shared_task
+from django.conf import settings
 
 from scoring.services import runs
 from scoring.services.imports import uploads
@@ -11,9 +12,10 @@ from scoring.services.imports import uploads
 logger = logging.getLogger(__name__)
 
 # A try that could not reach the database (each of its steps already waited DB_RETRY_SECONDS) comes back
-# after 5, 10, 20, 40, 60 and 60 s: with those waits, the retries span several minutes of outage. Only the
-# broker is needed to schedule one. Past the last, the recovery sweep sends the partition again.
-PARTITION_RETRIES = 6
+# after 5, 10, 20, 40, then 60 s, up to SCORING_PARTITION_ATTEMPTS tries in all, as in a run scored in one
+# process (read when the task runs, so the setting of the worker's deployment holds): with the default 3 and
+# DB_RETRY_SECONDS 60, the tries span over three minutes of outage. Only the broker is needed to schedule
+# one. Past the last, the recovery sweep sends the partition again.
 LONGEST_COUNTDOWN_SECONDS = 60
 
 
@@ -25,7 +27,6 @@ LONGEST_COUNTDOWN_SECONDS = 60
     name="scoring.score_partition",
     bind=True,
     acks_late=True,
-    max_retries=PARTITION_RETRIES,
     soft_time_limit=600,
     time_limit=660,
 )
@@ -35,10 +36,11 @@ def score_partition(self, partition_id: int) -> None:
     lease = self.request.id or f"task-{uuid.uuid4().hex}"
     if not runs.scoring_partition_attempt(partition_id=partition_id, lease=lease):
         return
-    if self.request.retries >= PARTITION_RETRIES:
-        logger.error("scoring partition %s: no retries left; the recovery sweep sends it again", partition_id)
+    retries = settings.SCORING_PARTITION_ATTEMPTS - 1
+    if self.request.retries >= retries:
+        logger.error("scoring partition %s: no tries left; the recovery sweep sends it again", partition_id)
         return
-    raise self.retry(countdown=min(5 * 2**self.request.retries, LONGEST_COUNTDOWN_SECONDS))
+    raise self.retry(countdown=min(5 * 2**self.request.retries, LONGEST_COUNTDOWN_SECONDS), max_retries=retries)
 
 
 # Time limits: an import reads about 120,000 rows a second (README, Speed), so half an hour (the jobs' limits,

@@ -1,5 +1,5 @@
-"""Domain errors of territories. Each has a stable `code` and an `http_status` for the API; the admin
-shows the message."""
+"""Domain errors of territories (core.errors.DomainError). Each has a stable `code` and an `http_status` for
+the API; the admin shows the message."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.errors import DomainError
 
-class TerritoryError(Exception):
+
+class TerritoryError(DomainError):
     code = "territory_error"
     http_status = 400
 
@@ -44,6 +46,20 @@ class TerritoryTaken(TerritoryError):
     @property
     def zip_codes(self) -> list[str]:
         return [conflict.zip_code for conflict in self.conflicts]
+
+    # The API names the ZIPs, not who holds them: a competitor's territories are not another contractor's
+    # business. Staff see the holders in the message.
+    @property
+    def detail(self) -> str:
+        return f"{self.trade_name} territory already taken: {', '.join(self.zip_codes)}. Nothing was claimed."
+
+    def body_extra(self) -> dict:
+        return {
+            "conflicts": [
+                {"zip_code": conflict.zip_code, "held_as": "offered" if conflict.offered_until else "owned"}
+                for conflict in self.conflicts
+            ]
+        }
 
 
 class TradeNotServed(TerritoryError):

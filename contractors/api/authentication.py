@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from contractors.errors import ApiKeyRejected, ApiKeyUnknown
 from contractors.models import ApiKey, Contractor
-from contractors.services.api_keys import ApiKeyRejected, ApiKeyUnknown, api_key_authenticate
+from contractors.services.api_keys import api_key_authenticate
 from core.api.throttling import AuthFailureThrottle
 
 KEYWORD = "Api-Key"

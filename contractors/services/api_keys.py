@@ -19,42 +19,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from contractors.errors import ApiAccessDenied, ApiKeyOwnerInvalid, ApiKeyRevoked, ApiKeyUnknown
 from contractors.models import ApiKey, Contractor
 from contractors.selectors import contractor_api_access, staff_api_access
-from contractors.services.contractors import ContractorError
 
 KEY_PREFIX = "le_"
 # last_used_at is written at most this often per key, so that busy clients do not write on every call.
 # The shape of every key api_key_generate makes; anything else is refused without a database query.
 KEY_SHAPE = re.compile(r"le_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
-
-
-class ApiKeyRejected(Exception):
-    """A request's API key does not give access. `http_status` is what the API answers: 401 for a key
-    that authenticates nobody, 403 for a known contractor who may not use the API; `code` is stable."""
-
-    http_status = 401
-    code = "invalid_api_key"
-
-
-class ApiKeyUnknown(ApiKeyRejected):
-    code = "unknown_api_key"
-
-
-class ApiKeyRevoked(ApiKeyRejected):
-    code = "revoked_api_key"
-
-
-class ApiAccessDenied(ApiKeyRejected):
-    http_status = 403
-    code = "api_access_denied"
-
-
-class ApiKeyOwnerInvalid(ContractorError):
-    """A key was asked for without exactly one owner, or for a user who may not have one of their own."""
-
-    code = "invalid_api_key_owner"
 
 
 def api_key_well_formed(raw_key: str) -> bool:

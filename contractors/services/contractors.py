@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from contractors.errors import ContractorStatusError, MembershipError, TradeStillOwned
 from contractors.models import Contractor, ContractorStatusChange, ContractorTrade, Membership, webhook_secret_new
 from scoring.models import Trade
 
@@ -21,26 +22,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 FOREIGN_KEY_VIOLATION = "23503"
-
-
-class ContractorError(Exception):
-    """A change to a contractor that is refused; the message says why, for staff and API clients."""
-
-    code = "contractor_error"
-
-
-class ContractorStatusError(ContractorError):
-    code = "invalid_status_change"
-
-
-class TradeStillOwned(ContractorError):
-    """The contractor still owns territories of a trade it was asked to stop serving."""
-
-    code = "trade_still_owned"
-
-
-class MembershipError(ContractorError):
-    code = "invalid_membership"
 
 
 def _locked(contractor: Contractor) -> Contractor:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from contractors.services.contractors import ContractorError
+from contractors.errors import WebhookTargetError, WebhookTargetRefused, WebhookTargetUnresolved
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -80,24 +80,6 @@ NETWORKS = [
     (ipaddress.ip_network(network), kind, allowable) for networks, kind, allowable in RANGES for network in networks
 ]
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-class WebhookTargetError(ContractorError):
-    """A webhook URL that leads cannot be posted to; the message says why."""
-
-    code = "webhook_target_invalid"
-
-
-class WebhookTargetRefused(WebhookTargetError):
-    """Never posted to as it stands: a scheme, host or address the settings do not allow."""
-
-    code = "webhook_target_refused"
-
-
-class WebhookTargetUnresolved(WebhookTargetError):
-    """The host name did not resolve: refused when saved, tried again later when posting."""
-
-    code = "webhook_target_unresolved"
 
 
 @dataclass(frozen=True)

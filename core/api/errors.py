@@ -1,7 +1,7 @@
 """Every API error is JSON: {"code": "...", "detail": "...", "fields": {...}}, with stable codes. Domain
-errors (leads, territories) carry their own code and HTTP status; DRF's own errors get theirs; a database
-that cannot be reached is 503 database_unavailable with Retry-After, a body over DATA_UPLOAD_MAX_MEMORY_SIZE
-413 too_large."""
+errors (core.errors.DomainError, whatever the app) carry their own code, HTTP status and extra fields; DRF's
+own errors get theirs; a database that cannot be reached is 503 database_unavailable with Retry-After, a
+body over DATA_UPLOAD_MAX_MEMORY_SIZE 413 too_large."""
 
 from __future__ import annotations
 
@@ -20,13 +20,9 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from contractors.services.contractors import ContractorError
+from core.errors import DomainError
 from core.retry import is_transient
-from leadengine.services.jobs import JobError
-from leads.errors import LeadError
-from territories.errors import TerritoryError, TerritoryTaken
 
-DOMAIN_ERRORS = (LeadError, TerritoryError, ContractorError, JobError)
 log = logging.getLogger(__name__)
 
 
@@ -106,16 +102,8 @@ def _flatten(detail) -> dict:
 
 
 def api_exception_handler(error, context):
-    if isinstance(error, TerritoryTaken):
-        # The ZIPs, not who holds them: a competitor's territories are not another contractor's business.
-        taken = ", ".join(error.zip_codes)
-        body = error_body(error.code, f"{error.trade_name} territory already taken: {taken}. Nothing was claimed.")
-        body["conflicts"] = [
-            {"zip_code": c.zip_code, "held_as": "offered" if c.offered_until else "owned"} for c in error.conflicts
-        ]
-        return Response(body, status=error.http_status)
-    if isinstance(error, DOMAIN_ERRORS):
-        return Response(error_body(error.code, str(error)), status=getattr(error, "http_status", 409))
+    if isinstance(error, DomainError):
+        return Response(error_body(error.code, error.detail) | error.body_extra(), status=error.http_status)
     if isinstance(error, DatabaseError) and database_unavailable(error):
         # Logged without a trace: while PostgreSQL restarts, every request would add one.
         log.warning("API request answered 503, the database is unavailable: %s", error)

@@ -27,6 +27,8 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core import locks
+from core.errors import DomainError
 from core.retry import db_retry
 from leadengine.models import JobRun
 from leadengine.services.monitoring import daily_report_send, overdue_check
@@ -41,11 +43,10 @@ from scoring.services import runs
 from territories.services.waitlist import territory_offers_expire
 
 Job, Status = JobRun.Job, JobRun.Status
-JOB_LOCK = 7_302  # pg_try_advisory_lock(JOB_LOCK, run key): one live execution per job and trade
 log = logging.getLogger(__name__)
 
 
-class JobError(Exception):
+class JobError(DomainError):
     code = "job_error"
     http_status = 400
 
@@ -178,19 +179,22 @@ def job_trade_check(*, job: str, trade: Trade | None) -> None:
 
 
 def _lock_key(run: JobRun) -> int:
-    """One 32-bit key per job and trade: the job's place in Job and the trade id (0: every trade)."""
-    return list(Job.values).index(run.job) * 1_000_000 + (run.trade_id or 0)
+    """The second key of the run's lock (locks.JOB_RUN), one per job and trade: a number drawn from the job's
+    name (never its place in Job, which moves when a job is added), below 2,147, in millions, plus the trade
+    id (0: every trade; trade ids stay far below a million), so at most 2,146,999,999: an int4. The tests pin
+    the keys and check that no two jobs draw the same number."""
+    return locks.name_number(run.job, below=2_147) * 1_000_000 + (run.trade_id or 0)
 
 
 def _lock_try(run: JobRun) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [JOB_LOCK, _lock_key(run)])
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [locks.JOB_RUN, _lock_key(run)])
         return cursor.fetchone()[0]
 
 
 def _lock_release(run: JobRun) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK, _lock_key(run)])
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [locks.JOB_RUN, _lock_key(run)])
 
 
 # The run's lock as pg_locks shows it: a lock on two int4 keys is (classid, objid) with objsubid 2, in this
@@ -206,7 +210,7 @@ def _lock_held(run: JobRun) -> bool:
     """Whether a live session (this one included: a run executing here) holds the run's lock. Asking takes
     no lock, so a live worker's copy trying for it at that moment is never turned away."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT EXISTS ({_LOCK_ROWS})", [JOB_LOCK, _lock_key(run)])
+        cursor.execute(f"SELECT EXISTS ({_LOCK_ROWS})", [locks.JOB_RUN, _lock_key(run)])
         return cursor.fetchone()[0]
 
 
@@ -214,7 +218,7 @@ def _lock_take(run: JobRun) -> bool:
     """The run's lock for this session: True when it already held it or has taken it (once: never a second
     hold to release), False when another session holds it."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT EXISTS ({_LOCK_ROWS} AND pid = pg_backend_pid())", [JOB_LOCK, _lock_key(run)])
+        cursor.execute(f"SELECT EXISTS ({_LOCK_ROWS} AND pid = pg_backend_pid())", [locks.JOB_RUN, _lock_key(run)])
         if cursor.fetchone()[0]:
             return True
     return _lock_try(run)

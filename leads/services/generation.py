@@ -21,13 +21,13 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core import locks
 from core.text import counted
 from leads import ranking
 from leads.models import SUPPRESSION_NORMALIZE_SQL, Lead, LeadEvent, LeadFilter, Suppression
 from leads.services.filters import lead_filter_for
 from scoring.models import Property, Score, ScoringModel, Trade, score_band
 
-GENERATION_LOCK = 7_301  # pg_advisory_xact_lock(GENERATION_LOCK, trade id)
 ANALYZE_AFTER = 10_000  # leads made in one generation that refresh the lead table's planner statistics
 
 
@@ -169,7 +169,7 @@ def leads_generate(*, trade: Trade, limit: int | None = None, now: dt.datetime |
         "actor": LeadEvent.Actor.SYSTEM,
     }
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [GENERATION_LOCK, trade.pk])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [locks.LEAD_GENERATION, trade.pk])
         # The ranking sorts of 100,000s of candidates stay in memory.
         cursor.execute("SET LOCAL work_mem = '64MB'")
         # Candidates are a slice of the market (30,000 of 1,000,000 properties at score 80): probing

@@ -11,6 +11,7 @@ from core.retry import db_retry
 from leads.services.generation import GenerationSummary, leads_generate_all
 from leads.services.lifecycle import ExpirySummary, leads_expire
 from leads.services.routing import RoutingSummary, leads_route
+from scoring.errors import ScoringError
 from scoring.models import ScoringModel, ScoringRun, Trade
 from scoring.services import runs
 
@@ -54,7 +55,7 @@ def pipeline_run(
     for trade in trades:
         try:
             summary.scoring.append(runs.trade_score(trade=trade, as_of=as_of or timezone.localdate(now)))
-        except runs.ScoringError as error:
+        except ScoringError as error:
             summary.scoring_errors.append(f"{trade.slug}: {error}")
     summary.generation = db_retry(lambda: leads_generate_all(trades=trades, now=now), what="lead generation")
     trade_ids = [trade.pk for trade in trades]

@@ -43,13 +43,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from contractors.errors import WebhookTargetRefused, WebhookTargetUnresolved
 from contractors.models import Contractor
-from contractors.services.webhook_targets import (
-    WebhookTarget,
-    WebhookTargetRefused,
-    WebhookTargetUnresolved,
-    webhook_target_check,
-)
+from contractors.services.webhook_targets import WebhookTarget, webhook_target_check
 from core.retry import db_retry
 from leads.models import Lead, WebhookAttempt
 from leads.representation import leads_represented

@@ -44,6 +44,7 @@ from core.cache import SCORES, generation_bump
 from core.heartbeat import Heartbeat
 from core.retry import db_retry, is_transient
 from scoring import selectors
+from scoring.errors import ScoringError, ScoringRunBusy, ScoringRunInterrupted
 from scoring.models import ScoringModel, ScoringPartition, ScoringRun, Trade
 from scoring.services.scores import PartitionScores, distribution_summary, score_properties, scores_write
 from scoring.services.scoring_models import scoring_model_check
@@ -61,19 +62,6 @@ BEATS_PER_STALE_PERIOD = 6
 
 Status = ScoringRun.Status
 PartitionStatus = ScoringPartition.Status
-
-
-class ScoringError(Exception):
-    """A scoring run that cannot start or go on; the message says why."""
-
-
-class ScoringRunBusy(ScoringError):
-    """Another run of the trade is under way."""
-
-
-class ScoringRunInterrupted(ScoringError):
-    """The database stayed unreachable for longer than DB_RETRY_SECONDS; the run is left running, and is
-    closed as abandoned once it has been silent for SCORING_RUN_STALE_SECONDS."""
 
 
 class PartitionLeaseLost(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from django.db import connection, transaction
 
+from core import locks
 from scoring.bulk import copy_rows, upsert
 from scoring.models import ZipCode
 
@@ -48,7 +49,7 @@ def zip_codes_load() -> dict[str, int]:
             f"FROM {ZipCode._meta.db_table} LIMIT 0"
         )
         copy_rows(cursor, "zip_stage", frame)
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('leadengine.zip_codes_load'))")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [locks.ZIP_CODES_LOAD])
         inserted, updated = upsert(
             cursor, ZipCode._meta.db_table, {c: c for c in columns}, "zip_stage", ["code"], stamped=False
         )

@@ -12,16 +12,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from contractors.errors import ApiAccessDenied, ApiKeyOwnerInvalid, ApiKeyRevoked, ApiKeyUnknown
 from contractors.models import ApiKey, Contractor
-from contractors.services.api_keys import (
-    ApiAccessDenied,
-    ApiKeyOwnerInvalid,
-    ApiKeyRevoked,
-    ApiKeyUnknown,
-    api_key_authenticate,
-    api_key_create,
-    api_key_revoke,
-)
+from contractors.services.api_keys import api_key_authenticate, api_key_create, api_key_revoke
 from contractors.services.contractors import contractor_status_change
 from leads.models import Lead
 from leads.services.generation import leads_generate

@@ -5,11 +5,10 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from contractors.errors import ContractorStatusError, MembershipError
 from contractors.models import Contractor, ContractorStatusChange, Membership
 from contractors.selectors import Access, contractor_api_access, contractor_assignment_access, contractor_for_user
 from contractors.services.contractors import (
-    ContractorStatusError,
-    MembershipError,
     contractor_create,
     contractor_member_add,
     contractor_status_change,

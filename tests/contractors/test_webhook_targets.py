@@ -7,13 +7,10 @@ import socket
 import pytest
 from django.core.exceptions import ValidationError
 
+from contractors.errors import WebhookTargetRefused, WebhookTargetUnresolved
 from contractors.models import Contractor
 from contractors.services.contractors import contractor_create
-from contractors.services.webhook_targets import (
-    WebhookTargetRefused,
-    WebhookTargetUnresolved,
-    webhook_target_check,
-)
+from contractors.services.webhook_targets import webhook_target_check
 from tests.admin_pages import page_of
 from tests.contractors.test_admin import CHANGELIST, contractor_form
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core.retry import connection_reset
 from leadengine.celery import app as celery_app
+from scoring.errors import ScoringRunBusy, ScoringRunInterrupted
 from scoring.management.commands import score as score_command
 from scoring.models import Score, ScoringPartition, ScoringRun, Trade
 from scoring.services import runs
@@ -147,7 +148,7 @@ def test_a_run_that_cannot_record_its_failure_ends_within_a_bound_and_is_closed_
     # Writers gave up writing (1 s), then recording (1 s), the pipeline stopped, releasing its partitions failed.
     assert outcome["ended"] - started < 8 + 10
     error = outcome["error"]
-    assert isinstance(error, runs.ScoringRunInterrupted)
+    assert isinstance(error, ScoringRunInterrupted)
     [run] = ScoringRun.objects.filter(trade=trade)
     assert str(error).startswith(
         f"roofing-faults: run {run.pk} stopped: the database stayed unreachable for more than 1 s ("
@@ -173,14 +174,14 @@ def test_a_live_run_refuses_a_second_start_and_a_resume_until_its_heartbeat_is_s
     trade, _ = market
     live = runs.scoring_run_start(trade=trade, as_of=AS_OF)
 
-    with pytest.raises(runs.ScoringRunBusy) as busy:
+    with pytest.raises(ScoringRunBusy) as busy:
         runs.scoring_run_start(trade=trade, as_of=AS_OF)
     assert re.fullmatch(
         rf"a scoring run of Roofing \(faults\) is already running \(run {live.pk}\), its last heartbeat \d s ago; "
         r"a run silent for 60 s is taken as stopped",
         str(busy.value),
     )
-    with pytest.raises(runs.ScoringRunBusy) as busy:
+    with pytest.raises(ScoringRunBusy) as busy:
         runs.scoring_run_resume(run=live)
     assert re.fullmatch(
         rf"run {live.pk} of Roofing \(faults\) is still running, its last heartbeat \d s ago; it can be resumed "
@@ -217,7 +218,7 @@ def test_resumes_of_a_silent_run_racing_take_it_over_once(market):
     results, errors = race(lambda _: runs.scoring_run_resume(run=ScoringRun.objects.get(pk=silent.pk)), range(4))
 
     assert len([result for result in results if result is not None]) == 1
-    assert len(errors) == 3 and all(isinstance(error, runs.ScoringRunBusy) for error in errors)
+    assert len(errors) == 3 and all(isinstance(error, ScoringRunBusy) for error in errors)
     silent.refresh_from_db()
     assert (silent.status, silent.error) == (ScoringRun.Status.RUNNING, "")
 

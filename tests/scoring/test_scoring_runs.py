@@ -7,6 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from scoring import geo
+from scoring.errors import ScoringError, ScoringRunBusy
 from scoring.models import Factor, Property, Score, ScoringModel, ScoringPartition, ScoringRun, StormEvent, Trade
 from scoring.services import runs
 from scoring.services import scores as scores_service
@@ -171,7 +172,7 @@ def test_a_second_run_of_a_trade_is_refused_while_one_runs_and_an_abandoned_one_
     model_version(roofing, 1)
     first = runs.scoring_run_start(trade=roofing, as_of=AS_OF)
 
-    with pytest.raises(runs.ScoringRunBusy, match=f"a scoring run of Roofing is already running \\(run {first.pk}\\)"):
+    with pytest.raises(ScoringRunBusy, match=f"a scoring run of Roofing is already running \\(run {first.pk}\\)"):
         runs.scoring_run_start(trade=roofing, as_of=AS_OF)
     assert ScoringRun.objects.count() == 1
 
@@ -185,7 +186,7 @@ def test_a_second_run_of_a_trade_is_refused_while_one_runs_and_an_abandoned_one_
 
 
 def test_a_trade_without_an_active_model_is_not_scored(roofing, market):
-    with pytest.raises(runs.ScoringError, match="Roofing has no active scoring model"):
+    with pytest.raises(ScoringError, match="Roofing has no active scoring model"):
         runs.scoring_run_start(trade=roofing)
     assert not ScoringRun.objects.exists()
 
@@ -202,7 +203,7 @@ def test_runs_of_one_trade_started_at_the_same_moment_never_overlap(zip_codes):
     results, errors = race(start, range(8))
 
     assert len([result for result in results if result is not None]) == 1
-    assert len(errors) == 7 and all(isinstance(error, runs.ScoringRunBusy) for error in errors)
+    assert len(errors) == 7 and all(isinstance(error, ScoringRunBusy) for error in errors)
     assert ScoringRun.objects.filter(trade=trade).count() == 1
 
 

@@ -4,8 +4,9 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from contractors.errors import TradeStillOwned
 from contractors.models import Contractor, ContractorTrade
-from contractors.services.contractors import TradeStillOwned, contractor_status_change, contractor_trades_set
+from contractors.services.contractors import contractor_status_change, contractor_trades_set
 from territories.errors import Conflict, ContractorNotEligible, TerritoryTaken, TradeNotServed, UnknownZipCodes
 from territories.models import Territory
 from territories.services.claims import territory_claim, territory_claim_many

@@ -2,7 +2,8 @@
 
 import pytest
 
-from contractors.services.contractors import ContractorError, contractor_trades_set
+from contractors.errors import ContractorError
+from contractors.services.contractors import contractor_trades_set
 from territories.errors import Conflict, TerritoryError, TerritoryTaken
 from territories.models import Territory
 from territories.services import claims

@@ -1,9 +1,10 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from contractors.errors import ApiKeyOwnerInvalid
 from contractors.models import Contractor
 from contractors.selectors import contractor_api_access
-from contractors.services.api_keys import ApiKeyOwnerInvalid, api_key_create
+from contractors.services.api_keys import api_key_create
 
 
 class Command(BaseCommand):

@@ -4,7 +4,8 @@ import sys
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from scoring.services.imports import IMPORTERS, ImportFileError, data_file_import, parse_column_map
+from scoring.errors import ImportFileError
+from scoring.services.imports import IMPORTERS, data_file_import, parse_column_map
 from scoring.services.imports.profiles import import_profile_get
 
 

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
 
 from core.retry import connection_reset, db_retry, is_transient
+from scoring.errors import ScoringError
 from scoring.models import ScoringModel, ScoringRun, Trade
 from scoring.selectors import trades_named
 from scoring.services import runs
@@ -54,13 +55,13 @@ class Command(BaseCommand):
         for start in starts:
             try:
                 run = start()
-            except runs.ScoringError as error:
+            except ScoringError as error:
                 self.stderr.write(str(error))
                 continue
             started += 1
             try:
                 run = self.run(run, distributed=distributed or run.distributed, wait=not no_wait)
-            except runs.ScoringError as error:  # the database stayed away: the message says what becomes of it
+            except ScoringError as error:  # the database stayed away: the message says what becomes of it
                 failed += 1
                 self.stderr.write(str(error))
                 continue

@@ -21,7 +21,7 @@ Where each part lives: files.py (header, chunks, rejects file), fields.py (colum
 (the four kinds of file and their rules), run.py (the run itself); scoring/bulk.py (COPY and upsert).
 """
 
-from scoring.services.imports.files import ImportFileError, parse_column_map
+from scoring.services.imports.files import parse_column_map
 from scoring.services.imports.kinds import IMPORTERS
 from scoring.services.imports.run import (
     EXIT_CODES,
@@ -35,7 +35,6 @@ __all__ = [
     "EXIT_CODES",
     "EXIT_DATABASE_UNREACHABLE",
     "IMPORTERS",
-    "ImportFileError",
     "ImportResult",
     "data_file_import",
     "import_runs_abandoned_close",

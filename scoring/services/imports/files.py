@@ -13,12 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scoring.errors import ImportFileError
 from scoring.services.imports.kinds import Importer
-
-
-class ImportFileError(Exception):
-    """The file cannot be imported at all (unreadable, wrong encoding, missing columns): nothing is written."""
-
 
 # Other spellings of canonical column names that exports commonly use (after normalise_header).
 COLUMN_ALIASES = {

@@ -34,9 +34,10 @@ import pyarrow.compute as pc
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from scoring.errors import ImportFileError
 from scoring.models import ImportProfile, StormEvent
 from scoring.services.imports import fields as f
-from scoring.services.imports.files import ImportFileError, normalise_header
+from scoring.services.imports.files import normalise_header
 from scoring.services.imports.kinds import IMPORTERS, Column, Importer
 
 OPTIONS = ("constants", "multiply", "date_format", "converter", "event_types")

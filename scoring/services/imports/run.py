@@ -19,12 +19,13 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core import locks
 from core.heartbeat import Heartbeat
 from core.retry import db_retry, is_transient
 from scoring.bulk import copy_in, csv_bytes
+from scoring.errors import ImportFileError
 from scoring.models import ImportProfile, ImportRun
 from scoring.services.imports.files import (
-    ImportFileError,
     RejectsFile,
     read_chunks,
     read_header,
@@ -511,7 +512,7 @@ def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress)
     counts = {"read": 0, "inserted": 0, "updated": 0, "duplicate": 0, "older": 0, "skipped": 0}
     repeated = repeated_key_hashes(importer, path, names, encoding, chunk_rows)
     # One import of a kind at a time, so that two files naming the same keys apply in a clear order.
-    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"leadengine.import.{importer.kind}"])
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [locks.DATA_IMPORT, locks.name_number(importer.kind)])
     cursor.execute("SET LOCAL work_mem = '256MB'")
     # Foreign keys checked as each statement writes, rather than queued for the commit: a queue of
     # millions of deferred checks costs twice the time.
