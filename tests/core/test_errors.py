@@ -9,7 +9,8 @@ import pytest
 from contractors.errors import ApiKeyRejected, ContractorError, WebhookTargetRefused
 from core.api.errors import api_exception_handler
 from core.errors import DomainError
-from demo.market import DemoMarketError, DemoRefused
+from demo.guard import DemoRefused
+from demo.market import DemoMarketError
 from leadengine.security import ACCOUNT, ADDRESS, LoginLocked
 from leadengine.services.jobs import JobBusy, JobError
 from leads.errors import LeadError, ReturnRefused, SuppressionImportError
