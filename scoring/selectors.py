@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from django.db import connection, transaction
-from django.db.models import F, Window
+from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from scoring import geo
 from scoring.bulk import copy_frame, id_range_plan
-from scoring.models import Permit, Property, Score, ScoringRun, StormEvent, Trade, ZipCode
+from scoring.models import Permit, Property, Score, ScoringModel, ScoringRun, StormEvent, Trade, ZipCode
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,12 @@ def trade_permit_keywords() -> dict[int, list[str]]:
 
 def trade_ids_by_slug() -> dict[str, int]:
     return dict(Trade.objects.values_list("slug", "id"))
+
+
+def trades_with_active_model() -> QuerySet[Trade]:
+    """The trades with an active scoring model, by slug: the ones the nightly run scores and makes leads
+    for, and the per-trade schedules cover. One row each (ScoringModel's one_active_per_trade)."""
+    return Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).order_by("slug")
 
 
 def trades_named(slugs: list[str]) -> list[Trade]:

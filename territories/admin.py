@@ -9,16 +9,15 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from contractors.models import Contractor
-from core.admin import BigTableAdmin, service_form_response
+from core.admin import BigTableAdmin, action_form, service_form_response
+from leadengine import flows
 from leads.selectors import lead_pool_by_zip
-from leads.services.routing import leads_route_territories
+from leads.services.routing import RoutingSummary
 from scoring.models import Trade
 from territories.errors import TerritoryError
 from territories.models import Territory, WaitlistEntry
 from territories.selectors import DEFAULT_DEMAND_MIN_SCORE, DEFAULT_UNOWNED_LIMIT, territory_coverage_cached
-from territories.services.claims import territory_claim_many
-from territories.services.ownership import territory_release_many, territory_transfer_many
-from territories.services.waitlist import waitlist_join, waitlist_leave, waitlist_offer_accept
+from territories.services.waitlist import waitlist_join
 
 ZIP_SEPARATORS = re.compile(r"[\s,;]+")
 
@@ -75,6 +74,12 @@ class CoverageForm(forms.Form):
     )
     state = forms.CharField(max_length=2, required=False, help_text="Two-letter US state; blank for all.")
     limit = forms.IntegerField(min_value=1, max_value=1000, initial=DEFAULT_UNOWNED_LIMIT, label="Unowned ZIPs shown")
+
+
+def routing_report(model_admin: admin.ModelAdmin, request, routing: RoutingSummary) -> None:
+    """Say what the new owners got of the unassigned leads waiting in their new ZIPs (flows route them)."""
+    if routing.assigned:
+        model_admin.message_user(request, f"Unassigned leads of these ZIPs: {routing}.")
 
 
 class OwnershipFilter(admin.SimpleListFilter):
@@ -160,7 +165,7 @@ class TerritoryAdmin(BigTableAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                created = territory_claim_many(
+                claimed = flows.territories_claim(
                     contractor=data["contractor"],
                     trade=data["trade"],
                     zip_codes=data["zip_codes"],
@@ -170,9 +175,9 @@ class TerritoryAdmin(BigTableAdmin):
             except TerritoryError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                codes = ", ".join(territory.zip_code_id for territory in created)
+                codes = ", ".join(territory.zip_code_id for territory in claimed.result)
                 self.message_user(request, f"{data['contractor']} now owns {data['trade']} in {codes}.")
-                self.pool_route(request, created)
+                routing_report(self, request, claimed.routing)
                 changelist = reverse("admin:territories_territory_changelist")
                 return redirect(f"{changelist}?contractor__id__exact={data['contractor'].pk}&ownership=active")
         return service_form_response(
@@ -218,66 +223,54 @@ class TerritoryAdmin(BigTableAdmin):
 
     @admin.action(description="Release the selected territories", permissions=["manage"])
     def release(self, request, queryset):
-        form = NoteForm(request.POST if "apply" in request.POST else None)
-        if not (form.is_bound and form.is_valid()):
-            return service_form_response(
-                self,
-                request,
-                form=form,
-                title="Release territories",
-                submit_label="Release",
-                intro="These ownerships end now; each territory goes to its waitlist, if any. All or none.",
-                objects=queryset.select_related("trade", "contractor"),
-                action="release",
-            )
+        data, page = action_form(
+            self,
+            request,
+            queryset.select_related("trade", "contractor"),
+            form_class=NoteForm,
+            action="release",
+            title="Release territories",
+            intro="These ownerships end now; each territory goes to its waitlist, if any. All or none.",
+        )
+        if data is None:
+            return page
         try:
-            released = territory_release_many(
-                territories=queryset, released_by=request.user, note=form.cleaned_data["note"]
-            )
+            released = flows.territories_release(territories=queryset, released_by=request.user, note=data["note"])
         except TerritoryError as error:
             self.message_user(request, str(error), messages.ERROR)
             return None
-        self.message_user(request, f"Released {len(released.territories)} territories.")
-        for promotion in released.promotions:
+        self.message_user(request, f"Released {len(released.result.territories)} territories.")
+        for promotion in released.result.promotions:
             self.message_user(request, f"Waitlist: {promotion}.")
-        self.pool_route(request, [p.territory for p in released.promotions if p.territory is not None])
+        routing_report(self, request, released.routing)
         return None
 
     @admin.action(description="Transfer the selected territories to another contractor", permissions=["manage"])
     def transfer(self, request, queryset):
-        form = TransferForm(request.POST if "apply" in request.POST else None)
-        if not (form.is_bound and form.is_valid()):
-            return service_form_response(
-                self,
-                request,
-                form=form,
-                title="Transfer territories",
-                submit_label="Transfer",
-                intro="These ownerships move to the new owner at one instant. All or none.",
-                objects=queryset.select_related("trade", "contractor"),
-                action="transfer",
-            )
-        to_contractor = form.cleaned_data["to_contractor"]
+        data, page = action_form(
+            self,
+            request,
+            queryset.select_related("trade", "contractor"),
+            form_class=TransferForm,
+            action="transfer",
+            title="Transfer territories",
+            intro="These ownerships move to the new owner at one instant. All or none.",
+        )
+        if data is None:
+            return page
         try:
-            created = territory_transfer_many(
+            transferred = flows.territories_transfer(
                 territories=queryset,
-                to_contractor=to_contractor,
+                to_contractor=data["to_contractor"],
                 transferred_by=request.user,
-                note=form.cleaned_data["note"],
+                note=data["note"],
             )
         except TerritoryError as error:
             self.message_user(request, str(error), messages.ERROR)
             return None
-        self.message_user(request, f"Transferred {len(created)} territories to {to_contractor}.")
-        self.pool_route(request, created)
+        self.message_user(request, f"Transferred {len(transferred.result)} territories to {data['to_contractor']}.")
+        routing_report(self, request, transferred.routing)
         return None
-
-    def pool_route(self, request, territories: list[Territory]) -> None:
-        """New owners get the unassigned leads waiting in their new ZIPs, within their caps."""
-        if territories:
-            routed = leads_route_territories(territories=territories)
-            if routed.assigned:
-                self.message_user(request, f"Unassigned leads of these ZIPs: {routed}.")
 
 
 @admin.register(WaitlistEntry)
@@ -338,24 +331,25 @@ class WaitlistEntryAdmin(BigTableAdmin):
     def accept_offer(self, request, queryset):
         for entry in queryset.order_by("pk"):
             try:
-                territory = waitlist_offer_accept(entry=entry, accepted_by=request.user)
+                accepted = flows.waitlist_offer_accept(entry=entry, accepted_by=request.user)
             except TerritoryError as error:
                 self.message_user(request, f"{entry}: {error}", messages.ERROR)
             else:
+                territory = accepted.result
                 self.message_user(
                     request, f"{territory.contractor} now owns {territory.zip_code_id} {territory.trade}."
                 )
-                TerritoryAdmin.pool_route(self, request, [territory])
+                routing_report(self, request, accepted.routing)
 
     @admin.action(description="Take the selected contractors out of line (declines an offer)", permissions=["manage"])
     def leave(self, request, queryset):
         for entry in queryset.order_by("pk"):
             try:
-                promotions = waitlist_leave(entry=entry)
+                left = flows.waitlist_leave(entry=entry)
             except TerritoryError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
                 self.message_user(request, f"{entry.contractor} left the line for {entry.zip_code_id} {entry.trade}.")
-                for promotion in promotions:
+                for promotion in left.result:
                     self.message_user(request, f"Waitlist: {promotion}.")
-                TerritoryAdmin.pool_route(self, request, [p.territory for p in promotions if p.territory is not None])
+                routing_report(self, request, left.routing)

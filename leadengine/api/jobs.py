@@ -1,4 +1,5 @@
-"""Staff start background runs (scoring, lead generation) and follow them: /api/v1/runs/."""
+"""Staff start background runs (scoring, lead generation) and follow them: /api/v1/runs/. Each job runs one
+step of the nightly run (leadengine/flows.py) through leadengine/services/jobs.py."""
 
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -22,7 +23,7 @@ COUNTS_BY_JOB: dict[str, dict[str, dict]] = {
         "webhook_run": {"type": "integer", "nullable": True, "description": "The delivery run posting the leads."},
     },
     JobRun.Job.LEAD_EXPIRY: {"unassigned_expired": _INTEGER, "unaccepted_expired": _INTEGER},
-    JobRun.Job.OFFER_EXPIRY: {"offers_expired": _INTEGER},
+    JobRun.Job.OFFER_EXPIRY: {"offers_expired": _INTEGER, "territories_given": _INTEGER, "leads_routed": _INTEGER},
     JobRun.Job.WEBHOOK_DELIVERY: {"delivered": _INTEGER, "retried": _INTEGER, "gave_up": _INTEGER, "refused": _INTEGER},
     JobRun.Job.EMAIL_DIGEST: {"contractors_emailed": _INTEGER, "delivered": _INTEGER, "contractors_failed": _INTEGER},
     JobRun.Job.DAILY_REPORT: {

@@ -30,17 +30,15 @@ from django.utils import timezone
 from core import locks
 from core.errors import DomainError
 from core.retry import db_retry
+from leadengine import flows  # the steps of the nightly run that the jobs run one at a time
 from leadengine.models import JobRun
 from leadengine.services.monitoring import daily_report_send, overdue_check
-from leads.models import Lead
 from leads.services.digest import leads_email_digest
-from leads.services.generation import leads_generate
 from leads.services.lifecycle import leads_expire
-from leads.services.routing import leads_route
 from leads.services.webhooks import leads_webhook_deliver
 from scoring.models import ScoringRun, Trade
 from scoring.services import runs
-from territories.services.waitlist import territory_offers_expire
+from territories.services.waitlist import promotions_given
 
 Job, Status = JobRun.Job, JobRun.Status
 log = logging.getLogger(__name__)
@@ -88,25 +86,12 @@ def _score(trade: Trade) -> dict:
 
 
 def _generate(trade: Trade) -> dict:
-    generated = leads_generate(trade=trade)
-    routed = leads_route(trade_ids=[trade.pk])
-    counts = {"leads_generated": generated.created, "leads_routed": routed.assigned, "leads_in_pool": routed.waiting}
-    to_post = Lead.objects.filter(trade=trade, state=Lead.State.ASSIGNED).exclude(contractor__webhook_url="")
-    if routed.assigned and to_post.exists():
-        counts["webhook_run"] = _webhooks_soon()
+    made = flows.leads_make(trades=[trade])
+    routed = made.routing
+    counts = {"leads_generated": made.created, "leads_routed": routed.assigned, "leads_in_pool": routed.waiting}
+    if made.webhooks.asked:
+        counts["webhook_run"] = made.webhooks.run_id
     return counts
-
-
-def _webhooks_soon() -> int | None:
-    """Ask for a webhook delivery run now, so routed leads are posted at once rather than at the next
-    scheduled delivery; the id of the run that will post them (None: the run under way may have missed
-    them, and the next scheduled one posts them)."""
-    try:
-        return job_run_request(job=Job.WEBHOOK_DELIVERY).pk
-    except JobBusy as busy:
-        return busy.run.pk if busy.run.status == Status.QUEUED else None
-    except JobError:  # the previous run ended just as this asked: the next scheduled one posts them
-        return None
 
 
 def _expire_leads(trade: None) -> dict:
@@ -115,7 +100,10 @@ def _expire_leads(trade: None) -> dict:
 
 
 def _expire_offers(trade: None) -> dict:
-    return {"offers_expired": territory_offers_expire()}
+    offers = flows.waitlist_offers_expire()
+    given = len(promotions_given(offers.result.promotions))
+    return {"offers_expired": offers.result.expired, "territories_given": given,
+            "leads_routed": offers.routing.assigned}  # fmt: skip
 
 
 def _deliver_webhooks(trade: None) -> dict:

@@ -13,7 +13,7 @@ from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from leadengine.models import JobRun
-from scoring.models import ScoringModel, Trade
+from scoring.selectors import trades_with_active_model
 
 RECOVERY_TASK = "leadengine.jobs_recover"  # leadengine.tasks.jobs_recover_task
 
@@ -33,7 +33,7 @@ def schedules_default() -> list[DefaultSchedule]:
     for every trade: webhook delivery every two minutes, lead expiry and waitlist offer expiry every hour,
     the daily report at 06:30, the contractors' lead email digest at 07:00, the overdue check every 15
     minutes, and the recovery sweep (leadengine.services.recovery) every minute."""
-    trades = Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).distinct().order_by("slug")
+    trades = trades_with_active_model()
     defaults = [
         DefaultSchedule(
             name="Webhook delivery", task="leadengine.job_scheduled", minute="*/2", hour="*",

@@ -11,7 +11,7 @@ from contractors.selectors import contractor_of
 from core.api.pagination import BoundedCursorPagination
 from core.api.permissions import IsAuthenticatedClient
 from core.cache import SCORES, TERRITORIES, cached
-from leads.services.routing import leads_route_territories
+from leadengine import flows
 from territories.api.serializers import (
     AvailableQuerySerializer,
     AvailableZipSerializer,
@@ -22,9 +22,7 @@ from territories.api.serializers import (
 )
 from territories.models import Territory, WaitlistEntry
 from territories.selectors import territory_coverage
-from territories.services.claims import territory_claim_many
-from territories.services.ownership import territory_release
-from territories.services.waitlist import waitlist_join, waitlist_leave
+from territories.services.waitlist import waitlist_join
 
 
 def acting_contractor(request, chosen):
@@ -82,15 +80,14 @@ class TerritoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         body.is_valid(raise_exception=True)
         data = body.validated_data
         contractor = acting_contractor(request, data.get("contractor"))
-        created = territory_claim_many(
+        claimed = flows.territories_claim(  # the new ZIPs' waiting leads go to their owner
             contractor=contractor,
             trade=data["trade"],
             zip_codes=data["zip_codes"],
             claimed_by=staff_user(request),
             note=data["note"],
         )
-        leads_route_territories(territories=created)  # the new ZIPs' waiting leads go to their owner
-        return Response(TerritorySerializer(created, many=True).data, status=status.HTTP_201_CREATED)
+        return Response(TerritorySerializer(claimed.result, many=True).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=NoteSerializer, responses=TerritorySerializer)
     @action(detail=True, methods=["post"])
@@ -98,12 +95,10 @@ class TerritoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         """End my ownership of this territory now; it goes to its waitlist, if any."""
         body = NoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        released = territory_release(
-            territory=self.get_object(), released_by=staff_user(request), **body.validated_data
+        released = flows.territories_release(
+            territories=[self.get_object()], released_by=staff_user(request), **body.validated_data
         )
-        given = [promotion.territory for promotion in released.promotions if promotion.territory is not None]
-        leads_route_territories(territories=given)
-        return Response(TerritorySerializer(released.territories[0]).data)
+        return Response(TerritorySerializer(released.result.territories[0]).data)
 
 
 class WaitlistViewSet(
@@ -132,4 +127,4 @@ class WaitlistViewSet(
         )
 
     def perform_destroy(self, instance):
-        waitlist_leave(entry=instance)
+        flows.waitlist_leave(entry=instance)  # an offer declined passes to the next in line

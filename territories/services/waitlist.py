@@ -51,6 +51,25 @@ class Promotion:
         )
 
 
+def promotions_given(promotions: Sequence[Promotion]) -> list[Territory]:
+    """The territories these promotions gave (auto-claim): an offer hands nothing over until accepted."""
+    return [promotion.territory for promotion in promotions if promotion.territory is not None]
+
+
+@dataclass(frozen=True)
+class OffersExpired:
+    """What an offer expiry did: the offers that ran out and were closed, and what each line then did with its
+    territory (the next offer, or with auto-claim the territory itself; nothing when nobody is eligible)."""
+
+    expired: int
+    promotions: list[Promotion]
+
+    def __str__(self) -> str:
+        given = len(promotions_given(self.promotions))
+        offered = len(self.promotions) - given
+        return f"{self.expired:,} expired, {offered:,} offered to the next in line, {given:,} given to the next in line"
+
+
 def offer_duration() -> dt.timedelta:
     return dt.timedelta(hours=settings.TERRITORY_OFFER_HOURS)
 
@@ -181,10 +200,10 @@ def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: AbstractBaseUser
     return territory
 
 
-def territory_offers_expire(*, now: dt.datetime | None = None) -> int:
+def territory_offers_expire(*, now: dt.datetime | None = None) -> OffersExpired:
     """Expire the waitlist offers that ran out and offer each territory to the next eligible contractor
-    in line. Returns the number of offers expired; running it twice does nothing more (for the
-    periodic task). Each (ZIP, trade) is settled in its own transaction, so one failure stops no other."""
+    in line (or give it, with auto-claim). Running it twice does nothing more (for the periodic task).
+    Each (ZIP, trade) is settled in its own transaction, so one failure stops no other."""
     now = now or timezone.now()
     due = (
         WaitlistEntry.objects.filter(status=Status.OFFERED, offer_expires_at__lte=now)
@@ -192,7 +211,7 @@ def territory_offers_expire(*, now: dt.datetime | None = None) -> int:
         .values_list("trade_id", "zip_code_id")
         .distinct()
     )
-    expired = 0
+    expired, promotions = 0, []
     for trade_id, code in list(due):
         with transaction.atomic():
             entries = waitlist_lines_lock(pairs=[(trade_id, code)])
@@ -201,5 +220,5 @@ def territory_offers_expire(*, now: dt.datetime | None = None) -> int:
                 _close(entry, Status.EXPIRED, now)
             expired += len(stale)
             if stale:
-                waitlist_lines_promote(pairs=[(Trade.objects.get(pk=trade_id), code)], now=now)
-    return expired
+                promotions += waitlist_lines_promote(pairs=[(Trade.objects.get(pk=trade_id), code)], now=now)
+    return OffersExpired(expired=expired, promotions=promotions)

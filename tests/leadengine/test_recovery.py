@@ -22,6 +22,7 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import ModelEntry
 
 from leadengine.celery import app as celery_app
+from leadengine.flows import daily_run
 from leadengine.models import JobRun
 from leadengine.scheduler import JobScheduler
 from leadengine.services import jobs
@@ -30,7 +31,6 @@ from leadengine.services.recovery import jobs_missed_catch_up, jobs_recover
 from leadengine.services.schedules import schedules_seed
 from leadengine.tasks import job_scheduled
 from leads.models import Lead
-from leads.services.pipeline import pipeline_run
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
 from tests.leadengine.test_jobs import lock_held_elsewhere
 from tests.leads.factories import owner, scored_home
@@ -255,10 +255,10 @@ def test_run_pipeline_rides_out_a_lost_connection_between_steps(roofing):
     with psycopg.connect(database_url(), autocommit=True) as killer:
         killer.execute("SELECT pg_terminate_backend(%s)", [pid])
 
-    summary = pipeline_run(trades=None)
+    summary = daily_run(trades=None)
 
     assert [run.status for run in summary.scoring] == ["succeeded"]
-    assert (summary.routing.assigned, Lead.objects.filter(state="assigned").count()) == (1, 1)
+    assert (summary.leads.routing.assigned, Lead.objects.filter(state="assigned").count()) == (1, 1)
 
 
 # --- Scheduled runs ----------------------------------------------------------------------------------------

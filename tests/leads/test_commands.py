@@ -196,7 +196,9 @@ def test_run_pipeline_scores_generates_routes_and_expires(roofing):
         scoring.summary(),
         "roofing: 2 new leads",
         "routing: 1 lead assigned to 1 contractor, 1 in the pool",
+        "webhooks: no routed lead goes to a webhook",
         "expiry: 0 unassigned and 0 unaccepted leads expired",
+        "waitlist offers: 0 expired, 0 offered to the next in line, 0 given to the next in line",
     ]
     assert sorted(Lead.objects.values_list("property_id", "state", "contractor_id", "score", "model_id")) == sorted(
         [
@@ -211,7 +213,9 @@ def test_run_pipeline_scores_generates_routes_and_expires(roofing):
     assert output.splitlines()[1:] == [
         "roofing: 0 new leads",
         "routing: 0 leads assigned to 0 contractors, 1 in the pool",
+        "webhooks: no routed lead goes to a webhook",
         "expiry: 0 unassigned and 0 unaccepted leads expired",
+        "waitlist offers: 0 expired, 0 offered to the next in line, 0 given to the next in line",
     ]
     assert Lead.objects.count() == 2
 
@@ -233,7 +237,9 @@ def test_run_pipeline_still_makes_leads_when_a_trade_cannot_be_scored_and_exits_
         "gutters: 0 new leads",
         "roofing: 1 new lead",
         "routing: 0 leads assigned to 0 contractors, 1 in the pool",
+        "webhooks: no routed lead goes to a webhook",
         "expiry: 0 unassigned and 0 unaccepted leads expired",
+        "waitlist offers: 0 expired, 0 offered to the next in line, 0 given to the next in line",
     ]
 
 

@@ -123,9 +123,13 @@ def test_an_expired_offer_passes_to_the_next_in_line(rivals, roofing):
     bolt_entry = WaitlistEntry.objects.get(contractor__slug="bolt")
     later = bolt_entry.offer_expires_at + dt.timedelta(seconds=1)
 
-    assert territory_offers_expire(now=bolt_entry.offer_expires_at - dt.timedelta(seconds=1)) == 0
-    assert territory_offers_expire(now=later) == 1
-    assert territory_offers_expire(now=later) == 0
+    assert territory_offers_expire(now=bolt_entry.offer_expires_at - dt.timedelta(seconds=1)).expired == 0
+    expired = territory_offers_expire(now=later)
+    assert territory_offers_expire(now=later).expired == 0
+
+    (promotion,) = expired.promotions
+    assert (expired.expired, promotion.entry.contractor.slug, promotion.territory) == (1, "crest", None)
+    assert str(expired) == "1 expired, 1 offered to the next in line, 0 given to the next in line"
 
     assert statuses() == [("bolt", "expired"), ("crest", "offered"), ("dune", "waiting")]
     with pytest.raises(WaitlistError, match="no open offer on this entry \\(it is offer expired\\)"):
@@ -210,7 +214,11 @@ def test_the_expire_command_reports_the_count(rivals, roofing):
     )
     out = io.StringIO()
     call_command("expire_territory_offers", stdout=out)
-    assert out.getvalue() == "Waitlist offers expired: 1\n"
+    crest = WaitlistEntry.objects.get(contractor__slug="crest")
+    assert out.getvalue().splitlines() == [
+        "Waitlist offers expired: 1",
+        f"Waitlist: 80302 offered to Crest until {crest.offer_expires_at:%Y-%m-%d %H:%M %Z}.",
+    ]
     assert statuses() == [("bolt", "expired"), ("crest", "offered"), ("dune", "waiting")]
 
 

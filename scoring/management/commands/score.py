@@ -7,8 +7,8 @@ from django.db import InterfaceError, OperationalError
 
 from core.retry import connection_reset, db_retry, is_transient
 from scoring.errors import ScoringError
-from scoring.models import ScoringModel, ScoringRun, Trade
-from scoring.selectors import trades_named
+from scoring.models import ScoringRun, Trade
+from scoring.selectors import trades_named, trades_with_active_model
 from scoring.services import runs
 
 # A waiting --distributed run looks at its run this often, and every PROGRESS_SECONDS reports its progress
@@ -78,9 +78,8 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def trades(self, slugs: list[str]) -> list[Trade]:
-        active = Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).order_by("slug")
         if not slugs:
-            return list(active)
+            return list(trades_with_active_model())
         try:
             return trades_named(slugs)
         except ValueError as error:

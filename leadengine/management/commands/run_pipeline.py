@@ -3,12 +3,15 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from leads.services.pipeline import pipeline_run
+from leadengine.flows import daily_run
 from scoring.selectors import trades_named
 
 
 class Command(BaseCommand):
-    help = "The daily run: score, generate leads, route them, expire overdue ones. Exit code 1 if a scoring run failed."
+    help = (
+        "The nightly run (leadengine/flows.py): score, generate leads, route them, ask for their webhook "
+        "delivery, expire overdue leads and waitlist offers. Exit code 1 if a scoring run failed."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--trade", action="append", default=[], metavar="SLUG", help="A trade (repeatable).")
@@ -19,7 +22,7 @@ class Command(BaseCommand):
             trades = trades_named(trade) if trade else None
         except ValueError as error:
             raise CommandError(str(error)) from None
-        summary = pipeline_run(trades=trades, as_of=as_of)
+        summary = daily_run(trades=trades, as_of=as_of)
         for line in summary.lines():
             self.stdout.write(line)
         if not summary.ok:

@@ -1,0 +1,227 @@
+"""Use cases that cross apps, each written once here. Screens, commands, tasks and jobs call these; these
+call the apps' services.
+
+What runs every night, in this order (`daily_run`; `manage.py run_pipeline` runs it whole, the schedules
+run each step as a job: scoring 02:00, lead generation 03:00, lead and offer expiry hourly):
+  1. score every trade with an active scoring model (scoring.services.runs.trade_score; job "scoring")
+  2. generate each trade's leads, route them to the ZIPs' owners, and ask for a webhook delivery run when
+     some went to contractors that take webhooks (`leads_make`; job "lead_generation")
+  3. expire overdue leads (leads.services.lifecycle.leads_expire; job "lead_expiry")
+  4. expire waitlist offers that ran out, and route the ZIPs given to the next in line
+     (`waitlist_offers_expire`; job "offer_expiry")
+
+Where a territory changes hands: `territories_claim`, `territories_transfer`, `territories_release`,
+`waitlist_offer_accept`, `waitlist_leave`, `waitlist_offers_expire`. Each calls its territories service,
+then routes the waiting leads of the ZIPs that got a new owner, and returns both (HandOver).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from contractors.models import Contractor
+from core.retry import db_retry
+from leadengine.services import jobs  # a module: its job functions call back into this one
+from leads.models import Lead
+from leads.services.generation import GenerationSummary, leads_generate_all
+from leads.services.lifecycle import ExpirySummary, leads_expire
+from leads.services.routing import RoutingSummary, leads_route, leads_route_territories
+from scoring.errors import ScoringError
+from scoring.models import ScoringRun, Trade
+from scoring.selectors import trades_with_active_model
+from scoring.services import runs
+from territories.models import Territory, WaitlistEntry
+from territories.services import claims, ownership, waitlist
+from territories.services.ownership import Released
+from territories.services.waitlist import OffersExpired, Promotion, promotions_given
+
+T = TypeVar("T")
+
+
+# --- A territory changes hands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandOver(Generic[T]):
+    """A change of hands: what the territories service returned, and the routing of the waiting leads of
+    the ZIPs that got a new owner (nothing assigned when none did)."""
+
+    result: T
+    routing: RoutingSummary
+
+
+def territories_claim(
+    *,
+    contractor: Contractor,
+    trade: Trade,
+    zip_codes: Iterable[str],
+    claimed_by: AbstractBaseUser | None = None,
+    note: str = "",
+) -> HandOver[list[Territory]]:
+    """Claim the ZIPs, all or none (territory_claim_many's refusals), then route their waiting leads."""
+    created = claims.territory_claim_many(
+        contractor=contractor, trade=trade, zip_codes=zip_codes, claimed_by=claimed_by, note=note
+    )
+    return HandOver(created, leads_route_territories(territories=created))
+
+
+def territories_transfer(
+    *,
+    territories: Iterable[Territory],
+    to_contractor: Contractor,
+    transferred_by: AbstractBaseUser | None = None,
+    note: str = "",
+) -> HandOver[list[Territory]]:
+    """Move the ownerships to `to_contractor`, all or none; the new owner gets the ZIPs' waiting leads."""
+    created = ownership.territory_transfer_many(
+        territories=territories, to_contractor=to_contractor, transferred_by=transferred_by, note=note
+    )
+    return HandOver(created, leads_route_territories(territories=created))
+
+
+def territories_release(
+    *, territories: Iterable[Territory], released_by: AbstractBaseUser | None = None, note: str = ""
+) -> HandOver[Released]:
+    """End the ownerships, all or none; each freed ZIP goes to its waitlist (an offer, or with auto-claim
+    the territory, whose waiting leads are routed to its new owner)."""
+    released = ownership.territory_release_many(territories=territories, released_by=released_by, note=note)
+    return HandOver(released, leads_route_territories(territories=promotions_given(released.promotions)))
+
+
+def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: AbstractBaseUser | None = None) -> HandOver[Territory]:
+    """Claim the territory a waitlist offer is for, then route its waiting leads to the new owner."""
+    territory = waitlist.waitlist_offer_accept(entry=entry, accepted_by=accepted_by)
+    return HandOver(territory, leads_route_territories(territories=[territory]))
+
+
+def waitlist_leave(*, entry: WaitlistEntry) -> HandOver[list[Promotion]]:
+    """Take the contractor out of line. Leaving with an offer in hand passes the ZIP to the next in line:
+    an offer, or with auto-claim the territory, whose waiting leads are routed to its new owner."""
+    promotions = waitlist.waitlist_leave(entry=entry)
+    return HandOver(promotions, leads_route_territories(territories=promotions_given(promotions)))
+
+
+def waitlist_offers_expire(*, now: dt.datetime | None = None) -> HandOver[OffersExpired]:
+    """Close the offers that ran out; each ZIP goes to the next eligible contractor in line (an offer, or
+    with auto-claim the territory, whose waiting leads are routed to its new owner)."""
+    expired = waitlist.territory_offers_expire(now=now)
+    return HandOver(expired, leads_route_territories(territories=promotions_given(expired.promotions)))
+
+
+# --- Leads: generate, route, deliver ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """The webhook delivery asked for once leads were routed to contractors that take webhooks, so they
+    are posted at once rather than at the next scheduled delivery."""
+
+    asked: bool
+    run_id: int | None = None  # the run that posts them; None: the next scheduled delivery does
+
+    def __str__(self) -> str:
+        if not self.asked:
+            return "no routed lead goes to a webhook"
+        if self.run_id is None:
+            return "the next scheduled delivery posts the routed leads"
+        return f"delivery run {self.run_id} posts the routed leads"
+
+
+@dataclass(frozen=True)
+class LeadsMade:
+    generation: list[GenerationSummary]
+    routing: RoutingSummary
+    webhooks: WebhookRequest
+
+    @property
+    def created(self) -> int:
+        return sum(summary.created for summary in self.generation)
+
+
+def webhook_run_soon() -> int | None:
+    """Ask for a webhook delivery run now; the id of the run that will post what is assigned (None: the
+    run under way may have missed it, and the next scheduled one posts it)."""
+    try:
+        return jobs.job_run_request(job=jobs.Job.WEBHOOK_DELIVERY).pk
+    except jobs.JobBusy as busy:
+        return busy.run.pk if busy.run.status == jobs.Status.QUEUED else None
+    except jobs.JobError:  # the previous run ended just as this asked: the next scheduled one posts them
+        return None
+
+
+def leads_make(*, trades: list[Trade], now: dt.datetime | None = None) -> LeadsMade:
+    """Generate the trades' leads from their current scores, route the trades' pool to the ZIPs' owners
+    (best first across the trades, within each owner's caps), and ask for a webhook delivery run when
+    leads were routed and some of the trades' assigned leads go to a webhook. Each step is safe to do
+    again, so the whole is one unit of work for a retry. The lead generation job runs it for one trade,
+    the nightly run for all of them at once."""
+    now = now or timezone.now()
+    generation = leads_generate_all(trades=trades, now=now)
+    trade_ids = [trade.pk for trade in trades]
+    routing = leads_route(trade_ids=trade_ids, now=now)
+    to_post = Lead.objects.filter(trade_id__in=trade_ids, state=Lead.State.ASSIGNED).exclude(contractor__webhook_url="")
+    if routing.assigned and to_post.exists():
+        webhooks = WebhookRequest(asked=True, run_id=webhook_run_soon())
+    else:
+        webhooks = WebhookRequest(asked=False)
+    return LeadsMade(generation=generation, routing=routing, webhooks=webhooks)
+
+
+# --- The nightly run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DailyRunSummary:
+    scoring: list[ScoringRun] = field(default_factory=list)
+    scoring_errors: list[str] = field(default_factory=list)  # trades that could not be scored, and why
+    leads: LeadsMade | None = None
+    expiry: ExpirySummary | None = None
+    offers: HandOver[OffersExpired] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.scoring_errors and all(run.status == ScoringRun.Status.SUCCEEDED for run in self.scoring)
+
+    def lines(self) -> list[str]:
+        offers = f"waitlist offers: {self.offers.result}"
+        if promotions_given(self.offers.result.promotions):
+            offers += f"; their waiting leads: {self.offers.routing}"
+        return [
+            *(run.summary() for run in self.scoring),
+            *self.scoring_errors,
+            *(str(summary) for summary in self.leads.generation),
+            f"routing: {self.leads.routing}",
+            f"webhooks: {self.leads.webhooks}",
+            f"expiry: {self.expiry}",
+            offers,
+        ]
+
+
+def daily_run(
+    *, trades: list[Trade] | None = None, as_of: dt.date | None = None, now: dt.datetime | None = None
+) -> DailyRunSummary:
+    """The nightly run, in order: score (the trades given, or every trade with an active scoring model),
+    generate, route and deliver their leads, expire overdue leads, expire waitlist offers and route what
+    they hand over. A trade whose scoring fails or is busy still gets leads from its current scores (the
+    error is in the summary): one bad run does not stop the day's leads. The steps after scoring are
+    idempotent, so each rides out a lost database connection (a restart) by being done again on a new one
+    (db_retry, DB_RETRY_SECONDS); scoring rides it out in its partitions."""
+    now = now or timezone.now()
+    if trades is None:
+        trades = db_retry(lambda: list(trades_with_active_model()), what="reading the trades to run")
+    summary = DailyRunSummary()
+    for trade in trades:
+        try:
+            summary.scoring.append(runs.trade_score(trade=trade, as_of=as_of or timezone.localdate(now)))
+        except ScoringError as error:
+            summary.scoring_errors.append(f"{trade.slug}: {error}")
+    summary.leads = db_retry(lambda: leads_make(trades=trades, now=now), what="lead generation and routing")
+    summary.expiry = db_retry(lambda: leads_expire(now=now), what="lead expiry")
+    summary.offers = db_retry(lambda: waitlist_offers_expire(now=now), what="waitlist offer expiry")
+    return summary
