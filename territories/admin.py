@@ -12,7 +12,6 @@ from contractors.models import Contractor
 from core.admin import BigTableAdmin, action_form, service_form_response
 from leadengine import flows
 from leads.selectors import lead_pool_by_zip
-from leads.services.routing import RoutingSummary
 from scoring.models import Trade
 from territories.errors import TerritoryError
 from territories.models import Territory, WaitlistEntry
@@ -76,10 +75,10 @@ class CoverageForm(forms.Form):
     limit = forms.IntegerField(min_value=1, max_value=1000, initial=DEFAULT_UNOWNED_LIMIT, label="Unowned ZIPs shown")
 
 
-def routing_report(model_admin: admin.ModelAdmin, request, routing: RoutingSummary) -> None:
+def routing_report(model_admin: admin.ModelAdmin, request, hand_over: flows.HandOver) -> None:
     """Say what the new owners got of the unassigned leads waiting in their new ZIPs (flows route them)."""
-    if routing.assigned:
-        model_admin.message_user(request, f"Unassigned leads of these ZIPs: {routing}.")
+    if hand_over.routing.assigned:
+        model_admin.message_user(request, f"Unassigned leads of these ZIPs: {hand_over.routing}.")
 
 
 class OwnershipFilter(admin.SimpleListFilter):
@@ -177,7 +176,7 @@ class TerritoryAdmin(BigTableAdmin):
             else:
                 codes = ", ".join(territory.zip_code_id for territory in claimed.result)
                 self.message_user(request, f"{data['contractor']} now owns {data['trade']} in {codes}.")
-                routing_report(self, request, claimed.routing)
+                routing_report(self, request, claimed)
                 changelist = reverse("admin:territories_territory_changelist")
                 return redirect(f"{changelist}?contractor__id__exact={data['contractor'].pk}&ownership=active")
         return service_form_response(
@@ -242,7 +241,7 @@ class TerritoryAdmin(BigTableAdmin):
         self.message_user(request, f"Released {len(released.result.territories)} territories.")
         for promotion in released.result.promotions:
             self.message_user(request, f"Waitlist: {promotion}.")
-        routing_report(self, request, released.routing)
+        routing_report(self, request, released)
         return None
 
     @admin.action(description="Transfer the selected territories to another contractor", permissions=["manage"])
@@ -269,7 +268,7 @@ class TerritoryAdmin(BigTableAdmin):
             self.message_user(request, str(error), messages.ERROR)
             return None
         self.message_user(request, f"Transferred {len(transferred.result)} territories to {data['to_contractor']}.")
-        routing_report(self, request, transferred.routing)
+        routing_report(self, request, transferred)
         return None
 
 
@@ -339,7 +338,7 @@ class WaitlistEntryAdmin(BigTableAdmin):
                 self.message_user(
                     request, f"{territory.contractor} now owns {territory.zip_code_id} {territory.trade}."
                 )
-                routing_report(self, request, accepted.routing)
+                routing_report(self, request, accepted)
 
     @admin.action(description="Take the selected contractors out of line (declines an offer)", permissions=["manage"])
     def leave(self, request, queryset):
@@ -352,4 +351,4 @@ class WaitlistEntryAdmin(BigTableAdmin):
                 self.message_user(request, f"{entry.contractor} left the line for {entry.zip_code_id} {entry.trade}.")
                 for promotion in left.result:
                     self.message_user(request, f"Waitlist: {promotion}.")
-                routing_report(self, request, left.routing)
+                routing_report(self, request, left)
