@@ -68,7 +68,7 @@ def generation(kind: str) -> int | None:
     if _bumps_owed:
         _bump_now(())
     key = _key(kind)
-    value = cache.get(key)
+    value: int | None = cache.get(key)
     if value is None:
         cache.add(key, 1, timeout=None)  # the first reader starts it; a concurrent one's wins
         value = cache.get(key)
