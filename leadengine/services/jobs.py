@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
@@ -258,7 +258,7 @@ def _abandoned_close(*, job: str, trade: Trade | int | None, now: dt.datetime) -
     return active
 
 
-def _run_record(*, job: str, trade: Trade | None, user: AbstractBaseUser | None = None) -> JobRun:
+def _run_record(*, job: str, trade: Trade | None, user: User | None = None) -> JobRun:
     """A new queued run of `job` for `trade`, once an abandoned one is closed; JobBusy naming the run that
     is queued or running (the unique constraint decides, whatever process asks)."""
     job_trade_check(job=job, trade=trade)
@@ -293,7 +293,7 @@ def job_run_send(*, run_id: int) -> bool:
     return True
 
 
-def job_run_request(*, job: str, trade: Trade | None = None, user: AbstractBaseUser | None = None) -> JobRun:
+def job_run_request(*, job: str, trade: Trade | None = None, user: User | None = None) -> JobRun:
     """Record a run of `job` for `trade` (None: a job of every trade) and queue it on Celery once this
     commits; JobBusy (naming the run) when one is already waiting or running. A broker that is down does
     not refuse the run: it is recorded queued and sent later (job_run_send)."""

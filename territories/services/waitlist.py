@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -155,7 +155,7 @@ def waitlist_leave(*, entry: WaitlistEntry) -> list[Promotion]:
 
 
 @transaction.atomic
-def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: AbstractBaseUser | None = None) -> Territory:
+def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: User | None = None) -> Territory:
     """Claim the territory an offer is for. Refused (WaitlistError) once the offer has expired or was
     withdrawn; the usual claim checks apply (the contractor must still serve the trade, not be suspended)."""
     waitlist_lines_lock(pairs=[(entry.trade_id, entry.zip_code_id)])
