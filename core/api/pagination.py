@@ -1,9 +1,11 @@
+from __future__ import annotations
+
 import binascii
 import datetime as dt
 import math
 from base64 import b64decode
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib import parse
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -11,8 +13,10 @@ from django.db import connection, models
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import Cursor, CursorPagination, _positive_int
-from rest_framework.request import Request
-from rest_framework.views import APIView
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 # The longest cursor a page link carries is well under 200 characters (a position of a date-time or a number).
 MAX_CURSOR_LENGTH = 1_000

@@ -9,15 +9,20 @@ cache no longer answers. What a throttle guards against is bounded anyway: API k
 every request, a key gets only its own contractor's rows, and an outage of a few minutes lets a client make
 a few minutes' worth of requests more than its rate."""
 
+from __future__ import annotations
+
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from django.core.cache.backends.base import BaseCache
-from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import APIView
 
 from core.cache_backend import FallbackRedisCache, cache_unavailable
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 log = logging.getLogger(__name__)
 _warned: dict[str, tuple[str, float | None] | None] = {"outage": None}
