@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from django.core.cache import cache
 from django.db import transaction
@@ -99,5 +99,5 @@ def cached(name: str, parts: Iterable[object], *, depends_on: Iterable[str], com
         return compute()
     versions = ",".join(f"{kind}={number}" for kind, number in generations.items())
     key = f"{name}:{':'.join(str(part) for part in parts)}:{versions}"
-    value: T = cache.get_or_set(key, compute, timeout=CACHE_SECONDS)
-    return value
+    # What compute() returned, now or when it was cached (Django's stubs allow for None).
+    return cast(T, cache.get_or_set(key, compute, timeout=CACHE_SECONDS))

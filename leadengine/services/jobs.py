@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -58,7 +59,7 @@ class JobBusy(JobError):
 
     def __init__(self, run: JobRun):
         self.run = run
-        scope = f" for {run.trade.name}" if run.trade_id else ""
+        scope = f" for {run.trade.name}" if run.trade_id else ""  # type: ignore[union-attr]  # trade_id: a trade
         super().__init__(
             f"{run.get_job_display()}{scope} is already {run.get_status_display().lower()} "
             f"(run {run.pk}); wait for it to end."
@@ -73,12 +74,12 @@ class RunTakenOver(Exception):
 class JobFailed(Exception):
     """The job's service reported a failure (rather than raising one); `counts` is what it did anyway."""
 
-    def __init__(self, message: str, *, counts: dict):
+    def __init__(self, message: str, *, counts: dict[str, Any]):
         super().__init__(message)
         self.counts = counts
 
 
-def _score(trade: Trade) -> dict:
+def _score(trade: Trade) -> dict[str, Any]:
     run = runs.trade_score(trade=trade)
     counts = {"scoring_run": run.pk, "properties_scored": run.properties_scored, "scores_changed": run.scores_changed}
     if run.status != ScoringRun.Status.SUCCEEDED:
@@ -86,10 +87,14 @@ def _score(trade: Trade) -> dict:
     return counts
 
 
-def _generate(trade: Trade) -> dict:
+def _generate(trade: Trade) -> dict[str, Any]:
     generated = leads_generate(trade=trade)
     routed = leads_route(trade_ids=[trade.pk])
-    counts = {"leads_generated": generated.created, "leads_routed": routed.assigned, "leads_in_pool": routed.waiting}
+    counts: dict[str, int | None] = {
+        "leads_generated": generated.created,
+        "leads_routed": routed.assigned,
+        "leads_in_pool": routed.waiting,
+    }
     to_post = Lead.objects.filter(trade=trade, state=Lead.State.ASSIGNED).exclude(contractor__webhook_url="")
     if routed.assigned and to_post.exists():
         counts["webhook_run"] = _webhooks_soon()
@@ -108,21 +113,21 @@ def _webhooks_soon() -> int | None:
         return None
 
 
-def _expire_leads(trade: None) -> dict:
+def _expire_leads(trade: None) -> dict[str, Any]:
     expired = leads_expire()
     return {"unassigned_expired": expired.unassigned, "unaccepted_expired": expired.unaccepted}
 
 
-def _expire_offers(trade: None) -> dict:
+def _expire_offers(trade: None) -> dict[str, Any]:
     return {"offers_expired": territory_offers_expire()}
 
 
-def _deliver_webhooks(trade: None) -> dict:
+def _deliver_webhooks(trade: None) -> dict[str, Any]:
     sent = leads_webhook_deliver()
     return {"delivered": sent.delivered, "retried": sent.retried, "gave_up": sent.gave_up, "refused": sent.refused}
 
 
-def _email_digest(trade: None) -> dict:
+def _email_digest(trade: None) -> dict[str, Any]:
     sent = leads_email_digest()
     counts = {"contractors_emailed": sent.contractors_emailed, "delivered": sent.leads_delivered,
               "contractors_failed": sent.contractors_failed}  # fmt: skip
@@ -131,11 +136,11 @@ def _email_digest(trade: None) -> dict:
     return counts
 
 
-def _daily_report(trade: None) -> dict:
+def _daily_report(trade: None) -> dict[str, Any]:
     return daily_report_send()
 
 
-def _overdue_check(trade: None) -> dict:
+def _overdue_check(trade: None) -> dict[str, Any]:
     from leadengine.services.recovery import jobs_recover
 
     # The check also recovers what the sweep would (its schedule may be disabled): the same rules, under
@@ -146,7 +151,9 @@ def _overdue_check(trade: None) -> dict:
 
 @dataclass(frozen=True)
 class JobSpec:
-    run: Callable[[Trade | None], dict]  # the work, given its trade (None: every trade), returning its counts
+    run: (
+        Callable[[Trade], dict[str, Any]] | Callable[[None], dict[str, Any]]
+    )  # the work, given its trade (None: every trade), returning its counts
     # The work may be done again after losing the database mid-way (idempotent steps, no email sent
     # twice): it is retried on a new connection for DB_RETRY_SECONDS, otherwise the run fails at once.
     repeatable: bool = False
@@ -185,7 +192,7 @@ def _lock_key(run: JobRun) -> int:
 def _lock_try(run: JobRun) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [JOB_LOCK, _lock_key(run)])
-        return cursor.fetchone()[0]
+        return cursor.fetchone()[0]  # type: ignore[no-any-return]  # PostgreSQL's boolean
 
 
 def _lock_release(run: JobRun) -> None:
@@ -207,7 +214,7 @@ def _lock_held(run: JobRun) -> bool:
     no lock, so a live worker's copy trying for it at that moment is never turned away."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT EXISTS ({_LOCK_ROWS})", [JOB_LOCK, _lock_key(run)])
-        return cursor.fetchone()[0]
+        return cursor.fetchone()[0]  # type: ignore[no-any-return]  # PostgreSQL's boolean
 
 
 def _lock_take(run: JobRun) -> bool:
@@ -346,7 +353,7 @@ def job_failure_notify(*, run: JobRun) -> None:
     if not settings.OPS_EMAILS:
         return
     subject = f"LeadEngine: {run.get_job_display().lower()} failed (run {run.pk})"
-    scope = f" for {run.trade.name}" if run.trade_id else ""
+    scope = f" for {run.trade.name}" if run.trade_id else ""  # type: ignore[union-attr]  # trade_id: a trade
     body = (
         f"{run.get_job_display()}{scope}, run {run.pk}, "
         + (
@@ -386,10 +393,11 @@ def _run_start(run_id: int) -> JobRun | None:
         return run
 
 
-def _run_work(run: JobRun) -> dict:
+def _run_work(run: JobRun) -> dict[str, Any]:
     """The job's work, on a connection that holds the run's lock."""
     _lock_keep(run)
-    return JOBS[run.job].run(run.trade)
+    # job_trade_check gave the run a trade exactly when its job runs per trade.
+    return JOBS[run.job].run(run.trade)  # type: ignore[arg-type]
 
 
 def _run_close(run: JobRun) -> None:

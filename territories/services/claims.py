@@ -104,7 +104,7 @@ def territory_conflicts(
         WaitlistEntry.objects.filter(
             trade_id=trade_id, zip_code_id__in=zip_codes, status=WaitlistEntry.Status.OFFERED, offer_expires_at__gt=now
         )
-        .exclude(contractor_id=contractor_id)
+        .exclude(contractor_id=contractor_id)  # type: ignore[misc]  # None: no contractor to leave out
         .values_list("zip_code_id", "contractor_id", "contractor__name", "offer_expires_at")
     )
     for code, contractor, name, until in offers:

@@ -3,6 +3,7 @@ another contractor. Both take many territories at once, all or nothing, for staf
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ def territories_lock(territories: Iterable[Territory]) -> list[Territory]:
     return locked
 
 
-def _end(territories: list[Territory], *, reason: str, ended_by: User | None, note: str, now) -> None:
+def _end(territories: list[Territory], *, reason: str, ended_by: User | None, note: str, now: dt.datetime) -> None:
     Territory.objects.filter(pk__in=[territory.pk for territory in territories]).update(
         ended_at=now, end_reason=reason, ended_by=ended_by, end_note=note
     )
