@@ -195,7 +195,13 @@ class FallbackRedisCache(RedisCache):
         self._guarded(lambda: super(FallbackRedisCache, self).clear(), lambda: None)
 
 
+def cache_outage(cache: BaseCache) -> Outage | None:
+    """The outage `cache` (a FallbackRedisCache, or the proxy of one) is going through while its last call
+    could not reach Redis; None while Redis answers."""
+    outage: Outage | None = getattr(cache, "outage", None)
+    return outage if outage is not None and outage.down else None
+
+
 def cache_unavailable(cache: BaseCache) -> bool:
     """True while `cache` (a FallbackRedisCache) is going without Redis: its last call could not reach it."""
-    outage: Outage | None = getattr(cache, "outage", None)
-    return outage is not None and outage.down
+    return cache_outage(cache) is not None

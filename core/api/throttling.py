@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from django.core.cache.backends.base import BaseCache
 from rest_framework.throttling import SimpleRateThrottle
 
-from core.cache_backend import FallbackRedisCache, cache_unavailable
+from core.cache_backend import cache_outage
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -31,9 +31,9 @@ _warned_lock = threading.Lock()
 
 def _note_uncounted(cache: BaseCache) -> None:
     """Warn once per outage of the cache that requests go through uncounted."""
-    if not isinstance(cache, FallbackRedisCache) or not cache_unavailable(cache):
+    outage = cache_outage(cache)
+    if outage is None:
         return
-    outage = cache.outage
     with _warned_lock:
         if _warned["outage"] == (outage.location, outage.down_since):
             return
