@@ -13,6 +13,9 @@ PORT ?= 8000
 # A laptop is a development machine: DEBUG on unless the environment says otherwise.
 export DEBUG ?= true
 
+# mypy imports the settings (django-stubs): URLs it never connects to, so that no embedded server starts.
+MYPY := DATABASE_URL=postgres://localhost/leadengine REDIS_URL=redis://localhost:6379/0 $(BIN)/mypy
+
 .PHONY: run setup worker beat test lint format bench schema stop reset-data
 
 $(BIN)/.installed: requirements.txt
@@ -66,13 +69,16 @@ test: $(BIN)/.installed /usr/bin/chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(MYPY)
 	$(MANAGE) makemigrations --check --dry-run
 	$(BIN)/python -m pytest
 
+## Ruff, and mypy (strict on core/ and every app's services and selectors; pyproject.toml [tool.mypy]).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(MYPY)
 
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .

@@ -34,7 +34,7 @@ def webhook_secret_new() -> str:
     return secrets.token_urlsafe(32)
 
 
-class ContractorQuerySet(models.QuerySet):
+class ContractorQuerySet(models.QuerySet["Contractor"]):
     def receiving_assignments(self) -> "ContractorQuerySet":
         """Contractors that new territories (waitlist offers) and new leads may go to: active ones only."""
         return self.filter(status=Contractor.Status.ACTIVE)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Model, QuerySet
 
 from contractors.models import Contractor, Membership
+
+M = TypeVar("M", bound=Model)
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ def contractor_api_access(*, contractor: Contractor) -> Access:
     return Access(True)
 
 
-def staff_api_access(*, user: AbstractBaseUser) -> Access:
+def staff_api_access(*, user: User) -> Access:
     """A staff user's own API key works while the user is active staff: it carries their rights."""
     if not user.is_active:
         return Access(False, f"{user.get_username()} is deactivated.")
@@ -51,7 +55,7 @@ def staff_api_access(*, user: AbstractBaseUser) -> Access:
     return Access(True)
 
 
-def contractor_for_user(*, user: AbstractBaseUser | AnonymousUser) -> Contractor | None:
+def contractor_for_user(*, user: User | AnonymousUser) -> Contractor | None:
     """The contractor a user acts for; None for staff, anonymous users and users of no contractor."""
     if not user.is_authenticated or user.is_staff:
         return None
@@ -63,7 +67,7 @@ def contractor_serves(*, contractor: Contractor, trade_id: int) -> bool:
     return contractor.contractor_trades.filter(trade_id=trade_id).exists()
 
 
-def contractor_of(*, user) -> Contractor | None:
+def contractor_of(*, user: User | AnonymousUser | None) -> Contractor | None:
     """The contractor an API caller acts for: its API key's (contractors.api.authentication's
     ContractorClient), or its membership's; None for staff, anonymous callers and users of none."""
     if user is None or not user.is_authenticated or user.is_staff:
@@ -71,7 +75,7 @@ def contractor_of(*, user) -> Contractor | None:
     return getattr(user, "contractor", None) or contractor_for_user(user=user)
 
 
-def caller_rows(queryset, *, user):
+def caller_rows(queryset: QuerySet[M], *, user: User | AnonymousUser | None) -> QuerySet[M]:
     """The rows of `queryset` (a model with a `contractor`) an API caller may see: all for staff, its own
     for a contractor's key or member, none for anyone else. The one visibility rule of the API's models."""
     if user is not None and user.is_authenticated and user.is_staff:

@@ -14,13 +14,16 @@ count is exact, as it is cheap there and a small set is where an exact number ma
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import EmptyResultSet
-from django.core.paginator import EmptyPage, Paginator
+from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import connections
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
@@ -28,7 +31,7 @@ from django.utils.functional import cached_property
 ESTIMATE_THRESHOLD = 10_000
 
 
-def table_rows_estimate(queryset: QuerySet) -> int | None:
+def table_rows_estimate(queryset: QuerySet[Any]) -> int | None:
     """The table's rows as the planner reckons them: the density its last ANALYZE saw (reltuples per
     page) times the pages the table has now, so rows added since are counted. None when the table was
     never analyzed (reltuples is -1)."""
@@ -48,7 +51,7 @@ def table_rows_estimate(queryset: QuerySet) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
-def plan_rows_estimate(queryset: QuerySet) -> int:
+def plan_rows_estimate(queryset: QuerySet[Any]) -> int:
     """The planner's estimate of the rows `queryset` selects (its plan's top node), without running it."""
     connection = connections[queryset.db]
     try:
@@ -63,14 +66,15 @@ def plan_rows_estimate(queryset: QuerySet) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def is_unfiltered(queryset: QuerySet) -> bool:
+def is_unfiltered(queryset: QuerySet[Any]) -> bool:
     """Every row of the table: no condition, no DISTINCT, no union (the change list's joins follow foreign
     keys, one row each)."""
     query = queryset.query
     return not query.where and not query.distinct and not query.combinator and query.low_mark == 0
 
 
-class EstimatedCountPaginator(Paginator):
+# Paginator and ModelAdmin are generic in the stubs only: Django's classes cannot be subscripted.
+class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     """A Paginator whose count is PostgreSQL's estimate for big sets (`estimated` says so), exact otherwise."""
 
     estimated = False
@@ -87,7 +91,7 @@ class EstimatedCountPaginator(Paginator):
         self.estimated = True
         return estimate
 
-    def validate_number(self, number):
+    def validate_number(self, number: int | float | str) -> int:
         try:
             return super().validate_number(number)
         except EmptyPage:
@@ -95,7 +99,7 @@ class EstimatedCountPaginator(Paginator):
                 raise
             return int(number)  # past an estimate that fell short: the page may still hold rows
 
-    def page(self, number):
+    def page(self, number: int | str) -> Page[Any]:
         """The page, without the end Django sets at the count when the count is an estimate. When such a
         page comes short, the set ends on it, so its count is known exactly from here on (an estimate of
         50,000 for a search that finds 3 rows, or of 30 rows for 33)."""
@@ -103,7 +107,9 @@ class EstimatedCountPaginator(Paginator):
             return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        page = self._get_page(self.object_list[bottom : bottom + self.per_page], number, self)
+        page: Page[Any] = self._get_page(  # type: ignore[attr-defined]  # Django's hook, not in the stubs
+            self.object_list[bottom : bottom + self.per_page], number, self
+        )
         shown = len(page.object_list)  # the rows the change list shows, fetched once
         if shown < self.per_page:
             self.__dict__["count"] = bottom + shown
@@ -117,7 +123,7 @@ class EstimatedCountPaginator(Paginator):
         return f"about {self.count:,}" if self.estimated else f"{self.count:,}"
 
 
-class BigTableAdmin(admin.ModelAdmin):
+class BigTableAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """A ModelAdmin for a table of up to millions of rows: estimated counts, no full count beside a
     filtered one, and no facet counts (each would be a GROUP BY over the whole set per filter)."""
 
@@ -127,14 +133,14 @@ class BigTableAdmin(admin.ModelAdmin):
 
 
 def service_form_response(
-    model_admin: admin.ModelAdmin,
-    request,
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
     *,
     form: forms.Form,
     title: str,
     submit_label: str,
     intro: str = "",
-    objects=(),
+    objects: Iterable[object] = (),
     action: str = "",
 ) -> TemplateResponse:
     """A page with a form whose submission calls a service: an action's intermediate page (`action` and
@@ -154,16 +160,16 @@ def service_form_response(
 
 
 def action_form(
-    model_admin: admin.ModelAdmin,
-    request,
-    queryset,
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
     *,
     form_class: type[forms.Form],
     action: str,
     title: str,
     intro: str = "",
     submit_label: str = "",
-) -> tuple[dict | None, TemplateResponse | None]:
+) -> tuple[dict[str, Any] | None, TemplateResponse | None]:
     """An admin action that asks for input first: (the form's cleaned data, None) once its page was
     submitted valid, else (None, the page to show). The page lists the selected `queryset` and carries the
     selection back to `action`."""

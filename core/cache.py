@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TypeVar, cast
 
 from django.core.cache import cache
 from django.db import transaction
@@ -68,7 +68,7 @@ def generation(kind: str) -> int | None:
     if _bumps_owed:
         _bump_now(())
     key = _key(kind)
-    value = cache.get(key)
+    value: int | None = cache.get(key)
     if value is None:
         cache.add(key, 1, timeout=None)  # the first reader starts it; a concurrent one's wins
         value = cache.get(key)
@@ -88,7 +88,10 @@ def usage_bump(contractor_ids: Iterable[int | None]) -> None:
     generation_bump(*(usage(contractor_id) for contractor_id in sorted({i for i in contractor_ids if i is not None})))
 
 
-def cached(name: str, parts: Iterable[Any], *, depends_on: Iterable[str], compute: Callable[[], Any]) -> Any:
+T = TypeVar("T")
+
+
+def cached(name: str, parts: Iterable[object], *, depends_on: Iterable[str], compute: Callable[[], T]) -> T:
     """compute(), cached under `name` and `parts` for CACHE_SECONDS, until a kind it depends on changes;
     computed directly while Redis cannot be reached."""
     generations = {kind: generation(kind) for kind in sorted(depends_on)}
@@ -96,4 +99,5 @@ def cached(name: str, parts: Iterable[Any], *, depends_on: Iterable[str], comput
         return compute()
     versions = ",".join(f"{kind}={number}" for kind, number in generations.items())
     key = f"{name}:{':'.join(str(part) for part in parts)}:{versions}"
-    return cache.get_or_set(key, compute, timeout=CACHE_SECONDS)
+    # What compute() returned, now or when it was cached (Django's stubs allow for None).
+    return cast(T, cache.get_or_set(key, compute, timeout=CACHE_SECONDS))

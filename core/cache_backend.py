@@ -18,14 +18,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TypeVar
 
 import redis
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.cache.backends.redis import RedisCache
 
 log = logging.getLogger("core.cache")
+
+R = TypeVar("R")
 
 DEFAULT_TIMEOUT_SECONDS = 0.5
 RETRY_SECONDS = 2.0  # after a failure, calls go without Redis this long before one tries it again
@@ -127,7 +129,11 @@ class FallbackRedisCache(RedisCache):
     DEFAULT_TIMEOUT_SECONDS unless set) that goes on without Redis while it is unreachable: see the
     module's docstring."""
 
-    def __init__(self, server, params):
+    # Set by RedisCache.__init__; Django's stubs do not declare them.
+    _options: dict[str, Any]
+    _servers: list[str]
+
+    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._options = {
             "socket_connect_timeout": DEFAULT_TIMEOUT_SECONDS,
@@ -136,7 +142,7 @@ class FallbackRedisCache(RedisCache):
         }
         self.outage = outage_of(";".join(_redacted(location) for location in self._servers))
 
-    def _guarded(self, operation: Callable[[], Any], fallback: Callable[[], Any]) -> Any:
+    def _guarded(self, operation: Callable[[], R], fallback: Callable[[], R]) -> R:
         if self.outage.skipping():
             return fallback()
         try:
@@ -147,47 +153,55 @@ class FallbackRedisCache(RedisCache):
         self.outage.answered()
         return result
 
-    def _unavailable(self):
+    def _unavailable(self) -> NoReturn:
         raise CacheUnavailable(f"Redis cache at {self.outage.location} is unavailable: {self.outage.error}")
 
-    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+    def add(self, key: Any, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         return self._guarded(lambda: super(FallbackRedisCache, self).add(key, value, timeout, version), lambda: False)
 
-    def get(self, key, default=None, version=None):
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
         return self._guarded(lambda: super(FallbackRedisCache, self).get(key, default, version), lambda: default)
 
-    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+    def set(self, key: Any, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None) -> None:
         return self._guarded(lambda: super(FallbackRedisCache, self).set(key, value, timeout, version), lambda: None)
 
-    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+    def touch(self, key: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         return self._guarded(lambda: super(FallbackRedisCache, self).touch(key, timeout, version), lambda: False)
 
-    def delete(self, key, version=None):
+    def delete(self, key: Any, version: int | None = None) -> bool:
         return self._guarded(lambda: super(FallbackRedisCache, self).delete(key, version), lambda: False)
 
-    def get_many(self, keys, version=None):
+    def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         return self._guarded(lambda: super(FallbackRedisCache, self).get_many(keys, version), dict)
 
-    def has_key(self, key, version=None):
+    def has_key(self, key: Any, version: int | None = None) -> bool:
         return self._guarded(lambda: super(FallbackRedisCache, self).has_key(key, version), lambda: False)
 
-    def incr(self, key, delta=1, version=None):
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         return self._guarded(lambda: super(FallbackRedisCache, self).incr(key, delta, version), self._unavailable)
 
-    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+    def set_many(
+        self, data: dict[Any, Any], timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[Any]:
         # Django's contract: the keys that were not stored.
         return self._guarded(
             lambda: super(FallbackRedisCache, self).set_many(data, timeout, version), lambda: list(data)
         )
 
-    def delete_many(self, keys, version=None):
+    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
         return self._guarded(lambda: super(FallbackRedisCache, self).delete_many(keys, version), lambda: None)
 
-    def clear(self):
-        return self._guarded(lambda: super(FallbackRedisCache, self).clear(), lambda: False)
+    def clear(self) -> None:
+        self._guarded(lambda: super(FallbackRedisCache, self).clear(), lambda: None)
 
 
-def cache_unavailable(cache) -> bool:
+def cache_outage(cache: BaseCache) -> Outage | None:
+    """The outage `cache` (a FallbackRedisCache, or the proxy of one) is going through while its last call
+    could not reach Redis; None while Redis answers."""
+    outage: Outage | None = getattr(cache, "outage", None)
+    return outage if outage is not None and outage.down else None
+
+
+def cache_unavailable(cache: BaseCache) -> bool:
     """True while `cache` (a FallbackRedisCache) is going without Redis: its last call could not reach it."""
-    outage = getattr(cache, "outage", None)
-    return outage is not None and outage.down
+    return cache_outage(cache) is not None

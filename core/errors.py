@@ -9,6 +9,8 @@ API answers them 500 and they are logged."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """A refused request; the message says why. `code` is stable, for programs; `http_status` is the API's
@@ -30,6 +32,6 @@ class DomainError(Exception):
         """What an API client is told: the message, unless the error tells outsiders less than staff."""
         return str(self)
 
-    def body_extra(self) -> dict:
+    def body_extra(self) -> dict[str, Any]:
         """Fields the API body carries besides code, detail and fields (listed in the schema's Error)."""
         return {}

@@ -1,8 +1,11 @@
 """Model fields of the scoring app."""
 
 import json
+from typing import Any
 
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.expressions import Expression
 
 
 class WrittenJSONField(models.JSONField):
@@ -13,15 +16,15 @@ class WrittenJSONField(models.JSONField):
     100,000 scores a run writes.
     """
 
-    def db_type(self, connection) -> str:
+    def db_type(self, connection: BaseDatabaseWrapper) -> str:
         return "json"
 
-    def get_db_prep_value(self, value, connection, prepared=False):
+    def get_db_prep_value(self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False) -> str | None:
         if value is None:
             return None
         return json.dumps(value, cls=self.encoder)
 
-    def from_db_value(self, value, expression, connection):
+    def from_db_value(self, value: Any, expression: Expression, connection: BaseDatabaseWrapper) -> Any:
         if isinstance(value, str):  # psycopg parses json itself; text arrives from casts and raw SQL
             return super().from_db_value(value, expression, connection)
         return value

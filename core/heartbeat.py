@@ -26,7 +26,7 @@ class Heartbeat:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop.set()
         # A beat under way ends within the connect timeout; the thread is a daemon if it does not.
         self.thread.join(timeout=self.every + 10)

@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 import psycopg
 from django.conf import settings
@@ -20,6 +20,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 FIRST_WAIT_SECONDS = 0.5
 LONGEST_WAIT_SECONDS = 5.0
@@ -90,12 +91,12 @@ def db_retry(work: Callable[[], T], *, what: str, seconds: float | None = None) 
             wait = min(wait * 2, LONGEST_WAIT_SECONDS)
 
 
-def db_retrying(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+def db_retrying(what: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Decorator form of db_retry: the decorated function is the unit of work."""
 
-    def decorate(function: Callable[..., T]) -> Callable[..., T]:
+    def decorate(function: Callable[P, T]) -> Callable[P, T]:
         @functools.wraps(function)
-        def wrapper(*args, **kwargs) -> T:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             return db_retry(lambda: function(*args, **kwargs), what=what)
 
         return wrapper

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from contractors.models import Contractor
@@ -61,7 +61,7 @@ def territories_claim(
     contractor: Contractor,
     trade: Trade,
     zip_codes: Iterable[str],
-    claimed_by: AbstractBaseUser | None = None,
+    claimed_by: User | None = None,
     note: str = "",
 ) -> HandOver[list[Territory]]:
     """Claim the ZIPs, all or none (territory_claim_many's refusals), then route their waiting leads."""
@@ -75,7 +75,7 @@ def territories_transfer(
     *,
     territories: Iterable[Territory],
     to_contractor: Contractor,
-    transferred_by: AbstractBaseUser | None = None,
+    transferred_by: User | None = None,
     note: str = "",
 ) -> HandOver[list[Territory]]:
     """Move the ownerships to `to_contractor`, all or none; the new owner gets the ZIPs' waiting leads."""
@@ -86,7 +86,7 @@ def territories_transfer(
 
 
 def territories_release(
-    *, territories: Iterable[Territory], released_by: AbstractBaseUser | None = None, note: str = ""
+    *, territories: Iterable[Territory], released_by: User | None = None, note: str = ""
 ) -> HandOver[Released]:
     """End the ownerships, all or none; each freed ZIP goes to its waitlist (an offer, or with auto-claim
     the territory, whose waiting leads are routed to its new owner)."""
@@ -94,7 +94,7 @@ def territories_release(
     return HandOver(released, leads_route_territories(territories=promotions_given(released.promotions)))
 
 
-def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: AbstractBaseUser | None = None) -> HandOver[Territory]:
+def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: User | None = None) -> HandOver[Territory]:
     """Claim the territory a waitlist offer is for, then route its waiting leads to the new owner."""
     territory = waitlist.waitlist_offer_accept(entry=entry, accepted_by=accepted_by)
     return HandOver(territory, leads_route_territories(territories=[territory]))
@@ -189,6 +189,8 @@ class DailyRunSummary:
         return not self.scoring_errors and all(run.status == ScoringRun.Status.SUCCEEDED for run in self.scoring)
 
     def lines(self) -> list[str]:
+        """The summary of a finished run (every step has its result)."""
+        assert self.leads is not None and self.offers is not None
         offers = f"waitlist offers: {self.offers.result}"
         if promotions_given(self.offers.result.promotions):
             offers += f"; their waiting leads: {self.offers.routing}"

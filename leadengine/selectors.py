@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab
@@ -99,7 +101,7 @@ def schedule_states(*, now: dt.datetime | None = None) -> list[ScheduleState]:
         .select_related("crontab", "interval")
         .order_by("name")
     )
-    history = {
+    history: dict[tuple[str, str | None], Mapping[str, Any]] = {
         (row["job"], row["trade__slug"]): row
         for row in JobRun.objects.values("job", "trade__slug").annotate(
             last_success=Max("finished_at", filter=Q(status=JobRun.Status.SUCCEEDED)), last_queued=Max("queued_at")

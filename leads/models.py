@@ -122,7 +122,7 @@ class Suppression(models.Model):
         return f"{self.get_kind_display()}: {self.value}{where}"
 
 
-class LeadQuerySet(models.QuerySet):
+class LeadQuerySet(models.QuerySet["Lead"]):
     def visible_to(self, user) -> "LeadQuerySet":
         """The leads `user` may see, the one rule every API view applies: staff see every lead; a
         contractor (its API key, or a member's session) the leads it holds now; anyone else none."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy.spatial import cKDTree
 
 EARTH_RADIUS_MILES = 3958.8
@@ -32,7 +33,7 @@ class SphereIndex:
         """Whether this index was built on these reference points (same values, in the same order)."""
         return np.array_equal(self.ref_lat, ref_lat) and np.array_equal(self.ref_lon, ref_lon)
 
-    def nearest(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """For each point, the index of the nearest reference point and its great-circle miles."""
         lat = np.asarray(lat, dtype=float)
         lon = np.asarray(lon, dtype=float)
@@ -57,7 +58,7 @@ _last_index: SphereIndex | None = None
 
 
 def nearest(
-    lat: np.ndarray, lon: np.ndarray, ref_lat: np.ndarray, ref_lon: np.ndarray
+    lat: npt.ArrayLike, lon: npt.ArrayLike, ref_lat: np.ndarray, ref_lon: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each point, the index of the nearest reference point and its distance in miles.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -176,7 +177,7 @@ def scoring_storms(*, as_of: dt.date, window_days: int, near: tuple[float, float
     scoring.features.STORM_COLUMNS; with `near` (latitude, longitude, ZIP), only those that can reach
     that point: its ZIP's reports and those whose radius spans its latitude and longitude."""
     where = ["event_date > %(since)s", "event_date <= %(as_of)s"]
-    params = {"since": as_of - dt.timedelta(days=window_days), "as_of": as_of}
+    params: dict[str, Any] = {"since": as_of - dt.timedelta(days=window_days), "as_of": as_of}
     if near is not None:
         params.update(latitude=near[0], longitude=near[1], zip=near[2], miles_per_degree=geo.MILES_PER_DEGREE)
         where.append(
@@ -203,7 +204,8 @@ def property_id_ranges(*, rows: int) -> list[tuple[int, int]]:
             """,
             [rows],
         )
-        return cursor.fetchall()
+        ranges: list[tuple[int, int]] = cursor.fetchall()
+        return ranges
 
 
 def scoring_runs_latest(*, per_trade: int = 2) -> dict[str, list[ScoringRun]]:

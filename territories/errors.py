@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from core.errors import DomainError
 
@@ -53,7 +54,7 @@ class TerritoryTaken(TerritoryError):
     def detail(self) -> str:
         return f"{self.trade_name} territory already taken: {', '.join(self.zip_codes)}. Nothing was claimed."
 
-    def body_extra(self) -> dict:
+    def body_extra(self) -> dict[str, Any]:
         return {
             "conflicts": [
                 {"zip_code": conflict.zip_code, "held_as": "offered" if conflict.offered_until else "owned"}

@@ -9,7 +9,7 @@ from contractors.selectors import caller_rows
 from scoring.models import Trade, ZipCode
 
 
-class TerritoryQuerySet(models.QuerySet):
+class TerritoryQuerySet(models.QuerySet["Territory"]):
     def active(self) -> "TerritoryQuerySet":
         return self.filter(ended_at__isnull=True)
 
@@ -18,7 +18,7 @@ class TerritoryQuerySet(models.QuerySet):
         return caller_rows(self, user=user)
 
 
-class WaitlistQuerySet(models.QuerySet):
+class WaitlistQuerySet(models.QuerySet["WaitlistEntry"]):
     def visible_to(self, user) -> "WaitlistQuerySet":
         return caller_rows(self, user=user)
 

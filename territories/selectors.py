@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 
@@ -132,10 +133,10 @@ def territory_coverage_cached(
     owned = []
     if coverage.owned:
         owners = Contractor.objects.filter(pk__in={row.contractor_id for row in coverage.owned}).only("name", "slug")
-        by_pk = {owner.pk: owner for owner in owners}
+        by_pk: dict[int | None, Contractor] = {owner.pk: owner for owner in owners}
         for row in coverage.owned:
             owner = by_pk.get(row.contractor_id)
-            fresh = {"contractor_name": owner.name, "contractor_slug": owner.slug} if owner else {}
+            fresh: dict[str, Any] = {"contractor_name": owner.name, "contractor_slug": owner.slug} if owner else {}
             owned.append(dataclasses.replace(row, **fresh))
     return dataclasses.replace(coverage, trade=trade, owned=owned)  # the caller's trade, as fresh as its names
 

@@ -15,7 +15,7 @@ import hmac
 import re
 import secrets
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -49,9 +49,9 @@ def api_key_generate() -> tuple[str, str]:
 def api_key_create(
     *,
     contractor: Contractor | None = None,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     name: str = "",
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key for the contractor, or for a staff user's own use: (the stored key, the raw key). Give
     exactly one owner; a user who is not active staff is refused (ApiKeyOwnerInvalid). The raw key exists
@@ -98,9 +98,10 @@ def api_key_authenticate(*, raw_key: str, now: dt.datetime | None = None) -> Api
         raise ApiKeyUnknown("Unknown API key.")
     if key.revoked_at is not None:
         raise ApiKeyRevoked(f"API key {key.prefix} was revoked on {key.revoked_at:%Y-%m-%d}.")
-    if key.user_id is not None:
+    if key.user is not None:
         access = staff_api_access(user=key.user)
     else:
+        assert key.contractor is not None  # a key is a staff user's or a contractor's
         access = contractor_api_access(contractor=key.contractor)
     if not access.allowed:
         raise ApiAccessDenied(access.reason)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -29,7 +29,7 @@ def _locked(contractor: Contractor) -> Contractor:
 
 
 @transaction.atomic
-def contractor_create(*, name: str, slug: str, trades: Iterable[Trade] = (), **fields) -> Contractor:
+def contractor_create(*, name: str, slug: str, trades: Iterable[Trade] = (), **fields: object) -> Contractor:
     """A new active contractor serving `trades`; `fields` are the other model fields (caps, contact...)."""
     contractor = Contractor(name=name, slug=slug, **fields)
     contractor.full_clean()
@@ -72,7 +72,7 @@ def contractor_trades_set(*, contractor: Contractor, trades: Iterable[Trade]) ->
 
 @transaction.atomic
 def contractor_status_change(
-    *, contractor: Contractor, status: str, reason: str = "", changed_by: AbstractBaseUser | None = None
+    *, contractor: Contractor, status: str, reason: str = "", changed_by: User | None = None
 ) -> Contractor:
     """Pause, resume, suspend or reinstate a contractor, with an audit row, in one transaction.
 
@@ -101,7 +101,7 @@ def contractor_status_change(
 
 
 @transaction.atomic
-def contractor_member_add(*, contractor: Contractor, user: AbstractBaseUser) -> Membership:
+def contractor_member_add(*, contractor: Contractor, user: User) -> Membership:
     """Let `user` act for the contractor. Staff users and members of another contractor are refused."""
     if user.is_staff:
         raise MembershipError(f"{user} is staff; staff users belong to no contractor.")

@@ -138,10 +138,10 @@ def _resolved(host: str, port: int) -> list[str]:
         raise WebhookTargetUnresolved(f"{host} could not be resolved ({error.strerror}).") from None
     except UnicodeError:
         raise WebhookTargetRefused(f"{host} is not a valid host name.") from None
-    addresses = []
+    addresses: list[str] = []
     for *_, sockaddr in found:
         if sockaddr[0] not in addresses:
-            addresses.append(sockaddr[0])
+            addresses.append(str(sockaddr[0]))  # an IPv4 or IPv6 address, as text
     if not addresses:
         raise WebhookTargetUnresolved(f"{host} could not be resolved (no address).")
     return addresses

@@ -6,6 +6,7 @@ body over DATA_UPLOAD_MAX_MEMORY_SIZE 413 too_large."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.core.exceptions import (
     PermissionDenied,
@@ -35,7 +36,7 @@ DATABASE_RETRY_AFTER_SECONDS = 10
 UNAVAILABLE_CLASSES = ("53", "57", "58")
 
 
-def error_body(code: str, detail: str, fields: dict | None = None) -> dict:
+def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
     return {"code": code, "detail": detail, "fields": fields or {}}
 
 
@@ -49,7 +50,7 @@ def database_unavailable(error: BaseException) -> bool:
     return is_transient(error) or (code is not None and code.startswith(UNAVAILABLE_CLASSES))
 
 
-def database_unavailable_body() -> dict:
+def database_unavailable_body() -> dict[str, Any]:
     return error_body(
         "database_unavailable",
         f"The database cannot be reached for a moment. Try again in {DATABASE_RETRY_AFTER_SECONDS} seconds.",
@@ -63,7 +64,7 @@ def database_unavailable_json() -> JsonResponse:
     return response
 
 
-def suspicious_request(error: SuspiciousOperation) -> tuple[int, dict]:
+def suspicious_request(error: SuspiciousOperation) -> tuple[int, dict[str, Any]]:
     """(status, body) of a request Django refuses to read: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413
     too_large; too many parameters or files 400 too_many_fields; anything else Django finds malformed 400
     bad_request (its details are logged by Django, not shown)."""
@@ -81,11 +82,11 @@ def suspicious_request(error: SuspiciousOperation) -> tuple[int, dict]:
     return status.HTTP_400_BAD_REQUEST, error_body("bad_request", "The request is malformed.")
 
 
-def _flatten(detail) -> dict:
+def _flatten(detail: object) -> dict[str, list[str]]:
     """DRF's nested field errors as {"field": ["message", ...]} (nested fields dotted)."""
-    fields: dict = {}
+    fields: dict[str, list[str]] = {}
 
-    def walk(prefix: str, value) -> None:
+    def walk(prefix: str, value: object) -> None:
         if isinstance(value, dict):
             for key, inner in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), inner)
@@ -101,19 +102,19 @@ def _flatten(detail) -> dict:
     return fields
 
 
-def api_exception_handler(error, context):
+def api_exception_handler(error: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(error, DomainError):
         return Response(error_body(error.code, error.detail) | error.body_extra(), status=error.http_status)
     if isinstance(error, DatabaseError) and database_unavailable(error):
         # Logged without a trace: while PostgreSQL restarts, every request would add one.
         log.warning("API request answered 503, the database is unavailable: %s", error)
-        response = Response(database_unavailable_body(), status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
-        return response
+        unavailable = Response(database_unavailable_body(), status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        unavailable["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return unavailable
     if isinstance(error, SuspiciousOperation):
-        code, body = suspicious_request(error)
+        http_status, body = suspicious_request(error)
         log.warning("API request refused: %s", error)
-        return Response(body, status=code)
+        return Response(body, status=http_status)
     if isinstance(error, DataError):
         # A value the database cannot hold (a NUL character, a number or date out of its range) that got past
         # validation: the request is at fault, not the server. Logged, so that the validation gets fixed.
@@ -137,19 +138,22 @@ def api_exception_handler(error, context):
     codes = error.get_codes() if isinstance(error, exceptions.APIException) else "error"
     code = codes if isinstance(codes, str) else getattr(error, "default_code", "error")
     response.data = error_body(code, str(detail))
-    if isinstance(error, exceptions.Throttled) and error.wait is not None:
-        response.data["retry_after_seconds"] = int(error.wait) + 1
+    # Throttled.wait is set by its __init__; DRF's stubs do not declare it.
+    wait: float | None = getattr(error, "wait", None) if isinstance(error, exceptions.Throttled) else None
+    if wait is not None:
+        response.data["retry_after_seconds"] = int(wait) + 1
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = "Api-Key"
     return response
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):
     """The body of every API error (the schema's Error)."""
 
     code = serializers.CharField(help_text="Stable, for programs: not_found, invalid, throttled, cap_reached, ...")
     detail = serializers.CharField(help_text="For people.")
-    fields = serializers.DictField(
+    # The body's field named "fields": DRF collects declared fields before its `fields` property exists.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         help_text='Messages per invalid field (nested fields dotted, "non_field_errors" for the whole body).',
     )

@@ -1,7 +1,11 @@
+from __future__ import annotations
+
 import binascii
 import datetime as dt
 import math
 from base64 import b64decode
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib import parse
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -9,6 +13,10 @@ from django.db import connection, models
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import Cursor, CursorPagination, _positive_int
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 # The longest cursor a page link carries is well under 200 characters (a position of a date-time or a number).
 MAX_CURSOR_LENGTH = 1_000
@@ -24,12 +32,16 @@ class BoundedCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    model: type[models.Model]
 
-    def paginate_queryset(self, queryset, request, view=None):
+    # Cursor pages are of querysets only, where DRF's pagination also takes lists.
+    def paginate_queryset(  # type: ignore[override]
+        self, queryset: models.QuerySet[Any], request: Request, view: APIView | None = None
+    ) -> list[Any] | None:
         self.model = queryset.model
         return super().paginate_queryset(queryset, request, view)
 
-    def decode_cursor(self, request):
+    def decode_cursor(self, request: Request) -> Cursor | None:
         encoded = request.query_params.get(self.cursor_query_param)
         if encoded is None:
             return None
@@ -53,12 +65,14 @@ class BoundedCursorPagination(CursorPagination):
             if position is not None:
                 self.position_value(position)
             return Cursor(
-                offset=_positive_int(offset, cutoff=self.offset_cutoff), reverse=reverse == "1", position=position
+                offset=_positive_int(offset, cutoff=self.offset_cutoff),
+                reverse=reverse == "1",
+                position=position,  # type: ignore[arg-type]  # DRF's cursors carry the position as text
             )
         except (TypeError, ValueError, binascii.Error, ValidationError, OverflowError):
             raise NotFound(self.invalid_cursor_message) from None
 
-    def position_value(self, position: str):
+    def position_value(self, position: str) -> object:
         """The position as a value of the first ordering column, or ValueError/ValidationError when the column
         could never hold it: text that is no date-time or number, a date-time without its UTC offset, a number
         that is not finite or out of the column's range, a NUL character."""
@@ -69,7 +83,7 @@ class BoundedCursorPagination(CursorPagination):
             field = self.model._meta.get_field(name)
         except FieldDoesNotExist:
             return position  # an annotation: compared as given, the database refuses what it cannot compare
-        value = field.to_python(position)
+        value = field.to_python(position)  # type: ignore[union-attr]  # an ordering names a column, no reverse relation
         if isinstance(field, models.DateTimeField):
             if not isinstance(value, dt.datetime) or value.tzinfo is None:
                 raise ValueError("a date-time position carries its UTC offset")
@@ -87,7 +101,7 @@ class StableOrderingFilter(OrderingFilter):
     """`?ordering=` as asked, then `-id`: rows that tie on the asked field (equal scores) keep one order,
     which cursor pages need so that no row is repeated or skipped between pages."""
 
-    def get_ordering(self, request, queryset, view):
+    def get_ordering(self, request: Request, queryset: models.QuerySet[Any], view: APIView) -> Sequence[str] | None:
         ordering = super().get_ordering(request, queryset, view)
         if ordering and not {"id", "-id", "pk", "-pk"} & set(ordering):
             ordering = [*ordering, "-id"]

@@ -4,6 +4,9 @@ stack already in use. A fixed bound says the same to every request."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import IO, Any
+
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
@@ -11,9 +14,9 @@ from rest_framework.parsers import JSONParser
 MAX_JSON_DEPTH = 32
 
 
-def json_depth_exceeds(data, limit: int) -> bool:
+def json_depth_exceeds(data: object, limit: int) -> bool:
     """True when `data` (decoded JSON) nests lists and objects deeper than `limit`; walked without recursion."""
-    pending = [(data, 1)]
+    pending: list[tuple[object, int]] = [(data, 1)]
     while pending:
         value, depth = pending.pop()
         if isinstance(value, dict):
@@ -29,7 +32,9 @@ def json_depth_exceeds(data, limit: int) -> bool:
 class BoundedJSONParser(JSONParser):
     """DRF's JSON parser, with a body nested deeper than MAX_JSON_DEPTH a 400 parse_error."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         too_deep = ParseError(f"JSON parse error - the body is nested deeper than {MAX_JSON_DEPTH} levels.")
         try:
             data = super().parse(stream, media_type, parser_context)

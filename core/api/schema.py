@@ -6,8 +6,11 @@ Every view uses ApiSchema (REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS); a view with i
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ComponentRegistry
 from rest_framework import serializers
 
 from core.api.errors import ErrorSerializer
@@ -36,7 +39,9 @@ ON_WRITE = ("409", "422")  # operations that change something
 
 
 class ApiSchema(AutoSchema):
-    def get_operation(self, path, path_regex, path_prefix, method, registry):
+    def get_operation(
+        self, path: str, path_regex: str, path_prefix: str, method: str, registry: ComponentRegistry
+    ) -> dict[str, Any] | None:
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None or not path.startswith(API_PREFIX):
             return operation
@@ -54,19 +59,23 @@ class ApiSchema(AutoSchema):
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 
-    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+    def _map_serializer_field(
+        self, field: serializers.Field[Any, Any, Any, Any], direction: str, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
         # DRF drops allow_blank from read-only model fields, yet a choice left blank (a lead not returned, a
         # territory not ended) is answered as "": the schema must allow it.
         if isinstance(field, serializers.ChoiceField) and field.read_only and not field.allow_blank:
             field.allow_blank = blank_on_model(field)
-        return super()._map_serializer_field(field, direction, bypass_extensions)
+        mapped: dict[str, Any] = super()._map_serializer_field(field, direction, bypass_extensions)
+        return mapped
 
 
-def blank_on_model(field) -> bool:
+def blank_on_model(field: serializers.Field[Any, Any, Any, Any]) -> bool:
     model = getattr(getattr(field.parent, "Meta", None), "model", None)
     if model is None or not field.source or "." in field.source:
         return False
     try:
-        return model._meta.get_field(field.source).blank
+        blank: bool = model._meta.get_field(field.source).blank
     except FieldDoesNotExist:
         return False
+    return blank

@@ -9,23 +9,31 @@ cache no longer answers. What a throttle guards against is bounded anyway: API k
 every request, a key gets only its own contractor's rows, and an outage of a few minutes lets a client make
 a few minutes' worth of requests more than its rate."""
 
+from __future__ import annotations
+
 import logging
 import threading
+from typing import TYPE_CHECKING
 
+from django.core.cache.backends.base import BaseCache
 from rest_framework.throttling import SimpleRateThrottle
 
-from core.cache_backend import cache_unavailable
+from core.cache_backend import cache_outage
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 log = logging.getLogger(__name__)
-_warned = {"outage": None}
+_warned: dict[str, tuple[str, float | None] | None] = {"outage": None}
 _warned_lock = threading.Lock()
 
 
-def _note_uncounted(cache) -> None:
+def _note_uncounted(cache: BaseCache) -> None:
     """Warn once per outage of the cache that requests go through uncounted."""
-    if not cache_unavailable(cache):
+    outage = cache_outage(cache)
+    if outage is None:
         return
-    outage = cache.outage
     with _warned_lock:
         if _warned["outage"] == (outage.location, outage.down_since):
             return
@@ -34,7 +42,7 @@ def _note_uncounted(cache) -> None:
 
 
 class FailOpenThrottle(SimpleRateThrottle):
-    def allow_request(self, request, view):
+    def allow_request(self, request: Request, view: APIView) -> bool:
         allowed = super().allow_request(request, view)
         _note_uncounted(self.cache)
         return allowed
@@ -46,12 +54,12 @@ class ClientRateThrottle(FailOpenThrottle):
     authentication, which DRF answers before throttles run for the user) are counted by address under
     API_ANON_RATE."""
 
-    def get_rate(self):
+    def get_rate(self) -> str:
         from django.conf import settings
 
         return settings.API_RATE
 
-    def get_cache_key(self, request, view):
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
         if getattr(request.auth, "pk", None) is not None:  # an API key (a session has no request.auth)
             return self.cache_format % {"scope": "client", "ident": f"key:{request.auth.pk}"}
         user = request.user
@@ -61,12 +69,12 @@ class ClientRateThrottle(FailOpenThrottle):
 
 
 class AddressRateThrottle(FailOpenThrottle):
-    def get_rate(self):
+    def get_rate(self) -> str:
         from django.conf import settings
 
         return settings.API_ANON_RATE
 
-    def get_cache_key(self, request, view):
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
         if request.user is not None and request.user.is_authenticated:
             return None
         return self.cache_format % {"scope": "address", "ident": self.get_ident(request)}
@@ -76,16 +84,19 @@ class AuthFailureThrottle(FailOpenThrottle):
     """Refused API keys per client address. allow_request only looks; count_failure records one."""
 
     scope = "auth_failure"
+    # Set from the rate by SimpleRateThrottle.__init__; DRF's stubs do not declare them.
+    num_requests: int
+    duration: int
 
-    def get_rate(self):
+    def get_rate(self) -> str:
         from django.conf import settings
 
         return settings.API_AUTH_FAILURE_RATE
 
-    def get_cache_key(self, request, view):
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
-    def allow_request(self, request, view):
+    def allow_request(self, request: Request, view: APIView) -> bool:
         self.key = self.get_cache_key(request, view)
         self.history = self.cache.get(self.key, [])
         self.now = self.timer()

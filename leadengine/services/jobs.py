@@ -20,9 +20,10 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
@@ -57,7 +58,7 @@ class JobBusy(JobError):
 
     def __init__(self, run: JobRun):
         self.run = run
-        scope = f" for {run.trade.name}" if run.trade_id else ""
+        scope = f" for {run.trade.name}" if run.trade_id else ""  # type: ignore[union-attr]  # trade_id: a trade
         super().__init__(
             f"{run.get_job_display()}{scope} is already {run.get_status_display().lower()} "
             f"(run {run.pk}); wait for it to end."
@@ -72,12 +73,12 @@ class RunTakenOver(Exception):
 class JobFailed(Exception):
     """The job's service reported a failure (rather than raising one); `counts` is what it did anyway."""
 
-    def __init__(self, message: str, *, counts: dict):
+    def __init__(self, message: str, *, counts: dict[str, Any]):
         super().__init__(message)
         self.counts = counts
 
 
-def _score(trade: Trade) -> dict:
+def _score(trade: Trade) -> dict[str, Any]:
     run = runs.trade_score(trade=trade)
     counts = {"scoring_run": run.pk, "properties_scored": run.properties_scored, "scores_changed": run.scores_changed}
     if run.status != ScoringRun.Status.SUCCEEDED:
@@ -85,33 +86,37 @@ def _score(trade: Trade) -> dict:
     return counts
 
 
-def _generate(trade: Trade) -> dict:
+def _generate(trade: Trade) -> dict[str, Any]:
     made = flows.leads_make(trades=[trade])
     routed = made.routing
-    counts = {"leads_generated": made.created, "leads_routed": routed.assigned, "leads_in_pool": routed.waiting}
+    counts: dict[str, int | None] = {
+        "leads_generated": made.created,
+        "leads_routed": routed.assigned,
+        "leads_in_pool": routed.waiting,
+    }
     if made.webhooks.asked:
         counts["webhook_run"] = made.webhooks.run_id
     return counts
 
 
-def _expire_leads(trade: None) -> dict:
+def _expire_leads(trade: None) -> dict[str, Any]:
     expired = leads_expire()
     return {"unassigned_expired": expired.unassigned, "unaccepted_expired": expired.unaccepted}
 
 
-def _expire_offers(trade: None) -> dict:
+def _expire_offers(trade: None) -> dict[str, Any]:
     offers = flows.waitlist_offers_expire()
     given = len(promotions_given(offers.result.promotions))
     return {"offers_expired": offers.result.expired, "territories_given": given,
             "leads_routed": offers.routing.assigned}  # fmt: skip
 
 
-def _deliver_webhooks(trade: None) -> dict:
+def _deliver_webhooks(trade: None) -> dict[str, Any]:
     sent = leads_webhook_deliver()
     return {"delivered": sent.delivered, "retried": sent.retried, "gave_up": sent.gave_up, "refused": sent.refused}
 
 
-def _email_digest(trade: None) -> dict:
+def _email_digest(trade: None) -> dict[str, Any]:
     sent = leads_email_digest()
     counts = {"contractors_emailed": sent.contractors_emailed, "delivered": sent.leads_delivered,
               "contractors_failed": sent.contractors_failed}  # fmt: skip
@@ -120,11 +125,11 @@ def _email_digest(trade: None) -> dict:
     return counts
 
 
-def _daily_report(trade: None) -> dict:
+def _daily_report(trade: None) -> dict[str, Any]:
     return daily_report_send()
 
 
-def _overdue_check(trade: None) -> dict:
+def _overdue_check(trade: None) -> dict[str, Any]:
     from leadengine.services.recovery import jobs_recover
 
     # The check also recovers what the sweep would (its schedule may be disabled): the same rules, under
@@ -135,7 +140,9 @@ def _overdue_check(trade: None) -> dict:
 
 @dataclass(frozen=True)
 class JobSpec:
-    run: Callable[[Trade | None], dict]  # the work, given its trade (None: every trade), returning its counts
+    run: (
+        Callable[[Trade], dict[str, Any]] | Callable[[None], dict[str, Any]]
+    )  # the work, given its trade (None: every trade), returning its counts
     # The work may be done again after losing the database mid-way (idempotent steps, no email sent
     # twice): it is retried on a new connection for DB_RETRY_SECONDS, otherwise the run fails at once.
     repeatable: bool = False
@@ -177,7 +184,7 @@ def _lock_key(run: JobRun) -> int:
 def _lock_try(run: JobRun) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [locks.JOB_RUN, _lock_key(run)])
-        return cursor.fetchone()[0]
+        return cursor.fetchone()[0]  # type: ignore[no-any-return]  # PostgreSQL's boolean
 
 
 def _lock_release(run: JobRun) -> None:
@@ -199,7 +206,7 @@ def _lock_held(run: JobRun) -> bool:
     no lock, so a live worker's copy trying for it at that moment is never turned away."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT EXISTS ({_LOCK_ROWS})", [locks.JOB_RUN, _lock_key(run)])
-        return cursor.fetchone()[0]
+        return cursor.fetchone()[0]  # type: ignore[no-any-return]  # PostgreSQL's boolean
 
 
 def _lock_take(run: JobRun) -> bool:
@@ -250,7 +257,7 @@ def _abandoned_close(*, job: str, trade: Trade | int | None, now: dt.datetime) -
     return active
 
 
-def _run_record(*, job: str, trade: Trade | None, user: AbstractBaseUser | None = None) -> JobRun:
+def _run_record(*, job: str, trade: Trade | None, user: User | None = None) -> JobRun:
     """A new queued run of `job` for `trade`, once an abandoned one is closed; JobBusy naming the run that
     is queued or running (the unique constraint decides, whatever process asks)."""
     job_trade_check(job=job, trade=trade)
@@ -285,7 +292,7 @@ def job_run_send(*, run_id: int) -> bool:
     return True
 
 
-def job_run_request(*, job: str, trade: Trade | None = None, user: AbstractBaseUser | None = None) -> JobRun:
+def job_run_request(*, job: str, trade: Trade | None = None, user: User | None = None) -> JobRun:
     """Record a run of `job` for `trade` (None: a job of every trade) and queue it on Celery once this
     commits; JobBusy (naming the run) when one is already waiting or running. A broker that is down does
     not refuse the run: it is recorded queued and sent later (job_run_send)."""
@@ -338,7 +345,7 @@ def job_failure_notify(*, run: JobRun) -> None:
     if not settings.OPS_EMAILS:
         return
     subject = f"LeadEngine: {run.get_job_display().lower()} failed (run {run.pk})"
-    scope = f" for {run.trade.name}" if run.trade_id else ""
+    scope = f" for {run.trade.name}" if run.trade_id else ""  # type: ignore[union-attr]  # trade_id: a trade
     body = (
         f"{run.get_job_display()}{scope}, run {run.pk}, "
         + (
@@ -378,10 +385,11 @@ def _run_start(run_id: int) -> JobRun | None:
         return run
 
 
-def _run_work(run: JobRun) -> dict:
+def _run_work(run: JobRun) -> dict[str, Any]:
     """The job's work, on a connection that holds the run's lock."""
     _lock_keep(run)
-    return JOBS[run.job].run(run.trade)
+    # job_trade_check gave the run a trade exactly when its job runs per trade.
+    return JOBS[run.job].run(run.trade)  # type: ignore[arg-type]
 
 
 def _run_close(run: JobRun) -> None:

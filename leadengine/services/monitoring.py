@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -33,7 +34,7 @@ def _last_overdue_names() -> set[str]:
     return set(last.counts.get("overdue_jobs", [])) if last else set()
 
 
-def overdue_check(*, now: dt.datetime | None = None) -> dict:
+def overdue_check(*, now: dt.datetime | None = None) -> dict[str, Any]:
     """Find the overdue job schedules (leadengine.selectors.jobs_overdue) and email the ones that were not
     overdue at the previous check, so ops hear of each once when it falls behind, and again only after it
     caught up and fell behind anew. Its counts name the overdue schedules, the next check's memory."""
@@ -44,7 +45,7 @@ def overdue_check(*, now: dt.datetime | None = None) -> dict:
     if new:
         zone = ZoneInfo(settings.TIME_ZONE)
         lines = [
-            f"- {state.name}: due {state.due_at.astimezone(zone):%Y-%m-%d %H:%M %Z}; last succeeded "
+            f"- {state.name}: due {state.due_at.astimezone(zone):%Y-%m-%d %H:%M %Z}; last succeeded "  # type: ignore[union-attr]  # overdue: due
             + (f"{state.last_success_at.astimezone(zone):%Y-%m-%d %H:%M %Z}" if state.last_success_at else "never")
             for state in new
         ]
@@ -95,7 +96,7 @@ def daily_report_build(*, day: dt.date) -> DailyReport:
     )
 
 
-def daily_report_send(*, day: dt.date | None = None) -> dict:
+def daily_report_send(*, day: dt.date | None = None) -> dict[str, Any]:
     """Email the report of `day` (default: yesterday in TIME_ZONE) to OPS_EMAILS; returns its totals."""
     day = day or timezone.localdate() - dt.timedelta(days=1)
     report = daily_report_build(day=day)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -79,7 +80,7 @@ def _run_recover(*, run_id: int, now: dt.datetime) -> str | None:
     return "failed"
 
 
-def _scoring_recover(now: dt.datetime) -> dict | None:
+def _scoring_recover(now: dt.datetime) -> dict[str, Any] | None:
     """Scoring runs' own recovery (partitions whose worker died); a failure of it is logged, never a stop of
     the sweep."""
     from scoring.services.runs import scoring_runs_recover
@@ -91,7 +92,7 @@ def _scoring_recover(now: dt.datetime) -> dict | None:
         return None
 
 
-def _imports_recover(now: dt.datetime) -> dict | None:
+def _imports_recover(now: dt.datetime) -> dict[str, Any] | None:
     """Import runs' own recovery (abandoned runs closed, lost uploads sent again); a failure of it is logged,
     never a stop of the sweep."""
     from scoring.services.imports.uploads import import_runs_recover
@@ -103,7 +104,7 @@ def _imports_recover(now: dt.datetime) -> dict | None:
         return None
 
 
-def jobs_recover(*, now: dt.datetime | None = None) -> dict:
+def jobs_recover(*, now: dt.datetime | None = None) -> dict[str, Any]:
     """The recovery sweep (see the module); returns how many runs it sent, requeued and failed, and what the
     scoring runs' and the imports' recoveries did (None: it failed, and is logged)."""
     now = now or timezone.now()

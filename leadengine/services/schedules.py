@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +25,7 @@ class DefaultSchedule:
     task: str
     minute: str
     hour: str
-    kwargs: dict
+    kwargs: dict[str, Any]
     description: str
 
 

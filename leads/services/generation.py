@@ -185,12 +185,12 @@ def leads_generate(*, trade: Trade, limit: int | None = None, now: dt.datetime |
         # 1,000 leads of a 1,000,000-property market: 0.2 s looking at all 30,000 candidates, 0.1 s so.
         windowed = limit is not None
         sql = generation_sql(lead_filter, windowed=windowed, suppressed_kinds=suppressed_kinds)
-        created, window = 0, (2 * limit + 1_000) if windowed else None
+        created, window = 0, (2 * limit + 1_000) if limit is not None else None
         while True:
             cursor.execute(sql, params | {"limit": None if limit is None else limit - created, "window": window})
             made, looked_at = cursor.fetchone()
             created += made
-            if not windowed or created >= limit or looked_at < window:
+            if limit is None or window is None or created >= limit or looked_at < window:
                 break
             window *= 4
         if created >= ANALYZE_AFTER:

@@ -9,12 +9,13 @@ first, then the lead: the lock order of routing, so they never deadlock with it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -41,7 +42,7 @@ def _record(
     from_state: str,
     actor: str,
     at: dt.datetime,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     reason: str = "",
     override: bool = False,
     fields: tuple[str, ...] = (),
@@ -73,9 +74,7 @@ def _owner_of(lead: Lead) -> int | None:
 
 
 @transaction.atomic
-def lead_assign(
-    *, lead: Lead, contractor: Contractor, user: AbstractBaseUser | None, reason: str, override: bool = False
-) -> Lead:
+def lead_assign(*, lead: Lead, contractor: Contractor, user: User | None, reason: str, override: bool = False) -> Lead:
     """Staff give `lead` (in the pool, or assigned/delivered to another contractor: a reassignment) to
     `contractor`. The contractor must own the lead's ZIP for its trade and have cap room, unless staff
     override; the event records what was overridden. It must always serve the trade and be active."""
@@ -96,7 +95,7 @@ def lead_assign(
     owner_id = _owner_of(lead)
     if owner_id != contractor.pk:
         if not override:
-            owner = Contractor.objects.filter(pk=owner_id).first()
+            owner = Contractor.objects.filter(pk=owner_id).first() if owner_id is not None else None
             held = f"owned by {owner}" if owner else "owned by nobody"
             raise NotTerritoryOwner(
                 f"{lead.zip_code} {lead.trade} is {held}; {contractor} may have this lead only with an override."
@@ -141,9 +140,9 @@ def _move(
     *,
     action: str,
     actor: str,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     reason: str = "",
-    update=None,
+    update: Callable[[Lead, dt.datetime], Iterable[str]] | None = None,
 ) -> Lead:
     """The common shape of a move: lock, check, change (`update(lead, now)` returns changed fields), record."""
     lead = _lock(lead)
@@ -160,10 +159,10 @@ def _move(
 
 
 @transaction.atomic
-def lead_deliver(*, lead: Lead, actor: str = Actor.SYSTEM, user: AbstractBaseUser | None = None, via: str = "") -> Lead:
+def lead_deliver(*, lead: Lead, actor: str = Actor.SYSTEM, user: User | None = None, via: str = "") -> Lead:
     """The lead reached its contractor (API, webhook or email: `via`)."""
 
-    def update(lead: Lead, now: dt.datetime):
+    def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.delivered_at = now
         return ("delivered_at",)
 
@@ -200,8 +199,8 @@ def leads_deliver(*, lead_ids: list[int], via: str, now: dt.datetime | None = No
 
 
 @transaction.atomic
-def lead_accept(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None) -> Lead:
-    def update(lead: Lead, now: dt.datetime):
+def lead_accept(*, lead: Lead, actor: str, user: User | None = None) -> Lead:
+    def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.accepted_at, lead.expires_at = now, None
         return ("accepted_at", "expires_at")
 
@@ -209,10 +208,10 @@ def lead_accept(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None)
 
 
 @transaction.atomic
-def lead_reject(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None, reason: str = "") -> Lead:
+def lead_reject(*, lead: Lead, actor: str, user: User | None = None, reason: str = "") -> Lead:
     """The contractor declines the lead. Unlike a return it keeps its cap slot: it was a good lead."""
 
-    def update(lead: Lead, now: dt.datetime):
+    def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.expires_at = None
         return ("expires_at",)
 
@@ -220,18 +219,18 @@ def lead_reject(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None,
 
 
 @transaction.atomic
-def lead_contact(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None, note: str = "") -> Lead:
+def lead_contact(*, lead: Lead, actor: str, user: User | None = None, note: str = "") -> Lead:
     """The contractor reached (or tried to reach) the homeowner of an accepted lead. Each contact is an
     event with its note; `contacted_at` is the last one. The lead stays accepted."""
 
-    def update(lead: Lead, now: dt.datetime):
+    def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.contacted_at = now
         return ("contacted_at",)
 
     return _move(lead, action="contact", actor=actor, user=user, reason=note.strip(), update=update)
 
 
-def job_value_parse(value) -> Decimal:
+def job_value_parse(value: object) -> Decimal:
     try:
         amount = Decimal(str(value).replace(",", "").replace("$", "").strip())
     except (InvalidOperation, ValueError):
@@ -242,11 +241,11 @@ def job_value_parse(value) -> Decimal:
 
 
 @transaction.atomic
-def lead_convert(*, lead: Lead, job_value, actor: str, user: AbstractBaseUser | None = None) -> Lead:
+def lead_convert(*, lead: Lead, job_value: object, actor: str, user: User | None = None) -> Lead:
     """The contractor sold the job: its value is kept for reporting."""
     amount = job_value_parse(job_value)
 
-    def update(lead: Lead, now: dt.datetime):
+    def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.converted_at, lead.job_value = now, amount
         return ("converted_at", "job_value")
 
@@ -263,12 +262,12 @@ def _slot_freed(lead: Lead) -> Lead:
     return lead
 
 
-def lead_withdraw(*, lead: Lead, actor: str, user: AbstractBaseUser | None = None, reason: str) -> Lead:
+def lead_withdraw(*, lead: Lead, actor: str, user: User | None = None, reason: str) -> Lead:
     """Take a lead back (do-not-contact, bad data). A withdrawn lead frees its cap slot."""
     if not reason.strip():
         raise LeadError("Say why the lead is withdrawn.")
 
-    def update(lead: Lead, now: dt.datetime):
+    def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.expires_at = None
         return ("expires_at",)
 
@@ -296,7 +295,7 @@ def _return_rate_exceeded(*, contractor: Contractor, now: dt.datetime) -> tuple[
 
 
 def lead_return(
-    *, lead: Lead, reason: str, note: str = "", actor: str = Actor.CONTRACTOR, user: AbstractBaseUser | None = None
+    *, lead: Lead, reason: str, note: str = "", actor: str = Actor.CONTRACTOR, user: User | None = None
 ) -> ReturnOutcome:
     """A contractor returns a delivered or accepted lead within LEAD_RETURN_WINDOW_DAYS of delivery, with
     a reason from the list ("other" needs a note). Within the monthly return rate the lead is returned
@@ -308,7 +307,7 @@ def lead_return(
 
 
 @transaction.atomic
-def _lead_return(*, lead: Lead, reason: str, note: str, actor: str, user: AbstractBaseUser | None) -> ReturnOutcome:
+def _lead_return(*, lead: Lead, reason: str, note: str, actor: str, user: User | None) -> ReturnOutcome:
     if reason not in Lead.ReturnReason.values:
         choices = ", ".join(Lead.ReturnReason.values)
         raise ReturnRefused(f"Return reason {reason!r} is not one of: {choices}.")
@@ -330,7 +329,8 @@ def _lead_return(*, lead: Lead, reason: str, note: str, actor: str, user: Abstra
         )
     lead.return_reason, lead.return_note, lead.return_requested_at = reason, note.strip()[:500], now
     text = Lead.ReturnReason(reason).label + (f": {note.strip()}" if note.strip() else "")
-    fields = ("return_reason", "return_note", "return_requested_at")
+    fields: tuple[str, ...] = ("return_reason", "return_note", "return_requested_at")
+    assert contractor is not None  # a delivered lead has its contractor
     exceeded, returns, leads = _return_rate_exceeded(contractor=contractor, now=now)
     if actor == Actor.CONTRACTOR and exceeded:
         text += f" (needs approval: {returns + 1} returns of {leads} leads this month)"
@@ -351,10 +351,10 @@ def _lead_return(*, lead: Lead, reason: str, note: str, actor: str, user: Abstra
     )
 
 
-def lead_return_approve(*, lead: Lead, user: AbstractBaseUser | None, note: str = "") -> Lead:
+def lead_return_approve(*, lead: Lead, user: User | None, note: str = "") -> Lead:
     """Staff accept a return that was over the rate: the lead is returned and frees its cap slot."""
 
-    def update(lead: Lead, now: dt.datetime):
+    def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.expires_at = None
         return ("expires_at",)
 
@@ -375,13 +375,13 @@ def _return_waiting_check(lead: Lead, *, action: str) -> None:
 
 
 @transaction.atomic
-def lead_return_deny(*, lead: Lead, user: AbstractBaseUser | None, note: str) -> Lead:
+def lead_return_deny(*, lead: Lead, user: User | None, note: str) -> Lead:
     """Refuse a waiting return: the lead stays with the contractor, the request is cleared."""
     if not note.strip():
         raise LeadError("Say why the return is refused; the contractor sees it.")
     _return_waiting_check(lead, action="return_deny")
 
-    def update(lead: Lead, now: dt.datetime):
+    def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.return_requested_at, lead.return_reason, lead.return_note = None, "", ""
         return ("return_requested_at", "return_reason", "return_note")
 

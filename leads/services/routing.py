@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -37,8 +38,9 @@ class RoutingSummary:
         return f"{counted(self.assigned, 'lead')} assigned to {contractors}, {self.waiting:,} in the pool"
 
 
-def _pool_filter(trade_ids: list[int] | None, zip_codes: list[str] | None) -> tuple[str, dict]:
-    where, params = "", {}
+def _pool_filter(trade_ids: list[int] | None, zip_codes: list[str] | None) -> tuple[str, dict[str, Any]]:
+    where = ""
+    params: dict[str, Any] = {}
     if trade_ids is not None:
         where += " AND l.trade_id = ANY(%(trade_ids)s)"
         params["trade_ids"] = trade_ids

@@ -8,7 +8,7 @@ import csv
 import io
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -17,8 +17,9 @@ from leads.errors import LeadError, SuppressionImportError
 from leads.models import SUPPRESSION_NORMALIZE_SQL, Lead, LeadEvent, Suppression, suppression_value_normalize
 from scoring.models import Property
 
-MAX_VALUE_LENGTH = Suppression._meta.get_field("value").max_length
-MAX_NOTE_LENGTH = Suppression._meta.get_field("note").max_length
+# Both are CharFields, whose max_length is set.
+MAX_VALUE_LENGTH: int = Suppression._meta.get_field("value").max_length  # type: ignore[assignment]
+MAX_NOTE_LENGTH: int = Suppression._meta.get_field("note").max_length  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class SuppressionSummary:
         return text
 
 
-def suppression_entry_clean(*, kind: str, value: str, zip_code: str = "", note: str = "") -> Suppression:
+def suppression_entry_clean(
+    *, kind: str | None, value: str | None, zip_code: str | None = "", note: str | None = ""
+) -> Suppression:
     """A valid, normalized (unsaved) entry, or LeadError saying what is wrong."""
     kind = str(kind or "").strip().lower()
     if kind not in Suppression.Kind.values:
@@ -105,9 +108,7 @@ def _withdraw_matching(entry_ids: list[int]) -> tuple[int, list[int]]:
 
 
 @transaction.atomic
-def suppressions_add(
-    *, entries: list[Suppression], source: str, created_by: AbstractBaseUser | None = None
-) -> SuppressionSummary:
+def suppressions_add(*, entries: list[Suppression], source: str, created_by: User | None = None) -> SuppressionSummary:
     """Add cleaned entries (suppression_entry_clean); entries already listed are counted, not doubled."""
     user = created_by if created_by is not None and created_by.is_authenticated else None
     for entry in entries:
@@ -128,13 +129,13 @@ def suppressions_add(
 
 
 def suppression_add(
-    *, kind: str, value: str, zip_code: str = "", note: str = "", created_by: AbstractBaseUser | None = None
+    *, kind: str, value: str, zip_code: str = "", note: str = "", created_by: User | None = None
 ) -> SuppressionSummary:
     entry = suppression_entry_clean(kind=kind, value=value, zip_code=zip_code, note=note)
     return suppressions_add(entries=[entry], source=Suppression.Source.STAFF, created_by=created_by)
 
 
-def suppressions_import_csv(*, data: bytes, created_by: AbstractBaseUser | None = None) -> SuppressionSummary:
+def suppressions_import_csv(*, data: bytes, created_by: User | None = None) -> SuppressionSummary:
     """Import a do-not-contact CSV with a header of kind,value and optionally zip,note. Every row is
     checked first; one bad row and nothing is imported, with every bad row named by line."""
     try:

@@ -37,6 +37,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -129,7 +130,7 @@ class _CheckedHTTPConnection(http.client.HTTPConnection):
     host name (which could by now point inside: DNS rebinding); the Host header, and for https the TLS
     server name and the certificate check, still use the host name."""
 
-    def __init__(self, target: WebhookTarget, **kwargs):
+    def __init__(self, target: WebhookTarget, **kwargs: Any) -> None:
         super().__init__(target.host, target.port, **kwargs)
         self._create_connection = lambda address, timeout, source: _connect_checked(target, timeout, source)
 
@@ -138,7 +139,7 @@ class _CheckedHTTPSConnection(_CheckedHTTPConnection, http.client.HTTPSConnectio
     pass
 
 
-def _connect_checked(target: WebhookTarget, timeout: float, source: tuple | None) -> socket.socket:
+def _connect_checked(target: WebhookTarget, timeout: float, source: tuple[str, int] | None) -> socket.socket:
     """A connection to the first of the target's checked addresses that answers."""
     error: OSError | None = None
     for address in target.addresses:
@@ -167,7 +168,9 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> _Answer:
         return _Answer(None, str(error))  # DNS down or the name not yet published: tried again
     timeout = settings.WEBHOOK_TIMEOUT_SECONDS
     if target.scheme == "https":
-        conn = _CheckedHTTPSConnection(target, timeout=timeout, context=ssl.create_default_context())
+        conn: _CheckedHTTPConnection = _CheckedHTTPSConnection(
+            target, timeout=timeout, context=ssl.create_default_context()
+        )
     else:
         conn = _CheckedHTTPConnection(target, timeout=timeout)
     try:

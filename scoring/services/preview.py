@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import pandas as pd
 from django.utils import timezone
 
 from scoring import selectors
+from scoring.engine import FactorSpec
 from scoring.models import Property, ScoringModel
-from scoring.services.scores import distribution_summary, score_properties
+from scoring.services.scores import PartitionScores, distribution_summary, score_properties
 from scoring.services.scoring_models import scoring_model_check
 
 PREVIEW_SAMPLE = 5000
@@ -23,9 +27,9 @@ class ScoringPreview:
     active: ScoringModel | None  # the trade's active version, scored on the same sample for comparison
     as_of: dt.date
     sample_size: int
-    distribution: dict
-    active_distribution: dict | None
-    top: list[dict]  # the best-scored properties: id, address, score, urgency, reasons, active_score
+    distribution: dict[str, Any]
+    active_distribution: dict[str, Any] | None
+    top: list[dict[str, Any]]  # the best-scored properties: id, address, score, urgency, reasons, active_score
 
 
 def scoring_model_preview(
@@ -48,14 +52,16 @@ def scoring_model_preview(
     rows = scores.rows.sort_values(["score", "urgency", "property_id"], ascending=[False, False, True]).head(top)
     homes = Property.objects.in_bulk(rows["property_id"].tolist())
     active_score = (
-        dict(zip(active_scores.rows["property_id"], active_scores.rows["score"], strict=True)) if active else {}
+        dict(zip(active_scores.rows["property_id"], active_scores.rows["score"], strict=True))
+        if active_scores is not None
+        else {}
     )
     best = [
         {
             "property": homes[row.property_id],
             "score": row.score,
             "urgency": row.urgency,
-            "reasons": [reason["text"] for reason in json.loads(row.reasons)],
+            "reasons": [reason["text"] for reason in json.loads(str(row.reasons))],
             "active_score": active_score.get(row.property_id),
         }
         for row in rows.itertuples(index=False)
@@ -66,11 +72,11 @@ def scoring_model_preview(
         as_of=as_of,
         sample_size=len(sample),
         distribution=distribution_summary([scores]),
-        active_distribution=distribution_summary([active_scores]) if active else None,
+        active_distribution=distribution_summary([active_scores]) if active_scores is not None else None,
         top=best,
     )
 
 
-def _score(model: ScoringModel, factors, sample, as_of: dt.date):
+def _score(model: ScoringModel, factors: Sequence[FactorSpec], sample: pd.DataFrame, as_of: dt.date) -> PartitionScores:
     storms = selectors.scoring_storms(as_of=as_of, window_days=model.storm_window_days)
     return score_properties(sample, storms, factors, as_of=as_of, model_id=model.pk)

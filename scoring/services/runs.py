@@ -27,23 +27,27 @@ closing the run) rides out a lost connection with core.retry.db_retry (DB_RETRY_
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import queue
 import threading
 import time
 import uuid
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, TypeVar
 
 import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from core.cache import SCORES, generation_bump
 from core.heartbeat import Heartbeat
 from core.retry import db_retry, is_transient
 from scoring import selectors
+from scoring.engine import FactorSpec
 from scoring.errors import ScoringError, ScoringRunBusy, ScoringRunInterrupted
 from scoring.models import ScoringModel, ScoringPartition, ScoringRun, Trade
 from scoring.services.scores import PartitionScores, distribution_summary, score_properties, scores_write
@@ -171,7 +175,9 @@ def _partition_read(run: ScoringRun, partition: ScoringPartition) -> pd.DataFram
     )
 
 
-def _partition_compute(run: ScoringRun, factors, storms: pd.DataFrame, properties: pd.DataFrame) -> PartitionScores:
+def _partition_compute(
+    run: ScoringRun, factors: Sequence[FactorSpec], storms: pd.DataFrame, properties: pd.DataFrame
+) -> PartitionScores:
     return score_properties(properties, storms, factors, as_of=run.as_of, model_id=run.model_id)
 
 
@@ -204,7 +210,7 @@ def _partition_write(partition: ScoringPartition, scores: PartitionScores, lease
         raise PartitionLeaseLost(f"{partition} was claimed by another holder")
 
 
-def _partitions_fail(partitions, error: BaseException) -> None:
+def _partitions_fail(partitions: QuerySet[ScoringPartition], error: BaseException) -> None:
     """Record `error` on the partitions given (a queryset): pending again when the connection was lost and
     tries are left (SCORING_PARTITION_ATTEMPTS), else failed."""
     message = f"{type(error).__name__}: {error}".strip()
@@ -231,7 +237,7 @@ def _partition_fail(partition: ScoringPartition, error: BaseException, lease: st
     )
 
 
-def _heartbeat(*, run_id: int, partition_id: int | None = None, lease: str = ""):
+def _heartbeat(*, run_id: int, partition_id: int | None = None, lease: str = "") -> AbstractContextManager[object]:
     """While the block runs, the run's heartbeat and, given a lease, that of the partitions it holds (or of
     the one partition given) are refreshed every heartbeat_seconds() from a thread of their own. Inside a
     transaction, nothing: another connection could not see the uncommitted run."""
@@ -285,7 +291,7 @@ def scoring_partition_attempt(*, partition_id: int, lease: str, storms: pd.DataF
             else:
                 logger.exception("%s failed", what)
             try:
-                status = db_retry(lambda failure=error: _partition_fail(partition, failure, lease), what=what)
+                status = db_retry(functools.partial(_partition_fail, partition, error, lease), what=what)
             except Exception as record_error:
                 if not is_transient(record_error):
                     raise
@@ -414,7 +420,7 @@ def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:
                         raise
                     # Partitions this process claimed and could not record: pending again, or failed.
                     claimed = run.partition_set.filter(status=PartitionStatus.RUNNING, lease=lease)
-                    db_retry(lambda held=claimed, failure=error: _partitions_fail(held, failure), what=what)
+                    db_retry(functools.partial(_partitions_fail, claimed, error), what=what)
             # Left pending after every round (the database kept failing): failed, so that the run ends.
             db_retry(
                 lambda: run.partition_set.filter(status=PartitionStatus.PENDING).update(
@@ -458,14 +464,27 @@ def _interrupted(run: ScoringRun, error: BaseException) -> ScoringRunInterrupted
     )
 
 
+Item = TypeVar("Item")
+Read = TypeVar("Read")
+Computed = TypeVar("Computed")
+
+
 @contextmanager
-def _timed(stage: str, partition: ScoringPartition):
+def _timed(stage: str, partition: ScoringPartition) -> Iterator[None]:
     started = time.monotonic()
     yield
     logger.debug("partition %s %s in %.2f s", partition.number, stage, time.monotonic() - started)
 
 
-def _pipeline(items: list, *, read, compute, write, fail, writers: int = PIPELINE_WRITERS) -> None:
+def _pipeline(
+    items: Sequence[Item],
+    *,
+    read: Callable[[Item], Read | None],
+    compute: Callable[[Item, Read], Computed],
+    write: Callable[[Item, Computed], None],
+    fail: Callable[[Item, BaseException], None],
+    writers: int = PIPELINE_WRITERS,
+) -> None:
     """read(item) on a reader thread, compute(item, read result) on this one, write(item, computed) on
     `writers` writer threads; read returning None drops the item (another holder has it); fail(item,
     error) for an item that raised at any stage, which then goes no further. Within a transaction, all
@@ -487,8 +506,9 @@ def _pipeline(items: list, *, read, compute, write, fail, writers: int = PIPELIN
                 logger.error("scoring partition %s failed: %s", item, error, exc_info=error)
                 fail(item, error)
         return
-    to_compute: queue.Queue = queue.Queue(maxsize=1)
-    to_write: queue.Queue = queue.Queue(maxsize=writers)
+    # Entries of either stage, and `done` after the last.
+    to_compute: queue.Queue[Any] = queue.Queue(maxsize=1)
+    to_write: queue.Queue[Any] = queue.Queue(maxsize=writers)
     done = object()
     stop = threading.Event()  # the pipeline stopped early: every thread drops what it holds and ends
     broken: list[BaseException] = []
@@ -497,7 +517,7 @@ def _pipeline(items: list, *, read, compute, write, fail, writers: int = PIPELIN
         broken.append(error)
         stop.set()
 
-    def record(item, error: BaseException) -> None:
+    def record(item: Item, error: BaseException) -> None:
         if isinstance(error, PartitionLeaseLost):
             logger.warning("scoring partition %s: %s; left to that holder", item, error)
         else:
@@ -508,7 +528,7 @@ def _pipeline(items: list, *, read, compute, write, fail, writers: int = PIPELIN
             logger.error("scoring partition %s: its failure could not be recorded: %s", item, fail_error)
             halt(fail_error)
 
-    def put(to: queue.Queue, entry, others_alive) -> bool:
+    def put(to: queue.Queue[Any], entry: object, others_alive: Callable[[], bool]) -> bool:
         while not stop.is_set():
             try:
                 to.put(entry, timeout=QUEUE_WAIT_SECONDS)
@@ -518,7 +538,7 @@ def _pipeline(items: list, *, read, compute, write, fail, writers: int = PIPELIN
                     halt(RuntimeError("the threads taking from the queue ended"))
         return False
 
-    def get(source: queue.Queue, others_alive):
+    def get(source: queue.Queue[Any], others_alive: Callable[[], bool]) -> Any:
         while not stop.is_set():
             try:
                 return source.get(timeout=QUEUE_WAIT_SECONDS)
@@ -564,14 +584,14 @@ def _pipeline(items: list, *, read, compute, write, fail, writers: int = PIPELIN
 
     try:
         while (entry := get(to_compute, read_thread.is_alive)) is not done:
-            item, properties, error = entry
-            if error is None:
+            item, properties, failure = entry
+            if failure is None:
                 try:
                     put(to_write, (item, compute(item, properties)), writers_alive)
                     continue
                 except Exception as compute_error:
-                    error = compute_error
-            record(item, error)
+                    failure = compute_error
+            record(item, failure)
     except BaseException as error:
         halt(error)
         raise

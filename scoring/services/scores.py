@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,8 @@ class PartitionScores:
     @property
     def histogram(self) -> list[int]:
         bins = np.minimum((self.rows["score"].to_numpy() * 10 + 1e-9).astype(np.int64), HISTOGRAM_BINS - 1)
-        return np.bincount(bins, minlength=HISTOGRAM_BINS).tolist()
+        counts: list[int] = np.bincount(bins, minlength=HISTOGRAM_BINS).tolist()
+        return counts
 
 
 def score_properties(
@@ -61,13 +63,13 @@ def score_properties(
     """Pure: property rows (with their stored digests) and storms in, score rows out; the same function
     for a run and a rescore."""
     frame = features.property_features(properties, storms, as_of=as_of)
-    scored = engine.score_frame(frame, factors)
+    result = engine.score_frame(frame, factors)
     rows = pd.DataFrame(
         {
             "property_id": frame.index.to_numpy(),
-            "score": scored["score"].to_numpy(),
-            "urgency": scored["urgency"].to_numpy(),
-            "reasons": engine.reasons_json(scored, factors, frame),
+            "score": result["score"].to_numpy(),
+            "urgency": result["urgency"].to_numpy(),
+            "reasons": engine.reasons_json(result, factors, frame),
         }
     )
     rows["digest"] = pd.util.hash_pandas_object(
@@ -117,7 +119,7 @@ def scores_write(
                 f"reasons = {source}.reasons::json, digest = {source}.digest, scored_at = %(at)s"
             )
 
-        params = {"model": model_id, "trade": trade_id, "at": scored_at}
+        params: dict[str, Any] = {"model": model_id, "trade": trade_id, "at": scored_at}
         if guard:
             # The partition's range of the unique index on (property_id, trade_id), merged with the stage.
             id_range_plan(cursor)
@@ -128,7 +130,7 @@ def scores_write(
                   AND t.property_id = s.property_id AND t.digest = s.expected""",
                 params,
             )
-            written = cursor.rowcount
+            written: int = cursor.rowcount
             cursor.execute(
                 f"""INSERT INTO {table} (property_id, trade_id, model_id, score, urgency, reasons, digest, scored_at)
                 SELECT property_id, %(trade)s, %(model)s, score, urgency, reasons::json, digest, %(at)s
@@ -151,7 +153,7 @@ def scores_write(
     return written
 
 
-def distribution_summary(partitions: Sequence[ScoringPartition | PartitionScores]) -> dict:
+def distribution_summary(partitions: Sequence[ScoringPartition | PartitionScores]) -> dict[str, Any]:
     """Mean score and urgency, percentiles (to the 0.1 point) and a 10-point histogram of the scores of
     `partitions` (stored partitions, or scores just computed)."""
     count = sum(p.properties_scored for p in partitions)

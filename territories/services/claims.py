@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -104,7 +104,7 @@ def territory_conflicts(
         WaitlistEntry.objects.filter(
             trade_id=trade_id, zip_code_id__in=zip_codes, status=WaitlistEntry.Status.OFFERED, offer_expires_at__gt=now
         )
-        .exclude(contractor_id=contractor_id)
+        .exclude(contractor_id=contractor_id)  # type: ignore[misc]  # None: no contractor to leave out
         .values_list("zip_code_id", "contractor_id", "contractor__name", "offer_expires_at")
     )
     for code, contractor, name, until in offers:
@@ -119,7 +119,7 @@ def territories_insert(
     zip_codes: Sequence[str],
     now: datetime,
     start_reason: str,
-    started_by: AbstractBaseUser | None,
+    started_by: User | None,
     start_note: str,
 ) -> list[Territory]:
     """Insert the new ownerships (ZIP order) and close the waitlist entries they settle: the owner's
@@ -173,7 +173,7 @@ def territory_claim_many(
     contractor: Contractor,
     trade: Trade,
     zip_codes: Iterable[str],
-    claimed_by: AbstractBaseUser | None = None,
+    claimed_by: User | None = None,
     note: str = "",
 ) -> list[Territory]:
     """Give `contractor` the (ZIP, `trade`) territories of all `zip_codes`, or none of them.
@@ -206,7 +206,7 @@ def territory_claim(
     contractor: Contractor,
     trade: Trade,
     zip_code: str,
-    claimed_by: AbstractBaseUser | None = None,
+    claimed_by: User | None = None,
     note: str = "",
 ) -> Territory:
     """Give `contractor` one territory; see territory_claim_many."""

@@ -3,10 +3,11 @@ another contractor. Both take many territories at once, all or nothing, for staf
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,7 +43,7 @@ def territories_lock(territories: Iterable[Territory]) -> list[Territory]:
     return locked
 
 
-def _end(territories: list[Territory], *, reason: str, ended_by: AbstractBaseUser | None, note: str, now) -> None:
+def _end(territories: list[Territory], *, reason: str, ended_by: User | None, note: str, now: dt.datetime) -> None:
     Territory.objects.filter(pk__in=[territory.pk for territory in territories]).update(
         ended_at=now, end_reason=reason, ended_by=ended_by, end_note=note
     )
@@ -53,7 +54,7 @@ def _end(territories: list[Territory], *, reason: str, ended_by: AbstractBaseUse
 
 @transaction.atomic
 def territory_release_many(
-    *, territories: Iterable[Territory], released_by: AbstractBaseUser | None = None, note: str = ""
+    *, territories: Iterable[Territory], released_by: User | None = None, note: str = ""
 ) -> Released:
     """End these ownerships now, all or none (TerritoryNotActive if one has already ended), and hand
     each freed territory to its waitlist in the same transaction."""
@@ -65,7 +66,7 @@ def territory_release_many(
     return Released(territories=locked, promotions=waitlist_lines_promote(pairs=pairs, now=now))
 
 
-def territory_release(*, territory: Territory, released_by: AbstractBaseUser | None = None, note: str = "") -> Released:
+def territory_release(*, territory: Territory, released_by: User | None = None, note: str = "") -> Released:
     return territory_release_many(territories=[territory], released_by=released_by, note=note)
 
 
@@ -74,7 +75,7 @@ def territory_transfer_many(
     *,
     territories: Iterable[Territory],
     to_contractor: Contractor,
-    transferred_by: AbstractBaseUser | None = None,
+    transferred_by: User | None = None,
     note: str = "",
 ) -> list[Territory]:
     """Move these ownerships to `to_contractor` at one instant, all or none: each current ownership ends
@@ -110,7 +111,7 @@ def territory_transfer(
     *,
     territory: Territory,
     to_contractor: Contractor,
-    transferred_by: AbstractBaseUser | None = None,
+    transferred_by: User | None = None,
     note: str = "",
 ) -> Territory:
     (created,) = territory_transfer_many(

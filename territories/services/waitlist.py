@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -90,7 +90,7 @@ def waitlist_lines_promote(*, pairs: Sequence[tuple[Trade, str]], now: dt.dateti
     for trade, code in sorted(pairs, key=lambda pair: (pair[0].pk, pair[1])):
         line = [entry for entry in entries if entry.trade_id == trade.pk and entry.zip_code_id == code]
         for entry in line:
-            if entry.status == Status.OFFERED and entry.offer_expires_at <= now:
+            if entry.status == Status.OFFERED and entry.offer_expires_at <= now:  # type: ignore[operator]  # an offer has its expiry (a check constraint)
                 _close(entry, Status.EXPIRED, now)
         if any(entry.status == Status.OFFERED for entry in line):
             continue
@@ -174,7 +174,7 @@ def waitlist_leave(*, entry: WaitlistEntry) -> list[Promotion]:
 
 
 @transaction.atomic
-def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: AbstractBaseUser | None = None) -> Territory:
+def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: User | None = None) -> Territory:
     """Claim the territory an offer is for. Refused (WaitlistError) once the offer has expired or was
     withdrawn; the usual claim checks apply (the contractor must still serve the trade, not be suspended)."""
     waitlist_lines_lock(pairs=[(entry.trade_id, entry.zip_code_id)])
@@ -182,7 +182,7 @@ def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: AbstractBaseUser
     now = timezone.now()
     if entry.status != Status.OFFERED:
         raise WaitlistError(f"There is no open offer on this entry (it is {entry.get_status_display().lower()}).")
-    if entry.offer_expires_at <= now:
+    if entry.offer_expires_at <= now:  # type: ignore[operator]  # an offer has its expiry (a check constraint)
         raise WaitlistError(
             f"The offer of {entry.zip_code_id} {entry.trade} expired at {entry.offer_expires_at:%Y-%m-%d %H:%M %Z}."
         )
@@ -215,7 +215,7 @@ def territory_offers_expire(*, now: dt.datetime | None = None) -> OffersExpired:
     for trade_id, code in list(due):
         with transaction.atomic():
             entries = waitlist_lines_lock(pairs=[(trade_id, code)])
-            stale = [entry for entry in entries if entry.status == Status.OFFERED and entry.offer_expires_at <= now]
+            stale = [entry for entry in entries if entry.status == Status.OFFERED and entry.offer_expires_at <= now]  # type: ignore[operator]  # an offer has its expiry (a check constraint)
             for entry in stale:
                 _close(entry, Status.EXPIRED, now)
             expired += len(stale)

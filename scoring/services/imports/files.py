@@ -9,6 +9,7 @@ import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -123,9 +124,9 @@ def rejected_values_shown(values: pd.Series) -> pd.Series:
     lengths = np.fromiter(map(len, text), dtype=np.int64, count=len(text))
     for i in np.flatnonzero(lengths > REJECTED_VALUE_CHARS):
         text[i] = f"{text[i][:REJECTED_VALUE_CHARS]}… ({lengths[i]:,} characters)"
-    for i, value in enumerate(text):
+    for index, value in enumerate(text):
         if CONTROL_CHARACTERS.search(value):
-            text[i] = value.translate(CONTROL_PICTURES)
+            text[index] = value.translate(CONTROL_PICTURES)
     return pd.Series(text, index=values.index, dtype=object)
 
 
@@ -224,7 +225,7 @@ class MarkedLines:
     line break, with a LINE_END added inside it that must be taken out.
     """
 
-    def __init__(self, handle, *, encoding: str, header_breaks: int) -> None:
+    def __init__(self, handle: BinaryIO, *, encoding: str, header_breaks: int) -> None:
         self.handle = handle
         self.decoder = None
         if codecs.lookup(encoding).name != "utf-8":  # pandas' C parser reads UTF-8; other encodings are recoded
@@ -346,10 +347,10 @@ class LineCheck:
         fits = frame[self.width].to_numpy() == ("" if self.trailing else LINE_END)
         if self.trailing:
             fits &= frame[self.width + 1].to_numpy() == LINE_END
-        rejects = []
+        rejects: list[tuple[int, str, str, str]] = []
         keep = fits.copy()
         if not fits.all():
-            for i in np.flatnonzero(~fits):
+            for i in np.flatnonzero(~fits).tolist():
                 fields, more = line_fields(frame.iloc[i].tolist())
                 self.cut |= more
                 if more or any(fields):
@@ -378,11 +379,12 @@ class LineCheck:
             reason += " and every line of this file ends with one more, empty field"
         return reason
 
-    def controlled(self, frame: pd.DataFrame, fits: np.ndarray, rejects: list) -> np.ndarray:
+    def controlled(self, frame: pd.DataFrame, fits: np.ndarray, rejects: list[tuple[int, str, str, str]]) -> np.ndarray:
         """Rows of `frame` holding a control character in a value, each refused under every column
         where it does; also counts the control characters of the chunk (lines refused anyway included)."""
         flagged = np.zeros(len(frame), dtype=bool)
-        for position in frame.columns:
+        for label in frame.columns:
+            position = int(label)  # the reader numbers the columns
             column = frame[position]
             text = "".join(column.to_numpy())
             if COUNTED_CONTROLS.search(text):
@@ -393,7 +395,9 @@ class LineCheck:
             held = column[fits].str.contains(CONTROL_CHARACTERS)
             for label in held.index[held.to_numpy()]:
                 value = column[label]
-                found = CONTROL_CHARACTERS.search(value).group()
+                control = CONTROL_CHARACTERS.search(value)
+                assert control is not None  # the column's test found one in this value
+                found = control.group()
                 rejects.append((int(label) + 2, self.labels[position], value, f"contains {control_named(found)}"))
                 flagged[frame.index.get_loc(label)] = True
         return flagged
@@ -458,7 +462,7 @@ def read_chunks(
     with open(path, "rb") as handle:
         lines = MarkedLines(handle, encoding=encoding, header_breaks=header_breaks)
         try:
-            reader = pd.read_csv(
+            reader = pd.read_csv(  # type: ignore[call-overload]  # read as a file: iterated, read()
                 lines,
                 dtype=object,
                 header=0,

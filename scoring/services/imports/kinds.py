@@ -6,14 +6,21 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from django.db import models
+from django.db.backends.utils import CursorWrapper
 
 from scoring import geo, selectors
 from scoring.bulk import Merged, merge, probe_plan
 from scoring.models import ImportRun, Permit, Property, Sale, StormEvent
 from scoring.services.imports import fields as f
+
+if TYPE_CHECKING:
+    from scoring.services.imports.files import RejectsFile
+    from scoring.services.imports.profiles import ProfileReader
 
 # A property whose coordinates are further than this from every residential ZIP centroid is refused
 # rather than given a ZIP that is not really its own (swapped or mistyped coordinates).
@@ -69,7 +76,7 @@ class Chunk:
     reasons: dict[str, pd.Series] = field(default_factory=dict)
     cleared: dict[str, pd.Series] = field(default_factory=dict)  # cells holding CLEAR_TOKEN, per column
 
-    def refuse(self, mask, column: str, reason: str | pd.Series) -> None:
+    def refuse(self, mask: pd.Series | np.ndarray, column: str, reason: str | pd.Series) -> None:
         if column not in self.reasons:
             self.reasons[column] = f.no_reasons(self.raw.index)
         f.add_reason(self.reasons[column], mask, reason)
@@ -129,7 +136,7 @@ class Importer:
     """What differs between the kinds of file: columns, row rules, natural key and how rows are written."""
 
     kind: str
-    model: type
+    model: type[models.Model]
     key: tuple[str, ...]  # the natural key, as columns of the file
     table_key: dict[str, str]  # the same key as columns of the table and their values over a staged row
     stamped = True  # the table has created_at / updated_at
@@ -143,7 +150,7 @@ class Importer:
         self.as_of = as_of or today
         self.zips = selectors.zip_reference()
         self.present: set[str] = set()  # canonical columns the file has (set once its header is read)
-        self.profile_reader = None  # profiles.ProfileReader when the file is read through a profile (ditto)
+        self.profile_reader: ProfileReader | None = None  # when the file is read through a profile (ditto)
         self.stored_newest: dt.date | None = None  # the newest source_as_of stored (see load_begin)
         self.started_empty = False  # the table had no row when the import began (see load_begin)
 
@@ -205,7 +212,7 @@ class Importer:
             if column not in self.table_key and target.sources & self.present
         }
 
-    def load_begin(self, cursor) -> None:
+    def load_begin(self, cursor: CursorWrapper) -> None:
         """Once per import, before any row is written (under the import's lock): whether the table is
         empty, so that the first import of a market only inserts (no key of a file is written twice, so
         none of its rows can meet a stored one); and the newest as-of stored, so that rows skip the
@@ -217,7 +224,7 @@ class Importer:
             cursor.execute(f"SELECT max(source_as_of) FROM {table}")
             (self.stored_newest,) = cursor.fetchone()
 
-    def write(self, cursor, staged: str, rejects) -> Merged:
+    def write(self, cursor: CursorWrapper, staged: str, rejects: RejectsFile) -> Merged:
         """Write the rows of the table `staged` (refusing those that cannot be written); see merge()."""
         if self.checks_parcels:
             self.refuse_unknown_parcels(cursor, staged, rejects)
@@ -245,20 +252,20 @@ class Importer:
             stored=not self.started_empty,
         )
 
-    def refuse_incomplete(self, cursor, staged: str, rejects) -> None:
+    def refuse_incomplete(self, cursor: CursorWrapper, staged: str, rejects: RejectsFile) -> None:
         """Refuse rows that cannot be written as new rows and name no stored row (partial files)."""
 
-    def refuse_with_stored(self, cursor, staged: str, rejects) -> None:
+    def refuse_with_stored(self, cursor: CursorWrapper, staged: str, rejects: RejectsFile) -> None:
         """Refuse rows that are fine alone but not with the stored row they update (partial files)."""
 
-    def refuse_unknown_parcels(self, cursor, staged: str, rejects) -> None:
+    def refuse_unknown_parcels(self, cursor: CursorWrapper, staged: str, rejects: RejectsFile) -> None:
         """Resolve each row's parcel_id into property_id; refuse the rows that name no stored property."""
         cursor.execute(f"UPDATE {staged} s SET property_id = {PROPERTY_BY_PARCEL}")
         cursor.execute(f"DELETE FROM {staged} WHERE property_id IS NULL RETURNING line, parcel_id")
         reason = "no property with this parcel_id (import properties first)"
         rejects.write_found([(line, "parcel_id", parcel, reason) for line, parcel in cursor.fetchall()])
 
-    def after_write(self, cursor, written: str) -> None:
+    def after_write(self, cursor: CursorWrapper, written: str) -> None:
         """Follow-up writes from every row written (the table `written`), once all are in."""
 
     # Rules shared by the kinds that carry coordinates.
@@ -360,7 +367,7 @@ class PropertyImporter(Importer):
         newer_sale = (
             "(s.last_sale_date IS NOT NULL AND (t.last_sale_date IS NULL OR s.last_sale_date >= t.last_sale_date))"
         )
-        place = lambda column: Target(  # noqa: E731
+        place: Callable[[str], Target] = lambda column: Target(  # noqa: E731
             f"s.{column}",
             frozenset({column, *located}),
             default=f"s.zip_{column}",
@@ -394,7 +401,7 @@ class PropertyImporter(Importer):
             ),
         }
 
-    def refuse_incomplete(self, cursor, staged: str, rejects) -> None:
+    def refuse_incomplete(self, cursor: CursorWrapper, staged: str, rejects: RejectsFile) -> None:
         table = Property._meta.db_table
         # A new parcel needs an address and a place (a ZIP, given or derived from coordinates).
         with probe_plan(cursor):
@@ -414,7 +421,7 @@ class PropertyImporter(Importer):
             found.append((line, "parcel_id", parcel, f"a new parcel (not stored yet) needs {lacks}"))
         rejects.write_found(found)
 
-    def refuse_with_stored(self, cursor, staged: str, rejects) -> None:
+    def refuse_with_stored(self, cursor: CursorWrapper, staged: str, rejects: RejectsFile) -> None:
         table = Property._meta.db_table
         # The roof is not older than the house, with the stored year where the file leaves one out (a
         # row that gives both was checked as it was read).
@@ -570,7 +577,7 @@ class SaleImporter(Importer):
         targets = {name: target for name, target in super().targets().items() if name != "parcel_id"}
         return targets | {"property_id": Target("s.property_id", frozenset({"parcel_id"}))}
 
-    def after_write(self, cursor, written: str) -> None:
+    def after_write(self, cursor: CursorWrapper, written: str) -> None:
         # The property's last sale is its newest recorded sale.
         cursor.execute(
             f"""

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ TORNADO_RATING_MPH = {
 }  # fmt: skip
 UNKNOWN_RATINGS = {"", "UNK", "EFU", "FU", "U"}
 
-SHIPPED_PROFILES: dict[str, dict] = {
+SHIPPED_PROFILES: dict[str, dict[str, Any]] = {
     "noaa-storm-events": {
         "kind": "storms",
         "description": (
@@ -110,7 +110,7 @@ SHIPPED_PROFILES: dict[str, dict] = {
 }
 
 
-def import_profiles_shipped_install(*, model: type = ImportProfile) -> int:
+def import_profiles_shipped_install(*, model: type[ImportProfile] = ImportProfile) -> int:
     """Create the shipped profiles that are missing (by name); ones staff edited stay as they are.
     `model`: the ImportProfile model (a migration passes its historical one). Returns how many were made."""
     made = 0
@@ -178,7 +178,9 @@ def profile_problems(profile: ImportProfile, importer: Importer | None) -> dict[
     return {field: messages for field, messages in problems.items() if messages}
 
 
-def constants_problems(constants, columns: Mapping[str, Column], mapped: Mapping[str, str], listed: str) -> list[str]:
+def constants_problems(
+    constants: object, columns: Mapping[str, Column], mapped: Mapping[str, str], listed: str
+) -> list[str]:
     if not isinstance(constants, dict):
         return ['constants: expected an object {"LeadEngine column": value}']
     problems = []
@@ -196,7 +198,7 @@ def constants_problems(constants, columns: Mapping[str, Column], mapped: Mapping
     return problems
 
 
-def multiply_problems(multiply, columns: Mapping[str, Column], listed: str) -> list[str]:
+def multiply_problems(multiply: object, columns: Mapping[str, Column], listed: str) -> list[str]:
     if not isinstance(multiply, dict):
         return ['multiply: expected an object {"LeadEngine column": factor}']
     problems = []
@@ -211,12 +213,16 @@ def multiply_problems(multiply, columns: Mapping[str, Column], listed: str) -> l
     return problems
 
 
-def date_format_problems(date_format, columns: Mapping[str, Column]) -> list[str]:
+def date_format_problems(date_format: object, columns: Mapping[str, Column]) -> list[str]:
     if not any(column.sql_type == "date" for column in columns.values()):
         return ["date_format: this kind of file has no date column"]
     sample = dt.datetime(2001, 2, 3)
     try:
-        read_back = dt.datetime.strptime(sample.strftime(date_format), date_format) if "%" in date_format else None
+        read_back = (
+            dt.datetime.strptime(sample.strftime(date_format), date_format)
+            if isinstance(date_format, str) and "%" in date_format
+            else None
+        )
     except (TypeError, ValueError):
         read_back = None
     if read_back is None or read_back.date() != sample.date():
@@ -227,7 +233,7 @@ def date_format_problems(date_format, columns: Mapping[str, Column]) -> list[str
     return []
 
 
-def converter_problems(profile: ImportProfile, options: Mapping, mapped: Mapping[str, str]) -> list[str]:
+def converter_problems(profile: ImportProfile, options: Mapping[str, Any], mapped: Mapping[str, str]) -> list[str]:
     name = options.get("converter")
     shipped = SHIPPED_PROFILES.get(profile.name) if profile.shipped else None
     problems = []
@@ -242,7 +248,7 @@ def converter_problems(profile: ImportProfile, options: Mapping, mapped: Mapping
         return problems + [f"converter: unknown converter {name!r}; use one of {', '.join(CONVERTERS)}"]
     if converter.kind != profile.kind:
         return problems + [f"converter: {name} reads {converter.kind} files, not {profile.kind}"]
-    constants = options.get("constants") if isinstance(options.get("constants"), dict) else {}
+    constants: Mapping[str, Any] = options["constants"] if isinstance(options.get("constants"), dict) else {}
     for column in converter.produces:
         if column in mapped:
             problems.append(f"converter: {name} makes {column}; remove {mapped[column]!r} from the column map")
@@ -258,7 +264,9 @@ def constant_text(value: str | int | float | bool) -> str:
     return str(value)
 
 
-def rejects_frame(frame: pd.DataFrame, mask: pd.Series, column: str, value: pd.Series | str, reason) -> pd.DataFrame:
+def rejects_frame(
+    frame: pd.DataFrame, mask: pd.Series, column: str, value: pd.Series | str, reason: pd.Series | str
+) -> pd.DataFrame:
     """Rejects (line, column, value, reason) for the rows of `frame` where `mask` holds."""
     rows = frame.index[np.asarray(mask, dtype=bool)]
     values = value[rows] if isinstance(value, pd.Series) else value
@@ -343,11 +351,11 @@ class Converter:
     inputs: ClassVar[tuple[str, ...]] = ()  # more of the file's columns it reads, named as in the file
     produces: ClassVar[tuple[str, ...]] = ()  # canonical columns it makes that no column of the file holds
 
-    def __init__(self, *, options: Mapping, path: Path, header: list[str], as_of: dt.date) -> None:
+    def __init__(self, *, options: Mapping[str, Any], path: Path, header: list[str], as_of: dt.date) -> None:
         self.options = options
 
     @classmethod
-    def option_problems(cls, options: Mapping) -> list[str]:
+    def option_problems(cls, options: Mapping[str, Any]) -> list[str]:
         return []
 
     def header(self, header: list[str]) -> list[str]:
@@ -373,13 +381,13 @@ class NoaaStormEvents(Converter):
     inputs = ("BEGIN_YEARMONTH", "BEGIN_DAY", "TOR_F_SCALE")
     produces = ("event_date",)
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         types = self.options.get("event_types") or SHIPPED_PROFILES[self.name]["options"]["event_types"]
         self.event_types = {event_type.strip().lower(): kind for event_type, kind in types.items()}
 
     @classmethod
-    def option_problems(cls, options: Mapping) -> list[str]:
+    def option_problems(cls, options: Mapping[str, Any]) -> list[str]:
         types = options.get("event_types", {})
         if not isinstance(types, dict):
             return ['event_types: expected an object {"NOAA event type": "kind"}']
@@ -402,7 +410,9 @@ class NoaaStormEvents(Converter):
         # Each problem of a row is a line of the rejects file.
         lat, lon = stripped(frame, "latitude"), stripped(frame, "longitude")
         unplaced = (lat == "") | (lon == "")
-        reason = "no coordinates (BEGIN_LAT/BEGIN_LON) for this " + event_type + " event: a storm is placed by a point"
+        reason: pd.Series | str = (
+            "no coordinates (BEGIN_LAT/BEGIN_LON) for this " + event_type + " event: a storm is placed by a point"
+        )
         rejects = [rejects_frame(frame, unplaced, "latitude", "", reason)]
 
         month, day = stripped(frame, "BEGIN_YEARMONTH"), stripped(frame, "BEGIN_DAY")
@@ -449,7 +459,7 @@ class SpcReports(Converter):
     SPEED_HEADER = re.compile(r"^speed(?:_(?P<unit>[a-z0-9_]+))?$")
     KNOTS = {"kt", "kts", "knot", "knots"}
 
-    def __init__(self, *, path: Path, as_of: dt.date, **kwargs) -> None:
+    def __init__(self, *, path: Path, as_of: dt.date, **kwargs: Any) -> None:
         super().__init__(path=path, as_of=as_of, **kwargs)
         self.kind_value = self.options["constants"]["kind"]
         self.knots = False
@@ -464,7 +474,7 @@ class SpcReports(Converter):
                 raise ImportFileError(f"the file name {path.name} does not start with a date (YYMMDD)") from None
 
     @classmethod
-    def option_problems(cls, options: Mapping) -> list[str]:
+    def option_problems(cls, options: Mapping[str, Any]) -> list[str]:
         kinds = [StormEvent.Kind.HAIL, StormEvent.Kind.WIND, StormEvent.Kind.TORNADO]
         constants = options.get("constants")
         if not isinstance(constants, dict) or constants.get("kind") not in kinds:

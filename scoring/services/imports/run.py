@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -80,7 +82,7 @@ def stage_frame(importer: Importer, chunk: Chunk, ok: pd.Series) -> pd.DataFrame
     return pd.DataFrame(columns)
 
 
-def drop_exact_duplicates(cursor, importer: Importer, staged: str) -> int:
+def drop_exact_duplicates(cursor: CursorWrapper, importer: Importer, staged: str) -> int:
     """Keep the first of the rows of `staged` that are the same in every column read (a sales file
     repeating a sale line): they are one row, written once. Returns how many were dropped."""
     columns = ", ".join(name for name, _ in importer.stage_columns())
@@ -91,10 +93,11 @@ def drop_exact_duplicates(cursor, importer: Importer, staged: str) -> int:
         ) d WHERE s.line = d.line AND d.nth > 1
         """
     )
-    return cursor.rowcount
+    dropped: int = cursor.rowcount
+    return dropped
 
 
-def refuse_repeated_keys(cursor, importer: Importer, staged: str, rejects: RejectsFile) -> None:
+def refuse_repeated_keys(cursor: CursorWrapper, importer: Importer, staged: str, rejects: RejectsFile) -> None:
     """Refuse every row of `staged` whose natural key another of its rows has too, with other values."""
     key = ", ".join(importer.key)
     cursor.execute(
@@ -118,7 +121,7 @@ def refuse_repeated_keys(cursor, importer: Importer, staged: str, rejects: Rejec
     )
 
 
-def key_hashes(importer: Importer, values: Mapping[str, pd.Series]) -> np.ndarray:
+def key_hashes(importer: Importer, values: Mapping[str, pd.Series] | pd.DataFrame) -> np.ndarray:
     """A 64-bit hash of each row's natural key, from its parsed values."""
     frame = pd.DataFrame({name: values[name].astype(object) for name in importer.key})
     return pd.util.hash_pandas_object(frame, index=False).to_numpy()
@@ -181,7 +184,7 @@ ProgressCallback = Callable[[int, int, int], None]
 def data_file_import(
     *,
     kind: str,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     column_map: Mapping[str, str] | None = None,
     encoding: str = "utf-8",
     chunk_rows: int | None = None,
@@ -277,7 +280,7 @@ def import_attempt(
         importer.present = {name for name in names if name}
     else:
         reader = importer.profile_reader = ProfileReader(
-            profile=run.profile, importer=importer, header=header, path=path, as_of=run.as_of
+            profile=run.profile, importer=importer, header=header, path=path, as_of=importer.as_of
         )
         names = resolve_header(
             reader.header(header),
@@ -326,7 +329,7 @@ def outcome_committed(run: ImportRun) -> bool:
     return True
 
 
-EXIT_CODES = {ImportRun.Status.SUCCEEDED: 0, ImportRun.Status.PARTIAL: 3, ImportRun.Status.FAILED: 2}
+EXIT_CODES: dict[str, int] = {ImportRun.Status.SUCCEEDED: 0, ImportRun.Status.PARTIAL: 3, ImportRun.Status.FAILED: 2}
 OUTCOME_FIELDS = [
     "status", "error", "finished_at", "rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_rejected",
     "rows_duplicate", "rows_older", "rows_skipped", "rejects_file", "ignored_columns",
@@ -344,7 +347,7 @@ def finish(
     return ImportResult(run=run, exit_code=EXIT_CODES[status] if exit_code is None else exit_code)
 
 
-def finish_recorded(run: ImportRun, started: float, **outcome) -> ImportResult:
+def finish_recorded(run: ImportRun, started: float, **outcome: Any) -> ImportResult:
     """finish(), tried again until the database is back (DB_RETRY_SECONDS): a failure is recorded too."""
     return db_retry(lambda: finish(run, started, **outcome), what=f"{run.kind} import: recording its outcome")
 
@@ -410,7 +413,7 @@ class ImportHeartbeat:
         self.heartbeat.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.heartbeat.__exit__(*exc)
 
     def progress(self, then: ProgressCallback | None) -> ProgressCallback:
@@ -429,7 +432,17 @@ class ImportHeartbeat:
         )
 
 
-def checked_chunks(importer, path, names, encoding, chunk_rows, repeated, rejects, progress, counts) -> Iterator:
+def checked_chunks(
+    importer: Importer,
+    path: Path,
+    names: list[str],
+    encoding: str,
+    chunk_rows: int,
+    repeated: np.ndarray,
+    rejects: RejectsFile,
+    progress: ProgressCallback | None,
+    counts: dict[str, int],
+) -> Iterator[tuple[bytes | None, bytes | None]]:
     """Check each chunk and write its rejects; yield its good rows as CSV ready for COPY, split into
     (rows to write now, rows whose key is repeated in the file and must wait for the end)."""
     total_bytes = path.stat().st_size
@@ -462,13 +475,16 @@ def checked_chunks(importer, path, names, encoding, chunk_rows, repeated, reject
             progress(position, total_bytes, counts["read"])
 
 
-def in_background(items: Iterator, depth: int = 2) -> Iterator:
+T = TypeVar("T")
+
+
+def in_background(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Run an iterator in a thread, `depth` items ahead: the file is parsed on one core while
     PostgreSQL ingests the previous chunk on the other. Errors are raised in the caller's thread."""
-    queue: Queue = Queue(maxsize=depth)
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
     stop = threading.Event()  # set when the consumer stops early (an error while writing)
 
-    def offer(message: tuple) -> bool:
+    def offer(message: tuple[str, Any]) -> bool:
         while not stop.is_set():
             try:
                 queue.put(message, timeout=0.1)
@@ -501,7 +517,16 @@ def in_background(items: Iterator, depth: int = 2) -> Iterator:
         thread.join()
 
 
-def load(cursor, importer, path, names, encoding, chunk_rows, rejects, progress) -> dict[str, int]:
+def load(
+    cursor: CursorWrapper,
+    importer: Importer,
+    path: Path,
+    names: list[str],
+    encoding: str,
+    chunk_rows: int,
+    rejects: RejectsFile,
+    progress: ProgressCallback | None,
+) -> dict[str, int]:
     """Write the file's rows chunk by chunk, while the next chunk is read and checked in a thread.
 
     Tables (temporary, dropped at commit): import_chunk holds the chunk being written;

@@ -18,6 +18,7 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation, ValidationError
@@ -26,6 +27,7 @@ from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, TemporaryFileUploadHandler
 from django.db import DatabaseError, transaction
 from django.db.models import Q
+from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -62,7 +64,14 @@ class ImportUploadFile(TemporaryUploadedFile):
     """An upload being received, written into IMPORT_UPLOAD_DIR rather than FILE_UPLOAD_TEMP_DIR: storing it is
     then a rename on the same disk, and a /tmp kept in memory (tmpfs) never holds a file of gigabytes."""
 
-    def __init__(self, name, content_type, size, charset, content_type_extra=None):
+    def __init__(
+        self,
+        name: str | None,
+        content_type: str | None,
+        size: int | None,
+        charset: str | None,
+        content_type_extra: dict[str, bytes] | None = None,
+    ) -> None:
         file = tempfile.NamedTemporaryFile(prefix=".upload-", suffix=".partial", dir=import_upload_dir())  # noqa: SIM115 (closed with the request)
         UploadedFile.__init__(self, file, name, content_type, size, charset, content_type_extra)
 
@@ -72,12 +81,12 @@ class ImportUploadHandler(TemporaryFileUploadHandler):
     IMPORT_UPLOAD_MAX_BYTES as it arrives (`too_large` then says so): the rest of it is read and dropped,
     never written, and the form's other fields still arrive."""
 
-    def __init__(self, request=None) -> None:
+    def __init__(self, request: HttpRequest | None = None) -> None:
         super().__init__(request)
         self.too_large = False
         self.limit = settings.IMPORT_UPLOAD_MAX_BYTES
 
-    def new_file(self, *args, **kwargs) -> None:
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
         FileUploadHandler.new_file(self, *args, **kwargs)
         self.file = ImportUploadFile(self.file_name, self.content_type, 0, self.charset, self.content_type_extra)
 
@@ -105,7 +114,7 @@ def import_upload_check(*, kind: str, profile: ImportProfile | None, as_of: dt.d
         raise ValidationError(errors)
 
 
-def import_upload_store(*, upload: UploadedFile) -> Path:
+def import_upload_store(*, upload: UploadedFile[bytes]) -> Path:
     """Move the upload into IMPORT_UPLOAD_DIR under a name no other upload has (the time, a random part, its
     own name made safe); returns the stored path. Moved by rename when it was received there, copied in
     chunks otherwise: never read whole into memory."""
@@ -117,8 +126,9 @@ def import_upload_store(*, upload: UploadedFile) -> Path:
     directory = import_upload_dir()
     target = directory / f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}-{safe}"
     if hasattr(upload, "temporary_file_path"):
+        assert upload.file is not None  # an upload being received has its file
         upload.file.flush()
-        file_move_safe(upload.temporary_file_path(), target, allow_overwrite=False)
+        file_move_safe(upload.temporary_file_path(), str(target), allow_overwrite=False)
         upload.close()  # its temporary name is gone: closing only lets the handle go
     else:  # received in memory (a small file) by another upload handler
         with open(target, "xb") as out:
@@ -131,12 +141,12 @@ def import_upload_store(*, upload: UploadedFile) -> Path:
 
 
 def import_upload_queue(
-    *, upload: UploadedFile, kind: str, profile: ImportProfile | None = None, as_of: dt.date | None = None
+    *, upload: UploadedFile[bytes], kind: str, profile: ImportProfile | None = None, as_of: dt.date | None = None
 ) -> ImportRun:
     """Store an uploaded file and record its run, queued, origin admin; its task is sent once the run is
     committed (a broker that is down leaves it queued for the recovery sweep to send)."""
     import_upload_check(kind=kind, profile=profile, as_of=as_of)
-    if upload.size > settings.IMPORT_UPLOAD_MAX_BYTES:
+    if upload.size is not None and upload.size > settings.IMPORT_UPLOAD_MAX_BYTES:
         raise ValidationError({"file": import_upload_too_large_message()})
     path = import_upload_store(upload=upload)
     try:
