@@ -11,6 +11,7 @@ from scoring.admin import market as market_admin
 from scoring.models import Factor, Property, Score, ScoringModel, ScoringRun, Trade
 from scoring.services import runs
 from scoring.services.preview import scoring_model_preview
+from tests.admin_pages import messages_of
 from tests.scoring.test_scoring_runs import AS_OF, home, model_version, storm
 
 
@@ -131,7 +132,7 @@ def test_rescoring_the_selected_properties_writes_the_scores_of_their_edited_dat
         "/admin/scoring/property/", {"action": "rescore", "_selected_action": [edited.pk]}, follow=True
     )
 
-    assert f"1 property rescored for {', '.join(active_trade_names())}." in response.content.decode()
+    assert messages_of(response) == [("success", f"1 property rescored for {', '.join(active_trade_names())}.")]
     assert roofing_scores(trade) == {"R-1": 50.0, "R-2": 0.0}
     score = Score.objects.get(trade=trade, property=edited)
     age = timezone.localdate().year - 1950
@@ -147,7 +148,13 @@ def test_rescoring_more_properties_than_an_action_takes_is_refused(staff_client,
         "/admin/scoring/property/", {"action": "rescore", "_selected_action": [h.pk for h in homes]}, follow=True
     )
 
-    assert "Rescore at most 1 properties at a time; nothing was rescored." in response.content.decode()
+    assert messages_of(response) == [
+        (
+            "error",
+            "Rescore at most 1 properties at a time; nothing was rescored. "
+            "Score a whole trade with its scoring job (or manage.py score).",
+        )
+    ]
     assert roofing_scores(trade) == {"R-1": 0.0, "R-2": 0.0}
 
 
