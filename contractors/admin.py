@@ -4,16 +4,18 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 
-from contractors.errors import ApiKeyOwnerInvalid, ContractorError
+from contractors.errors import ApiKeyOwnerInvalid, ContractorError, MembershipError
 from contractors.models import ApiKey, Contractor, ContractorStatusChange, Membership
 from contractors.services.api_keys import api_key_create, api_key_revoke
 from contractors.services.contractors import (
+    contractor_member_add,
+    contractor_member_remove,
     contractor_status_change,
     contractor_trades_set,
     contractor_webhook_secret_rotate,
 )
 from contractors.services.webhook_targets import validate_webhook_url
-from core.admin import service_form_response
+from core.admin import action_form
 from scoring.models import Trade
 
 # The contractor's page shows its territories and waitlist places: a screen may compose across apps.
@@ -88,6 +90,9 @@ class ContractorForm(forms.ModelForm):
 
 
 class MembershipInline(admin.TabularInline):
+    """The contractor's users: a row added, its user replaced or the row deleted is saved through
+    contractor_member_add and contractor_member_remove (ContractorAdmin.save_formset)."""
+
     model = Membership
     extra = 0
     raw_id_fields = ["user"]
@@ -217,6 +222,28 @@ class ContractorAdmin(admin.ModelAdmin):
         except ContractorError as error:
             self.message_user(request, f"Trades not changed: {error}", messages.ERROR)
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is Membership:
+            self._save_memberships(request, form.instance, formset)
+        else:
+            super().save_formset(request, form, formset, change)
+
+    def _save_memberships(self, request, contractor: Contractor, formset) -> None:
+        """The users deleted, replaced or added in the inline, through the services: a replaced user leaves
+        and the new one joins. The form has refused staff users and members of another contractor already;
+        the service's refusal (a user who joined another contractor meanwhile) is shown as a message."""
+        formset.save(commit=False)  # sorts the rows into new, changed and deleted ones; writes nothing
+        replaced = [membership for membership, _ in formset.changed_objects]
+        for membership in [*formset.deleted_objects, *replaced]:
+            contractor_member_remove(membership=membership)
+        for membership in [*replaced, *formset.new_objects]:
+            try:
+                joined = contractor_member_add(contractor=contractor, user=membership.user)
+            except MembershipError as error:
+                self.message_user(request, f"User not added: {error}", messages.ERROR)
+            else:
+                membership.pk, membership.created_at = joined.pk, joined.created_at  # for the change's log entry
+
     def _change_status(self, request, queryset, status: str, reason: str) -> None:
         for contractor in queryset.order_by("pk"):
             try:
@@ -229,13 +256,13 @@ class ContractorAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{contractor} is now {contractor.get_status_display().lower()}.")
 
     def _status_with_reason(self, request, queryset, *, status: str, action: str, title: str):
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            self._change_status(request, queryset, status, form.cleaned_data["reason"])
-            return None
-        return service_form_response(
-            self, request, form=form, title=title, submit_label=title, objects=queryset, action=action
+        data, page = action_form(
+            self, request, queryset, form_class=ReasonForm, action=action, title=title, submit_label=title
         )
+        if page is not None:
+            return page
+        self._change_status(request, queryset, status, data["reason"])
+        return None
 
     @admin.action(description="Pause the selected contractors (no new assignments)", permissions=["change"])
     def pause(self, request, queryset):

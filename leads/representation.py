@@ -43,7 +43,7 @@ def _column(model, alias: str, name: str) -> str:
     return f"{alias}.{model._meta.get_field(name).column}"
 
 
-# Composed once from the models' metadata: planning the ORM's query was a fifth of a request's CPU.
+# Composed once from the models' metadata: planning the ORM's query would be a fifth of a request's CPU.
 LEAD_SQL = f"""
     SELECT l.id,
            {", ".join(LEAD_SOURCES.get(name) or _column(Lead, "l", name) for name in LEAD_FIELDS)},

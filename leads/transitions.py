@@ -1,11 +1,30 @@
-"""The lead lifecycle: every move a lead may make, from which state, to which state, and who may make
-it. Nothing else in the code decides this; services ask `transition_check` before they write.
+"""The lead lifecycle's transition table: for each action, the states a lead may be in for it, the state it
+takes the lead to, and who (system, staff, contractor) may make it. The lifecycle services ask
+`transition_check` before they move a lead, and their set-based moves (leads_deliver, leads_expire) select
+on `from_states`. Two bulk moves are written in SQL of their own, within what the table allows: routing's
+assignment by the system, generated -> assigned (leads/services/routing.py), and the do-not-contact list's
+withdrawal by the system, generated -> withdrawn (leads/services/suppressions.py).
 
-    generated -> assigned -> delivered -> accepted -> converted
-                                          accepted -> accepted (contacted: a note of each contact)
-                                       -> rejected
-                          delivered/accepted -> returned (within the return window)
-    generated/assigned/delivered -> expired       any open state -> withdrawn (staff)
+    action          from                              to                   who
+    assign          generated                         assigned             system, staff
+    reassign        assigned, delivered               assigned             staff
+    deliver         assigned                          delivered            system, staff
+    accept          delivered                         accepted             contractor, staff
+    reject          delivered                         rejected             contractor, staff
+    contact         accepted                          accepted (a note)    contractor, staff
+    convert         accepted                          converted            contractor, staff
+    return          delivered, accepted               returned             contractor, staff
+    return_request  delivered, accepted               unchanged (waits)    contractor
+    return_approve  delivered, accepted               returned             staff
+    return_deny     delivered, accepted               unchanged            staff
+    expire          generated, assigned, delivered    expired              system
+    withdraw        generated                         withdrawn            system, staff
+                    assigned, delivered, accepted     withdrawn            staff
+
+The other conditions of a move are the services' (leads/services/lifecycle.py), not the table's: the
+return window, the monthly return rate and whether a return is waiting (lead_return, lead_return_approve,
+lead_return_deny), exclusivity, caps and the contractor's status (lead_assign), and the reasons and notes
+that staff must give.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ from core.cache import SCORES, TERRITORIES, cached
 from scoring.models import Property, Score, Trade, ZipCode, score_band
 from territories.models import Territory, WaitlistEntry
 
-# Demand counts the properties whose current score for the trade is at least this. It stands in for the
-# trade's lead threshold until leads define one; callers that know the threshold pass it.
+# Demand counts the properties whose current score for the trade is at least this. A default, not the
+# trade's lead threshold: that is the leads app's quality filter (LeadFilter.min_score, 80 unless staff
+# change it), which territories cannot read (leads depends on territories); callers that want it pass it.
 DEFAULT_DEMAND_MIN_SCORE = 70.0
 DEFAULT_UNOWNED_LIMIT = 50
 

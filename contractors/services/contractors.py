@@ -120,6 +120,9 @@ def contractor_member_add(*, contractor: Contractor, user: User) -> Membership:
 
 @transaction.atomic
 def contractor_member_remove(*, membership: Membership) -> None:
+    """The user stops acting for the contractor, from its next request on (each request reads the
+    membership: contractors.selectors.contractor_for_user). Removing a membership already gone does
+    nothing."""
     Membership.objects.filter(pk=membership.pk).delete()
 
 

@@ -195,7 +195,7 @@ def leads_generate(*, trade: Trade, limit: int | None = None, now: dt.datetime |
             window *= 4
         if created >= ANALYZE_AFTER:
             # Fresh statistics for the routing that follows: planned with a table it believes empty (a
-            # new market, or stats from before this insert), routing 100,000 leads took minutes instead
+            # new market, or stats from before this insert), routing 100,000 leads takes minutes instead
             # of 3 s (a nested loop scanning the pool per lead). 0.1-0.2 s here.
             cursor.execute(f"ANALYZE {Lead._meta.db_table}")
     return GenerationSummary(trade, created)

@@ -4,12 +4,16 @@ import hashlib
 import re
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from contractors.models import ApiKey, Contractor, ContractorStatusChange, ContractorTrade, Membership
+from contractors.selectors import contractor_for_user
 from contractors.services.api_keys import api_key_create
+from contractors.services.contractors import contractor_member_add
 from territories.services.claims import territory_claim_many
+from tests.contractors.factories import ContractorFactory
 
 CHANGELIST = "/admin/contractors/contractor/"
 
@@ -219,3 +223,68 @@ def test_rotate_action_gives_new_webhook_secrets_and_says_so(staff_client, acme)
     acme.refresh_from_db()
     assert acme.webhook_secret != before
     assert "New webhook secrets for 1 contractors; tell them before the next delivery." in response.content.decode()
+
+
+def membership_rows(*rows, initial: int = 0) -> dict:
+    """The users inline's fields: one dict per row (id, user, DELETE)."""
+    data = {"memberships-TOTAL_FORMS": len(rows), "memberships-INITIAL_FORMS": initial}
+    for number, row in enumerate(rows):
+        data.update({f"memberships-{number}-{name}": value for name, value in row.items()})
+    return data
+
+
+def test_adding_a_user_on_the_contractor_page_makes_them_act_for_it(staff_client, acme, django_user_model):
+    pat = django_user_model.objects.create_user("pat", password="pw-for-tests-only")
+
+    data = contractor_form(acme, **membership_rows({"user": pat.pk, "contractor": acme.pk}))
+    response = staff_client.post(f"{CHANGELIST}{acme.pk}/change/", data)
+
+    assert response.status_code == 302, response.content.decode()
+    membership = Membership.objects.get()
+    assert (membership.user, membership.contractor) == (pat, acme)
+    assert contractor_for_user(user=pat) == acme
+    entry = LogEntry.objects.get(object_id=str(acme.pk))
+    assert "Added membership “pat at Acme Roofing”." in entry.get_change_message()
+
+
+def test_removing_a_user_on_the_contractor_page_ends_their_access(staff_client, acme, django_user_model):
+    pat = django_user_model.objects.create_user("pat", password="pw-for-tests-only")
+    membership = contractor_member_add(contractor=acme, user=pat)
+
+    row = {"id": membership.pk, "user": pat.pk, "contractor": acme.pk, "DELETE": "on"}
+    data = contractor_form(acme, **membership_rows(row, initial=1))
+    response = staff_client.post(f"{CHANGELIST}{acme.pk}/change/", data)
+
+    assert response.status_code == 302, response.content.decode()
+    assert not Membership.objects.exists()
+    assert contractor_for_user(user=pat) is None
+    entry = LogEntry.objects.get(object_id=str(acme.pk))
+    assert "Deleted membership “pat at Acme Roofing”." in entry.get_change_message()
+
+
+def test_replacing_a_user_on_the_contractor_page_moves_access_to_the_new_one(staff_client, acme, django_user_model):
+    pat = django_user_model.objects.create_user("pat", password="pw-for-tests-only")
+    kim = django_user_model.objects.create_user("kim", password="pw-for-tests-only")
+    membership = contractor_member_add(contractor=acme, user=pat)
+
+    row = {"id": membership.pk, "user": kim.pk, "contractor": acme.pk}
+    data = contractor_form(acme, **membership_rows(row, initial=1))
+    response = staff_client.post(f"{CHANGELIST}{acme.pk}/change/", data)
+
+    assert response.status_code == 302, response.content.decode()
+    assert list(Membership.objects.values_list("user__username", "contractor__slug")) == [("kim", "acme-roofing")]
+    assert (contractor_for_user(user=pat), contractor_for_user(user=kim)) == (None, acme)
+
+
+def test_a_member_of_another_contractor_cannot_be_added(staff_client, acme, django_user_model):
+    pat = django_user_model.objects.create_user("pat", password="pw-for-tests-only")
+    other = ContractorFactory(name="Peak Roofing", slug="peak-roofing")
+    contractor_member_add(contractor=other, user=pat)
+
+    data = contractor_form(acme, **membership_rows({"user": pat.pk, "contractor": acme.pk}))
+    response = staff_client.post(f"{CHANGELIST}{acme.pk}/change/", data)
+
+    assert response.status_code == 200
+    assert "Membership with this User already exists." in response.content.decode()
+    assert list(Membership.objects.values_list("user__username", "contractor__slug")) == [("pat", "peak-roofing")]
+    assert not LogEntry.objects.exists()

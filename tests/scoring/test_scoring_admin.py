@@ -1,12 +1,17 @@
 """Scoring models, runs and scores in the admin: preview of a draft, read-only runs and scores."""
 
 import datetime as dt
+import io
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from scoring.models import Factor, ScoringModel, ScoringRun
+from scoring.admin import market as market_admin
+from scoring.models import Factor, Property, Score, ScoringModel, ScoringRun, Trade
 from scoring.services import runs
 from scoring.services.preview import scoring_model_preview
+from tests.admin_pages import messages_of
 from tests.scoring.test_scoring_runs import AS_OF, home, model_version, storm
 
 
@@ -95,3 +100,80 @@ def test_runs_and_scores_are_listed_read_only(staff_client, market):
     scores_page = staff_client.get(f"/admin/scoring/score/?trade__id__exact={trade.pk}").content.decode()
     assert "Roof is 36 years old; 1.50 in hail" in scores_page
     assert staff_client.get("/admin/scoring/score/add/").status_code == 403
+
+
+@pytest.fixture
+def new_roofs(zip_codes):
+    """Two 1950 houses whose roofs were replaced in 2020, scored for roofing today: roofs too young for
+    points (the model's ramp starts at 10 years), and no storm."""
+    trade, _ = Trade.objects.get_or_create(slug="roofing", defaults={"name": "Roofing"})
+    ScoringModel.objects.filter(trade=trade).delete()
+    model_version(trade, 1)
+    homes = [home(parcel, year_built=1950, roof_year=2020) for parcel in ("R-1", "R-2")]
+    runs.trade_score(trade=trade)
+    return trade, homes
+
+
+def roofing_scores(trade) -> dict[str, float]:
+    return dict(Score.objects.filter(trade=trade).values_list("property__parcel_id", "score"))
+
+
+def active_trade_names() -> list[str]:
+    return sorted(ScoringModel.objects.filter(status="active").values_list("trade__name", flat=True))
+
+
+def test_rescoring_the_selected_properties_writes_the_scores_of_their_edited_data(staff_client, new_roofs):
+    trade, (edited, untouched) = new_roofs
+    assert roofing_scores(trade) == {"R-1": 0.0, "R-2": 0.0}
+    # The roof was never replaced after all: it is as old as the house, 76 years and more.
+    Property.objects.filter(pk__in=[edited.pk, untouched.pk]).update(roof_year=None)
+
+    response = staff_client.post(
+        "/admin/scoring/property/", {"action": "rescore", "_selected_action": [edited.pk]}, follow=True
+    )
+
+    assert messages_of(response) == [("success", f"1 property rescored for {', '.join(active_trade_names())}.")]
+    assert roofing_scores(trade) == {"R-1": 50.0, "R-2": 0.0}
+    score = Score.objects.get(trade=trade, property=edited)
+    age = timezone.localdate().year - 1950
+    assert (score.model.version, [reason["text"] for reason in score.reasons]) == (1, [f"Roof is {age} years old"])
+
+
+def test_rescoring_more_properties_than_an_action_takes_is_refused(staff_client, new_roofs, monkeypatch):
+    trade, homes = new_roofs
+    Property.objects.filter(pk__in=[h.pk for h in homes]).update(roof_year=None)
+    monkeypatch.setattr(market_admin, "RESCORE_MAX", 1)
+
+    response = staff_client.post(
+        "/admin/scoring/property/", {"action": "rescore", "_selected_action": [h.pk for h in homes]}, follow=True
+    )
+
+    assert messages_of(response) == [
+        (
+            "error",
+            "Rescore at most 1 properties at a time; nothing was rescored. "
+            "Score a whole trade with its scoring job (or manage.py score).",
+        )
+    ]
+    assert roofing_scores(trade) == {"R-1": 0.0, "R-2": 0.0}
+
+
+def test_the_score_command_rescores_the_properties_named(new_roofs):
+    trade, (edited, untouched) = new_roofs
+    Property.objects.filter(pk__in=[edited.pk, untouched.pk]).update(roof_year=None)
+    out = io.StringIO()
+
+    call_command("score", "--property", str(edited.pk), stdout=out)
+
+    assert roofing_scores(trade) == {"R-1": 50.0, "R-2": 0.0}
+    scores = Score.objects.filter(property=edited).select_related("trade").order_by("trade__slug")
+    assert out.getvalue() == f"{edited.pk} R-1: {', '.join(f'{s.trade.slug} {s.score:.1f}' for s in scores)}\n"
+    assert "roofing 50.0" in out.getvalue()
+
+
+def test_the_score_command_refuses_a_property_with_a_trade_or_an_unknown_property(new_roofs):
+    trade, (edited, _) = new_roofs
+    with pytest.raises(CommandError, match="--property goes with --as-of only"):
+        call_command("score", "--property", str(edited.pk), "--trade", "roofing")
+    with pytest.raises(CommandError, match="no property with id 0"):
+        call_command("score", "--property", "0")

@@ -7,9 +7,10 @@ from django.db import InterfaceError, OperationalError
 
 from core.retry import connection_reset, db_retry, is_transient
 from scoring.errors import ScoringError
-from scoring.models import ScoringRun, Trade
+from scoring.models import Property, ScoringModel, ScoringRun, Trade
 from scoring.selectors import trades_named, trades_with_active_model
 from scoring.services import runs
+from scoring.services.scores import property_rescore
 
 # A waiting --distributed run looks at its run this often, and every PROGRESS_SECONDS reports its progress
 # and takes up partitions whose task was lost (runs.scoring_runs_recover), so it finishes without beat.
@@ -34,10 +35,24 @@ class Command(BaseCommand):
         parser.add_argument("--partition-rows", type=int, default=None, help="Properties per partition.")
         parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="Day to score as (YYYY-MM-DD).")
         parser.add_argument("--resume", type=int, metavar="RUN", help="Finish a failed run (its trade, model and day).")
+        parser.add_argument(
+            "--property",
+            dest="properties",
+            type=int,
+            action="append",
+            default=[],
+            metavar="ID",
+            help="Rescore only this property (repeatable), for every trade with an active model; with --as-of only.",
+        )
 
-    def handle(self, *args, trade, distributed, no_wait, partition_rows, as_of, resume, **options):
+    def handle(self, *args, trade, distributed, no_wait, partition_rows, as_of, resume, properties, **options):
         if partition_rows is not None and partition_rows < 1:
             raise CommandError("--partition-rows must be at least 1")
+        if properties:
+            if trade or distributed or no_wait or partition_rows is not None or resume is not None:
+                raise CommandError("--property goes with --as-of only")
+            self.rescore(properties, as_of=as_of)
+            return
         if resume is not None:
             run = ScoringRun.objects.filter(pk=resume).select_related("trade", "model").first()
             if run is None:
@@ -76,6 +91,21 @@ class Command(BaseCommand):
             sys.exit(2)
         if failed:
             sys.exit(1)
+
+    def rescore(self, property_ids: list[int], *, as_of: dt.date | None) -> None:
+        """Each property's new scores, a line each: "123 A-1: roofing 90.0, solar 41.5"."""
+        parcels = dict(Property.objects.filter(pk__in=property_ids).values_list("pk", "parcel_id"))
+        missing = [str(pk) for pk in property_ids if pk not in parcels]
+        if missing:
+            raise CommandError(f"no property with id {', '.join(missing)}")
+        for property_id in property_ids:
+            scores = property_rescore(property_id=property_id, as_of=as_of)
+            active = sorted(
+                (score for score in scores if score.model.status == ScoringModel.Status.ACTIVE),
+                key=lambda score: score.trade.slug,
+            )
+            listed = ", ".join(f"{score.trade.slug} {score.score:.1f}" for score in active) or "no active model"
+            self.stdout.write(f"{property_id} {parcels[property_id]}: {listed}")
 
     def trades(self, slugs: list[str]) -> list[Trade]:
         if not slugs:

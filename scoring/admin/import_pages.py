@@ -1,5 +1,5 @@
-"""The admin's pages of imports (scoring/admin.py, ImportRunAdmin): the form that uploads a file, and what a run's
-page shows while it runs (progress, refreshed) and once it has ended (counts, error, the rejects file)."""
+"""The admin's pages of imports (ImportRunAdmin): the form that uploads a file, and what a run's page shows
+while it runs (progress, refreshed) and once it has ended (counts, error, the rejects file)."""
 
 from __future__ import annotations
 

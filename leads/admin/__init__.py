@@ -1,0 +1,7 @@
+"""The leads admin, one module per screen: leads (read-only; every move through the lifecycle services),
+each trade's quality filters, the do-not-contact list. Imported here so that the admin site registers
+them all."""
+
+from leads.admin import leads, quality_filters, suppressions
+
+__all__ = ["leads", "quality_filters", "suppressions"]

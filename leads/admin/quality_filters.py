@@ -1,0 +1,79 @@
+"""Each trade's quality filters: which scored properties become leads."""
+
+from django import forms
+from django.contrib import admin
+from django.core.validators import MaxValueValidator, MinValueValidator
+
+from leads.models import LeadFilter
+from scoring.models import Property
+
+
+class LeadFilterForm(forms.ModelForm):
+    property_types = forms.MultipleChoiceField(
+        choices=Property.Type.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Property types that may become leads; none ticked: all.",
+    )
+
+    # The database's check constraints, as errors on the field concerned (model validation would
+    # report them only as the constraint's name, above the form).
+    BOUNDS = {
+        "min_score": (0, 100),
+        "min_urgency": (0, 100),
+        "max_per_zip_per_day": (1, None),
+        "cooldown_days": (1, None),
+    }
+
+    class Meta:
+        model = LeadFilter
+        fields = [
+            "trade",
+            "enabled",
+            "min_score",
+            "min_urgency",
+            "owner_occupied_only",
+            "property_types",
+            "max_per_zip_per_day",
+            "cooldown_days",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, (low, high) in self.BOUNDS.items():
+            field = self.fields.get(name)
+            if field is None:
+                continue
+            field.validators = [v for v in field.validators if not isinstance(v, MinValueValidator | MaxValueValidator)]
+            field.validators.append(MinValueValidator(low))
+            field.widget.attrs["min"] = low
+            if high is not None:
+                field.validators.append(MaxValueValidator(high))
+                field.widget.attrs["max"] = high
+
+
+@admin.register(LeadFilter)
+class LeadFilterAdmin(admin.ModelAdmin):
+    form = LeadFilterForm
+    list_display = [
+        "trade",
+        "enabled",
+        "min_score",
+        "min_urgency",
+        "owner_occupied_only",
+        "type_names",
+        "max_per_zip_per_day",
+        "cooldown_days",
+        "updated_at",
+    ]
+    list_select_related = ["trade"]
+
+    @admin.display(description="Property types")
+    def type_names(self, lead_filter: LeadFilter) -> str:
+        return ", ".join(Property.Type(value).label for value in lead_filter.property_types) or "All"
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["trade", "updated_at"] if obj is not None else ["updated_at"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # generation would recreate the defaults; untick "enabled" to stop a trade's leads

@@ -1,0 +1,146 @@
+"""Scoring models: drafts edited with their factors, previewed on a sample of the market, then activated."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from scoring.models import Factor, ScoringModel
+from scoring.services.preview import scoring_model_preview
+from scoring.services.scoring_models import scoring_model_activate, scoring_model_check
+
+
+class FactorInline(admin.TabularInline):
+    model = Factor
+    extra = 0
+    fields = ["position", "feature", "transform", "params", "weight", "reason"]
+    ordering = ["position"]
+
+    def _editable(self, obj) -> bool:
+        return obj is None or obj.status == ScoringModel.Status.DRAFT
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(ScoringModel)
+class ScoringModelAdmin(admin.ModelAdmin):
+    """Drafts are edited here; active and retired versions are read-only (change by a new version)."""
+
+    list_display = ["trade", "version", "status", "factor_count", "storm_window_days", "activated_at", "preview_link"]
+    list_filter = ["trade", "status"]
+    inlines = [FactorInline]
+    actions = ["activate"]
+
+    def get_urls(self):
+        preview = path(
+            "<int:object_id>/preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="scoring_scoringmodel_preview",
+        )
+        return [preview, *super().get_urls()]
+
+    @admin.display(description="Preview")
+    def preview_link(self, model: ScoringModel) -> str:
+        if model.pk is None:
+            return "Save the draft first."
+        url = reverse("admin:scoring_scoringmodel_preview", args=[model.pk])
+        return format_html('<a href="{}">Score a sample of the market</a>', url)
+
+    def preview_view(self, request, object_id: int):
+        model = get_object_or_404(ScoringModel.objects.select_related("trade"), pk=object_id)
+        if not self.has_view_permission(request, model):
+            return redirect("admin:index")
+        try:
+            preview = scoring_model_preview(model=model)
+        except ValidationError as error:
+            self.message_user(request, f"This version cannot be previewed yet: {error.messages[0]}", messages.ERROR)
+            return redirect("admin:scoring_scoringmodel_change", model.pk)
+        columns = [str(model)] + ([str(preview.active)] if preview.active else [])
+        distributions = [preview.distribution] + ([preview.active_distribution] if preview.active else [])
+        rows = [
+            (label, [d.get(key, "") for d in distributions])
+            for label, key in [("Properties", "count"), ("Mean score", "mean_score"), ("Mean urgency", "mean_urgency"),
+                               ("10th percentile", "p10"), ("Median", "p50"), ("90th percentile", "p90"),
+                               ("99th percentile", "p99")]
+        ]  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Preview of {model}",
+            "preview": preview,
+            "chart": histogram_chart(preview.distribution, preview.active_distribution),
+            "summary_columns": columns,
+            "summary_rows": rows,
+        }
+        return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(number_of_factors=Count("factors"))
+
+    @admin.display(description="Factors", ordering="number_of_factors")
+    def factor_count(self, model: ScoringModel) -> int:
+        return model.number_of_factors
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status != ScoringModel.Status.DRAFT:
+            return ["trade", "version", "status", "notes", "storm_window_days", "activated_at", "preview_link"]
+        return ["status", "activated_at", "preview_link"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        try:
+            scoring_model_check(model=form.instance)
+        except ValidationError as error:
+            self.message_user(
+                request, f"Saved as a draft that cannot be activated yet: {error.messages[0]}", messages.WARNING
+            )
+
+    @admin.action(description="Activate the selected version (retires its trade's active one)", permissions=["change"])
+    def activate(self, request, queryset):
+        for model in queryset.order_by("trade_id", "version"):
+            try:
+                scoring_model_activate(model=model)
+            except ValidationError as error:
+                self.message_user(request, error.messages[0], messages.ERROR)
+            else:
+                self.message_user(request, f"{model.trade} v{model.version} is now active.", messages.SUCCESS)
+
+
+def histogram_chart(distribution: dict, compared: dict | None, *, width: int = 640, height: int = 180) -> dict:
+    """Bars of a 10-point score histogram (and of a compared one beside them) as SVG coordinates."""
+    labels = list((distribution.get("histogram") or {}).keys()) or [f"{10 * i}-{10 * i + 10}" for i in range(10)]
+    counts = [distribution.get("histogram", {}).get(label, 0) for label in labels]
+    other = [compared.get("histogram", {}).get(label, 0) for label in labels] if compared else None
+    tallest = max(counts + (other or []) + [1])
+    plot = height - 20
+    slot = width / len(labels)
+    bar = slot * (0.4 if other else 0.8)
+    bars = []
+    for index, (label, count) in enumerate(zip(labels, counts, strict=True)):
+        x = index * slot + slot * 0.1
+        bars.append(
+            {
+                "label": label,
+                "count": count,
+                "x": round(x, 1),
+                "width": round(bar, 1),
+                "height": round(plot * count / tallest, 1),
+                "y": round(plot - plot * count / tallest, 1),
+                "label_x": round(index * slot + slot / 2, 1),
+                "active_count": other[index] if other else None,
+                "active_x": round(x + bar, 1),
+                "active_height": round(plot * other[index] / tallest, 1) if other else None,
+                "active_y": round(plot - plot * other[index] / tallest, 1) if other else None,
+            }
+        )
+    return {"width": width, "height": height, "label_y": height - 5, "bars": bars}
