@@ -20,6 +20,7 @@ from django.utils.html import format_html
 
 from contractors.models import Contractor
 from core.admin import BigTableAdmin, service_form_response
+from core.fields import is_zip_code
 from core.text import counted
 from leads.errors import LeadError, SuppressionImportError
 from leads.export import lead_export_response
@@ -166,7 +167,7 @@ class ZipCodeFilter(admin.SimpleListFilter):
             return queryset
         if not re.fullmatch(r"[0-9]{1,5}", value):
             return queryset.none()
-        return queryset.filter(zip_code=value) if len(value) == 5 else queryset.filter(zip_code__startswith=value)
+        return queryset.filter(zip_code=value) if is_zip_code(value) else queryset.filter(zip_code__startswith=value)
 
 
 class LeadEventInline(admin.TabularInline):

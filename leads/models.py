@@ -12,7 +12,7 @@ from django.db.models import Q
 
 from contractors.models import Contractor
 from contractors.selectors import caller_rows
-from core.fields import WrittenJSONField
+from core.fields import ZIP_CODE_REGEX, WrittenJSONField
 from scoring.models import Property, ScoringModel, Trade
 
 _LOWER, _UPPER = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -112,7 +112,7 @@ class Suppression(models.Model):
             ),
             models.CheckConstraint(condition=~Q(value=""), name="%(app_label)s_%(class)s_value_given"),
             models.CheckConstraint(
-                condition=Q(zip_code="") | Q(kind="address", zip_code__regex=r"^[0-9]{5}$"),
+                condition=Q(zip_code="") | Q(kind="address", zip_code__regex=ZIP_CODE_REGEX),
                 name="%(app_label)s_%(class)s_zip_for_addresses",
             ),
         ]

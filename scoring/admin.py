@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from core.admin import BigTableAdmin
+from core.fields import is_zip_code
 from scoring.admin_imports import ImportUploadForm, import_run_page, import_run_progress, rejects_available
 from scoring.models import (
     Factor,
@@ -139,7 +140,7 @@ class PropertyAdmin(BigTableAdmin):
         by_parcel = queryset.filter(parcel_id=term)
         if by_parcel.exists():
             return by_parcel, False
-        if re.fullmatch(r"[0-9]{5}", term):
+        if is_zip_code(term):
             # Digits have no case: a plain prefix, without upper-casing every address.
             return queryset.filter(Q(zip_code=term) | Q(address__startswith=term)), False
         return queryset.filter(address__istartswith=term), False
