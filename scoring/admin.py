@@ -1,4 +1,3 @@
-import re
 from pathlib import Path
 
 from django.conf import settings

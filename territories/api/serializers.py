@@ -35,7 +35,10 @@ class AvailableQuerySerializer(serializers.Serializer):
 class ClaimSerializer(serializers.Serializer):
     trade = serializers.SlugRelatedField(slug_field="slug", queryset=Trade.objects.all())
     zip_codes = serializers.ListField(
-        child=serializers.CharField(validators=[validate_zip_code]), min_length=1, max_length=500, help_text="All or none."
+        child=serializers.CharField(validators=[validate_zip_code]),
+        min_length=1,
+        max_length=500,
+        help_text="All or none.",
     )
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
     contractor = serializers.SlugRelatedField(
