@@ -24,7 +24,7 @@ def is_zip_code(value: str) -> bool:
 @deconstructible
 class ZipCodeValidator(RegexValidator):
     """is_zip_code as a validator. A RegexValidator (whose pattern drf-spectacular writes into the schema)
-    that matches the whole value: RegexValidator's own search would let "80202\n" through `$`."""
+    that matches the whole value: RegexValidator's own search lets a trailing newline through `$`."""
 
     regex = ZIP_CODE_REGEX
     message = "Enter a five-digit ZIP code."
