@@ -1,14 +1,18 @@
-"""Reads about contractors for other apps: may a contractor get new work, may it use the API, whose is a user."""
+"""Reads about contractors for other apps: may a contractor get new work, may it use the API, whose is a user,
+which rows an API caller may see."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Model, QuerySet
 
 from contractors.models import Contractor, Membership
+
+if TYPE_CHECKING:
+    from contractors.caller import Caller  # which builds a caller with contractor_for_user
 
 M = TypeVar("M", bound=Model)
 
@@ -67,18 +71,10 @@ def contractor_serves(*, contractor: Contractor, trade_id: int) -> bool:
     return contractor.contractor_trades.filter(trade_id=trade_id).exists()
 
 
-def contractor_of(*, user: User | AnonymousUser | None) -> Contractor | None:
-    """The contractor an API caller acts for: its API key's (contractors.api.authentication's
-    ContractorClient), or its membership's; None for staff, anonymous callers and users of none."""
-    if user is None or not user.is_authenticated or user.is_staff:
-        return None
-    return getattr(user, "contractor", None) or contractor_for_user(user=user)
-
-
-def caller_rows(queryset: QuerySet[M], *, user: User | AnonymousUser | None) -> QuerySet[M]:
-    """The rows of `queryset` (a model with a `contractor`) an API caller may see: all for staff, its own
-    for a contractor's key or member, none for anyone else. The one visibility rule of the API's models."""
-    if user is not None and user.is_authenticated and user.is_staff:
+def caller_rows(queryset: QuerySet[M], *, caller: Caller) -> QuerySet[M]:
+    """The rows of `queryset` (a model with a `contractor`) `caller` may see: all for staff, its own for a
+    contractor's key or member, none for anyone else. The one visibility rule of the API's models, which
+    each app's selectors apply to theirs (leads_visible, territories_visible)."""
+    if caller.is_staff:
         return queryset
-    contractor = contractor_of(user=user)
-    return queryset.filter(contractor=contractor) if contractor is not None else queryset.none()
+    return queryset.filter(contractor=caller.contractor) if caller.contractor is not None else queryset.none()

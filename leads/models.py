@@ -11,8 +11,7 @@ from django.db import models
 from django.db.models import Q
 
 from contractors.models import Contractor
-from contractors.selectors import caller_rows
-from core.fields import WrittenJSONField
+from core.fields import ZIP_CODE_REGEX, WrittenJSONField
 from scoring.models import Property, ScoringModel, Trade
 
 _LOWER, _UPPER = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -112,7 +111,7 @@ class Suppression(models.Model):
             ),
             models.CheckConstraint(condition=~Q(value=""), name="%(app_label)s_%(class)s_value_given"),
             models.CheckConstraint(
-                condition=Q(zip_code="") | Q(kind="address", zip_code__regex=r"^[0-9]{5}$"),
+                condition=Q(zip_code="") | Q(kind="address", zip_code__regex=ZIP_CODE_REGEX),
                 name="%(app_label)s_%(class)s_zip_for_addresses",
             ),
         ]
@@ -123,11 +122,6 @@ class Suppression(models.Model):
 
 
 class LeadQuerySet(models.QuerySet["Lead"]):
-    def visible_to(self, user) -> "LeadQuerySet":
-        """The leads `user` may see, the one rule every API view applies: staff see every lead; a
-        contractor (its API key, or a member's session) the leads it holds now; anyone else none."""
-        return caller_rows(self, user=user)
-
     def webhook_failed(self) -> "LeadQuerySet":
         """Assigned leads whose webhook delivery for their current assignment was refused by the receiver
         or given up after the last retry: staff must look at them. A reassignment is a new delivery, so

@@ -1,4 +1,5 @@
-"""Reads of leads: what a contractor may still receive under its caps, and the unassigned pool."""
+"""Reads of leads: the leads an API caller may see, what a contractor may still receive under its caps, and
+the unassigned pool."""
 
 from __future__ import annotations
 
@@ -8,12 +9,22 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from contractors.caller import Caller
 from contractors.models import Contractor
+from contractors.selectors import caller_rows
 from core.cache import cached, usage
 from leads.models import Lead, LeadEvent
 from scoring.models import Trade, ZipCode
+
+
+def leads_visible(*, caller: Caller) -> QuerySet[Lead]:
+    """The leads `caller` may see, the rule every API view applies: staff see every lead; a contractor (its
+    API key, or a member's session) the leads it holds now; anyone else none. Another contractor's lead
+    is therefore not found (404), never forbidden."""
+    return caller_rows(Lead.objects.all(), caller=caller)
 
 
 @dataclass(frozen=True)

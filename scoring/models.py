@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Cast, Floor
 
-from core.fields import WrittenJSONField
+from core.fields import ZIP_CODE_REGEX, WrittenJSONField
 
 
 class ZipCode(models.Model):
@@ -32,7 +32,7 @@ class ZipCode(models.Model):
         ordering = ["code"]
         verbose_name = "ZIP code"
         constraints = [
-            models.CheckConstraint(condition=Q(code__regex=r"^[0-9]{5}$"), name="%(app_label)s_%(class)s_five_digits"),
+            models.CheckConstraint(condition=Q(code__regex=ZIP_CODE_REGEX), name="%(app_label)s_%(class)s_five_digits"),
         ]
 
     def __str__(self) -> str:

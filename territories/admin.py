@@ -10,6 +10,7 @@ from django.urls import path, reverse
 
 from contractors.models import Contractor
 from core.admin import BigTableAdmin, action_form, service_form_response
+from core.fields import ZipCodeFormField, is_zip_code
 from leadengine import flows
 from leads.selectors import lead_pool_by_zip
 from scoring.models import Trade
@@ -42,7 +43,7 @@ class ClaimForm(forms.Form):
 
     def clean_zip_codes(self) -> list[str]:
         codes = [code for code in ZIP_SEPARATORS.split(self.cleaned_data["zip_codes"].strip()) if code]
-        malformed = [code for code in codes if not re.fullmatch(r"[0-9]{5}", code)]
+        malformed = [code for code in codes if not is_zip_code(code)]
         if malformed:
             raise forms.ValidationError(f"Not five-digit ZIP codes: {', '.join(malformed)}")
         return codes
@@ -60,7 +61,7 @@ class TransferForm(NoteForm):
 class JoinForm(forms.Form):
     contractor = contractor_field()
     trade = forms.ModelChoiceField(Trade.objects.all())
-    zip_code = forms.RegexField(regex=r"^[0-9]{5}$", label="ZIP code")
+    zip_code = ZipCodeFormField()
 
 
 class CoverageForm(forms.Form):

@@ -5,22 +5,12 @@ from django.db import models
 from django.db.models import F, Q
 
 from contractors.models import Contractor
-from contractors.selectors import caller_rows
 from scoring.models import Trade, ZipCode
 
 
 class TerritoryQuerySet(models.QuerySet["Territory"]):
     def active(self) -> "TerritoryQuerySet":
         return self.filter(ended_at__isnull=True)
-
-    def visible_to(self, user) -> "TerritoryQuerySet":
-        """Staff see every ownership; a contractor its own (current and past); anyone else none."""
-        return caller_rows(self, user=user)
-
-
-class WaitlistQuerySet(models.QuerySet["WaitlistEntry"]):
-    def visible_to(self, user) -> "WaitlistQuerySet":
-        return caller_rows(self, user=user)
 
 
 class Territory(models.Model):
@@ -129,8 +119,6 @@ class WaitlistEntry(models.Model):
     territory = models.ForeignKey(
         Territory, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="What it claimed."
     )
-
-    objects = WaitlistQuerySet.as_manager()
 
     class Meta:
         ordering = ["zip_code", "trade", "joined_at", "id"]

@@ -1,4 +1,5 @@
-"""Reads of territories: coverage per trade (what is sold, to whom, and what to sell next), the waitlist."""
+"""Reads of territories: the ownerships and waitlist places an API caller may see, coverage per trade (what
+is sold, to whom, and what to sell next), the waitlist."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from django.db.models import QuerySet
 
+from contractors.caller import Caller
 from contractors.models import Contractor
+from contractors.selectors import caller_rows
 from core.cache import SCORES, TERRITORIES, cached
 from scoring.models import Property, Score, Trade, ZipCode, score_band
 from territories.models import Territory, WaitlistEntry
@@ -19,6 +23,16 @@ from territories.models import Territory, WaitlistEntry
 # change it), which territories cannot read (leads depends on territories); callers that want it pass it.
 DEFAULT_DEMAND_MIN_SCORE = 70.0
 DEFAULT_UNOWNED_LIMIT = 50
+
+
+def territories_visible(*, caller: Caller) -> QuerySet[Territory]:
+    """Staff see every ownership; a contractor its own, current and past; anyone else none."""
+    return caller_rows(Territory.objects.all(), caller=caller)
+
+
+def waitlist_entries_visible(*, caller: Caller) -> QuerySet[WaitlistEntry]:
+    """Staff see every place in line; a contractor its own; anyone else none."""
+    return caller_rows(WaitlistEntry.objects.all(), caller=caller)
 
 
 @dataclass(frozen=True)

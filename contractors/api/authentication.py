@@ -1,16 +1,19 @@
 """API-key authentication: `Authorization: Api-Key <key>`. A contractor's key authenticates a
 ContractorClient: not a user of the site, but the contractor acting through its systems. A staff user's
-own key authenticates that user, exactly as their session would (request.auth is the key either way)."""
+own key authenticates that user, exactly as their session would (request.auth is the key either way).
+Views read who is calling as a Caller (contractors.caller), once per request (CallerMixin)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from contractors.caller import Caller
 from contractors.errors import ApiKeyRejected, ApiKeyUnknown
-from contractors.models import ApiKey, Contractor
+from contractors.models import ApiKey
 from contractors.services.api_keys import api_key_authenticate
 from core.api.throttling import AuthFailureThrottle
 
@@ -19,9 +22,9 @@ KEYWORD = "Api-Key"
 
 @dataclass(frozen=True)
 class ContractorClient:
-    """request.user of a call made with a contractor's API key."""
+    """request.user of a call made with a contractor's API key: what DRF asks of a user (authenticated, not
+    staff, a pk for throttling). Domain code reads the request's Caller, not this."""
 
-    contractor: Contractor
     key: ApiKey
     is_authenticated: bool = True
     is_active: bool = True
@@ -34,7 +37,7 @@ class ContractorClient:
         return f"key:{self.key.pk}"
 
     def __str__(self) -> str:
-        return f"{self.contractor} ({self.key.prefix})"
+        return f"{self.key.contractor} ({self.key.prefix})"
 
 
 class ApiKeyFailed(exceptions.AuthenticationFailed):
@@ -82,10 +85,19 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise ApiKeyFailed(rejection) from None
         if key.user_id is not None:
             return key.user, key
-        return ContractorClient(contractor=key.contractor, key=key), key
+        return ContractorClient(key=key), key
 
     def authenticate_header(self, request) -> str:
         return KEYWORD
+
+
+# A view's caller, read once per request from what authentication found and handed to selectors and
+# services; views never ask request.user whom it acts for. (A comment, not a docstring: the OpenAPI schema
+# would describe every view without one of its own by it.)
+class CallerMixin:
+    @cached_property
+    def caller(self) -> Caller:
+        return Caller.of(self.request)
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -9,8 +9,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from contractors.api.authentication import CallerMixin
 from contractors.models import Contractor
-from contractors.selectors import contractor_of
 from contractors.services.contractors import contractor_status_change
 from core.api.permissions import IsAuthenticatedClient
 from core.api.schema import ApiSchema
@@ -56,7 +56,7 @@ class ProfileSchema(ApiSchema):
         return False  # the profile is one object, though served by the viewset's list route
 
 
-class ProfileViewSet(viewsets.GenericViewSet):
+class ProfileViewSet(CallerMixin, viewsets.GenericViewSet):
     serializer_class = ProfileSerializer
     permission_classes = [IsAuthenticatedClient]
     pagination_class = None
@@ -64,7 +64,7 @@ class ProfileViewSet(viewsets.GenericViewSet):
     schema = ProfileSchema()
 
     def contractor(self) -> Contractor:
-        contractor = contractor_of(user=self.request.user)
+        contractor = self.caller.contractor
         if contractor is None:
             raise NotFound("Only a contractor has a profile; staff use the admin.")
         return Contractor.objects.prefetch_related("trades").get(pk=contractor.pk)

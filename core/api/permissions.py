@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 
 class IsAuthenticatedClient(permissions.BasePermission):
-    """A contractor's key or member, or staff: what each view's `visible_to` queryset then scopes."""
+    """A contractor's key or member, or staff: what each view's selectors then scope by its caller."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_authenticated)

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
+from contractors.api.authentication import CallerMixin
 from core.api.pagination import BoundedCursorPagination
 from core.api.permissions import IsStaff
 from leadengine.models import JobRun
@@ -100,7 +101,7 @@ class JobRunPagination(BoundedCursorPagination):
     ordering = ("-queued_at", "-id")
 
 
-class JobRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class JobRunViewSet(CallerMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Background runs, newest first. Staff only."""
 
     serializer_class = JobRunSerializer
@@ -116,6 +117,6 @@ class JobRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         the run is recorded queued all the same (202) and sent once it is back."""
         body = JobRunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        run = job_run_request(user=request.user, **body.validated_data)
+        run = job_run_request(user=self.caller.user, **body.validated_data)
         location = reverse("jobrun-detail", args=[run.pk])
         return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})

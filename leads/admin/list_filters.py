@@ -6,6 +6,7 @@ import re
 from django.contrib import admin
 from django.http import QueryDict
 
+from core.fields import is_zip_code
 from leads.models import Lead
 
 State = Lead.State
@@ -98,4 +99,4 @@ class ZipCodeFilter(admin.SimpleListFilter):
             return queryset
         if not re.fullmatch(r"[0-9]{1,5}", value):
             return queryset.none()
-        return queryset.filter(zip_code=value) if len(value) == 5 else queryset.filter(zip_code__startswith=value)
+        return queryset.filter(zip_code=value) if is_zip_code(value) else queryset.filter(zip_code__startswith=value)

@@ -7,6 +7,7 @@ from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from contractors.api.authentication import CallerMixin
 from core.api.pagination import BoundedCursorPagination, StableOrderingFilter
 from core.api.permissions import IsAuthenticatedClient, IsStaff
 from leads.api.filters import LeadFilterSet
@@ -22,6 +23,7 @@ from leads.api.serializers import (
 from leads.export import lead_export_response
 from leads.models import Lead, LeadEvent
 from leads.representation import leads_represented
+from leads.selectors import leads_visible
 from leads.services.lifecycle import (
     lead_accept,
     lead_assign,
@@ -44,7 +46,7 @@ class LeadPagination(BoundedCursorPagination):
     ordering = ("-created_at", "-id")
 
 
-class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class LeadViewSet(CallerMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = LeadSerializer
     permission_classes = [IsAuthenticatedClient]
     pagination_class = LeadPagination
@@ -60,17 +62,14 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_queryset(self):
         # The one visibility rule: another contractor's lead is not found (404), never forbidden.
-        return Lead.objects.visible_to(self.request.user)
+        return leads_visible(caller=self.caller)
 
     def filter_queryset(self, queryset):
         # Filters and ordering shape the list; a lead named by its id is found whatever the query string says.
         return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def actor(self) -> str:
-        return Actor.STAFF if self.request.user.is_staff else Actor.CONTRACTOR
-
-    def user(self):
-        return None if getattr(self.request.user, "contractor", None) else self.request.user
+        return Actor.STAFF if self.caller.is_staff else Actor.CONTRACTOR
 
     def deliver(self, leads: list[tuple[int, str]]) -> None:
         """A contractor reading its assigned leads ((id, state) pairs) has received them."""
@@ -114,28 +113,28 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["post"])
     def accept(self, request, pk=None):
         """Accept a delivered lead: the contractor is working it."""
-        return self.answer(lead_accept(lead=self.get_object(), actor=self.actor(), user=self.user()))
+        return self.answer(lead_accept(lead=self.get_object(), actor=self.actor(), user=self.caller.user))
 
     @extend_schema(request=RejectSerializer, responses=LeadSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         """Decline a delivered lead (it keeps its cap slot; a bad lead is returned instead)."""
         lead, data = self.get_object(), self.valid(RejectSerializer)  # another's lead: 404 before any 400
-        return self.answer(lead_reject(lead=lead, actor=self.actor(), user=self.user(), **data))
+        return self.answer(lead_reject(lead=lead, actor=self.actor(), user=self.caller.user, **data))
 
     @extend_schema(request=ContactSerializer, responses=LeadSerializer)
     @action(detail=True, methods=["post"])
     def contact(self, request, pk=None):
         """Record a contact with the homeowner of an accepted lead, with a note; the lead stays accepted."""
         lead, data = self.get_object(), self.valid(ContactSerializer)
-        return self.answer(lead_contact(lead=lead, actor=self.actor(), user=self.user(), **data))
+        return self.answer(lead_contact(lead=lead, actor=self.actor(), user=self.caller.user, **data))
 
     @extend_schema(request=ConvertSerializer, responses=LeadSerializer)
     @action(detail=True, methods=["post"])
     def convert(self, request, pk=None):
         """The job was sold: record its value."""
         lead, data = self.get_object(), self.valid(ConvertSerializer)
-        return self.answer(lead_convert(lead=lead, actor=self.actor(), user=self.user(), **data))
+        return self.answer(lead_convert(lead=lead, actor=self.actor(), user=self.caller.user, **data))
 
     @extend_schema(request=ReturnSerializer, responses=LeadSerializer)
     @action(detail=True, methods=["post"], url_path="return")
@@ -143,7 +142,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         """Return a delivered or accepted lead within the return window, with a reason; beyond the monthly
         return rate the return waits for staff approval (return_pending)."""
         lead, data = self.get_object(), self.valid(ReturnSerializer)
-        outcome = lead_return(lead=lead, actor=self.actor(), user=self.user(), **data)
+        outcome = lead_return(lead=lead, actor=self.actor(), user=self.caller.user, **data)
         return self.answer(outcome.lead)
 
     @extend_schema(request=AssignSerializer, responses=LeadSerializer)
@@ -153,7 +152,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         with a reason. Refused (409) when the contractor does not own the ZIP or is at its cap, unless
         `override`; the lead's history records what was overridden."""
         lead, data = self.get_object(), self.valid(AssignSerializer)
-        return self.answer(lead_assign(lead=lead, user=request.user, **data))
+        return self.answer(lead_assign(lead=lead, user=self.caller.user, **data))
 
     def valid(self, serializer_class) -> dict:
         serializer = serializer_class(data=self.request.data)

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.fields import is_zip_code
 from core.text import counted
 from leads.errors import LeadError, SuppressionImportError
 from leads.models import SUPPRESSION_NORMALIZE_SQL, Lead, LeadEvent, Suppression, suppression_value_normalize
@@ -54,7 +55,7 @@ def suppression_entry_clean(
     zip_code = str(zip_code or "").strip()
     if zip_code and kind != Suppression.Kind.ADDRESS:
         raise LeadError("only address entries take a ZIP code")
-    if zip_code and not (len(zip_code) == 5 and zip_code.isdigit()):
+    if zip_code and not is_zip_code(zip_code):
         raise LeadError(f"ZIP code {zip_code!r} is not five digits")
     note = str(note or "").strip()
     if len(note) > MAX_NOTE_LENGTH:

@@ -1,12 +1,11 @@
 """The market's data as imported: the ZIP reference, trades, properties with their permits and sales, storm
 events. Tables of up to millions of rows: their change lists estimate their counts (core.admin.BigTableAdmin)."""
 
-import re
-
 from django.contrib import admin, messages
 from django.db.models import Q
 
 from core.admin import BigTableAdmin
+from core.fields import is_zip_code
 from core.text import counted
 from scoring.models import Permit, Property, Sale, ScoringModel, StormEvent, Trade, ZipCode
 from scoring.services.scores import property_rescore
@@ -121,7 +120,7 @@ class PropertyAdmin(BigTableAdmin):
         by_parcel = queryset.filter(parcel_id=term)
         if by_parcel.exists():
             return by_parcel, False
-        if re.fullmatch(r"[0-9]{5}", term):
+        if is_zip_code(term):
             # Digits have no case: a plain prefix, without upper-casing every address.
             return queryset.filter(Q(zip_code=term) | Q(address__startswith=term)), False
         return queryset.filter(address__istartswith=term), False

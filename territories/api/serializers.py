@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from contractors.models import Contractor
+from core.fields import validate_zip_code
 from scoring.models import Trade
 from territories.models import Territory, WaitlistEntry
 
@@ -34,7 +35,10 @@ class AvailableQuerySerializer(serializers.Serializer):
 class ClaimSerializer(serializers.Serializer):
     trade = serializers.SlugRelatedField(slug_field="slug", queryset=Trade.objects.all())
     zip_codes = serializers.ListField(
-        child=serializers.RegexField(r"^[0-9]{5}$"), min_length=1, max_length=500, help_text="All or none."
+        child=serializers.CharField(validators=[validate_zip_code]),
+        min_length=1,
+        max_length=500,
+        help_text="All or none.",
     )
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
     contractor = serializers.SlugRelatedField(
@@ -47,7 +51,7 @@ class NoteSerializer(serializers.Serializer):
 
 
 class WaitlistEntrySerializer(serializers.ModelSerializer):
-    zip_code = serializers.RegexField(r"^[0-9]{5}$", source="zip_code_id")
+    zip_code = serializers.CharField(source="zip_code_id", validators=[validate_zip_code])
     trade = serializers.SlugRelatedField(slug_field="slug", queryset=Trade.objects.all())
     contractor = serializers.SlugRelatedField(
         slug_field="slug", queryset=Contractor.objects.all(), required=False, help_text="Staff only: for whom."

@@ -7,7 +7,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from contractors.selectors import contractor_of
+from contractors.api.authentication import CallerMixin
+from contractors.caller import Caller
 from core.api.pagination import BoundedCursorPagination
 from core.api.permissions import IsAuthenticatedClient
 from core.cache import SCORES, TERRITORIES, cached
@@ -20,37 +21,36 @@ from territories.api.serializers import (
     TerritorySerializer,
     WaitlistEntrySerializer,
 )
-from territories.models import Territory, WaitlistEntry
-from territories.selectors import territory_coverage
+from territories.models import WaitlistEntry
+from territories.selectors import territories_visible, territory_coverage, waitlist_entries_visible
 from territories.services.waitlist import waitlist_join
 
 
-def acting_contractor(request, chosen):
+def acting_contractor(caller: Caller, chosen):
     """The contractor a write is for: the caller's own; staff name one."""
-    own = contractor_of(user=request.user)
-    if own is not None:
-        return own
+    if caller.contractor is not None:
+        return caller.contractor
     if chosen is None:
         raise ValidationError({"contractor": ["Staff say for which contractor."]})
     return chosen
 
 
-def staff_user(request):
-    return request.user if request.user.is_staff else None
+def staff_user(caller: Caller):
+    return caller.user if caller.is_staff else None
 
 
 class TerritoryPagination(BoundedCursorPagination):
     ordering = ("-started_at", "-id")
 
 
-class TerritoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TerritoryViewSet(CallerMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = TerritorySerializer
     permission_classes = [IsAuthenticatedClient]
     pagination_class = TerritoryPagination
     filterset_fields = {"trade__slug": ["exact"], "zip_code": ["exact"]}
 
     def get_queryset(self):
-        queryset = Territory.objects.visible_to(self.request.user).select_related("trade", "contractor")
+        queryset = territories_visible(caller=self.caller).select_related("trade", "contractor")
         return queryset if self.request.query_params.get("ended") == "true" else queryset.active()
 
     @extend_schema(parameters=[AvailableQuerySerializer], responses=AvailableZipSerializer(many=True))
@@ -79,12 +79,12 @@ class TerritoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         body = ClaimSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        contractor = acting_contractor(request, data.get("contractor"))
+        contractor = acting_contractor(self.caller, data.get("contractor"))
         claimed = flows.territories_claim(  # the new ZIPs' waiting leads go to their owner
             contractor=contractor,
             trade=data["trade"],
             zip_codes=data["zip_codes"],
-            claimed_by=staff_user(request),
+            claimed_by=staff_user(self.caller),
             note=data["note"],
         )
         return Response(TerritorySerializer(claimed.result, many=True).data, status=status.HTTP_201_CREATED)
@@ -96,13 +96,13 @@ class TerritoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         body = NoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         released = flows.territories_release(
-            territories=[self.get_object()], released_by=staff_user(request), **body.validated_data
+            territories=[self.get_object()], released_by=staff_user(self.caller), **body.validated_data
         )
         return Response(TerritorySerializer(released.result.territories[0]).data)
 
 
 class WaitlistViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+    CallerMixin, mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     """My places in line for ZIPs other contractors own: join (POST), leave (DELETE)."""
 
@@ -112,7 +112,7 @@ class WaitlistViewSet(
 
     def get_queryset(self):
         return (
-            WaitlistEntry.objects.visible_to(self.request.user)
+            waitlist_entries_visible(caller=self.caller)
             .filter(status__in=WaitlistEntry.OPEN)
             .select_related("trade", "contractor")
             .order_by("joined_at", "pk")
@@ -121,7 +121,7 @@ class WaitlistViewSet(
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = waitlist_join(
-            contractor=acting_contractor(self.request, data.get("contractor")),
+            contractor=acting_contractor(self.caller, data.get("contractor")),
             trade=data["trade"],
             zip_code=data["zip_code_id"],
         )

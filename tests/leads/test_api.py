@@ -348,6 +348,28 @@ def test_a_member_of_a_contractor_sees_its_leads_through_a_session(market, djang
     assert first.state == "delivered"
 
 
+def test_a_move_records_the_person_who_made_it_and_a_keys_move_no_person(market, django_user_model):
+    from contractors.models import Membership
+
+    acme, _, (first, second, _) = market
+    member = django_user_model.objects.create_user("crm-user", password="pw-for-tests-only")
+    Membership.objects.create(user=member, contractor=acme)
+    session = APIClient()
+    session.force_login(member)
+
+    key = api_client(acme)
+    session.get(f"{URL}{first.pk}/")  # reading a lead delivers it
+    key.get(f"{URL}{second.pk}/")
+
+    assert session.post(f"{URL}{first.pk}/accept/", {}, format="json").status_code == 200
+    assert key.post(f"{URL}{second.pk}/accept/", {}, format="json").status_code == 200
+
+    accepts = LeadEvent.objects.filter(action="accept").order_by("lead_id")
+    assert [(event.lead_id, event.actor, event.user_id) for event in accepts] == sorted(
+        [(first.pk, "contractor", member.pk), (second.pk, "contractor", None)]
+    )
+
+
 def test_a_lead_named_by_its_id_is_found_whatever_the_list_filters_in_the_query_say(market):
     acme, _, (first, _, _) = market
     client = api_client(acme)

@@ -1,6 +1,8 @@
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
+from core.fields import is_zip_code, validate_zip_code
 from scoring.models import Property, ZipCode
 from scoring.services.zip_codes import reference_frame, zip_codes_load
 
@@ -60,3 +62,39 @@ def test_moving_a_property_to_an_unknown_zip_is_refused_by_the_database(zip_code
         Property.objects.filter(pk=home.pk).update(zip_code_id="99999")
     home.refresh_from_db()
     assert home.zip_code_id == "80302"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("80302", True),
+        ("00501", True),
+        ("8030", False),
+        ("803021", False),
+        ("8030x", False),
+        ("80302-1234", False),
+        (" 80302", False),
+        ("80302\n", False),
+        ("８０３０２", False),  # full-width digits: digits to Python's isdigit, not to the database
+        ("٨٠٣٠٢", False),  # Arabic-Indic digits
+        ("", False),
+    ],
+)
+def test_a_zip_code_is_five_ascii_digits_and_nothing_else(value, expected):
+    assert is_zip_code(value) is expected
+    if expected:
+        validate_zip_code(value)
+    else:
+        with pytest.raises(ValidationError) as refused:
+            validate_zip_code(value)
+        assert (refused.value.messages, refused.value.code) == (["Enter a five-digit ZIP code."], "invalid_zip_code")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("code", ["8030", "8030x", "８０３０２"])
+def test_the_database_refuses_a_reference_zip_that_is_not_five_digits(zip_codes, code):
+    with pytest.raises(IntegrityError, match="scoring_zipcode_five_digits"), transaction.atomic():
+        ZipCode.objects.create(
+            code=code, kind=ZipCode.Kind.STANDARD, city="Nowhere", state="CO", latitude=0, longitude=0, active=True
+        )
+    assert not ZipCode.objects.filter(code=code).exists()

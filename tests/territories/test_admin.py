@@ -186,6 +186,12 @@ def test_waitlist_join_form_and_accept_action(staff_client, owned, peak, trades)
         {"contractor": peak.pk, "trade": trades["roofing"].pk, "zip_code": "80303"},
     )
     assert "80303 Roofing is free: claim it instead of joining its waitlist." in page_of(refused)
+    malformed = staff_client.post(
+        "/admin/territories/waitlistentry/join/",
+        {"contractor": peak.pk, "trade": trades["roofing"].pk, "zip_code": "8030"},
+    )
+    assert "Enter a five-digit ZIP code." in page_of(malformed)
+    assert WaitlistEntry.objects.count() == 1
 
     territory_release(territory=owned[0])
     entry = WaitlistEntry.objects.get()

@@ -126,8 +126,11 @@ def test_a_taken_zip_is_409_naming_the_zips_not_their_owner_and_nothing_is_claim
 def test_claim_input_is_checked(roofing):
     client = api_client(owner(roofing))
 
-    response = client.post(f"{URL}claim/", {"trade": "roofing", "zip_codes": ["8020", "abcde"]}, format="json")
-    assert (response.status_code, sorted(response.json()["fields"])) == (400, ["zip_codes.0", "zip_codes.1"])
+    response = client.post(f"{URL}claim/", {"trade": "roofing", "zip_codes": ["8020", "abcde", "80202"]}, format="json")
+    assert (response.status_code, response.json()["fields"]) == (
+        400,
+        {"zip_codes.0": ["Enter a five-digit ZIP code."], "zip_codes.1": ["Enter a five-digit ZIP code."]},
+    )
     response = client.post(f"{URL}claim/", {"trade": "roofing", "zip_codes": []}, format="json")
     assert (response.status_code, list(response.json()["fields"])) == (400, ["zip_codes"])
     assert not Territory.objects.exists()
@@ -162,6 +165,19 @@ def test_join_and_leave_a_waitlist(roofing):
     entry.refresh_from_db()
     assert entry.status == "withdrawn"
     assert client.get("/api/v1/waitlist/").json() == []
+
+
+def test_joining_a_waitlist_needs_a_five_digit_zip_and_joins_nothing_otherwise(roofing):
+    owner(roofing, "80202")
+    client = api_client(owner(roofing))
+
+    for malformed in ["8020", "802021", "8020x", "８０２０２"]:
+        response = client.post("/api/v1/waitlist/", {"trade": "roofing", "zip_code": malformed}, format="json")
+        assert (response.status_code, response.json()["fields"]) == (
+            400,
+            {"zip_code": ["Enter a five-digit ZIP code."]},
+        ), malformed
+    assert not WaitlistEntry.objects.exists()
 
 
 def test_staff_claim_for_a_named_contractor(roofing, staff_client):

@@ -20,12 +20,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.fields import ZIP_CODE_PATTERN
+
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 BOOLEAN_WORDS = {**dict.fromkeys(TRUE_WORDS, True), **dict.fromkeys(FALSE_WORDS, False)}
 MONEY_NOISE = re.compile(r"[$,\s]")
 NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-ZIP_PLUS_FOUR = re.compile(r"^(\d{5})-?\d{4}$")
+ZIP_PLUS_FOUR = re.compile(rf"^({ZIP_CODE_PATTERN})-?[0-9]{{4}}$")
 
 
 @dataclass
@@ -173,7 +175,7 @@ def zip_code(known: frozenset[str]) -> Callable[[pd.Series], Parsed]:
     def parse_distinct(values: pd.Series) -> Parsed:
         codes = values.map(normalise)
         reasons = no_reasons(values.index)
-        add_reason(reasons, (values != "") & ~codes.str.fullmatch(r"\d{5}"), "not a 5-digit ZIP code")
+        add_reason(reasons, (values != "") & ~codes.str.fullmatch(ZIP_CODE_PATTERN), "not a 5-digit ZIP code")
         unknown = np.fromiter((code not in known for code in codes), dtype=bool, count=len(codes))
         add_reason(reasons, (values != "") & unknown, "ZIP code " + codes + " is not in the US ZIP reference")
         return Parsed(codes.where(reasons.isna() & (values != ""), None), reasons)
