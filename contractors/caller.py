@@ -1,13 +1,19 @@
-"""Who makes an API call: the one object that selectors scope rows by (contractors.selectors.caller_rows)."""
+"""Who makes an API call, and the one rule of which rows it may see (caller_rows), which every app's
+selectors apply to theirs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
+from django.db.models import Model, QuerySet
 
 from contractors.models import ApiKey, Contractor
 from contractors.selectors import contractor_for_user
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
 
 
 @dataclass(frozen=True)
@@ -16,7 +22,7 @@ class Caller:
     a contractor's own API key (its systems, no person) and for an anonymous call. `contractor`: the
     contractor the call acts for, its key's or its member's; None for staff and anonymous calls."""
 
-    user: AbstractBaseUser | None
+    user: User | None
     contractor: Contractor | None
 
     @property
@@ -24,7 +30,7 @@ class Caller:
         return self.user is not None and self.user.is_staff
 
     @classmethod
-    def of(cls, request) -> Caller:
+    def of(cls, request: Request) -> Caller:
         """The caller of a DRF request, from what authentication found: request.auth is the API key of a
         call made with one (contractors.api.authentication), None for a session's. A member's contractor
         costs one query; a key's comes with the key."""
@@ -32,6 +38,18 @@ class Caller:
         if key is not None and key.contractor_id is not None:
             return cls(user=None, contractor=key.contractor)
         user = request.user
-        if user is None or not user.is_authenticated:
+        if not isinstance(user, User) or not user.is_authenticated:  # anonymous (AnonymousUser)
             return cls(user=None, contractor=None)
         return cls(user=user, contractor=contractor_for_user(user=user))
+
+
+M = TypeVar("M", bound=Model)
+
+
+def caller_rows(queryset: QuerySet[M], *, caller: Caller) -> QuerySet[M]:
+    """The rows of `queryset` (a model with a `contractor`) `caller` may see: all for staff, its own for a
+    contractor's key or member, none for anyone else. The one visibility rule of the API's models, which
+    each app's selectors apply to theirs (leads_visible, territories_visible)."""
+    if caller.is_staff:
+        return queryset
+    return queryset.filter(contractor=caller.contractor) if caller.contractor is not None else queryset.none()

@@ -1,20 +1,13 @@
-"""Reads about contractors for other apps: may a contractor get new work, may it use the API, whose is a user,
-which rows an API caller may see."""
+"""Reads about contractors for other apps: may a contractor get new work, may it use the API, whose is a
+user. Which rows an API caller may see: contractors.caller."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Model, QuerySet
 
 from contractors.models import Contractor, Membership
-
-if TYPE_CHECKING:
-    from contractors.caller import Caller  # which builds a caller with contractor_for_user
-
-M = TypeVar("M", bound=Model)
 
 
 @dataclass(frozen=True)
@@ -69,12 +62,3 @@ def contractor_for_user(*, user: User | AnonymousUser) -> Contractor | None:
 
 def contractor_serves(*, contractor: Contractor, trade_id: int) -> bool:
     return contractor.contractor_trades.filter(trade_id=trade_id).exists()
-
-
-def caller_rows(queryset: QuerySet[M], *, caller: Caller) -> QuerySet[M]:
-    """The rows of `queryset` (a model with a `contractor`) `caller` may see: all for staff, its own for a
-    contractor's key or member, none for anyone else. The one visibility rule of the API's models, which
-    each app's selectors apply to theirs (leads_visible, territories_visible)."""
-    if caller.is_staff:
-        return queryset
-    return queryset.filter(contractor=caller.contractor) if caller.contractor is not None else queryset.none()

@@ -12,9 +12,8 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from contractors.caller import Caller
+from contractors.caller import Caller, caller_rows
 from contractors.models import Contractor
-from contractors.selectors import caller_rows
 from core.cache import cached, usage
 from leads.models import Lead, LeadEvent
 from scoring.models import Trade, ZipCode

@@ -11,9 +11,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
-from contractors.caller import Caller
+from contractors.caller import Caller, caller_rows
 from contractors.models import Contractor
-from contractors.selectors import caller_rows
 from core.cache import SCORES, TERRITORIES, cached
 from scoring.models import Property, Score, Trade, ZipCode, score_band
 from territories.models import Territory, WaitlistEntry

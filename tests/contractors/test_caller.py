@@ -1,5 +1,5 @@
 """Who makes an API call (contractors.caller.Caller), read from what authentication found, and the rows each
-caller may see through the selectors that apply the one visibility rule (contractors.selectors.caller_rows)."""
+caller may see through the selectors that apply the one visibility rule (contractors.caller.caller_rows)."""
 
 import pytest
 from django.contrib.auth import get_user_model
