@@ -299,11 +299,6 @@ class ImportProfile(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        from scoring.services.imports.profiles import import_profile_check  # services import the models
-
-        import_profile_check(profile=self)
-
 
 class ImportRun(TimedRun, models.Model):
     """One import (import_data, an admin upload, the demo): which file, what happened to its rows, how long it took."""

@@ -1,8 +1,10 @@
 """Import runs (of import_data and of files staff upload here) and the profiles that say how to read a
 source's files."""
 
+import copy
 from pathlib import Path
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -15,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from scoring.admin.import_pages import ImportUploadForm, import_run_page, import_run_progress, rejects_available
 from scoring.models import ImportProfile, ImportRun
+from scoring.services.imports.profiles import import_profile_check
 from scoring.services.imports.uploads import ImportUploadHandler, import_upload_queue
 
 
@@ -145,10 +148,34 @@ class ImportRunAdmin(admin.ModelAdmin):
         return FileResponse(path.open("rb"), as_attachment=True, filename=path.name, content_type="text/csv")
 
 
+class ImportProfileForm(forms.ModelForm):
+    """A profile as edited: its column map and options checked by the import's own rules
+    (import_profile_check) before it is saved, each problem shown at its field."""
+
+    class Meta:
+        model = ImportProfile
+        fields = ["name", "kind", "description", "column_map", "options"]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        profile = copy.copy(self.instance)
+        for name, value in cleaned.items():
+            setattr(profile, name, value)
+        try:
+            import_profile_check(profile=profile)
+        except ValidationError as error:
+            for field, problems in error.message_dict.items():
+                self.add_error(field if field in self.fields else None, problems)
+        return cleaned
+
+
 @admin.register(ImportProfile)
 class ImportProfileAdmin(admin.ModelAdmin):
     """How to read a source's files (`import_data KIND FILE --profile NAME`). The JSON of the form is
-    checked by ImportProfile.clean; a shipped profile keeps its name, kind and converter, and stays."""
+    checked by the import's rules (ImportProfileForm); a shipped profile keeps its name, kind and converter,
+    and stays."""
+
+    form = ImportProfileForm
 
     list_display = ["name", "kind", "shipped", "description", "updated_at"]
     list_filter = ["kind", "shipped"]

@@ -135,7 +135,7 @@ def import_profile_get(*, kind: str, name: str) -> ImportProfile:
 def import_profile_check(*, profile: ImportProfile, importer: Importer | None = None) -> None:
     """ValidationError, by field, when the profile's column map or options cannot be applied: unknown
     columns, unknown or malformed options, a constant its column would refuse. Run by the admin's form
-    (ImportProfile.clean) and by every import that uses the profile."""
+    (scoring.admin.imports.ImportProfileForm) and by every import that uses the profile."""
     problems = profile_problems(profile, importer)
     if problems:
         raise ValidationError(problems)
