@@ -183,7 +183,8 @@ def main() -> None:
     def page(days: int):
         def load():
             response = client.get(f"/admin/?days={days}")
-            assert response.status_code == 200 and b'<div id="dashboard">' in response.content, response.status_code
+            assert response.status_code == 200, response.status_code
+            assert b'<div id="dashboard">' in response.content
 
         return load
 

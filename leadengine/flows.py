@@ -190,7 +190,8 @@ class DailyRunSummary:
 
     def lines(self) -> list[str]:
         """The summary of a finished run (every step has its result)."""
-        assert self.leads is not None and self.offers is not None
+        assert self.leads is not None
+        assert self.offers is not None
         offers = f"waitlist offers: {self.offers.result}"
         if promotions_given(self.offers.result.promotions):
             offers += f"; their waiting leads: {self.offers.routing}"

@@ -46,31 +46,36 @@ class BoundedCursorPagination(CursorPagination):
         if encoded is None:
             return None
         try:
-            if len(encoded) > MAX_CURSOR_LENGTH:
-                raise ValueError("too long")
-            tokens = parse.parse_qs(
-                b64decode(encoded.encode("ascii"), validate=True).decode("ascii"),
-                keep_blank_values=True,
-                strict_parsing=True,
-            )
-            if set(tokens) - {"o", "r", "p"} or any(len(values) != 1 for values in tokens.values()):
-                raise ValueError("unknown or repeated tokens")
-            offset = tokens.get("o", ["0"])[0]
-            if not offset.isascii() or not offset.isdigit():
-                raise ValueError("offset")
-            reverse = tokens.get("r", ["0"])[0]
-            if reverse not in ("0", "1"):
-                raise ValueError("reverse")
-            position = tokens.get("p", [None])[0]
-            if position is not None:
-                self.position_value(position)
-            return Cursor(
-                offset=_positive_int(offset, cutoff=self.offset_cutoff),
-                reverse=reverse == "1",
-                position=position,  # type: ignore[arg-type]  # DRF's cursors carry the position as text
-            )
+            return self.cursor_read(encoded)
         except (TypeError, ValueError, binascii.Error, ValidationError, OverflowError):
             raise NotFound(self.invalid_cursor_message) from None
+
+    def cursor_read(self, encoded: str) -> Cursor:
+        """The cursor `encoded` names, or ValueError (or the error of the part that fails) when it is not one
+        this list wrote."""
+        if len(encoded) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
+        tokens = parse.parse_qs(
+            b64decode(encoded.encode("ascii"), validate=True).decode("ascii"),
+            keep_blank_values=True,
+            strict_parsing=True,
+        )
+        if set(tokens) - {"o", "r", "p"} or any(len(values) != 1 for values in tokens.values()):
+            raise ValueError("unknown or repeated tokens")
+        offset = tokens.get("o", ["0"])[0]
+        if not offset.isascii() or not offset.isdigit():
+            raise ValueError("offset")
+        reverse = tokens.get("r", ["0"])[0]
+        if reverse not in ("0", "1"):
+            raise ValueError("reverse")
+        position = tokens.get("p", [None])[0]
+        if position is not None:
+            self.position_value(position)
+        return Cursor(
+            offset=_positive_int(offset, cutoff=self.offset_cutoff),
+            reverse=reverse == "1",
+            position=position,  # type: ignore[arg-type]  # DRF's cursors carry the position as text
+        )
 
     def position_value(self, position: str) -> object:
         """The position as a value of the first ordering column, or ValueError/ValidationError when the column

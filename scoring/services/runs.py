@@ -532,10 +532,11 @@ def _pipeline(
         while not stop.is_set():
             try:
                 to.put(entry, timeout=QUEUE_WAIT_SECONDS)
-                return True
             except queue.Full:
                 if not others_alive():
                     halt(RuntimeError("the threads taking from the queue ended"))
+            else:
+                return True
         return False
 
     def get(source: queue.Queue[Any], others_alive: Callable[[], bool]) -> Any:

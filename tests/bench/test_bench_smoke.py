@@ -133,7 +133,8 @@ def assert_numbers(figures: dict, positive: Sequence[str] = (), non_negative: Se
     for key in [*positive, *non_negative]:
         assert key in figures, f"{key} missing from {sorted(figures)}"
         value = figures[key]
-        assert isinstance(value, int | float) and not isinstance(value, bool), (key, value)
+        assert isinstance(value, int | float), (key, value)
+        assert not isinstance(value, bool), (key, value)
     for key in positive:
         assert figures[key] > 0, (key, figures[key])
     for key in non_negative:

@@ -114,5 +114,6 @@ def test_a_lead_manager_is_refused_the_scoring_models(screen, market):
 
     response = screen.goto("/admin/scoring/scoringmodel/")
 
-    assert response is not None and response.status == 403
+    assert response is not None
+    assert response.status == 403
     screen.shot("refused")

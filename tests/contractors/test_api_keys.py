@@ -36,13 +36,15 @@ def test_the_raw_key_is_never_stored_only_its_sha256(acme):
     key, raw_key = api_key_create(contractor=acme, name="CRM sync")
 
     assert raw_key.startswith(key.prefix + "_")
-    assert len(key.prefix) == 11 and key.prefix.startswith("le_")
+    assert len(key.prefix) == 11
+    assert key.prefix.startswith("le_")
     assert len(raw_key) == 11 + 1 + 43
     assert key.key_hash == hashlib.sha256(raw_key.encode()).hexdigest()
     text = stored_text()
     assert raw_key not in text
     assert raw_key[len(key.prefix) + 1 :] not in text  # nor its secret part
-    assert key.prefix in text and key.key_hash in text
+    assert key.prefix in text
+    assert key.key_hash in text
 
 
 def test_two_keys_differ(acme):
@@ -123,7 +125,8 @@ def test_create_api_key_prints_the_key_alone_on_its_last_line(acme):
     raw_key = out.getvalue().splitlines()[-1]
     key = ApiKey.objects.get()
     assert (key.name, key.contractor, key.created_by) == ("Zapier", acme, None)
-    assert raw_key == raw_key.strip() and raw_key.startswith(key.prefix + "_")
+    assert raw_key == raw_key.strip()
+    assert raw_key.startswith(key.prefix + "_")
     assert api_key_authenticate(raw_key=raw_key).pk == key.pk
 
 
@@ -187,7 +190,8 @@ def test_a_staff_users_key_belongs_to_them_alone_and_names_them(alice):
     assert (key.user, key.contractor, key.owner) == (alice, None, alice)
     assert str(key) == f"{key.prefix}… Reports (alice)"
     assert key.key_hash == hashlib.sha256(raw_key.encode()).hexdigest()
-    assert raw_key.startswith(key.prefix + "_") and len(raw_key) == 55
+    assert raw_key.startswith(key.prefix + "_")
+    assert len(raw_key) == 55
 
 
 def test_a_contractors_key_names_its_contractor(acme):

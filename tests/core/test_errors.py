@@ -43,12 +43,13 @@ def test_every_app_s_domain_errors_derive_from_the_one_base(error_class):
 
 
 def test_codes_and_statuses_are_those_the_errors_always_had():
-    assert [(e.code, e.http_status) for e in (LeadError, ReturnRefused, TerritoryError, WaitlistError, JobError,
-                                             ContractorError, ApiKeyRejected)] == [  # fmt: skip
+    errors = (LeadError, ReturnRefused, TerritoryError, WaitlistError, JobError, ContractorError, ApiKeyRejected)
+    assert [(e.code, e.http_status) for e in errors] == [
         ("lead_error", 400), ("return_refused", 422), ("territory_error", 400), ("waitlist_error", 409),
         ("job_error", 400), ("contractor_error", 409), ("invalid_api_key", 401),
     ]  # fmt: skip
-    assert issubclass(JobBusy, JobError) and JobBusy.code == "job_busy"
+    assert issubclass(JobBusy, JobError)
+    assert JobBusy.code == "job_busy"
 
 
 def test_any_domain_error_is_rendered_by_its_code_status_and_extra_fields():

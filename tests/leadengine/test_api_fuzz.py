@@ -152,7 +152,7 @@ cursors = st.one_of(
 
 @pytest.fixture
 def cursor_clients(market, django_user_model):
-    acme, raw = market
+    _acme, raw = market
     _, staff_raw = api_key_create(user=django_user_model.objects.create_user("ops", is_staff=True))
     return Client(HTTP_AUTHORIZATION=f"Api-Key {raw}"), Client(HTTP_AUTHORIZATION=f"Api-Key {staff_raw}")
 

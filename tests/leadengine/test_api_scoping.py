@@ -70,7 +70,7 @@ def acme_and_bolt(roofing):  # noqa: F811
 
 
 def test_every_operation_as_another_contractor_finds_nothing_of_acmes_and_changes_nothing(acme_and_bolt):
-    acme, bolt, objects = acme_and_bolt
+    _acme, bolt, objects = acme_and_bolt
     client = api_client(bolt)
     before = database()
     walked = []

@@ -116,7 +116,7 @@ def triggered(name: str) -> JobRun:
 def test_scheduled_jobs_run_by_name_on_a_real_worker_score_generate_route_and_deliver_signed_webhooks(
     roofing, staff_api, receiver, workers
 ):
-    user, client = staff_api
+    _user, client = staff_api
     workers(**RECEIVER_ENV, WEBHOOK_BACKOFF_SECONDS="1", WEBHOOK_TIMEOUT_SECONDS="5")  # the receiver is on 127.0.0.1
     acme = owner(roofing, *OWNED, webhook_url=receiver.url)
     receiver.each_key = [500, 500]  # every lead's first two posts fail, the third is taken
@@ -364,7 +364,8 @@ def test_a_worker_killed_mid_scoring_leaves_a_run_the_next_scoring_job_closes_on
     killed.refresh_from_db()
     left.refresh_from_db()
     assert (killed.status, killed.error) == ("failed", "Abandoned: the worker running it stopped.")
-    assert left.status == ScoringRun.Status.FAILED and left.error.startswith("abandoned: no progress for 1 s")
+    assert left.status == ScoringRun.Status.FAILED
+    assert left.error.startswith("abandoned: no progress for 1 s")
     redone = ScoringRun.objects.exclude(pk=left.pk).get()
     assert (rerun.status, rerun.error) == ("succeeded", "")
     assert rerun.counts == {"scoring_run": redone.pk, "properties_scored": PROPERTIES, "scores_changed": PROPERTIES}

@@ -180,7 +180,7 @@ def test_an_unreadable_broker_url_names_the_variable(url, message):
 
 
 def test_a_redis_url_with_options_celery_cannot_take_asks_for_a_broker_url():
-    with pytest.raises(ImproperlyConfigured, match="REDIS_URL has option.s. socket_timeout that Celery's broker"):
+    with pytest.raises(ImproperlyConfigured, match=r"REDIS_URL has option.s. socket_timeout that Celery's broker"):
         broker_url_beside("redis://cache.internal:6379/0?socket_timeout=3")
 
 
@@ -208,7 +208,7 @@ def test_seconds_take_fractions_and_refuse_words_and_small_values():
     with pytest.raises(ImproperlyConfigured, match="CACHE_TIMEOUT_SECONDS='soon' is not a number of seconds"):
         env_seconds({"CACHE_TIMEOUT_SECONDS": "soon"}, "CACHE_TIMEOUT_SECONDS", 0.5)
     with pytest.raises(
-        ImproperlyConfigured, match="CACHE_TIMEOUT_SECONDS=0 must be a number of seconds of at least 0.05"
+        ImproperlyConfigured, match=r"CACHE_TIMEOUT_SECONDS=0 must be a number of seconds of at least 0.05"
     ):
         env_seconds({"CACHE_TIMEOUT_SECONDS": "0"}, "CACHE_TIMEOUT_SECONDS", 0.5, minimum=0.05)
     with pytest.raises(ImproperlyConfigured, match="must be a number of seconds"):
@@ -283,5 +283,6 @@ def test_a_dead_workers_task_comes_back_only_after_any_task_could_have_ended():
 
     app.loader.import_default_modules()
     limits = {name: task.time_limit for name, task in app.tasks.items() if not name.startswith("celery.")}
-    assert limits and all(limits.values()), limits  # every task of ours has a hard limit
+    assert limits
+    assert all(limits.values()), limits  # every task of ours has a hard limit
     assert app.conf.broker_transport_options["visibility_timeout"] > max(limits.values())

@@ -197,14 +197,19 @@ def test_the_admin_index_shows_the_dashboard_with_its_charts_to_staff(staff_clie
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<div id="dashboard">' in html and 'id="content-main"' in html  # the models are listed below
+    assert '<div id="dashboard">' in html
+    assert 'id="content-main"' in html
     charts_on_page = svgs_of(html)
     assert len(charts_on_page) == 5  # per day, funnel of roofing, two rates, coverage; no scoring run: no drift
     assert all(svg.get("role") == "img" and svg.get("aria-label") for svg in charts_on_page)
-    assert "Figures as of " in html and "(just now)" in html
+    assert "Figures as of " in html
+    assert "(just now)" in html
     assert "<b>4</b> generated, <b>4</b> assigned, <b>1</b> converted." in html  # today's
-    assert "<span><b>5</b> generated</span>" in html and "<b>25.0%</b> converted of assigned" in html
-    assert '<tr class="run-failed">' in html and "mail refused" in html and "1 failed" in html
+    assert "<span><b>5</b> generated</span>" in html
+    assert "<b>25.0%</b> converted of assigned" in html
+    assert '<tr class="run-failed">' in html
+    assert "mail refused" in html
+    assert "1 failed" in html
     assert "http://" not in html.split('<div id="dashboard">')[1].replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<script" not in html.split('<div id="dashboard">')[1]
 
@@ -224,13 +229,15 @@ def test_staff_who_may_not_view_leads_see_the_models_without_the_dashboard(clien
     response = client.get("/admin/")
 
     assert response.status_code == 200
-    assert 'id="content-main"' in response.content.decode() and 'id="dashboard"' not in response.content.decode()
+    assert 'id="content-main"' in response.content.decode()
+    assert 'id="dashboard"' not in response.content.decode()
 
 
 def test_the_dashboard_is_not_shown_to_anonymous_visitors(client, roofing):
     response = client.get("/admin/")
 
-    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
 
 
 @pytest.mark.parametrize("value", ["abc", "-7", "0", "31", "99999999999999999999999", "7.5", " "])
@@ -243,7 +250,7 @@ def test_a_bad_period_is_refused_with_a_message_and_the_default_shown(staff_clie
     assert "The period must be 7, 30, 90 days" in response.content.decode()
 
 
-@pytest.mark.parametrize("value, days", [(None, 30), ("", 30), ("7", 7), ("90", 90), (" 30 ", 30)])
+@pytest.mark.parametrize(("value", "days"), [(None, 30), ("", 30), ("7", 7), ("90", 90), (" 30 ", 30)])
 def test_a_period_of_the_offered_days_is_taken(value, days):
     assert period_parse(value) == (days, None)
 
@@ -315,7 +322,7 @@ def test_round_axis_tops():
 
 
 @pytest.mark.parametrize(
-    "top, expected",
+    ("top", "expected"),
     [(1, [0, 0.2, 0.4, 0.6, 0.8, 1]), (2, [0, 0.5, 1, 1.5, 2]), (5, [0, 1, 2, 3, 4, 5]), (20, [0, 5, 10, 15, 20]),
      (200, [0, 50, 100, 150, 200]), (500, [0, 100, 200, 300, 400, 500])],
 )  # fmt: skip
@@ -326,7 +333,8 @@ def test_axis_ticks_are_round_steps(top, expected):
 def test_a_bar_chart_is_valid_svg_with_bars_scaled_to_the_axis():
     svg = ET.fromstring(charts.bar_chart("Leads", ["a", "b"], [("this", [10, 5]), ("before", [20, 0])], compare=True))
 
-    assert svg.get("class") == "chart" and svg.get("aria-label") == "Leads"
+    assert svg.get("class") == "chart"
+    assert svg.get("aria-label") == "Leads"
     bars = list(svg.iter(f"{SVG}rect"))
     heights = [float(bar.get("height")) for bar in bars]
     plot = 200 - charts.TOP - charts.BOTTOM  # the axis tops at 20
@@ -353,7 +361,8 @@ def test_stacked_bars_add_up_and_grouped_bars_do_not():
     assert float(second.get("x")) == pytest.approx(float(first.get("x")) + float(first.get("width")), abs=0.06)
     assert float(second.get("width")) == pytest.approx(float(first.get("width")) / 3, abs=0.06)
     first, second = grouped.iter(f"{SVG}rect")
-    assert first.get("x") == second.get("x") and float(second.get("y")) > float(first.get("y"))
+    assert first.get("x") == second.get("x")
+    assert float(second.get("y")) > float(first.get("y"))
 
 
 def test_a_long_row_label_is_cut_to_its_room_and_kept_whole_in_the_title():
@@ -361,14 +370,16 @@ def test_a_long_row_label_is_cut_to_its_room_and_kept_whole_in_the_title():
     svg = ET.fromstring(charts.stacked_bars("Rates", [(name, [10])], ["converted"], label_width=120))
 
     (label,) = [text.text for text in svg.iter(f"{SVG}text") if text.get("class") == "chart-label"]
-    assert label == "Comfort Air Heating…" and len(label) * 5.6 <= 120 - 8
+    assert label == "Comfort Air Heating…"
+    assert len(label) * 5.6 <= 120 - 8
     assert f"{name}: 10 converted" in [title.text for title in svg.iter(f"{SVG}title")]
 
 
 def test_labels_are_escaped_and_empty_data_says_so():
     svg = charts.bar_chart('<b>"x"</b> & co', ["<a>"], [("s", [1])])
     parsed = ET.fromstring(svg)
-    assert parsed.get("aria-label") == '<b>"x"</b> & co' and "<b>" not in svg
+    assert parsed.get("aria-label") == '<b>"x"</b> & co'
+    assert "<b>" not in svg
 
     for empty in (
         charts.bar_chart("Nothing", [], []),

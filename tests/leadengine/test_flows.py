@@ -244,8 +244,10 @@ def test_the_daily_run_scores_makes_routes_delivers_and_expires_in_order(rivals,
         "routing: 1 lead assigned to 1 contractor, 1 in the pool",  # 80205 is nobody's yet
         f"webhooks: delivery run {delivery.pk} posts the routed leads",
         "expiry: 0 unassigned and 0 unaccepted leads expired",
-        "waitlist offers: 1 expired, 0 offered to the next in line, 1 given to the next in line; "
-        "their waiting leads: 1 lead assigned to 1 contractor, 0 in the pool",
+        (
+            "waitlist offers: 1 expired, 0 offered to the next in line, 1 given to the next in line; "
+            "their waiting leads: 1 lead assigned to 1 contractor, 0 in the pool"
+        ),
     ]
     assert sorted(Lead.objects.values_list("property_id", "state", "contractor_id")) == sorted(
         [(here.pk, "assigned", acme_hooks.pk), (there.pk, "assigned", rivals["crest"].pk)]

@@ -29,7 +29,8 @@ def test_lock_keys_are_distinct_for_every_job_and_trade_and_fit_an_int4():
     keys = [key(job, trade_id) for job in Job.values for trade_id in trade_ids]
 
     assert len(set(keys)) == len(Job.values) * len(trade_ids)
-    assert min(keys) >= 0 and max(keys) < 2**31
+    assert min(keys) >= 0
+    assert max(keys) < 2**31
 
 
 @pytest.mark.django_db(transaction=True)

@@ -42,7 +42,7 @@ def wait_for_end(client: APIClient, run_id: int, *, timeout: float = 90) -> dict
 
 @pytest.mark.django_db(transaction=True)
 def test_staff_start_a_scoring_run_and_follow_it_to_its_end(staff_api, roofing, worker):
-    user, client = staff_api
+    _user, client = staff_api
     homes = [home(zip_code="80202") for _ in range(3)]
 
     response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
@@ -70,7 +70,7 @@ def test_staff_start_a_scoring_run_and_follow_it_to_its_end(staff_api, roofing, 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_lead_generation_run_makes_and_routes_the_leads(staff_api, roofing, worker):
-    user, client = staff_api
+    _user, client = staff_api
     acme = owner(roofing, "80202")
     for score in (91, 85):
         scored_home(roofing, score=score, zip_code="80202")
@@ -94,7 +94,7 @@ def test_a_lead_generation_run_makes_and_routes_the_leads(staff_api, roofing, wo
 
 
 def test_a_run_is_queued_once_its_request_commits(staff_api, roofing, idle_queue, django_capture_on_commit_callbacks):
-    user, client = staff_api
+    user, _client = staff_api
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         run = job_run_request(job="scoring", trade=roofing, user=user)
@@ -105,7 +105,7 @@ def test_a_run_is_queued_once_its_request_commits(staff_api, roofing, idle_queue
 
 
 def test_a_second_request_while_one_is_queued_is_409_naming_it(staff_api, roofing, idle_queue):
-    user, client = staff_api
+    _user, client = staff_api
     first = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json").json()
 
     response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
@@ -128,7 +128,8 @@ def test_racing_requests_for_one_job_create_one_run(roofing, idle_queue):
 
     assert JobRun.objects.count() == 1
     assert sum(result is not None for result in results) == 1
-    assert len(errors) == 5 and all(isinstance(error, JobBusy) for error in errors)
+    assert len(errors) == 5
+    assert all(isinstance(error, JobBusy) for error in errors)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +146,7 @@ def test_racing_requests_for_one_job_create_one_run(roofing, idle_queue):
     ],
 )
 def test_a_bad_run_request_gets_field_errors_and_queues_nothing(staff_api, roofing, idle_queue, payload, fields):
-    user, client = staff_api
+    _user, client = staff_api
 
     response = client.post(URL, payload, format="json")
 
@@ -171,7 +172,7 @@ def test_contractors_may_not_start_or_read_runs(roofing, idle_queue):
 
 
 def test_staff_list_runs_newest_first_and_filter_them_by_status(staff_api, roofing):
-    user, client = staff_api
+    _user, client = staff_api
     now = timezone.now()
     older = JobRun.objects.create(
         job="scoring", trade=roofing, status="succeeded", queued_at=now - dt.timedelta(hours=1),
@@ -197,7 +198,8 @@ def test_a_job_that_raises_is_recorded_failed_with_its_error(roofing):
     run = job_run_execute(run_id=run.pk)
 
     assert run.status == "failed"
-    assert run.error.startswith("ScoringError: ") and WORKER_MAY_LOG in run.error
+    assert run.error.startswith("ScoringError: ")
+    assert WORKER_MAY_LOG in run.error
     assert run.started_at <= run.finished_at
 
 
@@ -213,7 +215,8 @@ def test_a_failed_run_is_emailed_to_ops_and_shown_in_red_in_the_admin(roofing, m
         f"LeadEngine: score every property failed (run {run.pk})",
         ["ops@example.com", "oncall@example.com"],
     )
-    assert f"Score every property for Roofing, run {run.pk}" in mail.body and run.error in mail.body
+    assert f"Score every property for Roofing, run {run.pk}" in mail.body
+    assert run.error in mail.body
     listing = admin_client.get("/admin/leadengine/jobrun/").content.decode()
     assert '<strong class="status-alert">Failed</strong>' in listing
 
@@ -303,7 +306,7 @@ def test_a_copy_of_a_run_started_while_another_holds_its_lock_does_nothing(roofi
 
 
 def test_a_run_left_running_by_a_dead_worker_is_closed_when_asked_for_again(staff_api, roofing, idle_queue):
-    user, client = staff_api
+    _user, client = staff_api
     dead = JobRun.objects.create(
         job="scoring", trade=roofing, status="running", queued_at=timezone.now(), started_at=timezone.now()
     )
@@ -318,7 +321,7 @@ def test_a_run_left_running_by_a_dead_worker_is_closed_when_asked_for_again(staf
 
 @override_settings(JOB_QUEUE_TIMEOUT_MINUTES=30)
 def test_a_run_no_worker_took_is_closed_after_the_queue_timeout(staff_api, roofing, idle_queue):
-    user, client = staff_api
+    _user, client = staff_api
     waiting = JobRun.objects.create(job="scoring", trade=roofing, queued_at=timezone.now() - dt.timedelta(minutes=29))
     assert client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json").status_code == 409
     JobRun.objects.filter(pk=waiting.pk).update(queued_at=timezone.now() - dt.timedelta(minutes=31))
@@ -331,7 +334,7 @@ def test_a_run_no_worker_took_is_closed_after_the_queue_timeout(staff_api, roofi
 
 
 def test_a_running_run_whose_worker_lives_is_not_closed(staff_api, roofing, idle_queue):
-    user, client = staff_api
+    _user, client = staff_api
     live = JobRun.objects.create(
         job="scoring", trade=roofing, status="running", queued_at=timezone.now(), started_at=timezone.now()
     )
@@ -373,7 +376,7 @@ def test_staff_see_runs_in_the_admin_without_editing_them(admin_client, roofing)
 
 
 def test_a_job_of_every_trade_is_started_without_a_trade_and_runs_alone(staff_api, roofing, idle_queue):
-    user, client = staff_api
+    _user, client = staff_api
 
     first = client.post(URL, {"job": "lead_expiry"}, format="json")
     second = client.post(URL, {"job": "lead_expiry", "trade": None}, format="json")

@@ -33,7 +33,7 @@ def cron(minute="*", hour="*", day_of_week="*", day_of_month="*", month_of_year=
 
 
 @pytest.mark.parametrize(
-    "schedule, expected",
+    ("schedule", "expected"),
     [
         (cron(minute="*/2"), dt.datetime(2026, 11, 25, 12, 0)),  # due this very minute
         (cron(minute="5"), dt.datetime(2026, 11, 25, 11, 5)),
@@ -182,11 +182,12 @@ def test_overdue_jobs_are_emailed_once_when_they_fall_behind_and_again_after_cat
             "overdue_jobs": ["Lead expiry"],
             "abandoned_closed": 0,
             "requeued": 0,
-        },  # fmt: skip
+        },
     )
     (mail,) = mailoutbox
     assert (mail.subject, mail.to) == ("LeadEngine: 1 job overdue", ["ops@example.com"])
-    assert "- Lead expiry: due " in mail.body and "; last succeeded " in mail.body
+    assert "- Lead expiry: due " in mail.body
+    assert "; last succeeded " in mail.body
 
     second = check()  # still overdue: not emailed again
     assert (second.counts["overdue"], second.counts["newly_overdue"], len(mailoutbox)) == (1, 0, 1)
@@ -259,7 +260,8 @@ def test_staff_see_overdue_schedules_flagged_in_the_admin(roofing, admin_client)
     runs_page = admin_client.get("/admin/leadengine/jobrun/").content.decode()
 
     warning = "Overdue (not succeeded since due): Lead expiry. Check that beat and a worker run."
-    assert warning in schedules_page and warning in runs_page
+    assert warning in schedules_page
+    assert warning in runs_page
     assert schedules_page.count('<strong class="status-alert">Overdue</strong>') == 1
     assert '<td class="field-on_time">Yes</td>' in schedules_page
 
@@ -307,7 +309,8 @@ def test_the_daily_report_emails_yesterdays_funnel_job_runs_and_what_needs_a_loo
         in mail.body
     )
     assert "Job runs: queued 0, running 0, succeeded 1, failed 1, skipped 0, missed 0" in mail.body
-    assert "- FAILED: Expire overdue leads #" in mail.body and ": boom" in mail.body
+    assert "- FAILED: Expire overdue leads #" in mail.body
+    assert ": boom" in mail.body
     assert "- unassigned leads in the pool: 1" in mail.body
 
 

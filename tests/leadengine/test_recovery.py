@@ -79,7 +79,7 @@ def later(minutes: float) -> dt.datetime:
 def test_a_run_requested_while_the_broker_is_down_is_queued_answered_202_and_sent_by_the_sweep_later(
     staff_api, roofing, idle_queue, broker_down, django_capture_on_commit_callbacks
 ):
-    user, client = staff_api
+    _user, client = staff_api
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(URL, {"job": "scoring", "trade": "roofing"}, format="json")
@@ -97,7 +97,8 @@ def test_a_run_requested_while_the_broker_is_down_is_queued_answered_202_and_sen
 
     assert (done["sent"], done["requeued"], done["failed"]) == (1, 0, 0)
     run.refresh_from_db()
-    assert (run.status, run.requeues) == ("queued", 0) and run.sent_at is not None
+    assert (run.status, run.requeues) == ("queued", 0)
+    assert run.sent_at is not None
     assert sent_run_ids(idle_queue()) == [run.pk]
 
 

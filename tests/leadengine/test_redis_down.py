@@ -82,10 +82,11 @@ class ThrowAwayRedis:
         while True:
             try:
                 redis.Redis.from_url(self.url, socket_timeout=0.2).ping()
-                return
             except redis.ConnectionError:
                 assert time.monotonic() < deadline, "the throw-away redis-server did not start"
                 time.sleep(0.05)
+            else:
+                return
 
     def kill(self) -> None:
         self.process.kill()

@@ -45,13 +45,14 @@ def executed(job: str) -> JobRun:
 
 def test_runs_of_every_job_and_status_are_listed_and_read_as_the_schema_says(staff_api, roofing, settings):
     settings.OPS_EMAILS = []
-    user, client = staff_api
+    _user, client = staff_api
     check, report = executed("overdue_check"), executed("daily_report")
     now = timezone.now()
     missed = JobRun.objects.create(job="webhook_delivery", status="missed", queued_at=now, finished_at=now,
                                    error="Beat could not send it to the broker.")  # fmt: skip
     assert (check.status, report.status) == ("succeeded", "succeeded")
-    assert isinstance(check.counts["overdue_jobs"], list) and isinstance(report.counts["day"], str)
+    assert isinstance(check.counts["overdue_jobs"], list)
+    assert isinstance(report.counts["day"], str)
 
     listing = client.get(URL)
 

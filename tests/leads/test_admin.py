@@ -163,7 +163,8 @@ def test_changelist_filters_by_trade_state_owner_zip_score_return_dates_and_sear
         "urgency": "0.0",
     }
     assert cells["model_version"] == str(model_version)
-    assert cells["created_at"] and cells["assigned_at"] != "-"
+    assert cells["created_at"]
+    assert cells["assigned_at"] != "-"
     assert row_cells(staff_client, a)["contractor"] == "-"
 
 
@@ -200,7 +201,8 @@ def test_lead_page_shows_the_snapshot_and_the_history_oldest_first(staff_client,
 
     assert "Score when the lead was made" in page
     assert "Roof is 23 years old" in page
-    assert "91.5" in page and "40.0" in page
+    assert "91.5" in page
+    assert "40.0" in page
     assert f"Roofing v{lead.model_version}" in page
     history = [page.index(text) for text in ("Generated", HAND, "Bad parcel data")]
     assert history == sorted(history)
@@ -218,7 +220,9 @@ def test_leads_are_read_only_in_the_admin(staff_client, roofing, acme):
     before = snapshot(lead)
 
     page = page_of(staff_client.get(f"{CHANGELIST}{lead.pk}/change/"))
-    assert 'name="state"' not in page and 'name="contractor"' not in page and 'name="events-0-reason"' not in page
+    assert 'name="state"' not in page
+    assert 'name="contractor"' not in page
+    assert 'name="events-0-reason"' not in page
     assert staff_client.post(f"{CHANGELIST}{lead.pk}/change/", {"state": "converted"}).status_code == 403
     assert staff_client.post(f"{CHANGELIST}{lead.pk}/delete/", {"post": "yes"}).status_code == 403
     assert staff_client.get(f"{CHANGELIST}add/").status_code == 403
@@ -235,8 +239,10 @@ def test_staff_who_may_only_view_leads_get_no_actions(client, roofing, acme):
 
     page = client.get(CHANGELIST).content.decode()
     assert f"/admin/leads/lead/{lead.pk}/change/" in page
-    assert 'value="assign"' not in page and 'value="withdraw"' not in page
-    assert 'value="approve_return"' not in page and 'value="deny_return"' not in page
+    assert 'value="assign"' not in page
+    assert 'value="withdraw"' not in page
+    assert 'value="approve_return"' not in page
+    assert 'value="deny_return"' not in page
     assert 'value="export_csv"' in page  # looking is what viewing allows
 
     response = act(client, "withdraw", [lead], reason="Bad parcel data")
@@ -253,9 +259,11 @@ def test_assign_action_asks_for_contractor_reason_and_override_first(staff_clien
 
     page = page_of(act(staff_client, "assign", [lead]))
 
-    assert "Assign leads" in page and str(lead) in page
+    assert "Assign leads" in page
+    assert str(lead) in page
     assert OVERRIDE_LABEL in page
-    assert 'name="reason"' in page and 'name="contractor"' in page
+    assert 'name="reason"' in page
+    assert 'name="contractor"' in page
     assert snapshot(lead) == before
 
 
@@ -298,8 +306,8 @@ def test_assigning_to_a_contractor_that_does_not_own_the_zip_is_refused_without_
     response = act(staff_client, "assign", [lead], contractor=peak.pk, reason=HAND)
 
     assert messages_of(response) == [
-        ("error", f"Lead {lead.pk}: 80202 Roofing is owned by Acme Roofing; Peak Roofing may have this lead only "
-                  "with an override."),
+        ("error", (f"Lead {lead.pk}: 80202 Roofing is owned by Acme Roofing; Peak Roofing may have this lead only "
+                  "with an override.")),
     ]  # fmt: skip
     assert snapshot(lead) == before
 
@@ -331,8 +339,8 @@ def test_assign_action_reassigns_reports_each_refusal_and_moves_the_rest(staff_c
     response = act(staff_client, "assign", [with_other, in_pool, withdrawn, already], contractor=acme.pk, reason=HAND)
 
     assert messages_of(response) == [
-        ("error", f"Lead {withdrawn.pk} is withdrawn; it cannot be reassigned (only a lead that is assigned, "
-                  "delivered)."),
+        ("error", (f"Lead {withdrawn.pk} is withdrawn; it cannot be reassigned (only a lead that is assigned, "
+                  "delivered).")),
         ("error", f"Lead {already.pk} is already with Acme Roofing."),
         ("success", f"2 leads assigned to Acme Roofing: {with_other.pk}, {in_pool.pk}."),
     ]  # fmt: skip
@@ -370,7 +378,8 @@ def test_withdraw_action_takes_the_lead_back_as_staff(staff_client, roofing, acm
     lead = assigned_lead(roofing, acme)
 
     form = page_of(act(staff_client, "withdraw", [lead]))
-    assert "Withdraw leads" in form and 'name="reason"' in form
+    assert "Withdraw leads" in form
+    assert 'name="reason"' in form
     response = act(staff_client, "withdraw", [lead], reason="Owner asked not to be contacted")
 
     assert messages_of(response) == [("success", f"1 lead withdrawn: {lead.pk}.")]
@@ -397,8 +406,8 @@ def test_withdraw_action_refuses_a_closed_lead_and_changes_nothing(staff_client,
     response = act(staff_client, "withdraw", [lead], reason="Again")
 
     assert messages_of(response) == [
-        ("error", f"Lead {lead.pk} is withdrawn; it cannot be withdrawn (only a lead that is generated "
-                  "(unassigned), assigned, delivered, accepted)."),
+        ("error", (f"Lead {lead.pk} is withdrawn; it cannot be withdrawn (only a lead that is generated "
+                  "(unassigned), assigned, delivered, accepted).")),
     ]  # fmt: skip
     assert snapshot(lead) == before
 
@@ -429,7 +438,8 @@ def test_deny_return_action_keeps_the_lead_with_its_contractor(staff_client, roo
     before = snapshot(waiting)
 
     form = page_of(act(staff_client, "deny_return", [waiting]))
-    assert "Deny returns" in form and 'name="note"' in form
+    assert "Deny returns" in form
+    assert 'name="note"' in form
     assert snapshot(waiting) == before
     blank = act(staff_client, "deny_return", [waiting], note=" ")
     assert "This field is required." in page_of(blank)
@@ -543,8 +553,8 @@ def test_adding_an_entry_withdraws_the_matching_pool_lead_and_lists_assigned_one
     )
 
     assert messages_of(response) == [
-        ("success", "JANE DOE added to the do-not-contact list: 1 added, 0 already listed, 1 lead withdrawn; "
-                    "1 matching lead is with a contractor."),
+        ("success", ("JANE DOE added to the do-not-contact list: 1 added, 0 already listed, 1 lead withdrawn; "
+                    "1 matching lead is with a contractor.")),
         ("warning", f"1 lead with contractors match and were left to you (withdraw them if need be): {with_acme.pk}."),
     ]  # fmt: skip
     assert f'href="/admin/leads/lead/?id__in={with_acme.pk}"' in response.content.decode()
@@ -567,8 +577,10 @@ def test_adding_an_entry_withdraws_the_matching_pool_lead_and_lists_assigned_one
     again = staff_client.post(f"{SUPPRESSIONS}add/", {"kind": "owner", "value": "Jane Doe"}, follow=True)
     assert messages_of(again)[0] == (
         "success",
-        "JANE DOE already on the do-not-contact list: 0 added, 1 already listed, 0 leads withdrawn; "
-        "1 matching lead is with a contractor.",
+        (
+            "JANE DOE already on the do-not-contact list: 0 added, 1 already listed, 0 leads withdrawn; "
+            "1 matching lead is with a contractor."
+        ),
     )
     assert Suppression.objects.count() == 1
 
@@ -578,7 +590,9 @@ def test_adding_an_invalid_entry_is_a_form_error_and_adds_nothing(staff_client, 
     before = snapshot(lead)
 
     page = staff_client.get(f"{SUPPRESSIONS}add/").content.decode()
-    assert 'name="kind"' in page and 'name="value"' in page and 'name="zip_code"' in page
+    assert 'name="kind"' in page
+    assert 'name="value"' in page
+    assert 'name="zip_code"' in page
 
     response = staff_client.post(f"{SUPPRESSIONS}add/", {"kind": "parcel", "value": "0512-33-001", "zip_code": "80202"})
     assert response.status_code == 200
@@ -599,17 +613,19 @@ def test_csv_import_adds_every_entry_and_reports_the_summary(staff_client, roofi
     with_acme = assigned_lead(roofing, acme, owner_name="Jane Doe")
 
     changelist = page_of(staff_client.get(SUPPRESSIONS))
-    assert 'href="/admin/leads/suppression/import/"' in changelist and "Import CSV" in changelist
+    assert 'href="/admin/leads/suppression/import/"' in changelist
+    assert "Import CSV" in changelist
     form = staff_client.get(f"{SUPPRESSIONS}import/").content.decode()
-    assert 'enctype="multipart/form-data"' in form and 'type="file" name="file"' in form
+    assert 'enctype="multipart/form-data"' in form
+    assert 'type="file" name="file"' in form
 
     response = staff_client.post(
         f"{SUPPRESSIONS}import/", {"file": SimpleUploadedFile("dnc.csv", CSV_GOOD, "text/csv")}, follow=True
     )
 
     assert messages_of(response) == [
-        ("success", "Do-not-contact file imported: 3 added, 0 already listed, 1 lead withdrawn; "
-                    "1 matching lead is with a contractor."),
+        ("success", ("Do-not-contact file imported: 3 added, 0 already listed, 1 lead withdrawn; "
+                    "1 matching lead is with a contractor.")),
         ("warning", f"1 lead with contractors match and were left to you (withdraw them if need be): {with_acme.pk}."),
     ]  # fmt: skip
     assert stored() == [
@@ -651,7 +667,8 @@ def test_entries_are_searched_as_stored_and_not_edited(staff_client, staff_user,
     entry = Suppression.objects.get(kind="address")
 
     page = page_of(staff_client.get(f"{SUPPRESSIONS}?q=12+elm+st."))
-    assert f"/admin/leads/suppression/{entry.pk}/change/" in page and ">ROE<" not in page
+    assert f"/admin/leads/suppression/{entry.pk}/change/" in page
+    assert ">ROE<" not in page
     assert ">ROE<" in page_of(staff_client.get(f"{SUPPRESSIONS}?kind__exact=owner&source__exact=staff"))
     assert ">ROE<" not in page_of(staff_client.get(f"{SUPPRESSIONS}?kind__exact=owner&source__exact=import"))
 

@@ -50,7 +50,7 @@ def test_reading_twice_delivers_once(market):
 
 
 def test_another_contractors_lead_is_not_found_and_nothing_changes(market):
-    acme, bolt, (_, _, theirs) = market
+    acme, _bolt, (_, _, theirs) = market
     client = api_client(acme)
     before = snapshot(theirs)
 
@@ -233,7 +233,8 @@ def test_pages_are_bounded_and_the_list_runs_a_fixed_number_of_queries(roofing, 
     with django_assert_max_num_queries(8):
         everything = client.get(URL, {"page_size": 100}).json()
 
-    assert len(first["results"]) == 3 and first["next"]
+    assert len(first["results"]) == 3
+    assert first["next"]
     assert len(everything["results"]) == 7
     assert len(client.get(URL, {"page_size": 10_000}).json()["results"]) == 7  # capped at 200, not refused
 

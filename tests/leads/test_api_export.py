@@ -216,7 +216,7 @@ def test_formula_text_in_reasons_is_escaped_too(roofing):
 
 
 def test_a_bad_filter_is_a_json_400_and_delivers_nothing(market):
-    acme, _, leads = market
+    acme, _, _leads = market
     client = api_client(acme)
 
     for response in (

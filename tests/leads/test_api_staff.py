@@ -25,7 +25,7 @@ def market(roofing):
 
 def test_staff_list_every_contractors_leads_and_reading_delivers_nothing(staff_api, market):
     _, client = staff_api
-    acme, bolt, leads = market
+    _acme, _bolt, leads = market
 
     response = client.get(URL)
 
@@ -35,7 +35,7 @@ def test_staff_list_every_contractors_leads_and_reading_delivers_nothing(staff_a
 
 def test_staff_reassign_a_lead_with_an_override_and_its_history_says_why(staff_api, market):
     user, client = staff_api
-    acme, bolt, (acmes, _, _) = market
+    _acme, bolt, (acmes, _, _) = market
 
     response = client.post(
         f"{URL}{acmes.pk}/assign/",
@@ -102,7 +102,7 @@ def test_a_bad_assignment_gets_field_errors_and_changes_nothing(staff_api, marke
 
 
 def test_a_contractor_may_not_assign_leads_even_its_own(market):
-    acme, bolt, (acmes, bolts, pooled) = market
+    acme, _bolt, (acmes, bolts, pooled) = market
     client = api_client(acme)
     before = [snapshot(lead) for lead in (acmes, bolts, pooled)]
 

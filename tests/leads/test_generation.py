@@ -59,7 +59,7 @@ def test_the_snapshot_survives_a_rescore(roofing):
 
 def test_min_score_is_inclusive(roofing):
     filters(roofing, min_score=80)
-    low, edge, high = (scored_home(roofing, score=s) for s in (79.9, 80.0, 95.0))
+    _low, edge, high = (scored_home(roofing, score=s) for s in (79.9, 80.0, 95.0))
 
     leads_generate(trade=roofing, now=NOW)
 

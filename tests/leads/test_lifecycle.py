@@ -630,8 +630,10 @@ def test_an_accepted_lead_is_returnable_within_the_window_of_its_delivery(delive
         (
             "too_expensive",
             "",
-            "Return reason 'too_expensive' is not one of: wrong_contact, not_owner, already_done, out_of_area, "
-            "duplicate, other.",
+            (
+                "Return reason 'too_expensive' is not one of: wrong_contact, not_owner, already_done, out_of_area, "
+                "duplicate, other."
+            ),
         ),
         (
             "",
@@ -794,7 +796,7 @@ def test_a_return_waiting_for_approval_keeps_the_slot_until_staff_approve_it(ful
 
 
 def test_a_rejected_lead_keeps_its_cap_slot(full):
-    acme, held, waiting = full
+    _acme, held, waiting = full
 
     lead_reject(lead=held, actor=CONTRACTOR, reason="Too far out")
 

@@ -194,7 +194,7 @@ def test_racing_routers_and_staff_assignments_never_exceed_a_cap(trades, zip_cod
             return leads_route().assigned
         return lead_assign(lead=leads[-1 - index], contractor=acme, user=staff, reason="phone order").pk
 
-    results, errors = race(act, range(8))
+    _results, errors = race(act, range(8))
 
     # A staff assignment loses either to the cap or, when a router gave it that very lead, to "already with".
     assert all(isinstance(error, CapReached) or "is already with" in str(error) for error in errors)
@@ -270,7 +270,7 @@ def test_assigning_to_a_non_owner_is_refused_without_override_and_recorded_with_
     before = snapshot(lead)
 
     with pytest.raises(
-        NotTerritoryOwner, match="80202 Roofing is owned by Contractor .*; .* may have this lead only with an override"
+        NotTerritoryOwner, match=r"80202 Roofing is owned by Contractor .*; .* may have this lead only with an override"
     ):
         lead_assign(lead=lead, contractor=rival, user=staff, reason="asked")
     assert snapshot(lead) == before

@@ -69,13 +69,16 @@ def test_2xx_delivers_the_lead_with_a_signed_body_of_its_api_detail(roofing, rec
     sent = json.loads(body)
     assert (sent["id"], sent["state"], sent["zip_code"]) == (lead.pk, "assigned", "80202")
     lead.refresh_from_db()
-    assert lead.state == Lead.State.DELIVERED and lead.delivered_at is not None
+    assert lead.state == Lead.State.DELIVERED
+    assert lead.delivered_at is not None
     event = lead.events.get(action="deliver")
     assert (event.reason, event.actor, event.from_state) == ("webhook", "system", "assigned")
     [attempt] = WebhookAttempt.objects.filter(lead=lead)
     assert (attempt.number, attempt.status_code, attempt.outcome, attempt.error) == (1, 200, "delivered", "")
-    assert attempt.latency_ms is not None and attempt.assigned_at == lead.assigned_at
-    assert leads_webhook_deliver().delivered == 0 and len(receiver.requests) == 1
+    assert attempt.latency_ms is not None
+    assert attempt.assigned_at == lead.assigned_at
+    assert leads_webhook_deliver().delivered == 0
+    assert len(receiver.requests) == 1
 
 
 @pytest.mark.django_db
@@ -94,7 +97,8 @@ def test_two_failures_then_success_follow_the_backoff(roofing, receiver, fast):
     assert leads_webhook_deliver(now=second + dt.timedelta(seconds=151)).delivered == 1
     assert attempts(lead) == [(1, 500, "retry"), (2, 503, "retry"), (3, 200, "delivered")]
     keys = {headers["Idempotency-Key"] for headers, _ in receiver.requests}
-    assert len(receiver.requests) == 3 and len(keys) == 1
+    assert len(receiver.requests) == 3
+    assert len(keys) == 1
     lead.refresh_from_db()
     assert lead.state == Lead.State.DELIVERED
     assert not Lead.objects.webhook_failed().exists()
@@ -110,7 +114,8 @@ def test_4xx_is_refused_not_retried_and_flagged(roofing, receiver, fast, status)
     assert len(receiver.requests) == 1
     assert attempts(lead) == [(1, status, "refused")]
     lead.refresh_from_db()
-    assert lead.state == Lead.State.ASSIGNED and lead.delivered_at is None
+    assert lead.state == Lead.State.ASSIGNED
+    assert lead.delivered_at is None
     assert list(Lead.objects.webhook_failed()) == [lead]
 
 
@@ -156,7 +161,7 @@ def test_a_reassigned_lead_is_delivered_again_to_the_new_contractor_with_a_new_k
     lead_assign(lead=lead, contractor=second, user=None, reason="first refused it", override=True)
     assert not Lead.objects.webhook_failed().exists()
     assert leads_webhook_deliver().delivered == 1
-    (old, old_body), (new, new_body) = receiver.requests
+    (old, _old_body), (new, new_body) = receiver.requests
     assert old["Idempotency-Key"] != new["Idempotency-Key"]
     assert signature_valid(second.webhook_secret, new, new_body)
     assert not signature_valid(first.webhook_secret, new, new_body)
@@ -172,7 +177,8 @@ def test_contractors_without_a_webhook_url_are_never_posted_to(roofing, receiver
     leads_generate(trade=roofing)
     leads_route()
     assert leads_webhook_deliver() == leads_webhook_deliver(now=later(10_000))
-    assert receiver.requests == [] and not WebhookAttempt.objects.exists()
+    assert receiver.requests == []
+    assert not WebhookAttempt.objects.exists()
     assert Lead.objects.get().state == Lead.State.ASSIGNED
 
 
@@ -286,15 +292,18 @@ def test_a_private_target_saved_while_allowed_is_refused_at_send_time_and_never_
         1,
         None,
         "refused",
-        "127.0.0.1 is a loopback address: leads are posted only to public addresses "
-        "(WEBHOOK_ALLOW_PRIVATE_TARGETS allows receivers on the premises).",
+        (
+            "127.0.0.1 is a loopback address: leads are posted only to public addresses "
+            "(WEBHOOK_ALLOW_PRIVATE_TARGETS allows receivers on the premises)."
+        ),
     )
     lead.refresh_from_db()
     assert (lead.state, lead.delivered_at) == (Lead.State.ASSIGNED, None)
     assert list(Lead.objects.webhook_failed()) == [lead]
     # Final: not tried again.
     assert leads_webhook_deliver(now=later(100_000)) == leads_webhook_deliver(now=later(200_000))
-    assert WebhookAttempt.objects.filter(lead=lead).count() == 1 and receiver.connections == 0
+    assert WebhookAttempt.objects.filter(lead=lead).count() == 1
+    assert receiver.connections == 0
 
 
 @pytest.mark.django_db
@@ -309,8 +318,10 @@ def test_a_metadata_address_stored_behind_the_checks_is_refused_even_with_privat
         1,
         None,
         "refused",
-        "169.254.169.254 is a cloud metadata service address: it hands out the server's cloud credentials and is "
-        "never posted to.",
+        (
+            "169.254.169.254 is a cloud metadata service address: it hands out the server's cloud credentials and is "
+            "never posted to."
+        ),
     )
 
 
@@ -331,7 +342,7 @@ def test_plain_http_is_refused_at_send_time_in_production(roofing, receiver, fas
 
 @pytest.mark.django_db
 def test_plain_http_is_posted_with_debug_on(roofing, receiver, fast):
-    _, lead = hooked_lead(roofing, receiver.url)
+    _, _lead = hooked_lead(roofing, receiver.url)
     fast.WEBHOOK_ALLOW_HTTP = False
     fast.DEBUG = True
 
@@ -358,7 +369,7 @@ def test_a_name_that_resolves_elsewhere_after_the_check_is_not_looked_up_again(r
     # DNS rebinding: the first answer passes the check, the next would point elsewhere (here 127.0.0.2, where
     # nothing listens, so that a second lookup would fail the delivery without leaving this machine).
     looked_up = resolving(monkeypatch, {"crm.rebind.test": ["127.0.0.1", "127.0.0.2"]})
-    _, lead = hooked_lead(roofing, f"http://crm.rebind.test:{receiver.port}/hooks/leads")
+    _, _lead = hooked_lead(roofing, f"http://crm.rebind.test:{receiver.port}/hooks/leads")
 
     assert leads_webhook_deliver().delivered == 1
 

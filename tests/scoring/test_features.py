@@ -14,14 +14,14 @@ DENVER = (39.7392, -104.9903)
 
 
 def homes(*rows: dict) -> pd.DataFrame:
-    base = {column: None for column in PROPERTY_COLUMNS}
+    base = dict.fromkeys(PROPERTY_COLUMNS)
     base.update(zip_code="80202", latitude=DENVER[0], longitude=DENVER[1], owner_occupied=True,
                 property_type="single_family")  # fmt: skip
     return pd.DataFrame([{**base, "id": number, **row} for number, row in enumerate(rows, start=1)])
 
 
 def storms(*rows: dict) -> pd.DataFrame:
-    base = {column: None for column in STORM_COLUMNS}
+    base = dict.fromkeys(STORM_COLUMNS)
     return pd.DataFrame([{**base, **row} for row in rows], columns=list(STORM_COLUMNS))
 
 
@@ -46,7 +46,7 @@ def test_ages_and_times_since_are_counted_to_the_day_of_scoring():
             },
             {"year_built": 1990},
             {"year_built": 2030},
-        ),  # fmt: skip
+        ),
         storms(),
         as_of=AS_OF,
     )
@@ -54,7 +54,8 @@ def test_ages_and_times_since_are_counted_to_the_day_of_scoring():
     assert frame.loc[1, "years_since_trade_permit"] == 10.0
     # No roof year: the roof is as old as the house; no permit of the trade: nothing done since it was built.
     assert frame.loc[2, ["roof_age", "years_since_trade_permit"]].tolist() == [36, 36]
-    assert np.isnan(frame.loc[2, "days_since_sale"]) and np.isnan(frame.loc[2, "years_since_sale"])
+    assert np.isnan(frame.loc[2, "days_since_sale"])
+    assert np.isnan(frame.loc[2, "years_since_sale"])
     # A year after the day of scoring counts as new, never as a negative age.
     assert frame.loc[3, ["roof_age", "home_age"]].tolist() == [0, 0]
 
@@ -73,7 +74,9 @@ def test_the_largest_hail_within_its_radius_counts_with_its_day_and_distance():
     assert (row["hail_inches"], row["days_since_hail"], row["hail_date"], row["hail_where"]) == (
         1.75, 29, "2026-05-03", "0.8 mi away"
     )  # fmt: skip
-    assert np.isnan(row["wind_mph"]) and np.isnan(row["days_since_wind"]) and row["wind_where"] is None
+    assert np.isnan(row["wind_mph"])
+    assert np.isnan(row["days_since_wind"])
+    assert row["wind_where"] is None
 
 
 def test_equal_hail_goes_to_the_most_recent_storm_then_the_nearest():

@@ -393,8 +393,10 @@ def test_map_applies_on_top_of_a_profile(county_profile, tmp_path):
             {"kind": "sales", "options": {"date_format": "%d"}},
             {
                 "options": [
-                    "date_format '%d' does not read a date back (use strptime codes with a year, month and day, "
-                    'e.g. "%d.%m.%Y" or "%Y%m%d")'
+                    (
+                        "date_format '%d' does not read a date back (use strptime codes with a year, month and day, "
+                        'e.g. "%d.%m.%Y" or "%Y%m%d")'
+                    )
                 ]
             },
         ),
@@ -524,9 +526,11 @@ def test_admin_form_shows_what_is_wrong_with_a_column_map(staff_client, zip_code
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert errors["column_map"] == [
-        "'PARCEL_NO': 'parcel_number' is not a properties column; use one of address, as_of, bathrooms, bedrooms, "
-        "city, last_sale_date, last_sale_price, latitude, living_sqft, longitude, lot_sqft, market_value, "
-        "owner_name, owner_occupied, parcel_id, property_type, roof_year, state, stories, year_built, zip"
+        (
+            "'PARCEL_NO': 'parcel_number' is not a properties column; use one of address, as_of, bathrooms, bedrooms, "
+            "city, last_sale_date, last_sale_price, latitude, living_sqft, longitude, lot_sqft, market_value, "
+            "owner_name, owner_occupied, parcel_id, property_type, roof_year, state, stories, year_built, zip"
+        )
     ]
     assert not ImportProfile.objects.filter(name="county").exists()
 
@@ -535,7 +539,8 @@ def test_a_shipped_profile_keeps_its_converter_and_cannot_be_deleted(staff_clien
     profile = shipped["spc-hail"]
     page = f"/admin/scoring/importprofile/{profile.pk}/change/"
     listing = staff_client.get("/admin/scoring/importprofile/?q=spc").content.decode()
-    assert "spc-hail" in listing and "noaa-storm-events" not in listing
+    assert "spc-hail" in listing
+    assert "noaa-storm-events" not in listing
 
     response = staff_client.post(
         page,

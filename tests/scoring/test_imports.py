@@ -859,7 +859,7 @@ def test_command_with_small_chunks_writes_nothing_when_a_later_line_is_not_utf8(
     lines = [b"parcel_id,address,zip"] + [b"P%05d,%d Pearl St,80304" % (i, i) for i in range(400)]
     path.write_bytes(b"\n".join([*lines, b"BAD,1 Caf\xe9 Rd,80304"]) + b"\n")
 
-    code, stdout, stderr = command("properties", str(path), "--chunk-rows", "2")
+    code, _stdout, stderr = command("properties", str(path), "--chunk-rows", "2")
 
     assert code == 2
     error = "the file is not utf-8 text (invalid continuation byte); try --encoding latin-1"
@@ -874,7 +874,7 @@ def test_map_option_reads_a_file_with_county_column_names(reference, tmp_path):
         "R0012345,1420 Mapleton Ave,80304,1978,J. Smith",
     )  # fmt: skip
 
-    code, stdout, stderr = command(
+    code, _stdout, stderr = command(
         "properties", str(path), "--map", "Parcel Number=parcel_id", "--map", "situs address=address",
         "--map", "Situs Zip=zip", "--map", "yr_blt=year_built",
     )  # fmt: skip
@@ -899,8 +899,10 @@ PROPERTY_COLUMNS = (
     [
         (
             "Parcel Number=parcel_number",
-            "properties: {path} was not imported: --map Parcel Number=parcel_number: 'parcel_number' is not a "
-            f"properties column; use one of {PROPERTY_COLUMNS}",
+            (
+                "properties: {path} was not imported: --map Parcel Number=parcel_number: 'parcel_number' is not a "
+                f"properties column; use one of {PROPERTY_COLUMNS}"
+            ),
         ),
         (
             "Folio=parcel_id",
@@ -937,12 +939,18 @@ def test_map_option_without_an_equals_sign_exits_2_before_reading_the_file(refer
 # Consistent files: the newest sale of each property is the last sale in the properties file.
 EXAMPLE_FILES = {
     "properties": [
-        "parcel_id,address,city,state,zip,latitude,longitude,year_built,roof_year,living_sqft,lot_sqft,bedrooms,"
-        "bathrooms,stories,property_type,market_value,owner_occupied,last_sale_date,last_sale_price",
-        "R0012345,1420 Mapleton Ave,Boulder,CO,80304,40.0224,-105.2867,1978,2004,2150,7400,4,2.5,2,single_family,"
-        "1285000,yes,2019-06-14,985000",
-        "R0012346,3285 20th St,Boulder,CO,80304,40.0301,-105.2672,1996,,1680,5200,3,2,2,townhouse,742000,no,"
-        "06/30/2021,689000",
+        (
+            "parcel_id,address,city,state,zip,latitude,longitude,year_built,roof_year,living_sqft,lot_sqft,bedrooms,"
+            "bathrooms,stories,property_type,market_value,owner_occupied,last_sale_date,last_sale_price"
+        ),
+        (
+            "R0012345,1420 Mapleton Ave,Boulder,CO,80304,40.0224,-105.2867,1978,2004,2150,7400,4,2.5,2,single_family,"
+            "1285000,yes,2019-06-14,985000"
+        ),
+        (
+            "R0012346,3285 20th St,Boulder,CO,80304,40.0301,-105.2672,1996,,1680,5200,3,2,2,townhouse,742000,no,"
+            "06/30/2021,689000"
+        ),
         'R0012347,550 Baseline Rd,,,,39.9997,-105.2766,1965,1998,1920,8100,3,1.5,1,single_family,"$1,050,000",Y,,',
     ],
     "storms": [

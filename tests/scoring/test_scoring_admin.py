@@ -31,7 +31,7 @@ def market(zip_codes):
 
 
 def test_a_draft_is_previewed_beside_the_active_version_on_the_same_sample(market):
-    trade, active, draft, homes = market
+    _trade, active, draft, _homes = market
 
     preview = scoring_model_preview(model=draft, as_of=AS_OF)
 
@@ -54,7 +54,8 @@ def test_the_admin_preview_page_shows_the_distribution_chart_and_the_best_proper
 
     assert page.status_code == 200
     text = page.content.decode()
-    assert "<svg" in text and "Histogram of scores" in text
+    assert "<svg" in text
+    assert "Histogram of scores" in text
     assert "Roof is 36 years old" in text
     assert str(active) in text
     change = staff_client.get(f"/admin/scoring/scoringmodel/{draft.pk}/change/").content.decode()
@@ -96,7 +97,8 @@ def test_runs_and_scores_are_listed_read_only(staff_client, market):
     runs_page = staff_client.get("/admin/scoring/scoringrun/").content.decode()
     assert f"/admin/scoring/scoringrun/{run.pk}/change/" in runs_page
     run_page = staff_client.get(f"/admin/scoring/scoringrun/{run.pk}/change/").content.decode()
-    assert "partition" in run_page.lower() and "Save" not in run_page
+    assert "partition" in run_page.lower()
+    assert "Save" not in run_page
     scores_page = staff_client.get(f"/admin/scoring/score/?trade__id__exact={trade.pk}").content.decode()
     assert "Roof is 36 years old; 1.50 in hail" in scores_page
     assert staff_client.get("/admin/scoring/score/add/").status_code == 403
@@ -151,8 +153,10 @@ def test_rescoring_more_properties_than_an_action_takes_is_refused(staff_client,
     assert messages_of(response) == [
         (
             "error",
-            "Rescore at most 1 properties at a time; nothing was rescored. "
-            "Score a whole trade with its scoring job (or manage.py score).",
+            (
+                "Rescore at most 1 properties at a time; nothing was rescored. "
+                "Score a whole trade with its scoring job (or manage.py score)."
+            ),
         )
     ]
     assert roofing_scores(trade) == {"R-1": 0.0, "R-2": 0.0}
@@ -172,7 +176,7 @@ def test_the_score_command_rescores_the_properties_named(new_roofs):
 
 
 def test_the_score_command_refuses_a_property_with_a_trade_or_an_unknown_property(new_roofs):
-    trade, (edited, _) = new_roofs
+    _trade, (edited, _) = new_roofs
     with pytest.raises(CommandError, match="--property goes with --as-of only"):
         call_command("score", "--property", str(edited.pk), "--trade", "roofing")
     with pytest.raises(CommandError, match="no property with id 0"):

@@ -45,7 +45,7 @@ def snapshot(trade: Trade) -> dict:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_distributed_run_on_a_real_worker_agrees_with_an_in_process_run(market, worker):
-    trade, homes = market
+    trade, _homes = market
     here = runs.trade_score(trade=trade, as_of=AS_OF, partition_rows=2)
     expected = snapshot(trade)
     Score.objects.filter(trade=trade).delete()
@@ -89,7 +89,7 @@ def test_a_failed_partition_on_a_worker_fails_the_run_and_a_distributed_resume_c
 
 @pytest.mark.django_db(transaction=True)
 def test_the_score_command_distributes_a_run_and_waits_for_the_workers(market, worker):
-    trade, homes = market
+    trade, _homes = market
     out, err = io.StringIO(), io.StringIO()
 
     call_command(

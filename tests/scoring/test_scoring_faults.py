@@ -218,7 +218,8 @@ def test_resumes_of_a_silent_run_racing_take_it_over_once(market):
     results, errors = race(lambda _: runs.scoring_run_resume(run=ScoringRun.objects.get(pk=silent.pk)), range(4))
 
     assert len([result for result in results if result is not None]) == 1
-    assert len(errors) == 3 and all(isinstance(error, ScoringRunBusy) for error in errors)
+    assert len(errors) == 3
+    assert all(isinstance(error, ScoringRunBusy) for error in errors)
     silent.refresh_from_db()
     assert (silent.status, silent.error) == (ScoringRun.Status.RUNNING, "")
 
@@ -359,7 +360,8 @@ def test_the_waiting_command_reports_progress_and_sends_lost_partitions_again_it
         with celery_app.connection_for_write() as broker:
             broker.default_channel.client.delete(lost)
 
-    assert not thread.is_alive() and "error" not in outcome, outcome
+    assert not thread.is_alive(), outcome
+    assert "error" not in outcome, outcome
     run = ScoringRun.objects.get(trade=trade)
     assert (run.status, run.properties_scored) == (ScoringRun.Status.SUCCEEDED, HOMES)
     assert scored(trade) == sorted(h.pk for h in homes)
@@ -371,6 +373,7 @@ def test_the_waiting_command_reports_progress_and_sends_lost_partitions_again_it
     pattern = (
         rf"roofing-faults: run {run.pk}, [0-3]/3 partitions done( \(\d+ lost partitions sent again, 0 given up\))?"
     )
-    assert progress and all(re.fullmatch(pattern, line) for line in progress), progress
+    assert progress
+    assert all(re.fullmatch(pattern, line) for line in progress), progress
     assert any("lost partitions sent again" in line for line in progress)
     assert out.getvalue().startswith(f"roofing-faults: run {run.pk} succeeded, model v1, 6 properties scored")

@@ -50,7 +50,7 @@ def test_a_score_refering_to_something_missing_is_refused(scored, roofing_trade,
 
 
 def test_a_score_keeps_its_property_and_trade_and_refers_to_an_existing_model(scored):
-    model, homes = scored
+    _model, homes = scored
     score = Score.objects.get(property=homes[0])
     with pytest.raises(IntegrityError, match="the property and trade of a score never change"), transaction.atomic():
         Score.objects.filter(pk=score.pk).update(property=homes[1])
@@ -60,7 +60,7 @@ def test_a_score_keeps_its_property_and_trade_and_refers_to_an_existing_model(sc
 
 
 def test_deleting_properties_deletes_their_scores_even_in_plain_sql(scored):
-    model, homes = scored
+    _model, homes = scored
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM scoring_sale WHERE property_id = %s", [homes[0].pk])
         cursor.execute("DELETE FROM scoring_property WHERE id = %s", [homes[0].pk])
@@ -72,11 +72,12 @@ def test_deleting_properties_deletes_their_scores_even_in_plain_sql(scored):
 def test_a_trade_or_model_version_with_scores_cannot_be_deleted(scored, roofing_trade):
     model, _ = scored
     with connection.cursor() as cursor:
-        with pytest.raises(IntegrityError, match="scoring_trade .* has scores"), transaction.atomic():
+        with pytest.raises(IntegrityError, match=r"scoring_trade .* has scores"), transaction.atomic():
             cursor.execute("DELETE FROM scoring_trade WHERE id = %s", [roofing_trade.pk])
-        with pytest.raises(IntegrityError, match="has scores and cannot be deleted|frozen"), transaction.atomic():
+        with pytest.raises(IntegrityError, match=r"has scores and cannot be deleted|frozen"), transaction.atomic():
             cursor.execute("DELETE FROM scoring_scoringmodel WHERE id = %s", [model.pk])
-    assert Score.objects.count() == 2 and ScoringModel.objects.filter(pk=model.pk).exists()
+    assert Score.objects.count() == 2
+    assert ScoringModel.objects.filter(pk=model.pk).exists()
 
 
 def test_an_active_or_retired_version_is_frozen(roofing_trade):

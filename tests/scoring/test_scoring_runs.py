@@ -203,7 +203,8 @@ def test_runs_of_one_trade_started_at_the_same_moment_never_overlap(zip_codes):
     results, errors = race(start, range(8))
 
     assert len([result for result in results if result is not None]) == 1
-    assert len(errors) == 7 and all(isinstance(error, ScoringRunBusy) for error in errors)
+    assert len(errors) == 7
+    assert all(isinstance(error, ScoringRunBusy) for error in errors)
     assert ScoringRun.objects.filter(trade=trade).count() == 1
 
 
@@ -246,7 +247,7 @@ def test_the_score_command_scores_every_trade_with_an_active_model_and_reports(r
 
 
 def test_the_score_command_refuses_an_unknown_trade_and_names_the_trades(roofing, market):
-    with pytest.raises(Exception, match="unknown trade plumbing; the trades are .*roofing"):
+    with pytest.raises(Exception, match=r"unknown trade plumbing; the trades are .*roofing"):
         call_command("score", "--trade", "plumbing")
     assert not ScoringRun.objects.exists()
 

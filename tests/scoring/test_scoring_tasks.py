@@ -72,8 +72,8 @@ def test_a_partition_task_tries_as_many_times_as_the_setting_says(
     # The first line of each: PostgreSQL's message goes on with the trigger's context.
     tries_left_for_later = [r.getMessage().splitlines()[0] for r in caplog.records if r.name == "scoring.services.runs"]
     assert tries_left_for_later == [
-        f"scoring partition {partition.pk}: the database stayed unreachable; it is tried again later: "
-        "claim lost a race for the test"
+        (f"scoring partition {partition.pk}: the database stayed unreachable; it is tried again later: "
+        "claim lost a race for the test")
     ] * attempts  # fmt: skip
     assert [r.getMessage() for r in caplog.records if r.name == "scoring.tasks"] == [
         f"scoring partition {partition.pk}: no tries left; the recovery sweep sends it again"

@@ -65,7 +65,7 @@ def test_moving_a_property_to_an_unknown_zip_is_refused_by_the_database(zip_code
 
 
 @pytest.mark.parametrize(
-    "value, expected",
+    ("value", "expected"),
     [
         ("80302", True),
         ("00501", True),

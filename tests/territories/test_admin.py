@@ -100,7 +100,8 @@ def test_adding_a_territory_goes_to_the_claim_form(staff_client):
 def test_territory_history_is_read_only(staff_client, owned):
     territory = owned[0]
     page = page_of(staff_client.get(f"{CHANGELIST}{territory.pk}/change/"))
-    assert "Acme Roofing" in page and 'name="contractor"' not in page
+    assert "Acme Roofing" in page
+    assert 'name="contractor"' not in page
     assert staff_client.post(f"{CHANGELIST}{territory.pk}/change/", {"contractor": 1}).status_code == 403
     assert staff_client.post(f"{CHANGELIST}{territory.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Territory.objects.filter(pk=territory.pk, ended_at__isnull=True).exists()
@@ -171,7 +172,8 @@ def test_coverage_page_lists_owned_zips(staff_client, owned, trades):
     page = page_of(staff_client.get(f"{CHANGELIST}coverage/?trade={trades['roofing'].pk}&min_score=70&limit=50"))
     assert "Roofing: owned ZIPs (3)" in page
     assert "No unowned ZIP has demand." in page
-    assert "80501" in page and "Peak Roofing" in page
+    assert "80501" in page
+    assert "Peak Roofing" in page
 
 
 def test_waitlist_join_form_and_accept_action(staff_client, owned, peak, trades):
@@ -216,4 +218,5 @@ def test_waitlist_leave_action_takes_the_contractor_out_of_line(staff_client, ow
 def test_territory_change_list_links_to_the_claim_form(staff_client, owned):
     page = page_of(staff_client.get(CHANGELIST))
 
-    assert f'href="{CLAIM}"' in page and "Claim territories" in page
+    assert f'href="{CLAIM}"' in page
+    assert "Claim territories" in page

@@ -156,7 +156,7 @@ def test_history_does_not_keep_a_contractor_serving_a_trade(zip_codes, acme, tra
 
 def test_a_suspended_contractor_cannot_claim(zip_codes, acme, trades):
     contractor_status_change(contractor=acme, status=Contractor.Status.SUSPENDED, reason="Unpaid invoice.")
-    with pytest.raises(ContractorNotEligible, match="Acme Roofing is suspended: Unpaid invoice.; it cannot take"):
+    with pytest.raises(ContractorNotEligible, match=r"Acme Roofing is suspended: Unpaid invoice.; it cannot take"):
         territory_claim(contractor=acme, trade=trades["roofing"], zip_code="80302")
     assert not Territory.objects.exists()
 

@@ -34,7 +34,8 @@ def test_release_ends_the_ownership_and_keeps_it_in_history(zip_codes, acme, tra
     released = territory_release(territory=territory, released_by=staff, note="Contract ended")
 
     territory.refresh_from_db()
-    assert released.territories == [territory] and released.promotions == []
+    assert released.territories == [territory]
+    assert released.promotions == []
     assert (territory.end_reason, territory.ended_by, territory.end_note) == ("release", staff, "Contract ended")
     assert territory.ended_at >= territory.started_at
     assert territory.active_trade_id is None
@@ -56,7 +57,7 @@ def test_releasing_twice_is_refused_and_changes_nothing(zip_codes, acme, trades)
     territory_release(territory=territory)
     before = list(Territory.objects.values())
 
-    with pytest.raises(TerritoryNotActive, match="No longer owned .*: 80302 Roofing"):
+    with pytest.raises(TerritoryNotActive, match=r"No longer owned .*: 80302 Roofing"):
         territory_release(territory=territory)
     assert list(Territory.objects.values()) == before
 

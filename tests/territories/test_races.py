@@ -127,7 +127,8 @@ def test_racing_bulk_claims_without_a_common_zip_are_each_all_or_nothing(racers)
         mine = sorted(code for code, owner_pk in owned.items() if owner_pk == contractor.pk)
         if isinstance(result, TerritoryTaken):
             assert mine == []
-            assert result.conflicts and all(owned[c.zip_code] == c.contractor_id for c in result.conflicts)
+            assert result.conflicts
+            assert all(owned[c.zip_code] == c.contractor_id for c in result.conflicts)
             assert set(result.zip_codes) <= set(asked[contractor.pk])
         else:
             assert mine == sorted(asked[contractor.pk]) == [territory.zip_code_id for territory in result]
@@ -142,7 +143,7 @@ def test_a_claim_racing_a_trade_removal_never_leaves_a_territory_of_an_unserved_
     trades = seeded_trades()
     roofing = trades["roofing"]
     contractor = ContractorFactory(name="Acme Roofing", slug="acme", trades=[roofing])
-    jobs = ["drop"] + ["80301", "80302", "80303", "80304", "80305", "80501", "80503", "80020", "80026", "80027"]
+    jobs = ["drop", "80301", "80302", "80303", "80304", "80305", "80501", "80503", "80020", "80026", "80027"]
 
     def act(job):
         if job == "drop":

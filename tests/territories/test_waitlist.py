@@ -156,7 +156,7 @@ def test_an_offer_cannot_be_accepted_after_its_time(rivals, roofing, settings):
 
 
 def test_paused_and_non_serving_contractors_are_passed_over_but_keep_their_place(rivals, roofing, trades):
-    bolt, crest, dune = rivals["line"]
+    bolt, crest, _dune = rivals["line"]
     contractor_status_change(contractor=bolt, status=Contractor.Status.PAUSED)
     crest.contractor_trades.all().delete()
 

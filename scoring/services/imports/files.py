@@ -90,10 +90,11 @@ def resolve_header(
     if doubled:
         raise ImportFileError(f"several columns of the file map to {', '.join(doubled)}")
     used += provided
-    missing = []
-    for group in importer.required_header():
-        if not any(all(part in used for part in option.split("+")) for option in group):
-            missing.append(" or ".join(group))
+    missing = [
+        " or ".join(group)
+        for group in importer.required_header()
+        if not any(all(part in used for part in option.split("+")) for option in group)
+    ]
     if missing:
         raise ImportFileError(
             f"missing required column(s): {'; '.join(missing)} (the file has: {', '.join(header)}; "

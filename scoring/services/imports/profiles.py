@@ -227,8 +227,10 @@ def date_format_problems(date_format: object, columns: Mapping[str, Column]) -> 
         read_back = None
     if read_back is None or read_back.date() != sample.date():
         return [
-            f"date_format {date_format!r} does not read a date back (use strptime codes with a year, month "
-            'and day, e.g. "%d.%m.%Y" or "%Y%m%d")'
+            (
+                f"date_format {date_format!r} does not read a date back (use strptime codes with a year, month "
+                'and day, e.g. "%d.%m.%Y" or "%Y%m%d")'
+            )
         ]
     return []
 
@@ -245,9 +247,9 @@ def converter_problems(profile: ImportProfile, options: Mapping[str, Any], mappe
         return problems
     converter = CONVERTERS.get(name) if isinstance(name, str) else None
     if converter is None:
-        return problems + [f"converter: unknown converter {name!r}; use one of {', '.join(CONVERTERS)}"]
+        return [*problems, f"converter: unknown converter {name!r}; use one of {', '.join(CONVERTERS)}"]
     if converter.kind != profile.kind:
-        return problems + [f"converter: {name} reads {converter.kind} files, not {profile.kind}"]
+        return [*problems, f"converter: {name} reads {converter.kind} files, not {profile.kind}"]
     constants: Mapping[str, Any] = options["constants"] if isinstance(options.get("constants"), dict) else {}
     for column in converter.produces:
         if column in mapped:

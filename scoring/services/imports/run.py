@@ -488,9 +488,10 @@ def in_background(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         while not stop.is_set():
             try:
                 queue.put(message, timeout=0.1)
-                return True
             except Full:
                 continue
+            else:
+                return True
         return False
 
     def produce() -> None:
