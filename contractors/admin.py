@@ -18,9 +18,6 @@ from contractors.services.webhook_targets import validate_webhook_url
 from core.admin import action_form
 from scoring.models import Trade
 
-# The contractor's page shows its territories and waitlist places: a screen may compose across apps.
-from territories.models import Territory, WaitlistEntry
-
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
@@ -69,25 +66,6 @@ class ContractorForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["served_trades"].initial = list(self.instance.trades.all())
 
-    def clean_served_trades(self):
-        trades = self.cleaned_data["served_trades"]
-        if self.instance.pk:
-            # The service and the database refuse this too; checked here so the form says which ZIPs.
-            owned = list(
-                Territory.objects.active()
-                .filter(contractor=self.instance)
-                .exclude(trade__in=trades)
-                .order_by("trade__name", "zip_code_id")
-                .values_list("trade__name", "zip_code_id")
-            )
-            if owned:
-                listed = ", ".join(f"{code} {trade}" for trade, code in owned[:20])
-                more = f" and {len(owned) - 20} more" if len(owned) > 20 else ""
-                raise forms.ValidationError(
-                    f"It still owns territories of the trades removed: {listed}{more}. Release or transfer them first."
-                )
-        return trades
-
 
 class MembershipInline(admin.TabularInline):
     """The contractor's users: a row added, its user replaced or the row deleted is saved through
@@ -111,45 +89,6 @@ class ApiKeyInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # a key is created on its own page, which shows it once
-
-
-class TerritoryInline(admin.TabularInline):
-    model = Territory
-    fk_name = "contractor"
-    extra = 0
-    fields = ["zip_code", "trade", "started_at", "start_reason"]
-    readonly_fields = fields
-    ordering = ["trade__name", "zip_code"]
-    show_change_link = True
-    can_delete = False
-    verbose_name_plural = "territories owned"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).active().select_related("trade", "zip_code", "contractor")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False  # claims go through the claim form, which reports conflicts
-
-
-class WaitlistInline(admin.TabularInline):
-    model = WaitlistEntry
-    extra = 0
-    fields = ["zip_code", "trade", "status", "joined_at", "offer_expires_at"]
-    readonly_fields = fields
-    show_change_link = True
-    can_delete = False
-    verbose_name_plural = "waitlist places"
-
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .filter(status__in=WaitlistEntry.OPEN)
-            .select_related("trade", "zip_code", "contractor")
-        )
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class StatusChangeInline(admin.TabularInline):
@@ -195,7 +134,8 @@ class ContractorAdmin(admin.ModelAdmin):
         ("Lead delivery", {"fields": ["webhook_url", "webhook_secret"]}),
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
-    inlines = [MembershipInline, TerritoryInline, WaitlistInline, ApiKeyInline, StatusChangeInline]
+    # territories/admin.py registers this page with the contractor's territories and waitlist places too.
+    inlines = [MembershipInline, ApiKeyInline, StatusChangeInline]
     actions = ["pause", "resume", "suspend", "rotate_webhook_secret"]
 
     def get_queryset(self, request):

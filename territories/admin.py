@@ -8,6 +8,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from contractors.admin import ApiKeyInline, ContractorAdmin, ContractorForm, MembershipInline, StatusChangeInline
 from contractors.models import Contractor
 from core.admin import BigTableAdmin, action_form, service_form_response
 from core.fields import ZipCodeFormField, is_zip_code
@@ -353,3 +354,78 @@ class WaitlistEntryAdmin(BigTableAdmin):
                 for promotion in left.result:
                     self.message_user(request, f"Waitlist: {promotion}.")
                 routing_report(self, request, left)
+
+
+# --- The contractor's page, completed with what territories know of the contractor -----------------------
+# A contractor's page shows its territories and waitlist places, and refuses to drop a trade the contractor
+# still owns territories of, naming the ZIPs. Territories sit above contractors, so that part of the page is
+# added here: the contractors app's ContractorAdmin with these inlines and this check, registered in its place.
+
+
+class ContractorWithTerritoriesForm(ContractorForm):
+    def clean_served_trades(self):
+        trades = self.cleaned_data["served_trades"]
+        if self.instance.pk:
+            # The service and the database refuse this too; checked here so the form says which ZIPs.
+            owned = list(
+                Territory.objects.active()
+                .filter(contractor=self.instance)
+                .exclude(trade__in=trades)
+                .order_by("trade__name", "zip_code_id")
+                .values_list("trade__name", "zip_code_id")
+            )
+            if owned:
+                listed = ", ".join(f"{code} {trade}" for trade, code in owned[:20])
+                more = f" and {len(owned) - 20} more" if len(owned) > 20 else ""
+                raise forms.ValidationError(
+                    f"It still owns territories of the trades removed: {listed}{more}. Release or transfer them first."
+                )
+        return trades
+
+
+class TerritoryInline(admin.TabularInline):
+    model = Territory
+    fk_name = "contractor"
+    extra = 0
+    fields = ["zip_code", "trade", "started_at", "start_reason"]
+    readonly_fields = fields
+    ordering = ["trade__name", "zip_code"]
+    show_change_link = True
+    can_delete = False
+    verbose_name_plural = "territories owned"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).active().select_related("trade", "zip_code", "contractor")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # claims go through the claim form, which reports conflicts
+
+
+class WaitlistInline(admin.TabularInline):
+    model = WaitlistEntry
+    extra = 0
+    fields = ["zip_code", "trade", "status", "joined_at", "offer_expires_at"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+    verbose_name_plural = "waitlist places"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(status__in=WaitlistEntry.OPEN)
+            .select_related("trade", "zip_code", "contractor")
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+admin.site.unregister(Contractor)
+
+
+@admin.register(Contractor)
+class ContractorWithTerritoriesAdmin(ContractorAdmin):
+    form = ContractorWithTerritoriesForm
+    inlines = [MembershipInline, TerritoryInline, WaitlistInline, ApiKeyInline, StatusChangeInline]
