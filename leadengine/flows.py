@@ -28,7 +28,7 @@ from django.utils import timezone
 from contractors.models import Contractor
 from core.retry import db_retry
 from leadengine.services import jobs  # a module: its job functions call back into this one
-from leads.models import Lead
+from leads.selectors import leads_to_post_exist
 from leads.services.generation import GenerationSummary, leads_generate_all
 from leads.services.lifecycle import ExpirySummary, leads_expire
 from leads.services.routing import RoutingSummary, leads_route, leads_route_territories
@@ -165,8 +165,7 @@ def leads_make(*, trades: list[Trade], now: dt.datetime | None = None) -> LeadsM
     generation = leads_generate_all(trades=trades, now=now)
     trade_ids = [trade.pk for trade in trades]
     routing = leads_route(trade_ids=trade_ids, now=now)
-    to_post = Lead.objects.filter(trade_id__in=trade_ids, state=Lead.State.ASSIGNED).exclude(contractor__webhook_url="")
-    if routing.assigned and to_post.exists():
+    if routing.assigned and leads_to_post_exist(trade_ids=trade_ids):
         webhooks = WebhookRequest(asked=True, run_id=webhook_run_soon())
     else:
         webhooks = WebhookRequest(asked=False)

@@ -63,6 +63,16 @@ CAP_USAGE_SQL = f"""
 """
 
 
+def leads_to_post_exist(*, trade_ids: Iterable[int]) -> bool:
+    """Whether an assigned lead of these trades waits for a webhook (its contractor takes webhooks): the
+    leads webhook delivery posts (leads.services.webhooks)."""
+    return (
+        Lead.objects.filter(trade_id__in=list(trade_ids), state=Lead.State.ASSIGNED)
+        .exclude(contractor__webhook_url="")
+        .exists()
+    )
+
+
 def contractor_cap_usage(*, contractor_ids: Iterable[int], now: dt.datetime) -> dict[int, CapUsage]:
     ids = sorted(set(contractor_ids))
     if not ids:
