@@ -26,6 +26,16 @@ def leads_visible(*, caller: Caller) -> QuerySet[Lead]:
     return caller_rows(Lead.objects.all(), caller=caller)
 
 
+def leads_to_post_exist(*, trade_ids: Iterable[int]) -> bool:
+    """Whether an assigned lead of these trades waits for a webhook (its contractor takes webhooks): the
+    leads webhook delivery posts (leads.services.webhooks)."""
+    return (
+        Lead.objects.filter(trade_id__in=list(trade_ids), state=Lead.State.ASSIGNED)
+        .exclude(contractor__webhook_url="")
+        .exists()
+    )
+
+
 @dataclass(frozen=True)
 class CapUsage:
     """A contractor's leads so far in its current day, week (Monday to Sunday) and month, counted in its
@@ -61,16 +71,6 @@ CAP_USAGE_SQL = f"""
     WHERE c.id = ANY(%(ids)s)
     GROUP BY c.id, w.day, w.week, w.month
 """
-
-
-def leads_to_post_exist(*, trade_ids: Iterable[int]) -> bool:
-    """Whether an assigned lead of these trades waits for a webhook (its contractor takes webhooks): the
-    leads webhook delivery posts (leads.services.webhooks)."""
-    return (
-        Lead.objects.filter(trade_id__in=list(trade_ids), state=Lead.State.ASSIGNED)
-        .exclude(contractor__webhook_url="")
-        .exists()
-    )
 
 
 def contractor_cap_usage(*, contractor_ids: Iterable[int], now: dt.datetime) -> dict[int, CapUsage]:
