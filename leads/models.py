@@ -50,6 +50,24 @@ class LeadFilter(models.Model):
     cooldown_days = models.PositiveIntegerField(
         default=90, help_text="A property that had a lead for this trade in this many days (any outcome) gets none."
     )
+    capacity_factor = models.FloatField(
+        null=True,
+        blank=True,
+        default=1.5,
+        help_text="Volume target: the owners' remaining capacity (caps) times this many leads a day in owned ZIPs, "
+        "best first; blank: every property above the minimum score.",
+    )
+    pool_leads_per_day = models.PositiveIntegerField(
+        default=50, help_text="Volume target: most new leads a day in ZIPs nobody owns (the pool staff sell from)."
+    )
+    uncapped_leads_per_zip = models.PositiveIntegerField(
+        default=2, help_text="Volume target: the daily capacity counted per ZIP of an owner without caps."
+    )
+    exploration_share = models.FloatField(
+        default=0,
+        help_text="Share of the day's leads drawn at random from below the floor, so that learning sees "
+        "outcomes beyond the model's top; 0: none.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -65,6 +83,14 @@ class LeadFilter(models.Model):
             models.CheckConstraint(
                 condition=Q(max_per_zip_per_day__isnull=True) | Q(max_per_zip_per_day__gte=1),
                 name="%(app_label)s_%(class)s_zip_limit_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(capacity_factor__isnull=True) | Q(capacity_factor__gt=0),
+                name="%(app_label)s_%(class)s_capacity_factor_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(exploration_share__gte=0, exploration_share__lte=0.5),
+                name="%(app_label)s_%(class)s_exploration_share_range",
             ),
             # At least a day, so that generating twice the same day never makes a second lead.
             models.CheckConstraint(condition=Q(cooldown_days__gte=1), name="%(app_label)s_%(class)s_cooldown_positive"),
@@ -159,6 +185,7 @@ class Lead(models.Model):
         ALREADY_DONE = "already_done", "Work already done"
         OUT_OF_AREA = "out_of_area", "Out of area"
         DUPLICATE = "duplicate", "Duplicate"
+        NOT_INTERESTED = "not_interested", "Homeowner not interested"
         OTHER = "other", "Other (see note)"
 
     OPEN = (State.GENERATED, State.ASSIGNED, State.DELIVERED, State.ACCEPTED)
@@ -178,6 +205,17 @@ class Lead(models.Model):
     model = models.ForeignKey(ScoringModel, on_delete=models.PROTECT, related_name="+")
     model_version = models.PositiveIntegerField()
     reasons = WrittenJSONField(default=list)
+    exploration = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Drawn at random from below the trade's floor to learn from, not picked best first.",
+    )
+    sampling_weight = models.FloatField(
+        default=1,
+        db_default=1,
+        help_text="1 / the chance the lead was drawn: 1 for leads picked best first; an exploration lead "
+        "stands for the homes below the floor it was drawn from. Evaluation and learning weigh by it.",
+    )
     generated_on = models.DateField(help_text="The business day (TIME_ZONE) the lead was generated.")
     created_at = models.DateTimeField()
     assigned_at = models.DateTimeField(null=True, blank=True)

@@ -368,17 +368,28 @@ class ScoringModel(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
+        CHALLENGER = "challenger", "Challenger"
         ACTIVE = "active", "Active"
         RETIRED = "retired", "Retired"
 
     trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="scoring_models")
     version = models.PositiveIntegerField()
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     notes = models.TextField(blank=True, help_text="Why this version exists and what changed.")
     storm_window_days = models.PositiveIntegerField(
         default=90,
         validators=[MinValueValidator(1)],
         help_text="Storms of this many days before the day of scoring count in the storm features.",
+    )
+    challenger_share = models.FloatField(
+        default=0.1,
+        help_text="While this version is its trade's challenger: the share of the trade's properties (by a stable "
+        "hash of the property) that it scores and makes leads from; the active version does the rest.",
+    )
+    backtest = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A learned version's held-out figures next to the active version's (learn_model).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -392,6 +403,15 @@ class ScoringModel(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["trade"], condition=Q(status="active"), name="%(app_label)s_%(class)s_one_active_per_trade"
+            ),
+            models.UniqueConstraint(
+                fields=["trade"],
+                condition=Q(status="challenger"),
+                name="%(app_label)s_%(class)s_one_challenger_per_trade",
+            ),
+            models.CheckConstraint(
+                condition=Q(challenger_share__gt=0, challenger_share__lt=1),
+                name="%(app_label)s_%(class)s_challenger_share_range",
             ),
         ]
 
@@ -437,6 +457,12 @@ class Factor(models.Model):
         max_length=200,
         blank=True,
         help_text='Reason shown to the contractor, with {value}: "Roof is {value:.0f} years old".',
+    )
+    reason_fallback = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Reason shown instead when the feature's value is its fallback, not a record: "
+        '"No roof replacement on record; home built {year_built:.0f}".',
     )
 
     class Meta:
@@ -612,3 +638,33 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.property_id} {self.trade}: {self.score:g}"
+
+
+class EvaluationRun(models.Model):
+    """How one scoring model version's leads turned out, over the leads of a period whose outcome is known
+    (converted, or closed without a sale): conversion and return rate by score decile, top-decile lift,
+    AUC with its 95% interval, calibration and conversion per reason. Written by the lead quality service
+    (leads.services.quality); one row per evaluation, so the figures have a history."""
+
+    trade = models.ForeignKey(Trade, on_delete=models.CASCADE, related_name="evaluation_runs")
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="evaluation_runs")
+    first_day = models.DateField(help_text="Leads generated from this day...")
+    last_day = models.DateField(help_text="...to this day, inclusive.")
+    outcomes = models.PositiveIntegerField(default=0, help_text="Leads whose outcome is known.")
+    conversions = models.PositiveIntegerField(default=0)
+    exploration_outcomes = models.PositiveIntegerField(default=0, help_text="Of those, exploration leads.")
+    conversion_rate = models.FloatField(null=True, blank=True, help_text="Weighted by sampling weight.")
+    auc = models.FloatField(null=True, blank=True)
+    auc_low = models.FloatField(null=True, blank=True, help_text="95% interval of the AUC.")
+    auc_high = models.FloatField(null=True, blank=True)
+    top_decile_lift = models.FloatField(null=True, blank=True)
+    figures = models.JSONField(
+        default=dict, blank=True, help_text="Deciles, calibration table and conversion per reason."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Evaluation of {self.model} over {self.first_day}..{self.last_day}"
