@@ -36,7 +36,43 @@ FEATURES = (
     "property_type",
 )
 # Not scored, but quoted by reasons: "{value:.2f} in hail {hail_where} on {hail_date}".
-DETAILS = ("hail_date", "hail_where", "wind_date", "wind_where", "last_sale_date", "trade_permit_date")
+DETAILS = (
+    "hail_date",
+    "hail_where",
+    "wind_date",
+    "wind_where",
+    "last_sale_date",
+    "trade_permit_date",
+    "roof_year",
+    "year_built",
+)
+# Features whose value falls back to another fact when their own record is missing, and the detail that
+# holds the record: no roof year on record, the roof's age is the home's; no permit of the trade, the
+# years since it are the home's age. A reason must not present the fallback as the record, so a factor
+# on one of these features has a second text for the fallback (Factor.reason_fallback).
+FALLBACKS = {"roof_age": "roof_year", "years_since_trade_permit": "trade_permit_date"}
+# A reason and its fallback text per feature, true whatever the trade: what a learned factor says when
+# the model it learned from has none for the feature.
+REASON_TEMPLATES: dict[str, tuple[str, str]] = {
+    "roof_age": (
+        "Roof replaced in {roof_year:.0f}, {value:.0f} years ago",
+        "No roof replacement on record; home built in {year_built:.0f}",
+    ),
+    "home_age": ("Home built in {year_built:.0f}, {value:.0f} years ago", ""),
+    "years_since_sale": ("Bought {value:.1f} years ago, on {last_sale_date}", ""),
+    "days_since_sale": ("Bought {value:.0f} days ago, on {last_sale_date}", ""),
+    "hail_inches": ("{value:.2f} in hail {hail_where} on {hail_date}", ""),
+    "days_since_hail": ("Hail {value:.0f} days ago, on {hail_date}", ""),
+    "wind_mph": ("{value:.0f} mph wind {wind_where} on {wind_date}", ""),
+    "days_since_wind": ("Wind storm {value:.0f} days ago, on {wind_date}", ""),
+    "years_since_trade_permit": (
+        "Last permit of the trade on {trade_permit_date}, {value:.0f} years ago",
+        "No permit of the trade on record; home built in {year_built:.0f}",
+    ),
+    "market_value": ("Home worth ${value:,.0f}", ""),
+    "owner_occupied": ("Owner-occupied", ""),
+    "property_type": ("Property type: {value}", ""),
+}
 
 # Columns of the frames property_features reads.
 PROPERTY_COLUMNS = (
@@ -84,6 +120,8 @@ def property_features(properties: pd.DataFrame, storms: pd.DataFrame, *, as_of: 
     features["property_type"] = properties["property_type"].to_numpy(dtype=object)
     features["last_sale_date"] = properties["last_sale_date"].to_numpy(dtype=object)
     features["trade_permit_date"] = properties["trade_permit_date"].to_numpy(dtype=object)
+    features["roof_year"] = roof_year
+    features["year_built"] = year_built
 
     for group, magnitude_name in (("hail", "hail_inches"), ("wind", "wind_mph")):
         exposure = storm_exposure(properties, storms[storms["kind"].isin(STORM_KINDS[group])])
