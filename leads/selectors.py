@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -233,3 +234,60 @@ def lead_outcomes(*, start: dt.datetime, end: dt.datetime) -> dict[str, list[Lea
     for rows_of in outcomes.values():
         rows_of.sort(key=lambda row: (-row.assigned, row.key))
     return outcomes
+
+
+# The one definition of a lead's known outcome for lead quality (evaluation and learning). A lead sold to
+# a contractor ends as a job (converted: 1) or without one (returned, rejected, or expired after it was
+# assigned: 0). Leads still open, withdrawn by staff, or expired in the pool never reached a homeowner
+# through a contractor, so they say nothing about the score and are left out.
+OUTCOME_KNOWN_STATES = (Lead.State.CONVERTED, Lead.State.RETURNED, Lead.State.REJECTED, Lead.State.EXPIRED)
+OUTCOME_COLUMNS = (
+    "id",
+    "property_id",
+    "model_id",
+    "model_version",
+    "score",
+    "generated_on",
+    "exploration",
+    "sampling_weight",
+    "converted",
+    "returned",
+    "reason_features",
+)
+
+
+def lead_outcomes_known(
+    *,
+    trade_id: int,
+    first_day: dt.date | None = None,
+    last_day: dt.date | None = None,
+    model_ids: Iterable[int] | None = None,
+) -> pd.DataFrame:
+    """The trade's leads generated in [first_day, last_day] whose outcome is known (OUTCOME_KNOWN_STATES,
+    assigned at some point), one row each with OUTCOME_COLUMNS: `converted` and `returned` are 1 or 0,
+    `reason_features` the features of the lead's reasons, best first. Ordered by generation day, then id."""
+    where = ["trade_id = %(trade)s", "state = ANY(%(states)s)", "assigned_at IS NOT NULL"]
+    params: dict[str, object] = {"trade": trade_id, "states": [str(state) for state in OUTCOME_KNOWN_STATES]}
+    if first_day is not None:
+        where.append("generated_on >= %(first)s")
+        params["first"] = first_day
+    if last_day is not None:
+        where.append("generated_on <= %(last)s")
+        params["last"] = last_day
+    if model_ids is not None:
+        where.append("model_id = ANY(%(models)s)")
+        params["models"] = sorted(set(model_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT id, property_id, model_id, model_version, score, generated_on, exploration, sampling_weight,
+                   (state = 'converted')::int, (state = 'returned')::int,
+                   ARRAY(SELECT r ->> 'feature' FROM json_array_elements(reasons) r)
+            FROM {Lead._meta.db_table}
+            WHERE {" AND ".join(where)}
+            ORDER BY generated_on, id
+            """,
+            params,
+        )
+        rows = cursor.fetchall()
+    return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
