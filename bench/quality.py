@@ -1,0 +1,208 @@
+"""Lead quality on a demo market with a hidden truth: how much of what can be known a learned model finds.
+
+    python bench/quality.py --properties 200000 --days 60 --seed S [--trade roofing] [--test-days 10]
+                            [--outcomes 5000] [--timing-outcomes 100000]
+
+Builds a fresh demo market of N properties for the seed in a database of its own (LEADENGINE_BENCH_DATABASE
+with "_quality"), its contractors and territories, turns exploration on for the trade (the demo's 5%),
+and plays --days days of the market (simulate_days: scoring, leads, the contractors' outcomes drawn from
+the hidden truth). Then, for the trade:
+
+- learns a model (leads.services.learning) from at most --outcomes known outcomes of the leads made
+  before the last --test-days days, the newest first;
+- evaluates on the known outcomes of the leads of the last --test-days days, all weighted by their
+  sampling weight: the hidden probability itself (truth_auc), its part the models can see (oracle_auc:
+  the truth with its unseen part taken out), the default model's scores (the leads' own scores:
+  default_auc, default_top_decile_lift) and the learned model's scores of the same leads, computed from
+  their features as of each lead's day (learned_auc, learned_top_decile_lift);
+- learned_share_of_oracle = (learned_auc - 0.5) / (oracle_auc - 0.5);
+- truth_unseen_share and truth_interaction_share: the shares of the variance of the truth's log-odds
+  carried by what the models cannot see and by interactions;
+- times learning and evaluation on --timing-outcomes synthetic outcomes (learn_seconds: the fit on a
+  ready design matrix; evaluate_seconds: AUC with its interval, deciles and lift).
+
+The last line printed is one JSON object of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import bench_database, database_url, server_url
+
+DEFAULT_TRADE = "roofing"
+
+
+def fresh_database(name: str) -> None:
+    """An empty database `name` (dropped first when it exists): every seed plays its own market."""
+    import os
+
+    import psycopg
+
+    base = server_url()
+    with psycopg.connect(database_url(base, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadengine.settings")
+    os.environ.setdefault("DEBUG", "true")
+    os.environ["DATABASE_URL"] = database_url(base, name)
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def market_play(args) -> float:
+    """A fresh demo market for the seed, its contractors (the demo trades explore), and --days days played;
+    returns the seconds the days took."""
+    from django.core.management import call_command
+
+    from demo.simulation import days_simulate
+    from scoring.services.zip_codes import zip_codes_load
+
+    call_command("migrate", verbosity=0)
+    zip_codes_load()
+    call_command("seed_demo", properties=args.properties, seed=args.seed, verbosity=0)
+    call_command("seed_demo_territories", verbosity=0)
+    started = time.monotonic()
+    days_simulate(
+        days=args.days,
+        seed=args.seed,
+        trades=[args.trade],
+        on_day=lambda day: print(day, file=sys.stderr),
+    )
+    return time.monotonic() - started
+
+
+def weighted_figures(score, label, weight) -> tuple[float | None, float | None]:
+    from scoring import quality
+
+    return quality.auc(score, label, weight), quality.top_decile_lift(score, label, weight)
+
+
+def timings(count: int, seed: int) -> dict[str, float]:
+    """Learning's fit on a ready design matrix of `count` synthetic outcomes (40 candidate factors, a known
+    logistic truth), and the evaluation's figures of as many outcomes."""
+    import numpy as np
+    import pandas as pd
+
+    from leads.services.quality import evaluation_figures
+    from scoring.learning import fit_nonnegative
+
+    rng = np.random.default_rng(seed)
+    X = rng.random((count, 40))
+    truth = -3 + X[:, :8] @ rng.uniform(0.5, 2.0, 8)
+    y = (rng.random(count) < 1 / (1 + np.exp(-truth))).astype(float)
+    weight = np.where(rng.random(count) < 0.05, 20.0, 1.0)
+    started = time.perf_counter()
+    fit_nonnegative(X, y, weight)
+    learn_seconds = time.perf_counter() - started
+    outcomes = pd.DataFrame(
+        {
+            "score": np.round(100 * X[:, :8].mean(axis=1), 2),
+            "converted": y.astype(int),
+            "returned": (rng.random(count) < 0.3).astype(int),
+            "sampling_weight": weight,
+            "exploration": weight > 1,
+            "reason_features": [["roof_age", "hail_inches"]] * count,
+        }
+    )
+    started = time.perf_counter()
+    evaluation_figures(outcomes=outcomes)
+    return {"learn_seconds": learn_seconds, "evaluate_seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--properties", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--trade", default=DEFAULT_TRADE)
+    parser.add_argument("--test-days", type=int, default=10)
+    parser.add_argument("--outcomes", type=int, default=5_000)
+    parser.add_argument("--timing-outcomes", type=int, default=100_000)
+    args = parser.parse_args()
+    if not 0 < args.test_days < args.days:
+        parser.error("--test-days must be at least 1 and fewer than --days: learning needs the days before them")
+
+    fresh_database(bench_database("quality"))
+    import django
+
+    django.setup()
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from demo.truth import truth_for_leads, truth_variance_shares
+    from leads.selectors import lead_outcomes_known
+    from leads.services.learning import model_learn, outcome_features
+    from scoring import engine
+    from scoring.models import Trade
+    from scoring.services.scoring_models import scoring_model_check
+
+    simulate_seconds = market_play(args)
+    trade = Trade.objects.get(slug=args.trade)
+    today = timezone.localdate()
+    first_test_day = today - dt.timedelta(days=args.test_days - 1)
+    # Learning sees only the leads made before the test days, the newest --outcomes of them.
+    learned = model_learn(
+        trade=trade,
+        last_day=first_test_day - dt.timedelta(days=1),
+        most_outcomes=args.outcomes,
+        activate_if_better=False,
+    )
+    print(learned, file=sys.stderr)
+    test = lead_outcomes_known(trade_id=trade.pk, first_day=first_test_day).reset_index(drop=True)
+    label = test["converted"].to_numpy(dtype=float)
+    weight = test["sampling_weight"].to_numpy(dtype=float)
+    truth = truth_for_leads(test["id"].tolist()).set_index("lead_id").reindex(test["id"].to_numpy())
+    if truth["probability"].isna().any():
+        raise SystemExit("some test leads have no truth drawn: the simulation did not record them")
+
+    default_auc, default_lift = weighted_figures(test["score"].to_numpy(dtype=float), label, weight)
+    learned_auc = learned_lift = None
+    if learned.model is not None:
+        specs = scoring_model_check(model=learned.model)
+        features = outcome_features(trade_id=trade.pk, outcomes=test, storm_window_days=learned.model.storm_window_days)
+        learned_score = engine.score_frame(features, specs)["score"].to_numpy(dtype=float)
+        learned_auc, learned_lift = weighted_figures(learned_score, label, weight)
+    truth_auc, _ = weighted_figures(truth["probability"].to_numpy(dtype=float), label, weight)
+    oracle_auc, _ = weighted_figures(truth["seen_logit"].to_numpy(dtype=float), label, weight)
+    shares = truth_variance_shares(trades=[args.trade])
+    share_of_oracle = None
+    if learned_auc is not None and oracle_auc is not None and oracle_auc > 0.5:
+        share_of_oracle = (learned_auc - 0.5) / (oracle_auc - 0.5)
+    figures = {
+        "bench": "quality",
+        "properties": args.properties,
+        "days": args.days,
+        "seed": args.seed,
+        "trade": args.trade,
+        "outcomes": learned.backtest.get("outcomes", 0),
+        "test_outcomes": len(test),
+        "test_conversions": int(label.sum()),
+        "test_exploration_outcomes": int(test["exploration"].sum()),
+        "learned_factors": learned.backtest.get("kept", 0),
+        "truth_auc": rounded(truth_auc),
+        "oracle_auc": rounded(oracle_auc),
+        "default_auc": rounded(default_auc),
+        "learned_auc": rounded(learned_auc),
+        "default_top_decile_lift": rounded(default_lift, 2),
+        "learned_top_decile_lift": rounded(learned_lift, 2),
+        "learned_share_of_oracle": rounded(share_of_oracle, 3),
+        "truth_unseen_share": rounded(shares.unseen_share, 3),
+        "truth_interaction_share": rounded(shares.interaction_share, 3),
+        "simulate_seconds": round(simulate_seconds, 1),
+    }
+    figures |= {name: round(value, 2) for name, value in timings(args.timing_outcomes, args.seed).items()}
+    figures["timing_outcomes"] = args.timing_outcomes
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
