@@ -135,6 +135,11 @@ def orm_loop(count: int, as_of: dt.date) -> float:
             "market_value": home.market_value,
             "owner_occupied": home.owner_occupied,
             "property_type": home.property_type,
+            # The records a reason quotes, or whose absence picks its fallback text.
+            "roof_year": home.roof_year,
+            "year_built": home.year_built,
+            "trade_permit_date": permit,
+            "last_sale_date": home.last_sale_date,
         }
         if home.last_sale_date:
             values["days_since_sale"] = (as_of - home.last_sale_date).days

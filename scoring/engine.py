@@ -13,6 +13,11 @@ transform, and weighs it:
 A missing feature counts 0 for every transform. score = 100 x sum(weight x value) / sum(weight), and
 urgency is the same sum over the decay factors alone. The reasons of a score are its factors ranked by
 contribution (weight x value), highest first, ties broken by the factor's position in the model.
+
+Some features fall back to another fact when their own record is missing (no roof year on record: the
+roof's age is the home's). A factor on such a feature names that record (FactorSpec.record), and its
+reason has a second text for the rows without it (reason_fallback), so a reason never presents the
+fallback as the record: "No roof replacement on record; home built in 1974", not "Roof is 52 years old".
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -41,15 +46,24 @@ class FactorSpec:
     weight: float
     params: Mapping = field(default_factory=dict)
     reason: str = ""  # template for the reason text: {value}, and any feature or detail by name
+    # The text instead of `reason` where the record is missing and the feature's value is its fallback.
+    reason_fallback: str = ""
+    # The detail column whose missing value (None, NaN, NaT) means the feature's value is its fallback;
+    # empty for a feature without one.
+    record: str = ""
 
-    def quoted(self) -> list[str]:
-        """The columns the reason text quotes besides {value}, in order of first use."""
+    def quoted(self, text: str | None = None) -> list[str]:
+        """The columns a reason text (`reason` by default) quotes besides {value}, in order of first use."""
         names = []
-        for _, name, _, _ in string.Formatter().parse(self.reason):
+        for _, name, _, _ in string.Formatter().parse(self.reason if text is None else text):
             column = (name or "").split(".")[0].split("[")[0]
             if column and column != "value" and column not in names:
                 names.append(column)
         return names
+
+    def falls_back(self) -> bool:
+        """Whether some rows use reason_fallback: the feature has a fallback and the factor a text for it."""
+        return bool(self.record and self.reason and self.reason_fallback)
 
 
 def check_factors(factors: Sequence[FactorSpec], features: Sequence[str], details: Sequence[str] = ()) -> None:
@@ -66,15 +80,28 @@ def check_factors(factors: Sequence[FactorSpec], features: Sequence[str], detail
             raise ModelDefinitionError(
                 f"{where}: unknown transform {factor.transform!r}; use one of {', '.join(TRANSFORMS)}"
             )
-        try:
-            quoted = factor.quoted()
-        except ValueError as error:
-            raise ModelDefinitionError(f"{where}: the reason text is not a valid template ({error})") from None
-        unknown = [name for name in quoted if name not in features and name not in details]
-        if unknown:
+        for label, text in (("reason text", factor.reason), ("fallback reason text", factor.reason_fallback)):
+            try:
+                quoted = factor.quoted(text)
+            except ValueError as error:
+                raise ModelDefinitionError(f"{where}: the {label} is not a valid template ({error})") from None
+            unknown = [name for name in quoted if name not in features and name not in details]
+            if unknown:
+                raise ModelDefinitionError(
+                    f"{where}: the {label} quotes {', '.join(unknown)}; it may quote {{value}} and "
+                    + ", ".join(sorted([*features, *details]))
+                )
+        if factor.record and factor.record not in features and factor.record not in details:
+            raise ModelDefinitionError(f"{where}: unknown record column {factor.record!r}")
+        if factor.record and factor.reason and not factor.reason_fallback:
             raise ModelDefinitionError(
-                f"{where}: the reason text quotes {', '.join(unknown)}; it may quote {{value}} and "
-                + ", ".join(sorted([*features, *details]))
+                f"{where}: where {factor.record} is missing, {factor.feature} falls back to another fact, which the "
+                "reason text would present as the record; give the reason a text for that case (the fallback reason)"
+            )
+        if factor.reason_fallback and not factor.record:
+            raise ModelDefinitionError(
+                f"{where}: {factor.feature} has no fallback, so the fallback reason text would never be shown; "
+                "leave it empty"
             )
         if not factor.weight > 0:
             raise ModelDefinitionError(f"{where}: the weight must be greater than 0")
@@ -167,14 +194,24 @@ def score_frame(features: pd.DataFrame, factors: Sequence[FactorSpec], *, reason
 
 
 def reason_text(factor: FactorSpec, value, details: Mapping | None = None) -> str:
-    """A factor's reason for one property, e.g. "Roof is 23 years old" or, quoting details,
-    "1.75 in hail 0.8 mi away on 2026-05-03"."""
+    """A factor's reason for one property, e.g. "Roof replaced in 2003, 23 years old" or, quoting
+    details, "1.75 in hail 0.8 mi away on 2026-05-03"; its reason_fallback when the property has no
+    factor.record in `details` (missing, None, NaN or NaT)."""
+    details = details or {}
     if not factor.reason:
         return f"{factor.feature}: {_plain(value)}"
+    template = factor.reason
+    if factor.falls_back() and _missing(details.get(factor.record)):
+        template = factor.reason_fallback
     try:
-        return factor.reason.format(**{**(details or {}), "value": value})
+        return template.format(**{**details, "value": value})
     except (KeyError, IndexError, ValueError, TypeError, AttributeError):
-        return f"{factor.reason} ({_plain(value)})"
+        return f"{template} ({_plain(value)})"
+
+
+def _missing(value) -> bool:
+    """No record: None, NaN or NaT."""
+    return value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
 
 
 def reasons_json(scored: pd.DataFrame, factors: Sequence[FactorSpec], features: pd.DataFrame) -> np.ndarray:
@@ -188,6 +225,7 @@ def reasons_json(scored: pd.DataFrame, factors: Sequence[FactorSpec], features: 
     weights = np.array([factor.weight for factor in factors], dtype=float)
     total = weights.sum()
     rows = len(scored)
+    columns = _Columns(features)
     text = np.full(rows, "[", dtype=object)
     rank = 1
     while f"reason_{rank}_factor" in scored:
@@ -197,27 +235,68 @@ def reasons_json(scored: pd.DataFrame, factors: Sequence[FactorSpec], features: 
             chosen = np.flatnonzero(position == index)
             if not len(chosen):
                 continue
-            columns = [factor.feature, *(name for name in factor.quoted() if name != factor.feature)]
-            values = features[columns].take(chosen)
-            groups = values.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
-            distinct = values.drop_duplicates()
-            points = np.round(100 * weights[index] * transform(factor, distinct[factor.feature]) / total, 2).tolist()
-            quoted = [[_plain(value) for value in distinct[column].tolist()] for column in columns]
-            # Compact JSON (no spaces after separators): 18 bytes less of the ~270 each score row writes.
-            head = f'{{"feature":{json.dumps(factor.feature)},"value":'
-            rendered = np.array(
-                [
-                    f'{head}{_json_value(record[0])},"points":{point!r},'
-                    f'"text":{json.dumps(reason_text(factor, record[0], dict(zip(columns, record, strict=True))))}}}'
-                    for record, point in zip(zip(*quoted, strict=True), points, strict=True)
-                ],
-                dtype=object,
-            )
-            fragments[chosen] = rendered[groups]
+            if factor.falls_back():
+                # Rows without the record use the fallback text: each part is rendered with its own text,
+                # grouped by the columns that text quotes.
+                missing = columns.missing(factor.record)[chosen]
+                for part, template in ((chosen[~missing], factor.reason), (chosen[missing], factor.reason_fallback)):
+                    if len(part):
+                        fragments[part] = _rendered(factor, template, columns, part, weights[index], total)
+            else:
+                fragments[chosen] = _rendered(factor, factor.reason, columns, chosen, weights[index], total)
         separator = "" if rank == 1 else np.where(fragments != "", ",", "")
         text = text + separator + fragments
         rank += 1
     return text + "]"
+
+
+class _Columns:
+    """The columns of a features frame as numpy arrays, each converted once, with their missing values."""
+
+    def __init__(self, features: pd.DataFrame) -> None:
+        self.features = features
+        self.arrays: dict[str, np.ndarray] = {}
+        self.absent: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.arrays:
+            self.arrays[name] = self.features[name].to_numpy()
+        return self.arrays[name]
+
+    def missing(self, name: str) -> np.ndarray:
+        if name not in self.absent:
+            self.absent[name] = self.features[name].isna().to_numpy()
+        return self.absent[name]
+
+
+def _rendered(
+    factor: FactorSpec, text: str, columns: _Columns, rows: np.ndarray, weight: float, total: float
+) -> np.ndarray:
+    """The JSON fragments of `factor`'s reason for `rows`, rendered with the template `text` once per
+    distinct combination of the values it uses (missing values alike are one value)."""
+    names = [factor.feature, *(name for name in factor.quoted(text) if name != factor.feature)]
+    values = [columns[name][rows] for name in names]
+    # One code per distinct combination, numbered in order of first appearance.
+    groups, _ = pd.factorize(values[0], use_na_sentinel=False)
+    for array in values[1:]:
+        codes, uniques = pd.factorize(array, use_na_sentinel=False)
+        groups, _ = pd.factorize(groups * np.int64(len(uniques)) + codes)
+    first = np.unique(groups, return_index=True)[1]
+    distinct = [array[first] for array in values]
+    points = np.round(100 * weight * transform(factor, pd.Series(distinct[0])) / total, 2).tolist()
+    quoted = [[_plain(value) for value in array.tolist()] for array in distinct]
+    # Compact JSON (no spaces after separators): 18 bytes less of the ~270 each score row writes.
+    head = f'{{"feature":{json.dumps(factor.feature)},"value":'
+    spec = replace(factor, reason=text, record="")
+    rendered = np.array(
+        [
+            f'{head}{_json_value(record[0])},"points":{point!r},'
+            f'"text":{json.dumps(reason_text(spec, record[0], dict(zip(names, record, strict=True))))}}}'
+            for record, point in zip(zip(*quoted, strict=True), points, strict=True)
+        ],
+        dtype=object,
+    )
+    return rendered[groups]
 
 
 def _plain(value):

@@ -16,7 +16,7 @@ from scoring.services.scoring_models import scoring_model_activate, scoring_mode
 class FactorInline(admin.TabularInline):
     model = Factor
     extra = 0
-    fields = ["position", "feature", "transform", "params", "weight", "reason"]
+    fields = ["position", "feature", "transform", "params", "weight", "reason", "reason_fallback"]
     ordering = ["position"]
 
     def _editable(self, obj) -> bool:

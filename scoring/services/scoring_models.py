@@ -7,21 +7,34 @@ from django.db import transaction
 from django.utils import timezone
 
 from scoring.engine import FactorSpec, ModelDefinitionError, check_factors
-from scoring.features import DETAILS, FEATURES
+from scoring.features import DETAILS, FALLBACKS, FEATURES, REASON_TEMPLATES
 from scoring.models import Factor, ScoringModel, Trade
 
 
-def factor_spec(factor: Factor) -> FactorSpec:
+def factor_spec(factor: Factor, *, frozen: bool = False) -> FactorSpec:
+    """The engine's view of a factor; `record` is the detail whose absence makes its feature's value a
+    fallback (scoring.features.FALLBACKS).
+
+    `frozen`: the factor belongs to a version that can no longer change (active, challenger, retired).
+    Such a version written before fallback texts existed gets the feature's generic one
+    (REASON_TEMPLATES), so it keeps scoring and never presents a fallback as a record; a draft must
+    carry its own, which check_factors asks for."""
+    record = FALLBACKS.get(factor.feature, "")
+    reason_fallback = factor.reason_fallback
+    if frozen and record and factor.reason and not reason_fallback:
+        reason_fallback = REASON_TEMPLATES[factor.feature][1]
     return FactorSpec(
         feature=factor.feature, transform=factor.transform, weight=factor.weight, params=factor.params or {},
-        reason=factor.reason,
+        reason=factor.reason, reason_fallback=reason_fallback, record=record,
     )  # fmt: skip
 
 
 def scoring_model_check(*, model: ScoringModel) -> list[FactorSpec]:
     """The model's factors as the engine runs them; ValidationError with the engine's message if the
-    definition cannot be computed (unknown feature, ramp with low >= high, negative half-life...)."""
-    specs = [factor_spec(factor) for factor in model.factors.order_by("position")]
+    definition cannot be computed (unknown feature, ramp with low >= high, negative half-life, a reason
+    on a feature with a fallback but no text for it...)."""
+    frozen = model.status != ScoringModel.Status.DRAFT
+    specs = [factor_spec(factor, frozen=frozen) for factor in model.factors.order_by("position")]
     try:
         check_factors(specs, FEATURES, DETAILS)
     except ModelDefinitionError as error:

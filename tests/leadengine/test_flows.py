@@ -222,7 +222,8 @@ def test_leaving_while_waiting_hands_nothing_over(rivals, roofing, settings):
 
 def test_the_trades_with_an_active_scoring_model_are_the_ones_scored(roofing, trades):
     assert list(trades_with_active_model()) == [roofing]
-    ScoringModel.objects.filter(trade=trades["solar"]).update(status=ScoringModel.Status.ACTIVE)
+    newest = ScoringModel.objects.filter(trade=trades["solar"]).order_by("-version")[:1]
+    ScoringModel.objects.filter(pk__in=newest).update(status=ScoringModel.Status.ACTIVE)
 
     assert list(trades_with_active_model()) == sorted([roofing, trades["solar"]], key=lambda trade: trade.slug)
 

@@ -65,6 +65,7 @@ def active_model(trade: Trade) -> ScoringModel:
         Factor.objects.create(
             model=model, position=0, feature="roof_age", transform="ramp", params={"low": 10, "high": 30}, weight=1,
             reason="Roof is {value:.0f} years old",
+            reason_fallback="No roof replacement on record; home built in {year_built:.0f}",
         )  # fmt: skip
         model = scoring_model_activate(model=model)
     return model

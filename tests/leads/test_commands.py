@@ -165,7 +165,8 @@ def roof_model(trade: Trade) -> ScoringModel:
     version = (ScoringModel.objects.filter(trade=trade).aggregate(top=Max("version"))["top"] or 0) + 1
     model = ScoringModel.objects.create(trade=trade, version=version)
     Factor.objects.create(model=model, position=0, feature="roof_age", transform="ramp", params={"low": 0, "high": 40},
-                          weight=1, reason="Roof is {value:.0f} years old")  # fmt: skip
+                          weight=1, reason="Roof is {value:.0f} years old",
+                          reason_fallback="No roof replacement on record; home built in {year_built:.0f}")  # fmt: skip
     return scoring_model_activate(model=model)
 
 

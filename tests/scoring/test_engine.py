@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 import math
 
@@ -188,3 +189,120 @@ def test_reasons_json_lists_the_top_factors_with_value_points_and_text():
             {"feature": "owner_occupied", "value": True, "points": 10.0, "text": "owner_occupied: True"},
         ],
     ]
+
+
+# A factor on a feature with a fallback, as scoring.services.scoring_models.factor_spec makes it.
+ROOF_ON_RECORD = FactorSpec(
+    "roof_age",
+    "ramp",
+    40,
+    {"low": 10, "high": 25},
+    "Roof replaced in {roof_year:.0f}, {value:.0f} years ago",
+    reason_fallback="No roof replacement on record; home built in {year_built:.0f}",
+    record="roof_year",
+)
+ROOF_DETAILS = ["roof_year", "year_built"]
+
+
+def test_reason_text_uses_the_fallback_text_where_the_record_is_missing():
+    assert reason_text(ROOF_ON_RECORD, 23, {"roof_year": 2003.0, "year_built": 1970.0}) == (
+        "Roof replaced in 2003, 23 years ago"
+    )
+    for missing in (None, float("nan"), np.nan, pd.NaT):
+        assert reason_text(ROOF_ON_RECORD, 56, {"roof_year": missing, "year_built": 1970.0}) == (
+            "No roof replacement on record; home built in 1970"
+        )
+    # Not given at all: not on record.
+    assert reason_text(ROOF_ON_RECORD, 56, {"year_built": 1970}) == "No roof replacement on record; home built in 1970"
+    # A permit date is a record like a year.
+    permit = FactorSpec(
+        "years_since_trade_permit",
+        "ramp",
+        1,
+        {"low": 12, "high": 20},
+        "HVAC last permitted on {trade_permit_date}, {value:.0f} years ago",
+        reason_fallback="No HVAC permit on record; home built in {year_built:.0f}",
+        record="trade_permit_date",
+    )
+    assert reason_text(permit, 14.2, {"trade_permit_date": dt.date(2012, 9, 1), "year_built": 1990}) == (
+        "HVAC last permitted on 2012-09-01, 14 years ago"
+    )
+    assert reason_text(permit, 36, {"trade_permit_date": None, "year_built": 1990}) == (
+        "No HVAC permit on record; home built in 1990"
+    )
+    # The fallback text that cannot be rendered shows as itself, with the value.
+    assert reason_text(ROOF_ON_RECORD, 56, {"roof_year": None, "year_built": None}) == (
+        "No roof replacement on record; home built in {year_built:.0f} (56)"
+    )
+
+
+def test_reasons_json_renders_each_row_with_the_text_of_what_is_on_record():
+    factors = [ROOF_ON_RECORD, FactorSpec("owner_occupied", "flag", 10, {}, "Owner-occupied")]
+    features = pd.DataFrame(
+        {
+            "roof_age": [23.0, 56.0, 23.0, 56.0, 40.0, 5.0],
+            "owner_occupied": [True, False, True, True, False, True],
+            "roof_year": [2003.0, np.nan, np.nan, np.nan, 1986.0, np.nan],
+            "year_built": [1970.0, 1970.0, 2003.0, 1970.0, 1950.0, 2021.0],
+        },
+        index=[1, 2, 3, 4, 5, 6],
+    )
+    scored = score_frame(features, factors)
+    texts = [[reason["text"] for reason in json.loads(text)] for text in reasons_json(scored, factors, features)]
+    assert texts == [
+        ["Roof replaced in 2003, 23 years ago", "Owner-occupied"],
+        ["No roof replacement on record; home built in 1970"],
+        # Same age as the first row, but its roof year is not on record: the fallback text.
+        ["No roof replacement on record; home built in 2003", "Owner-occupied"],
+        ["No roof replacement on record; home built in 1970", "Owner-occupied"],
+        ["Roof replaced in 1986, 40 years ago"],
+        ["Owner-occupied"],
+    ]
+    # Row by row, the same texts as reason_text gives.
+    for row, listed in zip(features.itertuples(), texts, strict=True):
+        if row.roof_age > 10:
+            assert listed[0] == reason_text(ROOF_ON_RECORD, row.roof_age, row._asdict())
+
+
+def test_a_reason_on_a_feature_with_a_fallback_needs_a_text_for_it():
+    without = FactorSpec(
+        "roof_age", "ramp", 1, {"low": 10, "high": 25}, "Roof is {value:.0f} years old", record="roof_year"
+    )
+    with pytest.raises(
+        ModelDefinitionError, match="factor 1 \\(roof_age\\): where roof_year is missing, roof_age falls back"
+    ):
+        check_factors([without], ["roof_age"], ROOF_DETAILS)
+    with pytest.raises(ModelDefinitionError, match="give the reason a text for that case"):
+        check_factors([without], ["roof_age"], ROOF_DETAILS)
+    # No reason at all: the plain "roof_age: 56" claims no record, and needs no fallback text.
+    check_factors(
+        [FactorSpec("roof_age", "ramp", 1, {"low": 10, "high": 25}, record="roof_year")], ["roof_age"], ROOF_DETAILS
+    )
+    check_factors([ROOF_ON_RECORD], ["roof_age"], ROOF_DETAILS)
+
+
+@pytest.mark.parametrize(
+    ("fallback", "message"),
+    [
+        ("No roof replacement on record; built {year_built", "the fallback reason text is not a valid template"),
+        (
+            "No roof on record; built {built_in:.0f}",
+            "the fallback reason text quotes built_in; it may quote {value} and",
+        ),
+    ],
+)
+def test_a_fallback_text_badly_written_or_quoting_an_unknown_name_is_refused(fallback, message):
+    factor = FactorSpec(
+        "roof_age", "ramp", 1, {"low": 10, "high": 25}, "Roof is {value:.0f} years old", fallback, "roof_year"
+    )
+    with pytest.raises(ModelDefinitionError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        check_factors([factor], ["roof_age"], ROOF_DETAILS)
+
+
+def test_a_fallback_text_without_a_fallback_or_with_an_unknown_record_is_refused():
+    never = FactorSpec("home_age", "ramp", 1, {"low": 10, "high": 25}, "Home is {value:.0f} years old", "Unknown")
+    with pytest.raises(ModelDefinitionError, match="home_age has no fallback, so the fallback reason text would never"):
+        check_factors([never], ["home_age"])
+    unknown = FactorSpec("roof_age", "ramp", 1, {"low": 10, "high": 25}, "Roof {value}", "No roof", "roof_colour")
+    with pytest.raises(ModelDefinitionError, match="unknown record column 'roof_colour'"):
+        check_factors([unknown], ["roof_age"], ROOF_DETAILS)

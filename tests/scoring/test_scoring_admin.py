@@ -5,7 +5,6 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from scoring.admin import market as market_admin
 from scoring.models import Factor, Property, Score, ScoringModel, ScoringRun, Trade
@@ -26,7 +25,8 @@ def market(zip_codes):
     storm("P-H1", 1.5, AS_OF - dt.timedelta(days=30))
     draft = ScoringModel.objects.create(trade=trade, version=2, notes="Roof age alone")
     Factor.objects.create(model=draft, position=0, feature="roof_age", transform="ramp", params={"low": 10, "high": 40},
-                          weight=1, reason="Roof is {value:.0f} years old")  # fmt: skip
+                          weight=1, reason="Roof is {value:.0f} years old",
+                          reason_fallback="No roof replacement on record; home built in {year_built:.0f}")  # fmt: skip
     return trade, active, draft, homes
 
 
@@ -40,7 +40,8 @@ def test_a_draft_is_previewed_beside_the_active_version_on_the_same_sample(marke
     assert [(row["property"].parcel_id, row["score"]) for row in preview.top] == [
         ("P-0", 86.67), ("P-1", 70.0), ("P-2", 53.33), ("P-3", 36.67), ("P-4", 20.0),
     ]  # fmt: skip
-    assert preview.top[0]["reasons"] == ["Roof is 36 years old"]
+    # No roof year on record: the reason says what is on record.
+    assert preview.top[0]["reasons"] == ["No roof replacement on record; home built in 1990"]
     # The active version adds the hail: 1.5 in, 30 days ago (30 + 20 x 0.5 points) to every roof.
     assert [row["active_score"] for row in preview.top] == [90.0, 90.0, 80.0, 67.5, 55.0]
     assert (preview.distribution["count"], preview.distribution["p50"]) == (5, 53.3)
@@ -56,7 +57,7 @@ def test_the_admin_preview_page_shows_the_distribution_chart_and_the_best_proper
     text = page.content.decode()
     assert "<svg" in text
     assert "Histogram of scores" in text
-    assert "Roof is 36 years old" in text
+    assert "No roof replacement on record; home built in 1990" in text
     assert str(active) in text
     change = staff_client.get(f"/admin/scoring/scoringmodel/{draft.pk}/change/").content.decode()
     assert f"/admin/scoring/scoringmodel/{draft.pk}/preview/" in change
@@ -77,7 +78,7 @@ def test_a_draft_that_cannot_be_computed_is_not_previewed_and_says_why(staff_cli
 def test_a_bad_definition_saved_in_the_admin_is_kept_as_a_draft_with_a_warning(staff_client, market):
     trade, active, _, _ = market
     form = {
-        "trade": trade.pk, "version": 3, "notes": "", "storm_window_days": 90,
+        "trade": trade.pk, "version": 3, "notes": "", "storm_window_days": 90, "challenger_share": 0.1,
         "factors-TOTAL_FORMS": 1, "factors-INITIAL_FORMS": 0, "factors-MIN_NUM_FORMS": 0, "factors-MAX_NUM_FORMS": 1000,
         "factors-0-position": 0, "factors-0-feature": "roof_age", "factors-0-transform": "ramp",
         "factors-0-params": '{"low": 30, "high": 10}', "factors-0-weight": 1, "factors-0-reason": "",
@@ -100,7 +101,7 @@ def test_runs_and_scores_are_listed_read_only(staff_client, market):
     assert "partition" in run_page.lower()
     assert "Save" not in run_page
     scores_page = staff_client.get(f"/admin/scoring/score/?trade__id__exact={trade.pk}").content.decode()
-    assert "Roof is 36 years old; 1.50 in hail" in scores_page
+    assert "No roof replacement on record; home built in 1990; 1.50 in hail" in scores_page
     assert staff_client.get("/admin/scoring/score/add/").status_code == 403
 
 
@@ -137,8 +138,10 @@ def test_rescoring_the_selected_properties_writes_the_scores_of_their_edited_dat
     assert messages_of(response) == [("success", f"1 property rescored for {', '.join(active_trade_names())}.")]
     assert roofing_scores(trade) == {"R-1": 50.0, "R-2": 0.0}
     score = Score.objects.get(trade=trade, property=edited)
-    age = timezone.localdate().year - 1950
-    assert (score.model.version, [reason["text"] for reason in score.reasons]) == (1, [f"Roof is {age} years old"])
+    # Its roof year is no longer on record: the reason no longer says how old the roof is.
+    assert (score.model.version, [reason["text"] for reason in score.reasons]) == (
+        1, ["No roof replacement on record; home built in 1950"]
+    )  # fmt: skip
 
 
 def test_rescoring_more_properties_than_an_action_takes_is_refused(staff_client, new_roofs, monkeypatch):
@@ -171,8 +174,10 @@ def test_the_score_command_rescores_the_properties_named(new_roofs):
 
     assert roofing_scores(trade) == {"R-1": 50.0, "R-2": 0.0}
     scores = Score.objects.filter(property=edited).select_related("trade").order_by("trade__slug")
-    assert out.getvalue() == f"{edited.pk} R-1: {', '.join(f'{s.trade.slug} {s.score:.1f}' for s in scores)}\n"
-    assert "roofing 50.0" in out.getvalue()
+    listed = [f"{s.trade.slug} {s.score:.1f}" + (f" ({'; '.join(r['text'] for r in s.reasons)})" if s.reasons else "")
+              for s in scores]  # fmt: skip
+    assert out.getvalue() == f"{edited.pk} R-1: {', '.join(listed)}\n"
+    assert "roofing 50.0 (No roof replacement on record; home built in 1950)" in out.getvalue()
 
 
 def test_the_score_command_refuses_a_property_with_a_trade_or_an_unknown_property(new_roofs):

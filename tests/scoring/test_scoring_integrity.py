@@ -114,19 +114,19 @@ def test_an_unused_version_can_still_be_deleted_but_not_one_that_scored(roofing_
 def test_reasons_are_stored_as_written_and_read_back_as_lists(scored):
     _, homes = scored
     score = Score.objects.get(property=homes[0])
-    assert score.reasons == [{"feature": "roof_age", "value": 36, "points": 50.0, "text": "Roof is 36 years old"}]
+    text = "No roof replacement on record; home built in 1990"
+    assert score.reasons == [{"feature": "roof_age", "value": 36, "points": 50.0, "text": text}]
     with connection.cursor() as cursor:
         cursor.execute("SELECT reasons::text FROM scoring_score WHERE id = %s", [score.pk])
-        assert cursor.fetchone()[0] == (
-            '[{"feature":"roof_age","value":36,"points":50.0,"text":"Roof is 36 years old"}]'
-        )
+        assert cursor.fetchone()[0] == (f'[{{"feature":"roof_age","value":36,"points":50.0,"text":"{text}"}}]')
     # Rewritten by a later run (an update, not an insert): still as written.
     Property.objects.filter(pk=homes[0].pk).update(year_built=1989)
     runs.trade_score(trade=score.trade, as_of=AS_OF)
     with connection.cursor() as cursor:
         cursor.execute("SELECT reasons::text FROM scoring_score WHERE id = %s", [score.pk])
         assert cursor.fetchone()[0] == (
-            '[{"feature":"roof_age","value":37,"points":50.0,"text":"Roof is 37 years old"}]'
+            '[{"feature":"roof_age","value":37,"points":50.0,'
+            '"text":"No roof replacement on record; home built in 1989"}]'
         )
     Score.objects.filter(pk=score.pk).update(reasons=[{"text": "by hand"}], scored_at=timezone.now())
     assert Score.objects.get(pk=score.pk).reasons == [{"text": "by hand"}]

@@ -18,9 +18,17 @@ AS_OF = dt.date(2026, 6, 1)
 MILE = 1 / geo.MILES_PER_DEGREE
 BOULDER = (40.0150, -105.2705)  # in ZIP 80302
 
-# A small model whose scores can be worked out by hand.
+# A small model whose scores can be worked out by hand. Without a roof year on record, the roof's age is
+# the home's, and its reason says that.
 FACTORS = [
-    ("roof_age", "ramp", {"low": 10, "high": 30}, 50, "Roof is {value:.0f} years old"),
+    (
+        "roof_age",
+        "ramp",
+        {"low": 10, "high": 30},
+        50,
+        "Roof is {value:.0f} years old",
+        "No roof replacement on record; home built in {year_built:.0f}",
+    ),
     ("hail_inches", "step", {"threshold": 1.0}, 30, "{value:.2f} in hail {hail_where} on {hail_date}"),
     ("days_since_hail", "decay", {"half_life_days": 30}, 20, "Hail {value:.0f} days ago"),
 ]
@@ -28,9 +36,9 @@ FACTORS = [
 
 def model_version(trade: Trade, version: int, factors=FACTORS, *, window: int = 90) -> ScoringModel:
     model = ScoringModel.objects.create(trade=trade, version=version, storm_window_days=window)
-    for position, (feature, transform, params, weight, reason) in enumerate(factors):
+    for position, (feature, transform, params, weight, reason, *fallback) in enumerate(factors):
         Factor.objects.create(model=model, position=position, feature=feature, transform=transform, params=params,
-                              weight=weight, reason=reason)  # fmt: skip
+                              weight=weight, reason=reason, reason_fallback="".join(fallback))  # fmt: skip
     return scoring_model_activate(model=model)
 
 
@@ -83,15 +91,35 @@ def test_a_run_gives_exactly_the_scores_worked_out_by_hand(roofing, market):
 
     assert scores(roofing) == {
         # roof 30 years: 50; hail 1.5 in: 30; 30 days ago: 20 x 0.5 = 10.
-        "A-1": (90.0, 50.0, 1, ["Roof is 30 years old", "1.50 in hail 1.0 mi away on 2026-05-02", "Hail 30 days ago"]),
+        "A-1": (
+            90.0,
+            50.0,
+            1,
+            [
+                "No roof replacement on record; home built in 1996",
+                "1.50 in hail 1.0 mi away on 2026-05-02",
+                "Hail 30 days ago",
+            ],
+        ),
         # roof 10 years: 0; the same storm, right overhead.
         "A-2": (40.0, 50.0, 1, ["1.50 in hail 0.0 mi away on 2026-05-02", "Hail 30 days ago"]),
         # No coordinates: at its ZIP's centroid, miles from H-1, but in the ZIP of H-2 (60 days: 20 x 0.25).
-        "A-3": (60.0, 25.0, 1, ["1.00 in hail in its ZIP on 2026-04-02", "Roof is 20 years old", "Hail 60 days ago"]),
+        "A-3": (
+            60.0,
+            25.0,
+            1,
+            [
+                "1.00 in hail in its ZIP on 2026-04-02",
+                "No roof replacement on record; home built in 2006",
+                "Hail 60 days ago",
+            ],
+        ),
         "A-4": (40.0, 50.0, 1, ["1.50 in hail 0.0 mi away on 2026-05-02", "Hail 30 days ago"]),
     }
     reasons = Score.objects.get(property=market["old_roof_hail"], trade=roofing).reasons
-    assert reasons[0] == {"feature": "roof_age", "value": 30, "points": 50.0, "text": "Roof is 30 years old"}
+    assert reasons[0] == {
+        "feature": "roof_age", "value": 30, "points": 50.0, "text": "No roof replacement on record; home built in 1996"
+    }  # fmt: skip
     assert (run.status, run.properties_scored, run.scores_changed, run.partitions, run.error) == (
         ScoringRun.Status.SUCCEEDED, 4, 4, 1, ""
     )  # fmt: skip
@@ -151,7 +179,7 @@ def test_a_failing_partition_fails_the_run_leaves_whole_rows_and_resuming_comple
     assert run.properties_scored == 3
     # Every score is one version's whole row: A-3 still version 1's, the others version 2's.
     assert scores(roofing) == {
-        "A-1": (100.0, 0.0, 2, ["Roof is 30 years old"]),
+        "A-1": (100.0, 0.0, 2, ["No roof replacement on record; home built in 1996"]),
         "A-2": (0.0, 0.0, 2, []),
         "A-3": version_one["A-3"],
         "A-4": (0.0, 0.0, 2, []),
@@ -164,7 +192,7 @@ def test_a_failing_partition_fails_the_run_leaves_whole_rows_and_resuming_comple
     assert (resumed.pk, resumed.status, resumed.properties_scored, resumed.error) == (
         run.pk, ScoringRun.Status.SUCCEEDED, 4, ""
     )  # fmt: skip
-    assert scores(roofing)["A-3"] == (50.0, 0.0, 2, ["Roof is 20 years old"])
+    assert scores(roofing)["A-3"] == (50.0, 0.0, 2, ["No roof replacement on record; home built in 2006"])
     assert resumed.partition_set.get(pk=failed.pk).attempts == 2
 
 

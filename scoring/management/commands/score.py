@@ -7,7 +7,7 @@ from django.db import InterfaceError, OperationalError
 
 from core.retry import connection_reset, db_retry, is_transient
 from scoring.errors import ScoringError
-from scoring.models import Property, ScoringModel, ScoringRun, Trade
+from scoring.models import Property, Score, ScoringModel, ScoringRun, Trade
 from scoring.selectors import trades_named, trades_with_active_model
 from scoring.services import runs
 from scoring.services.scores import property_rescore
@@ -93,7 +93,8 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def rescore(self, property_ids: list[int], *, as_of: dt.date | None) -> None:
-        """Each property's new scores, a line each: "123 A-1: roofing 90.0, solar 41.5"."""
+        """Each property's new scores with their reasons, a line each:
+        "123 A-1: roofing 90.0 (Roof replaced in 2001, 25 years ago; ...), solar 41.5 (...)"."""
         parcels = dict(Property.objects.filter(pk__in=property_ids).values_list("pk", "parcel_id"))
         missing = [str(pk) for pk in property_ids if pk not in parcels]
         if missing:
@@ -104,7 +105,7 @@ class Command(BaseCommand):
                 (score for score in scores if score.model.status == ScoringModel.Status.ACTIVE),
                 key=lambda score: score.trade.slug,
             )
-            listed = ", ".join(f"{score.trade.slug} {score.score:.1f}" for score in active) or "no active model"
+            listed = ", ".join(_score_line(score) for score in active) or "no active model"
             self.stdout.write(f"{property_id} {parcels[property_id]}: {listed}")
 
     def trades(self, slugs: list[str]) -> list[Trade]:
@@ -162,3 +163,8 @@ class Command(BaseCommand):
             time.sleep(POLL_SECONDS)
         db_retry(run.refresh_from_db, what=f"reading scoring run {run.pk}")
         return run
+
+
+def _score_line(score: Score) -> str:
+    reasons = "; ".join(reason["text"] for reason in score.reasons)
+    return f"{score.trade.slug} {score.score:.1f}" + (f" ({reasons})" if reasons else "")
