@@ -1,8 +1,10 @@
 """Lead generation by volume target (the owners' room and the pool's allowance), exploration leads drawn
 below the cut, and the challenger version's share of the targets."""
 
+import csv
 import datetime as dt
 import hashlib
+import io
 
 import pytest
 
@@ -20,7 +22,7 @@ from leads.services.generation import (
 from leads.services.routing import leads_route
 from scoring.challengers import in_challenger_share
 from scoring.models import Property, Score, ScoringModel
-from tests.leads.factories import filters, owner, scored, scored_home
+from tests.leads.factories import api_client, filters, owner, scored, scored_home
 
 NOW = dt.datetime(2026, 11, 28, 15, 0, tzinfo=dt.UTC)  # 08:00 in Denver, the contractors' time zone
 EARLIER = NOW - dt.timedelta(hours=3)
@@ -230,6 +232,23 @@ def test_exploration_leads_are_routed_like_any_lead(roofing):
 
     assert routed.by_contractor == {acme.pk: 2}
     assert set(Lead.objects.values_list("exploration", "contractor_id")) == {(True, acme.pk), (False, acme.pk)}
+
+
+def test_the_api_and_its_csv_say_which_leads_are_exploration(roofing):
+    filters(roofing, min_score=50, exploration_share=0.5)
+    acme = owner(roofing, "80206")
+    best, below = homes(roofing, "80206", 90, 30)
+    leads_generate(trade=roofing, now=NOW)
+    leads_route(now=NOW)
+    client = api_client(acme)
+
+    listed = client.get("/api/v1/leads/").json()["results"]
+    exported = client.get("/api/v1/leads/", HTTP_ACCEPT="text/csv")
+
+    by_property = {Lead.objects.get(pk=lead["id"]).property_id: lead["exploration"] for lead in listed}
+    assert by_property == {best.pk: False, below.pk: True}
+    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    assert sorted(row["exploration"] for row in rows) == ["false", "true"]
 
 
 def test_the_challenger_share_is_spread_over_groups_by_largest_remainder():
