@@ -222,16 +222,21 @@ def test_exploration_skips_the_zips_of_owners_that_receive_nothing(roofing):
     assert paused.status == "paused"
 
 
-def test_exploration_leads_are_routed_like_any_lead(roofing):
-    filters(roofing, min_score=50, exploration_share=0.5)
-    acme = owner(roofing, "80206")
-    homes(roofing, "80206", 90, 30)
+def test_exploration_leads_are_routed_first_within_the_owners_room(roofing):
+    volume(roofing, exploration_share=0.25, pool_leads_per_day=0, min_score=50)
+    acme = owner(roofing, "80206", daily_cap=2)
+    homes(roofing, "80206", 90, 85, 80, 75, 30)
 
-    leads_generate(trade=roofing, now=NOW)
+    summary = leads_generate(trade=roofing, now=NOW)
     routed = leads_route(now=NOW)
 
+    # Room 2 x 1.5: 3 best first (90, 85, 80); 3 x 0.25 / 0.75: one drawn of the 2 left (75, 30).
+    assert (summary.owned_target, summary.created, summary.exploration) == (3, 4, 1)
+    explored = Lead.objects.get(exploration=True)
+    assert (explored.score in (75, 30), explored.sampling_weight) == (True, 2)
     assert routed.by_contractor == {acme.pk: 2}
-    assert set(Lead.objects.values_list("exploration", "contractor_id")) == {(True, acme.pk), (False, acme.pk)}
+    assigned = Lead.objects.filter(contractor=acme)
+    assert sorted(assigned.values_list("exploration", "score")) == [(False, 90), (True, explored.score)]
 
 
 def test_the_api_and_its_csv_say_which_leads_are_exploration(roofing):
