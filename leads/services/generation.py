@@ -228,13 +228,17 @@ def _candidates_sql(
             f"""NOT EXISTS (SELECT 1 FROM {suppression} x WHERE x.kind = 'owner' AND p.owner_name <> ''
                 AND x.value = {_normalized("p.owner_name")})"""
         )
-    group, owner_join = f"{POOL} AS grp", ""
+    group = f"{POOL} AS grp"
     if scoped:
-        # The ZIP's owner by the unique index one_active_owner (zip_code, trade).
-        owner_join = f"""LEFT JOIN LATERAL (
-                SELECT t.contractor_id AS owner FROM {territory} t
-                WHERE t.zip_code = p.zip_code AND t.trade_id = %(trade)s AND t.ended_at IS NULL) o ON TRUE"""
-        group = f"CASE WHEN o.owner IS NULL THEN {POOL} WHEN o.owner = ANY(%(owners)s) THEN o.owner END AS grp"
+        # Probed per candidate by the unique index one_active_owner (zip_code, trade), as a scalar subquery:
+        # joined, the planner scans every territory of the trade for each candidate (3 s for 6,000). The
+        # aggregate always answers: 0 (POOL) when nobody owns the ZIP, -1 (then NULL) for an owner that
+        # receives nothing.
+        group = f"""nullif((
+                SELECT coalesce(max(CASE WHEN t.contractor_id = ANY(%(owners)s) THEN t.contractor_id ELSE -1 END),
+                                {POOL})
+                FROM {territory} t
+                WHERE t.zip_code = p.zip_code AND t.trade_id = %(trade)s AND t.ended_at IS NULL), -1) AS grp"""
     window = f"ORDER BY {ranking.order_sql('x')} LIMIT %(window)s" if windowed else ""
     return f"""
         scored AS (
@@ -248,7 +252,6 @@ def _candidates_sql(
         ),
         candidates AS (
             SELECT c.*, p.zip_code, {group} FROM scored c JOIN {prop} p ON p.id = c.property_id
-            {owner_join}
             WHERE {" AND ".join(property_where)}
         )""".replace("{window}", window)
 
