@@ -186,27 +186,31 @@ def _normalized(column: str) -> str:
 
 
 def _candidates_sql(
-    lead_filter: LeadFilter, *, floor: bool, windowed: bool, suppressed_kinds: set[str], scoped: bool
+    lead_filter: LeadFilter, *, draw: bool, windowed: bool, suppressed_kinds: set[str], scoped: bool
 ) -> str:
-    """The CTEs `scored` and `candidates` (see generation_sql); without `floor`, every score of the trade
-    (exploration's population); `windowed`, only the best %(window)s scores. Each candidate carries `grp`,
-    its target group: `scoped`, the owner of its ZIP among %(owners)s, POOL for a ZIP nobody owns, NULL for
-    the ZIP of another owner; else POOL."""
+    """The CTEs `scored` and `candidates` (see generation_sql); `windowed`, only the best %(window)s scores.
+    Each candidate carries `grp`, its target group: `scoped`, the owner of its ZIP among %(owners)s, POOL
+    for a ZIP nobody owns, NULL for the ZIP of another owner; else POOL.
+
+    `draw`: exploration's population instead, every score of the trade whatever the minimum score, in ZIPs
+    nobody owns or owned by one of %(owners)s when `scoped`; the leads that block a property and the ZIPs
+    of other owners are then read once into hashed subplans, not probed for each of 100,000s of scores.
+    """
     score, prop, lead = Score._meta.db_table, Property._meta.db_table, Lead._meta.db_table
     suppression, territory = Suppression._meta.db_table, Territory._meta.db_table
     open_states = ", ".join(f"'{state}'" for state in Lead.OPEN)
     # Reads index score_trade_band (trade, score band) for the score range, then lead_property_history.
     score_where = ["s.trade_id = %(trade)s"]
-    if floor:
+    if not draw:
         score_where += ["s.score_band >= %(min_band)s", "s.score >= %(min_score)s"]
     if lead_filter.min_urgency is not None:
         score_where.append("s.urgency >= %(min_urgency)s")
-    score_where.append(
-        f"""NOT EXISTS (
-            SELECT 1 FROM {lead} l
-            WHERE l.property_id = s.property_id AND l.trade_id = %(trade)s
-              AND (l.created_at >= %(cooldown_start)s OR l.state IN ({open_states})))"""
-    )
+    # A lead of the property in the cooldown, or still open, blocks a new one.
+    blocking = f"l.trade_id = %(trade)s AND (l.created_at >= %(cooldown_start)s OR l.state IN ({open_states}))"
+    if draw:
+        score_where.append(f"s.property_id NOT IN (SELECT l.property_id FROM {lead} l WHERE {blocking})")
+    else:
+        score_where.append(f"NOT EXISTS (SELECT 1 FROM {lead} l WHERE l.property_id = s.property_id AND {blocking})")
     property_where = ["TRUE"]
     if lead_filter.owner_occupied_only:
         property_where.append("p.owner_occupied")
@@ -229,7 +233,12 @@ def _candidates_sql(
                 AND x.value = {_normalized("p.owner_name")})"""
         )
     group = f"{POOL} AS grp"
-    if scoped:
+    if scoped and draw:
+        property_where.append(
+            f"""p.zip_code NOT IN (SELECT t.zip_code FROM {territory} t WHERE t.trade_id = %(trade)s
+                AND t.ended_at IS NULL AND NOT t.contractor_id = ANY(%(owners)s))"""
+        )
+    elif scoped:
         # Probed per candidate by the unique index one_active_owner (zip_code, trade), as a scalar subquery:
         # joined, the planner scans every territory of the trade for each candidate (3 s for 6,000). The
         # aggregate always answers: 0 (POOL) when nobody owns the ZIP, -1 (then NULL) for an owner that
@@ -305,7 +314,7 @@ def generation_sql(
     """
     lead = Lead._meta.db_table
     candidates = _candidates_sql(
-        lead_filter, floor=True, windowed=windowed, suppressed_kinds=suppressed_kinds, scoped=scoped
+        lead_filter, draw=False, windowed=windowed, suppressed_kinds=suppressed_kinds, scoped=scoped
     )
     arm = f"({challenger_share_sql('c.property_id')})::int" if challenger else "0"
     keyed = f"SELECT c.*, c.grp * 2 + {arm} AS key FROM candidates c"
@@ -355,12 +364,12 @@ def exploration_sql(lead_filter: LeadFilter, *, suppressed_kinds: set[str], scop
     targets; with targets, not the ZIPs of owners that receive nothing), %(draws)s drawn by a hash of the
     property, the trade and the day, each weighted by candidates / draws. It returns (leads made, pool)."""
     candidates = _candidates_sql(
-        lead_filter, floor=False, windowed=False, suppressed_kinds=suppressed_kinds, scoped=scoped
+        lead_filter, draw=True, windowed=False, suppressed_kinds=suppressed_kinds, scoped=scoped
     )
     draw_order = "md5(p.property_id::text || ':' || %(trade)s::text || ':' || %(today)s::text)"
     return f"""
         WITH {candidates},
-        pool AS (SELECT c.*, count(*) OVER () AS size FROM candidates c WHERE c.grp IS NOT NULL),
+        pool AS (SELECT c.*, count(*) OVER () AS size FROM candidates c),
         drawn AS (
             SELECT p.*, p.size::float8 / least(%(draws)s, p.size) AS draw_weight
             FROM pool p ORDER BY {draw_order}, p.property_id LIMIT %(draws)s
