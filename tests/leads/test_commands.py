@@ -32,7 +32,7 @@ def test_generate_leads_prints_each_trade_and_the_total(roofing, trades):
     scored_home(roofing, score=90)
     scored_home(roofing, score=85, zip_code="80203")
     scored_home(trades["hvac"], score=95)
-    scored_home(trades["hvac"], score=50)  # below hvac's default minimum of 80
+    scored_home(trades["hvac"], score=30)  # below hvac's default floor of 40
 
     assert run("generate_leads") == (
         "hvac: 1 new lead; targets 0 in owned ZIPs, 50 in the pool\n"  # hvac's default volume target
