@@ -13,6 +13,11 @@ commit:
   per ZIP a day, 90-day cooldown): the daily case, ranking every candidate of the market;
 - leads_100000: leads_generate(limit=100000) with the score floor lowered to 50 and no ZIP limit, so that
   the market has more than 100,000 candidates;
+- leads_volume: leads_generate() with a volume target (capacity factor 1.5: the owners have no caps, so
+  2 leads per owned ZIP x 1.5, and 50 for the pool), best first per owner, at score 50 and up with at most
+  25 new leads per ZIP a day;
+- leads_volume_exploration: the same with an exploration share of 0.1 (the draw reads every score of
+  the trade that passes the filters below the cut);
 - leads_100000_zip_limit: the same with a ZIP limit of 10,000 (every candidate ranked within its ZIP);
 - route_100000: leads_route() of those 100,000 pool leads to the owners of their ZIPs;
 - expire_100000: leads_expire() of them 73 hours later, past the acceptance SLA.
@@ -95,10 +100,24 @@ def one_run(trade, now: dt.datetime) -> dict:
 
     figures = {}
     defaults = {"min_score": 80, "min_urgency": None, "max_per_zip_per_day": 25, "cooldown_days": 90}
-    LeadFilter.objects.update_or_create(trade=trade, defaults=defaults | {"enabled": True})
+    defaults |= {"capacity_factor": 1.5, "pool_leads_per_day": 50, "uncapped_leads_per_zip": 2}
+    LeadFilter.objects.update_or_create(trade=trade, defaults=defaults | {"enabled": True, "exploration_share": 0})
     leads_empty()
     figures["leads_1000_seconds"], summary = timed(lambda: leads_generate(trade=trade, limit=1000, now=now))
     figures["leads_1000_created"] = summary.created
+
+    LeadFilter.objects.filter(trade=trade).update(min_score=50)
+    leads_empty()
+    figures["leads_volume_seconds"], summary = timed(lambda: leads_generate(trade=trade, now=now))
+    figures["leads_volume_created"] = summary.created
+    figures["leads_volume_target"] = (summary.owned_target or 0) + (summary.pool_target or 0)
+
+    LeadFilter.objects.filter(trade=trade).update(exploration_share=0.1)
+    leads_empty()
+    figures["leads_volume_exploration_seconds"], summary = timed(lambda: leads_generate(trade=trade, now=now))
+    figures["leads_volume_exploration_created"] = summary.created
+    figures["leads_volume_exploration_drawn"] = summary.exploration
+    LeadFilter.objects.filter(trade=trade).update(exploration_share=0)
 
     LeadFilter.objects.filter(trade=trade).update(min_score=50, max_per_zip_per_day=10_000)
     leads_empty()

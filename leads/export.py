@@ -49,6 +49,7 @@ COLUMNS = [
     ("living_sqft", "property__living_sqft"),
     ("market_value", "property__market_value"),
     ("reasons", "reasons"),
+    ("exploration", "exploration"),
 ]
 HEADER = [header for header, _ in COLUMNS]
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such text gets a
@@ -111,6 +112,8 @@ def cell(value) -> str:
         return text.removesuffix("+00:00") + "Z"  # as the JSON API writes them
     if isinstance(value, list):  # the reasons
         return safe_text("; ".join(str(reason.get("text", "")) for reason in value if isinstance(reason, dict)))
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as the JSON API writes them
     if isinstance(value, float | int | Decimal):
         return str(value)
     return safe_text(str(value))

@@ -35,7 +35,7 @@ class LeadFilter(models.Model):
 
     trade = models.OneToOneField(Trade, on_delete=models.CASCADE, related_name="lead_filter")
     enabled = models.BooleanField(default=True, help_text="Generate leads for this trade.")
-    min_score = models.FloatField(default=80, help_text="Lowest score (0-100) that makes a lead.")
+    min_score = models.FloatField(default=40, help_text="Lowest score (0-100) that makes a lead.")
     min_urgency = models.FloatField(null=True, blank=True, help_text="Lowest urgency (0-100); blank: any.")
     owner_occupied_only = models.BooleanField(default=False, help_text="Only homes whose owner lives there.")
     property_types = ArrayField(

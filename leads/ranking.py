@@ -24,3 +24,14 @@ def priority_sql(score: str, urgency: str) -> str:
 def order_sql(alias: str) -> str:
     """ORDER BY terms for rows (alias) carrying priority, score and property_id columns: best first."""
     return f"{alias}.priority DESC, {alias}.score DESC, {alias}.property_id"
+
+
+def routing_order_sql(alias: str) -> str:
+    """ORDER BY terms for pool leads (alias) going to an owner: exploration leads first, then best first.
+
+    Exploration leads are drawn from below the day's cut to learn how such homes turn out, which is known
+    only once a contractor has had them. Owned ZIPs get more leads than their owners' room (the capacity
+    factor), so ranked by priority they would be the ones left waiting until they expire, and the draw
+    would teach nothing. They take their small share of the room instead: that is what exploration costs.
+    """
+    return f"{alias}.exploration DESC, {order_sql(alias)}"

@@ -118,6 +118,7 @@ class LeadAdmin(BigTableAdmin):
         "contractor",
         ZipCodeFilter,
         ScoreBandFilter,
+        "exploration",
         # Date filters rather than a date hierarchy: the hierarchy's year and month links are DISTINCT
         # queries over every lead on each page load.
         ("created_at", admin.DateFieldListFilter),
@@ -132,7 +133,18 @@ class LeadAdmin(BigTableAdmin):
         (None, {"fields": ["property", "trade", "zip_code", "state", "contractor"]}),
         (
             "Score when the lead was made",
-            {"fields": ["score", "urgency", "priority", "model", "model_version", "reason_texts"]},
+            {
+                "fields": [
+                    "score",
+                    "urgency",
+                    "priority",
+                    "model",
+                    "model_version",
+                    "reason_texts",
+                    "exploration",
+                    "sampling_weight",
+                ]
+            },
         ),
         (
             "Dates",

@@ -23,6 +23,8 @@ class LeadFilterForm(forms.ModelForm):
         "min_urgency": (0, 100),
         "max_per_zip_per_day": (1, None),
         "cooldown_days": (1, None),
+        "capacity_factor": (0, None),  # and above 0: clean_capacity_factor
+        "exploration_share": (0, 0.5),
     }
 
     class Meta:
@@ -36,7 +38,16 @@ class LeadFilterForm(forms.ModelForm):
             "property_types",
             "max_per_zip_per_day",
             "cooldown_days",
+            "capacity_factor",
+            "pool_leads_per_day",
+            "uncapped_leads_per_zip",
+            "exploration_share",
         ]
+
+        help_texts = {
+            "exploration_share": "Share of the day's leads drawn at random from the candidates left below the cut "
+            "(any score), so that learning sees outcomes beyond the model's top; 0: none. At most 0.5.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -51,6 +62,12 @@ class LeadFilterForm(forms.ModelForm):
                 field.validators.append(MaxValueValidator(high))
                 field.widget.attrs["max"] = high
 
+    def clean_capacity_factor(self) -> float | None:
+        factor = self.cleaned_data.get("capacity_factor")
+        if factor is not None and factor <= 0:
+            raise forms.ValidationError("Above 0; leave it blank for no volume target.")
+        return factor
+
 
 @admin.register(LeadFilter)
 class LeadFilterAdmin(admin.ModelAdmin):
@@ -64,9 +81,46 @@ class LeadFilterAdmin(admin.ModelAdmin):
         "type_names",
         "max_per_zip_per_day",
         "cooldown_days",
+        "capacity_factor",
+        "exploration_share",
         "updated_at",
     ]
     list_select_related = ["trade"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "trade",
+                    "enabled",
+                    "min_score",
+                    "min_urgency",
+                    "owner_occupied_only",
+                    "property_types",
+                    "max_per_zip_per_day",
+                    "cooldown_days",
+                    "updated_at",
+                ]
+            },
+        ),
+        (
+            "Volume",
+            {
+                "fields": ["capacity_factor", "pool_leads_per_day", "uncapped_leads_per_zip"],
+                "description": "How many leads a day, best first: the owners' remaining room under their caps "
+                "times the capacity factor in owned ZIPs, and the pool allowance in ZIPs nobody owns. The "
+                "minimum score stays the floor.",
+            },
+        ),
+        (
+            "Exploration",
+            {
+                "fields": ["exploration_share"],
+                "description": "A share of the day's leads drawn at random from the candidates below the cut "
+                "and sold like the others, so that evaluation and learning see outcomes there too.",
+            },
+        ),
+    ]
 
     @admin.display(description="Property types")
     def type_names(self, lead_filter: LeadFilter) -> str:

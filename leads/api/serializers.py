@@ -39,6 +39,12 @@ class LeadSerializer(serializers.ModelSerializer):
         model = Lead
         fields = LEAD_BODY_FIELDS
         read_only_fields = fields
+        extra_kwargs = {
+            "exploration": {
+                "help_text": "True for a lead drawn at random from the homes below the day's cut, so that how such "
+                "homes turn out is known too; false for a lead picked best first by its score."
+            }
+        }
 
 
 class RejectSerializer(serializers.Serializer):

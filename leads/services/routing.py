@@ -1,5 +1,6 @@
-"""Routing: unassigned (generated) leads go to the active owner of their ZIP for their trade, best first
-(leads.ranking), as many as each owner's caps leave room for (leads.selectors.CAP_USAGE_SQL).
+"""Routing: unassigned (generated) leads go to the active owner of their ZIP for their trade, exploration
+leads first, then the best (leads.ranking), as many as each owner's caps leave room for
+(leads.selectors.CAP_USAGE_SQL).
 
 Caps hold under any concurrency because every write that gives a contractor a lead (this and
 lifecycle.lead_assign) first locks the contractor's row, then counts, then assigns, in one transaction:
@@ -103,7 +104,7 @@ def leads_route(
                 ),
                 pool AS (
                     SELECT l.id, t.contractor_id, row_number() OVER (
-                               PARTITION BY t.contractor_id ORDER BY {ranking.order_sql("l")}) AS n
+                               PARTITION BY t.contractor_id ORDER BY {ranking.routing_order_sql("l")}) AS n
                     FROM {lead} l
                     JOIN {territory} t
                       ON t.trade_id = l.trade_id AND t.zip_code = l.zip_code AND t.ended_at IS NULL

@@ -10,6 +10,7 @@ every smoke database is dropped at the end of the session.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -217,10 +218,16 @@ def test_leads_bench_generates_routes_and_expires_every_lead_and_prints_its_figu
     assert figures["leads_100000_created"] > 0
     assert figures["route_100000_assigned"] == figures["leads_100000_created"]
     assert figures["expire_100000_expired"] == figures["leads_100000_created"]
+    # The volume target: at most the target, and an exploration draw of a tenth of the day's leads.
+    assert 0 < figures["leads_volume_created"] <= figures["leads_volume_target"]
+    drawn = figures["leads_volume_exploration_drawn"]
+    assert figures["leads_volume_exploration_created"] == figures["leads_volume_created"] + drawn
+    assert drawn == math.floor(figures["leads_volume_created"] / 9 + 0.5)
     assert_numbers(
         figures,
         non_negative=["leads_1000_seconds", "leads_1000_created", "leads_100000_zip_limit_seconds",
-                      "leads_100000_seconds", "route_100000_seconds", "expire_100000_seconds"],
+                      "leads_100000_seconds", "route_100000_seconds", "expire_100000_seconds",
+                      "leads_volume_seconds", "leads_volume_exploration_seconds"],
     )  # fmt: skip
     assert value_in(database, "SELECT count(*) FROM leads_lead") == 0  # emptied after the runs
     # The last run's filter: score 50 and up, no ZIP limit.

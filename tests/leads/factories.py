@@ -86,8 +86,9 @@ def owner(trade: Trade, *zip_codes: str, **fields) -> Contractor:
 
 
 def filters(trade: Trade, **fields) -> LeadFilter:
-    """The trade's filters, set to `fields` over permissive defaults (any score, no ZIP limit)."""
-    values = {"min_score": 0, "max_per_zip_per_day": None, "cooldown_days": 90, "enabled": True} | fields
+    """The trade's filters, set to `fields` over permissive defaults (any score, no ZIP limit, no volume target)."""
+    values = {"min_score": 0, "max_per_zip_per_day": None, "cooldown_days": 90, "enabled": True}
+    values |= {"capacity_factor": None} | fields
     lead_filter, _ = LeadFilter.objects.update_or_create(trade=trade, defaults=values)
     return lead_filter
 

@@ -124,6 +124,7 @@ def test_changelist_filters_by_trade_state_owner_zip_score_return_dates_and_sear
     c = lead_with_waiting_return(roofing, acme, score=75, zip_code="80202")
     d = pool_lead(roofing, score=60, zip_code="80301", parcel_id="PARCEL-D")
     e = pool_lead(trades["solar"], score=92, zip_code="80202")
+    Lead.objects.filter(pk=d.pk).update(exploration=True, sampling_weight=40)
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     today = urlencode({"created_at__gte": midnight, "created_at__lt": midnight + dt.timedelta(days=1)})
 
@@ -140,6 +141,8 @@ def test_changelist_filters_by_trade_state_owner_zip_score_return_dates_and_sear
     assert listed(staff_client, "score=70") == [c.pk]
     assert listed(staff_client, "score=0") == [d.pk]
     assert listed(staff_client, "return=waiting") == [c.pk]
+    assert listed(staff_client, "exploration__exact=1") == [d.pk]
+    assert listed(staff_client, "exploration__exact=0") == [e.pk, c.pk, b.pk, a.pk]
     assert listed(staff_client, "assigned_at__isnull=True") == [e.pk, d.pk, a.pk]
     assert listed(staff_client, today) == [e.pk, d.pk, c.pk, b.pk, a.pk]
     assert listed(staff_client, urlencode({"created_at__gte": midnight + dt.timedelta(days=1)})) == []
@@ -149,7 +152,7 @@ def test_changelist_filters_by_trade_state_owner_zip_score_return_dates_and_sear
 
     page = page_of(staff_client.get(CHANGELIST))
     for title in ("By trade", "By state", "By return", "By contractor", "By ZIP code", "By score",
-                  "By created at", "By assigned at"):  # fmt: skip
+                  "By exploration", "By created at", "By assigned at"):  # fmt: skip
         assert title in page
     model_version = Lead.objects.get(pk=b.pk).model_version
     cells = row_cells(staff_client, b)
@@ -475,6 +478,9 @@ def test_lead_filter_page_edits_a_trades_filters_with_property_type_checkboxes(s
     page = page_of(staff_client.get(url))
     assert 'type="checkbox" name="property_types" value="condo"' in page
     assert 'name="trade"' not in page
+    volume, exploration = (f'class="fieldset-heading">{name}</h2>' for name in ("Volume", "Exploration"))
+    assert page.index(volume) < page.index('name="capacity_factor"') < page.index('name="uncapped_leads_per_zip"')
+    assert page.index('name="uncapped_leads_per_zip"') < page.index(exploration) < page.index("exploration_share")
 
     response = staff_client.post(
         url,
@@ -485,6 +491,10 @@ def test_lead_filter_page_edits_a_trades_filters_with_property_type_checkboxes(s
             "property_types": ["single_family", "townhouse"],
             "max_per_zip_per_day": "10",
             "cooldown_days": "30",
+            "capacity_factor": "2",
+            "pool_leads_per_day": "20",
+            "uncapped_leads_per_zip": "3",
+            "exploration_share": "0.1",
         },
     )
 
@@ -499,6 +509,8 @@ def test_lead_filter_page_edits_a_trades_filters_with_property_type_checkboxes(s
         lead_filter.max_per_zip_per_day,
         lead_filter.cooldown_days,
     ) == (True, 85.0, None, False, ["single_family", "townhouse"], 10, 30)
+    volume = (lead_filter.capacity_factor, lead_filter.pool_leads_per_day, lead_filter.uncapped_leads_per_zip)
+    assert (volume, lead_filter.exploration_share) == ((2.0, 20, 3), 0.1)
     assert "Single family, Townhouse" in page_of(staff_client.get("/admin/leads/leadfilter/"))
 
 
@@ -510,12 +522,19 @@ def test_lead_filter_page_edits_a_trades_filters_with_property_type_checkboxes(s
         ("min_urgency", "101", "Ensure this value is less than or equal to 100."),
         ("max_per_zip_per_day", "0", "Ensure this value is greater than or equal to 1."),
         ("cooldown_days", "0", "Ensure this value is greater than or equal to 1."),
+        ("capacity_factor", "0", "Above 0; leave it blank for no volume target."),
+        ("capacity_factor", "-1", "Ensure this value is greater than or equal to 0."),
+        ("pool_leads_per_day", "-1", "Ensure this value is greater than or equal to 0."),
+        ("exploration_share", "0.6", "Ensure this value is less than or equal to 0.5."),
+        ("exploration_share", "-0.1", "Ensure this value is greater than or equal to 0."),
     ],
 )
 def test_lead_filter_values_out_of_range_are_form_errors(staff_client, roofing, field, value, error):
     lead_filter = LeadFilter.objects.get(trade=roofing)
     before = LeadFilter.objects.filter(pk=lead_filter.pk).values().get()
     data = {"enabled": "on", "min_score": "80", "min_urgency": "", "max_per_zip_per_day": "", "cooldown_days": "90"}
+    data |= {"capacity_factor": "1.5", "pool_leads_per_day": "50", "uncapped_leads_per_zip": "2"}
+    data |= {"exploration_share": "0"}
 
     response = staff_client.post(f"/admin/leads/leadfilter/{lead_filter.pk}/change/", {**data, field: value})
 

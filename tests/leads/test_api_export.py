@@ -57,7 +57,7 @@ def test_the_export_is_a_csv_download_of_flat_rows(roofing):
         "id", "trade", "state", "zip_code", "score", "urgency", "priority", "generated_at", "assigned_at",
         "delivered_at", "accepted_at", "converted_at", "expires_at", "job_value", "return_reason", "address", "city",
         "property_state", "owner_name", "parcel_id", "year_built", "roof_year", "living_sqft", "market_value",
-        "reasons",
+        "reasons", "exploration",
     ]  # fmt: skip
     assert rows[0] == HEADER
     lead.refresh_from_db()
@@ -89,6 +89,7 @@ def test_the_export_is_a_csv_download_of_flat_rows(roofing):
             "living_sqft": "1850",
             "market_value": "525000",
             "reasons": "Roof is 24 years old; Hail, 2 inches",
+            "exploration": "false",
         }
     ]
     assert json["generated_at"].endswith("Z")

@@ -32,12 +32,12 @@ def test_generate_leads_prints_each_trade_and_the_total(roofing, trades):
     scored_home(roofing, score=90)
     scored_home(roofing, score=85, zip_code="80203")
     scored_home(trades["hvac"], score=95)
-    scored_home(trades["hvac"], score=50)  # below hvac's default minimum of 80
+    scored_home(trades["hvac"], score=30)  # below hvac's default floor of 40
 
     assert run("generate_leads") == (
-        "hvac: 1 new lead\n"
+        "hvac: 1 new lead; targets 0 in owned ZIPs, 50 in the pool\n"  # hvac's default volume target
         "roofing: 2 new leads\n"
-        "solar: 0 new leads\n"
+        "solar: 0 new leads; targets 0 in owned ZIPs, 50 in the pool\n"
         "windows: skipped, lead generation is off in its filters\n"
         "total: 3 new leads\n"
     )
@@ -235,7 +235,7 @@ def test_run_pipeline_still_makes_leads_when_a_trade_cannot_be_scored_and_exits_
     assert lines[0].startswith("roofing: run ")
     assert lines[1:] == [
         "gutters: Gutters has no active scoring model; activate one in the admin first",
-        "gutters: 0 new leads",
+        "gutters: 0 new leads; targets 0 in owned ZIPs, 50 in the pool",
         "roofing: 1 new lead",
         "routing: 0 leads assigned to 0 contractors, 1 in the pool",
         "webhooks: no routed lead goes to a webhook",
