@@ -16,10 +16,10 @@ services as a CRM would through the API:
 simulation approves them as staff would: the homeowner's "no" is the outcome evaluation and learning
 need, and leaving it pending would hide most of the market's failures.
 
-Every draw is a hash of the seed, the lead id and what is drawn, never of the order of play, so a seed
-gives the same outcomes whatever else ran. The truth each lead was drawn from is kept (TruthDraw), for
-benchmarks comparing the truth's and the oracle's discrimination on the same leads. Only demo
-contractors' leads are touched.
+Every draw is a hash of the seed, the lead (its home's parcel id, trade and day) and what is drawn,
+never of the order of play, so a seed gives the same outcomes whatever else ran. The truth each lead
+was drawn from is kept (TruthDraw), for benchmarks comparing the truth's and the oracle's
+discrimination on the same leads. Only demo contractors' leads are touched.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ JOB_VALUES = {
     "solar": (15_000, 45_000),
 }
 DEFAULT_JOB_VALUE = (5_000, 25_000)
+NAMED_BY = ("property", "trade")  # what draw() names a lead by
 
 
 @dataclass
@@ -109,9 +110,13 @@ class Simulation:
         return total
 
 
-def draw(seed: int, lead_id: int, what: str) -> float:
-    """A uniform number in [0, 1) for this seed, lead and purpose: the same whatever the order of play."""
-    digest = hashlib.blake2b(f"{seed}:{what}:{lead_id}".encode(), digest_size=8).digest()
+def draw(seed: int, lead: Lead, what: str) -> float:
+    """A uniform number in [0, 1) for this seed, lead and purpose: the same whatever the order of play, and
+    in any database seeded alike (the lead is named by its home's parcel id, its trade and its day, not
+    by row ids, which depend on everything the database saw before). `lead` comes with its property and
+    trade (select_related)."""
+    key = f"{seed}:{what}:{lead.property.parcel_id}:{lead.trade.slug}:{lead.generated_on.isoformat()}"
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
@@ -213,8 +218,8 @@ def _answers(leads: QuerySet[Lead], *, seed: int, now: dt.datetime, result: Simu
     assigned = list(leads.filter(state=Lead.State.ASSIGNED).values_list("id", flat=True))
     delivered = leads_deliver(lead_ids=assigned, via="api", now=now)
     result.delivered += len(delivered)
-    for lead in leads.filter(pk__in=delivered, state=Lead.State.DELIVERED).order_by("id"):
-        roll = draw(seed, lead.pk, "answer")
+    for lead in leads.filter(pk__in=delivered, state=Lead.State.DELIVERED).select_related(*NAMED_BY).order_by("id"):
+        roll = draw(seed, lead, "answer")
         accept, reject = ANSWER_SHARES[0][1], ANSWER_SHARES[1][1]
         if roll < accept:
             lead_accept(lead=lead, actor=CONTRACTOR, now=now)
@@ -226,7 +231,7 @@ def _answers(leads: QuerySet[Lead], *, seed: int, now: dt.datetime, result: Simu
 
 def _outcome_day(seed: int, lead: Lead) -> dt.date:
     low, high = OUTCOME_DELAY_DAYS
-    delay = low + int(draw(seed, lead.pk, "delay") * (high - low + 1))
+    delay = low + int(draw(seed, lead, "delay") * (high - low + 1))
     assert lead.accepted_at is not None
     return timezone.localdate(lead.accepted_at) + dt.timedelta(days=delay)
 
@@ -236,15 +241,15 @@ def _outcomes(leads: QuerySet[Lead], *, seed: int, day: dt.date, now: dt.datetim
     probability on the lead's day, else returned "not interested" or left open with a note."""
     waiting = leads.filter(state=Lead.State.ACCEPTED, contacted_at__isnull=True, return_requested_at__isnull=True)
     draws = dict(TruthDraw.objects.filter(lead__in=waiting).values_list("lead_id", "probability"))
-    for lead in waiting.select_related("trade").order_by("id"):
+    for lead in waiting.select_related(*NAMED_BY).order_by("id"):
         if lead.pk not in draws or _outcome_day(seed, lead) > day:
             continue
-        if draw(seed, lead.pk, "convert") < draws[lead.pk]:
+        if draw(seed, lead, "convert") < draws[lead.pk]:
             low, high = JOB_VALUES.get(lead.trade.slug, DEFAULT_JOB_VALUE)
-            value = low + round(draw(seed, lead.pk, "value") * (high - low) / 250) * 250
+            value = low + round(draw(seed, lead, "value") * (high - low) / 250) * 250
             lead_convert(lead=lead, job_value=Decimal(value), actor=CONTRACTOR, now=now)
             result.converted += 1
-        elif draw(seed, lead.pk, "report") < REPORTED_SHARE:
+        elif draw(seed, lead, "report") < REPORTED_SHARE:
             returned = lead_return(lead=lead, reason=Lead.ReturnReason.NOT_INTERESTED, actor=CONTRACTOR, now=now)
             if returned.pending:
                 lead_return_approve(lead=returned.lead, user=None, note="Homeowner declined the quote.", now=now)
