@@ -40,6 +40,7 @@ from demo.guard import DemoRefused, demo_production_check
 from demo.models import HiddenTruth, TruthDraw
 from demo.truth import TRUTH_TRADES, truth_on_day
 from leadengine.flows import daily_run
+from leads.errors import ReturnRefused
 from leads.models import Lead, LeadEvent
 from leads.services.lifecycle import (
     lead_accept,
@@ -249,10 +250,19 @@ def _outcomes(leads: QuerySet[Lead], *, seed: int, day: dt.date, now: dt.datetim
             value = low + round(draw(seed, lead, "value") * (high - low) / 250) * 250
             lead_convert(lead=lead, job_value=Decimal(value), actor=CONTRACTOR, now=now)
             result.converted += 1
-        elif draw(seed, lead, "report") < REPORTED_SHARE:
-            returned = lead_return(lead=lead, reason=Lead.ReturnReason.NOT_INTERESTED, actor=CONTRACTOR, now=now)
-            if returned.pending:
-                lead_return_approve(lead=returned.lead, user=None, note="Homeowner declined the quote.", now=now)
+        elif draw(seed, lead, "report") < REPORTED_SHARE and _returned(lead, now):
             result.returned += 1
         else:
             lead_contact(lead=lead, actor=CONTRACTOR, note="Homeowner still deciding.", now=now)
+
+
+def _returned(lead: Lead, now: dt.datetime) -> bool:
+    """Return the lead as "not interested", approved as staff would when it waits over the return rate;
+    False when the return window has passed (days played apart): the contractor then never says."""
+    try:
+        returned = lead_return(lead=lead, reason=Lead.ReturnReason.NOT_INTERESTED, actor=CONTRACTOR, now=now)
+    except ReturnRefused:
+        return False
+    if returned.pending:
+        lead_return_approve(lead=returned.lead, user=None, note="Homeowner declined the quote.", now=now)
+    return True

@@ -165,3 +165,18 @@ def test_simulation_refuses_without_demo_contractors_or_truth_and_bad_arguments(
     with pytest.raises(CommandError, match="no hidden truth"):
         call_command("simulate_days", "--days", "2")
     assert not Lead.objects.exists()
+
+
+def test_days_played_apart_leave_leads_past_the_return_window_open(tiny_market):
+    today = timezone.localdate()
+    days_simulate(days=2, seed=3, today=today - dt.timedelta(days=20))
+    accepted = set(Lead.objects.filter(state="accepted").values_list("id", flat=True))
+    assert accepted
+
+    days_simulate(days=1, seed=3, today=today)
+
+    late = Lead.objects.filter(pk__in=accepted)
+    # Outcomes are due but returns are no longer taken: converted, or left open with the contractor's note.
+    assert set(late.values_list("state", flat=True)) <= {"accepted", "converted"}
+    assert not late.filter(state="accepted", contacted_at__isnull=True).exists()
+    assert not late.filter(return_requested_at__isnull=False).exists()
