@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 DEMO_PROPERTIES ?= 50000
 DEMO_SEED ?= 42
+DEMO_DAYS ?= 30
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -23,16 +24,16 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-## Migrate, load the ZIP reference, seed the demo market and its contractors once, run the daily
-## pipeline (score every trade as of today, generate, route and expire leads), play the demo contractors'
-## day, create the default job schedules that are missing and the staff roles, create the demo login.
+## Migrate, load the ZIP reference, seed the demo market (and its hidden truth) and its contractors once,
+## play the demo market's last DEMO_DAYS days once (each day the nightly run as of that day, then the demo
+## contractors' moves and outcomes; the last day is today's run), create the default job schedules that
+## are missing and the staff roles, create the demo login.
 setup: $(BIN)/.installed
 	$(MANAGE) migrate --noinput
 	$(MANAGE) load_zipcodes
 	$(MANAGE) seed_demo --if-empty --properties $(DEMO_PROPERTIES) --seed $(DEMO_SEED)
 	$(MANAGE) seed_demo_territories --if-empty
-	$(MANAGE) run_pipeline
-	$(MANAGE) seed_demo_day --if-quiet
+	$(MANAGE) simulate_days --days $(DEMO_DAYS) --seed $(DEMO_SEED) --if-quiet
 	$(MANAGE) seed_schedules
 	$(MANAGE) seed_roles
 	$(MANAGE) ensure_demo_user

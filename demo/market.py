@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from demo.guard import DEMO_ORIGIN, demo_market_owner_check, demo_production_check
+from demo.truth import truth_seed
 from scoring import geo, selectors
 from scoring.models import ImportRun, Property, StormEvent
 from scoring.services.imports import ImportResult, data_file_import
@@ -208,6 +209,8 @@ class DemoSeed(TypedDict):
     results: dict[str, ImportResult]  # per file imported, in IMPORT_ORDER; stops at a file that failed
     generate_seconds: float
     write_seconds: float
+    truth_rows: int  # HiddenTruth rows drawn (property x trade), 0 when an import failed
+    truth_seconds: float
 
 
 def demo_market_seed(
@@ -225,8 +228,9 @@ def demo_market_seed(
     (origin "demo"), as `import_data` would load them; importing stops at a file that could not be
     loaded at all, since the files after it depend on it. Seeding the same market again changes nothing
     (the imports are upserts). With `only_if_empty`, a database that already has properties is left
-    alone. DemoRefused with DEBUG off unless `allow_production`, and over properties the demo did not
-    write (`demo_market_owner_check`).
+    alone. Once every file is loaded, the market's hidden truth is drawn (demo/truth.py: truth_seed).
+    DemoRefused with DEBUG off unless `allow_production`, and over properties the demo did not write
+    (`demo_market_owner_check`).
     """
     if properties < 1:
         raise DemoMarketError("the demo market needs at least one property")
@@ -234,6 +238,7 @@ def demo_market_seed(
     today = today or timezone.localdate()
     seeded: DemoSeed = {
         "skipped": False, "rows": {}, "files": {}, "results": {}, "generate_seconds": 0.0, "write_seconds": 0.0,
+        "truth_rows": 0, "truth_seconds": 0.0,
     }  # fmt: skip
     if only_if_empty and Property.objects.exists():
         seeded["skipped"] = True
@@ -260,6 +265,10 @@ def demo_market_seed(
         seeded["results"][kind] = result
         if result.run.status == ImportRun.Status.FAILED:
             break
+    else:
+        started = time.monotonic()
+        seeded["truth_rows"] = truth_seed(seed=seed, today=today)
+        seeded["truth_seconds"] = time.monotonic() - started
     return seeded
 
 

@@ -5,7 +5,7 @@ have properties: more of the busy ZIPs than of the quiet ones, roofing the most 
 the least, the first contractor of a trade the biggest. The rest stay free for staff to sell (coverage
 shows them ranked by demand). A few contractors wait in line for a rival's ZIPs, one is paused.
 Everything goes through the services, so the demo data obeys every rule real data does. The contractors
-are marked `is_demo`: the demo day plays only their leads.
+are marked `is_demo`: the demo day plays only their leads. The demo trades explore (EXPLORATION_SHARE).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from contractors.models import Contractor, validate_time_zone
 from contractors.services.contractors import contractor_create, contractor_status_change
 from demo.guard import demo_production_check
 from demo.market import METROS, metro_zip_frame
+from leads.services.filters import lead_filter_for
 from scoring import selectors as scoring_selectors
 from scoring.models import Property, Trade, ZipCode
 from territories.services.claims import territory_claim_many
@@ -36,6 +37,9 @@ DEMO_TRADES: dict[str, tuple[float, list[tuple[str, float]]]] = {
     "solar": (0.35, [("Bright Path Solar", 0.6), ("Sunward Energy", 0.4)]),
 }
 WAITLIST_SHARE = 0.05  # of owned ZIPs, where a rival of the owner waits in line
+# The demo trades explore: this share of their leads is drawn from below the floor, so that evaluation
+# and learning see outcomes beyond the default models' top (production's default is none).
+EXPLORATION_SHARE = 0.05
 CAPS = [(None, None, None), (10, 50, 180), (5, 25, None), (None, 40, 150)]
 
 
@@ -132,6 +136,10 @@ def territories_demo_seed(
                         result["waitlist"] += 1
             result["free"] += len(codes) - sum(len(zip_codes) for zip_codes in owned.values())
             result["contractors"] += len(contractors)
+    for trade in trades.values():
+        lead_filter = lead_filter_for(trade=trade)
+        lead_filter.exploration_share = EXPLORATION_SHARE
+        lead_filter.save(update_fields=["exploration_share", "updated_at"])
     paused = Contractor.objects.filter(is_demo=True, name__startswith="Polar Bear HVAC").order_by("name").first()
     if paused is not None:
         contractor_status_change(

@@ -143,11 +143,13 @@ def _move(
     user: User | None = None,
     reason: str = "",
     update: Callable[[Lead, dt.datetime], Iterable[str]] | None = None,
+    now: dt.datetime | None = None,
 ) -> Lead:
-    """The common shape of a move: lock, check, change (`update(lead, now)` returns changed fields), record."""
+    """The common shape of a move: lock, check, change (`update(lead, now)` returns changed fields), record.
+    `now` is the move's time (default the clock's): a replayed or simulated day passes its own."""
     lead = _lock(lead)
     to_state = transition_check(lead=lead, action=action, actor=actor)
-    now = timezone.now()
+    now = now or timezone.now()
     fields = tuple(update(lead, now)) if update else ()
     from_state, lead.state = lead.state, to_state
     if to_state not in Lead.OPEN and lead.closed_at is None:
@@ -159,14 +161,16 @@ def _move(
 
 
 @transaction.atomic
-def lead_deliver(*, lead: Lead, actor: str = Actor.SYSTEM, user: User | None = None, via: str = "") -> Lead:
+def lead_deliver(
+    *, lead: Lead, actor: str = Actor.SYSTEM, user: User | None = None, via: str = "", now: dt.datetime | None = None
+) -> Lead:
     """The lead reached its contractor (API, webhook or email: `via`)."""
 
     def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.delivered_at = now
         return ("delivered_at",)
 
-    return _move(lead, action="deliver", actor=actor, user=user, reason=via, update=update)
+    return _move(lead, action="deliver", actor=actor, user=user, reason=via, update=update, now=now)
 
 
 @transaction.atomic
@@ -199,27 +203,31 @@ def leads_deliver(*, lead_ids: list[int], via: str, now: dt.datetime | None = No
 
 
 @transaction.atomic
-def lead_accept(*, lead: Lead, actor: str, user: User | None = None) -> Lead:
+def lead_accept(*, lead: Lead, actor: str, user: User | None = None, now: dt.datetime | None = None) -> Lead:
     def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.accepted_at, lead.expires_at = now, None
         return ("accepted_at", "expires_at")
 
-    return _move(lead, action="accept", actor=actor, user=user, update=update)
+    return _move(lead, action="accept", actor=actor, user=user, update=update, now=now)
 
 
 @transaction.atomic
-def lead_reject(*, lead: Lead, actor: str, user: User | None = None, reason: str = "") -> Lead:
+def lead_reject(
+    *, lead: Lead, actor: str, user: User | None = None, reason: str = "", now: dt.datetime | None = None
+) -> Lead:
     """The contractor declines the lead. Unlike a return it keeps its cap slot: it was a good lead."""
 
     def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
         lead.expires_at = None
         return ("expires_at",)
 
-    return _move(lead, action="reject", actor=actor, user=user, reason=reason, update=update)
+    return _move(lead, action="reject", actor=actor, user=user, reason=reason, update=update, now=now)
 
 
 @transaction.atomic
-def lead_contact(*, lead: Lead, actor: str, user: User | None = None, note: str = "") -> Lead:
+def lead_contact(
+    *, lead: Lead, actor: str, user: User | None = None, note: str = "", now: dt.datetime | None = None
+) -> Lead:
     """The contractor reached (or tried to reach) the homeowner of an accepted lead. Each contact is an
     event with its note; `contacted_at` is the last one. The lead stays accepted."""
 
@@ -227,7 +235,7 @@ def lead_contact(*, lead: Lead, actor: str, user: User | None = None, note: str 
         lead.contacted_at = now
         return ("contacted_at",)
 
-    return _move(lead, action="contact", actor=actor, user=user, reason=note.strip(), update=update)
+    return _move(lead, action="contact", actor=actor, user=user, reason=note.strip(), update=update, now=now)
 
 
 def job_value_parse(value: object) -> Decimal:
@@ -241,7 +249,9 @@ def job_value_parse(value: object) -> Decimal:
 
 
 @transaction.atomic
-def lead_convert(*, lead: Lead, job_value: object, actor: str, user: User | None = None) -> Lead:
+def lead_convert(
+    *, lead: Lead, job_value: object, actor: str, user: User | None = None, now: dt.datetime | None = None
+) -> Lead:
     """The contractor sold the job: its value is kept for reporting."""
     amount = job_value_parse(job_value)
 
@@ -249,20 +259,22 @@ def lead_convert(*, lead: Lead, job_value: object, actor: str, user: User | None
         lead.converted_at, lead.job_value = now, amount
         return ("converted_at", "job_value")
 
-    return _move(lead, action="convert", actor=actor, user=user, reason=f"job value {amount}", update=update)
+    return _move(lead, action="convert", actor=actor, user=user, reason=f"job value {amount}", update=update, now=now)
 
 
-def _slot_freed(lead: Lead) -> Lead:
+def _slot_freed(lead: Lead, now: dt.datetime | None = None) -> Lead:
     """After a move that freed the cap slot of the lead's contractor has committed: the pool's next lead
     for that contractor, if any, goes to it now."""
     from leads.services.routing import leads_route
 
     if lead.contractor_id is not None and lead.state in Lead.CAP_FREE:
-        leads_route(contractor_ids=[lead.contractor_id])
+        leads_route(contractor_ids=[lead.contractor_id], now=now)
     return lead
 
 
-def lead_withdraw(*, lead: Lead, actor: str, user: User | None = None, reason: str) -> Lead:
+def lead_withdraw(
+    *, lead: Lead, actor: str, user: User | None = None, reason: str, now: dt.datetime | None = None
+) -> Lead:
     """Take a lead back (do-not-contact, bad data). A withdrawn lead frees its cap slot."""
     if not reason.strip():
         raise LeadError("Say why the lead is withdrawn.")
@@ -272,9 +284,9 @@ def lead_withdraw(*, lead: Lead, actor: str, user: User | None = None, reason: s
         return ("expires_at",)
 
     with transaction.atomic():
-        lead = _move(lead, action="withdraw", actor=actor, user=user, reason=reason.strip(), update=update)
+        lead = _move(lead, action="withdraw", actor=actor, user=user, reason=reason.strip(), update=update, now=now)
         usage_bump([lead.contractor_id])
-    return _slot_freed(lead)
+    return _slot_freed(lead, now)
 
 
 @dataclass(frozen=True)
@@ -295,19 +307,27 @@ def _return_rate_exceeded(*, contractor: Contractor, now: dt.datetime) -> tuple[
 
 
 def lead_return(
-    *, lead: Lead, reason: str, note: str = "", actor: str = Actor.CONTRACTOR, user: User | None = None
+    *,
+    lead: Lead,
+    reason: str,
+    note: str = "",
+    actor: str = Actor.CONTRACTOR,
+    user: User | None = None,
+    now: dt.datetime | None = None,
 ) -> ReturnOutcome:
     """A contractor returns a delivered or accepted lead within LEAD_RETURN_WINDOW_DAYS of delivery, with
     a reason from the list ("other" needs a note). Within the monthly return rate the lead is returned
     at once and frees its cap slot; above it the request waits for staff (lead_return_approve). Staff
     returning a lead for the contractor are not held to the rate."""
-    outcome = _lead_return(lead=lead, reason=reason, note=note, actor=actor, user=user)
-    _slot_freed(outcome.lead)
+    outcome = _lead_return(lead=lead, reason=reason, note=note, actor=actor, user=user, now=now)
+    _slot_freed(outcome.lead, now)
     return outcome
 
 
 @transaction.atomic
-def _lead_return(*, lead: Lead, reason: str, note: str, actor: str, user: User | None) -> ReturnOutcome:
+def _lead_return(
+    *, lead: Lead, reason: str, note: str, actor: str, user: User | None, now: dt.datetime | None
+) -> ReturnOutcome:
     if reason not in Lead.ReturnReason.values:
         choices = ", ".join(Lead.ReturnReason.values)
         raise ReturnRefused(f"Return reason {reason!r} is not one of: {choices}.")
@@ -320,7 +340,7 @@ def _lead_return(*, lead: Lead, reason: str, note: str, actor: str, user: User |
     transition_check(lead=lead, action=action, actor=actor)
     if lead.return_pending:
         raise ReturnRefused(f"Lead {lead.pk} already has a return waiting for approval.")
-    now = timezone.now()
+    now = now or timezone.now()
     window = dt.timedelta(days=settings.LEAD_RETURN_WINDOW_DAYS)
     if lead.delivered_at is None or now > lead.delivered_at + window:
         raise ReturnRefused(
@@ -351,7 +371,7 @@ def _lead_return(*, lead: Lead, reason: str, note: str, actor: str, user: User |
     )
 
 
-def lead_return_approve(*, lead: Lead, user: User | None, note: str = "") -> Lead:
+def lead_return_approve(*, lead: Lead, user: User | None, note: str = "", now: dt.datetime | None = None) -> Lead:
     """Staff accept a return that was over the rate: the lead is returned and frees its cap slot."""
 
     def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
@@ -360,9 +380,11 @@ def lead_return_approve(*, lead: Lead, user: User | None, note: str = "") -> Lea
 
     with transaction.atomic():
         _return_waiting_check(lead, action="return_approve")
-        lead = _move(lead, action="return_approve", actor=Actor.STAFF, user=user, reason=note.strip(), update=update)
+        lead = _move(
+            lead, action="return_approve", actor=Actor.STAFF, user=user, reason=note.strip(), update=update, now=now
+        )
         usage_bump([lead.contractor_id])
-    return _slot_freed(lead)
+    return _slot_freed(lead, now)
 
 
 def _return_waiting_check(lead: Lead, *, action: str) -> None:
@@ -375,7 +397,7 @@ def _return_waiting_check(lead: Lead, *, action: str) -> None:
 
 
 @transaction.atomic
-def lead_return_deny(*, lead: Lead, user: User | None, note: str) -> Lead:
+def lead_return_deny(*, lead: Lead, user: User | None, note: str, now: dt.datetime | None = None) -> Lead:
     """Refuse a waiting return: the lead stays with the contractor, the request is cleared."""
     if not note.strip():
         raise LeadError("Say why the return is refused; the contractor sees it.")
@@ -385,7 +407,7 @@ def lead_return_deny(*, lead: Lead, user: User | None, note: str) -> Lead:
         lead.return_requested_at, lead.return_reason, lead.return_note = None, "", ""
         return ("return_requested_at", "return_reason", "return_note")
 
-    return _move(lead, action="return_deny", actor=Actor.STAFF, user=user, reason=note.strip(), update=update)
+    return _move(lead, action="return_deny", actor=Actor.STAFF, user=user, reason=note.strip(), update=update, now=now)
 
 
 @dataclass(frozen=True)

@@ -322,9 +322,10 @@ def test_command_prints_one_line_per_file_and_skips_a_seeded_database(zip_codes,
     call_command("seed_demo", "--properties", "300", "--seed", "5", "--out", str(tmp_path), stdout=out)
 
     lines = out.getvalue().splitlines()
-    assert len(lines) == 5
+    assert len(lines) == 6
     assert lines[0].startswith("Demo market: 300 properties, seed 5: generated in ")
-    assert [line.split(":")[0] for line in lines[1:]] == list(IMPORT_ORDER)
+    assert [line.split(":")[0] for line in lines[1:5]] == list(IMPORT_ORDER)
+    assert lines[5].startswith("Hidden truth: 1,200 property x trade rows drawn in ")
     assert lines[1].startswith("properties: 300 rows read, 300 inserted, 0 updated, 0 unchanged, 0 rejected")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["permits.csv", "properties.csv", "sales.csv", "storms.csv"]
     assert Property.objects.count() == 300

@@ -64,5 +64,9 @@ class Command(BaseCommand):
                 continue
             (self.stdout if result.exit_code == 0 else self.stderr).write(result.summary())
             exit_code = max(exit_code, result.exit_code)
+        if seeded["truth_rows"]:
+            self.stdout.write(
+                f"Hidden truth: {seeded['truth_rows']:,} property x trade rows drawn in {seeded['truth_seconds']:.1f} s"
+            )
         if exit_code:
             sys.exit(exit_code)
