@@ -136,3 +136,81 @@ def top_decile_lift(score, label, weight=None) -> float | None:
     if first.conversion_rate is None:
         return None
     return float(first.conversion_rate / ((weight * label).sum() / total))
+
+
+@dataclass(frozen=True)
+class Band:
+    low: float  # the band holds scores from low (inclusive) to low + its width (the last band: to 100)
+    high: float
+    leads: int
+    weight: float
+    conversions: int
+    mean_score: float  # weighted
+    conversion_rate: float  # weighted, observed
+
+
+def calibration(score, label, weight=None, *, width: float = 10, top: float = 100) -> list[Band]:
+    """The observed conversion rate per score band of `width` points, best band first, bands without a
+    lead left out: a score that ranks well rises band by band. A score of `top` counts in the band below
+    it (90-100 holds 100)."""
+    score, label, weight = _arrays(score, label, weight)
+    if width <= 0:
+        raise ValueError("the band width must be more than 0")
+    last = int(np.ceil(top / width)) - 1
+    number = np.clip(np.floor(score / width), 0, last).astype(int)
+    result = []
+    for n in np.unique(number)[::-1]:
+        inside = number == n
+        w = weight[inside]
+        total = float(w.sum())
+        result.append(
+            Band(
+                low=float(n * width),
+                high=float(min((n + 1) * width, top) if n == last else (n + 1) * width),
+                leads=int(inside.sum()),
+                weight=total,
+                conversions=int(label[inside].sum()),
+                mean_score=float((w * score[inside]).sum() / total) if total > 0 else float(score[inside].mean()),
+                conversion_rate=float((w * label[inside]).sum() / total) if total > 0 else 0.0,
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class GroupRate:
+    name: str
+    leads: int
+    weight: float
+    conversions: int
+    conversion_rate: float  # weighted
+    lift: float | None  # the rate over the rate of every lead; None when no lead converted
+
+
+def rates_by_group(groups, label, weight=None) -> list[GroupRate]:
+    """The conversion rate of the leads in each group, where a lead may be in several groups (`groups`: one
+    list of names per lead, e.g. the features of its reasons) or none. Most leads first, then by name."""
+    _, label, weight = _arrays(np.zeros(len(label)), label, weight)
+    if len(groups) != len(label):
+        raise ValueError("groups, label and weight must have one value per lead")
+    overall = float((weight * label).sum() / weight.sum()) if weight.sum() > 0 else 0.0
+    index = np.repeat(np.arange(len(groups)), [len(names) for names in groups])
+    names = np.array([name for names in groups for name in names], dtype=object)
+    result = []
+    for name in sorted(set(names.tolist())):
+        members = np.unique(index[names == name])  # a name twice in one lead's list counts it once
+        w = weight[members]
+        total = float(w.sum())
+        rate = float((w * label[members]).sum() / total) if total > 0 else 0.0
+        result.append(
+            GroupRate(
+                name=str(name),
+                leads=len(members),
+                weight=total,
+                conversions=int(label[members].sum()),
+                conversion_rate=rate,
+                lift=rate / overall if overall > 0 else None,
+            )
+        )
+    result.sort(key=lambda group: (-group.leads, group.name))
+    return result
