@@ -312,7 +312,7 @@ def evaluation_comparison(*, trade_id: int) -> EvaluationComparison | None:
         if challenger_run
         else None
     )
-    names = f"the challenger, v{challenger.version}, and the active version, v{active.version}"
+    names = f"the challenger, v{challenger.version}, and the active version, v{active.version},"
     apart = None
     if challenger_run is None:
         statement = f"No evaluation of the challenger, v{challenger.version}, yet: nothing to compare."
@@ -341,8 +341,8 @@ def evaluation_comparison(*, trade_id: int) -> EvaluationComparison | None:
             )
         else:
             statement = (
-                f"The difference between {names} is within their 95% intervals ({_auc_shown(challenger_run)} "
-                f"against {_auc_shown(active_run)}): they cannot be told apart yet."
+                f"{sentence(names)} differ within their 95% intervals ({_auc_shown(challenger_run)} against "
+                f"{_auc_shown(active_run)}): they cannot be told apart yet."
             )
     return EvaluationComparison(
         active=active, challenger=challenger, active_run=active_run, challenger_run=challenger_run, apart=apart,

@@ -4,6 +4,7 @@ from core.errors import DomainError
 from core.text import counted
 from leads.services.quality import EVALUATION_DAYS, models_evaluate
 from scoring.models import EvaluationRun
+from scoring.quality_display import missing_figures
 from scoring.selectors import trades_named
 
 
@@ -35,8 +36,8 @@ def run_lines(run: EvaluationRun) -> list[str]:
                 f"  {decile['number']:>6} {decile['leads']:>7,} {decile['conversions']:>11,} "
                 f"{_percent(decile['conversion_rate']):>10} {_percent(decile['return_rate']):>11}  {scores}"
             )
-    for figure, why in run.figures.get("missing", {}).items():
-        lines.append(f"  {figure.replace('_', ' ')}: none, {why}")
+    for figure, why in missing_figures(run):
+        lines.append(f"  no {figure}: {why}")
     return lines
 
 
