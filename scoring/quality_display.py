@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from core import charts
@@ -14,7 +15,8 @@ from scoring.models import EvaluationRun
 
 
 def _day(run: EvaluationRun) -> str:
-    return f"{run.created_at:%b} {run.created_at.day}"
+    at = timezone.localtime(run.created_at)
+    return f"{at:%b} {at.day}"
 
 
 def auc_trend_chart(runs: Sequence[EvaluationRun], *, label: str, width: int = 420, height: int = 170) -> SafeString:
@@ -30,6 +32,7 @@ def auc_trend_chart(runs: Sequence[EvaluationRun], *, label: str, width: int = 4
         ],
         width=width,
         height=height,
+        decimals=3,
     )
 
 
