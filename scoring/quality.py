@@ -8,6 +8,9 @@ figure of the population the leads stand for.
 - AUC: the chance that a converting lead scores above one that did not (ties count half).
 - Deciles: the leads cut into ten equal shares of weight by score, best first; a decile's conversion
   rate over the whole rate is its lift.
+- Calibration: the observed conversion rate per score band (10 points): on a 0-100 score it should fall
+  band by band from the top.
+- Per group (a lead's reasons): the conversion rate of the leads in each group, and its lift.
 """
 
 from __future__ import annotations
@@ -194,20 +197,30 @@ def rates_by_group(groups, label, weight=None) -> list[GroupRate]:
     if len(groups) != len(label):
         raise ValueError("groups, label and weight must have one value per lead")
     overall = float((weight * label).sum() / weight.sum()) if weight.sum() > 0 else 0.0
-    index = np.repeat(np.arange(len(groups)), [len(names) for names in groups])
-    names = np.array([name for names in groups for name in names], dtype=object)
+    flat = [name for names in groups for name in names]
+    if not flat:
+        return []
+    numbered: dict[str, int] = {}
+    codes = np.fromiter((numbered.setdefault(name, len(numbered)) for name in flat), dtype=np.int64, count=len(flat))
+    names = list(numbered)
+    index = np.repeat(np.arange(len(groups)), [len(names_of) for names_of in groups])
+    # (lead, group) pairs once each: a name twice in one lead's list counts it once.
+    pairs = np.sort(index * len(names) + codes)
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+    lead, code = pairs // len(names), pairs % len(names)
+    leads = np.bincount(code, minlength=len(names))
+    weights = np.bincount(code, weights=weight[lead], minlength=len(names))
+    converted = np.bincount(code, weights=(weight * label)[lead], minlength=len(names))
+    conversions = np.bincount(code, weights=label[lead], minlength=len(names)).round().astype(int)
     result = []
-    for name in sorted(set(names.tolist())):
-        members = np.unique(index[names == name])  # a name twice in one lead's list counts it once
-        w = weight[members]
-        total = float(w.sum())
-        rate = float((w * label[members]).sum() / total) if total > 0 else 0.0
+    for n, name in enumerate(names):
+        rate = float(converted[n] / weights[n]) if weights[n] > 0 else 0.0
         result.append(
             GroupRate(
                 name=str(name),
-                leads=len(members),
-                weight=total,
-                conversions=int(label[members].sum()),
+                leads=int(leads[n]),
+                weight=float(weights[n]),
+                conversions=int(conversions[n]),
                 conversion_rate=rate,
                 lift=rate / overall if overall > 0 else None,
             )
