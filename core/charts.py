@@ -47,9 +47,9 @@ def _fit(text: str, width: float, char_width: float = 5.6) -> str:
     return text if len(text) <= room else text[: room - 1].rstrip() + "…"
 
 
-def _number(value: float) -> str:
-    """A figure for a label: whole numbers with thousands separators, others to one decimal."""
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+def _number(value: float, decimals: int = 1) -> str:
+    """A figure for a label: whole numbers with thousands separators, others to `decimals` decimals."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.{decimals}f}"
 
 
 def _svg(label: str, width: int, height: int, body: list[str]) -> SafeString:
@@ -136,8 +136,10 @@ def line_chart(
     *,
     width: int = 560,
     height: int = 200,
+    decimals: int = 1,
 ) -> SafeString:
-    """One line per series over the categories (days), each point a circle with its figure."""
+    """One line per series over the categories (days), each point a circle with its figure (to `decimals`
+    decimals: 3 for an AUC)."""
     values = [value for _, numbers in series for value in numbers]
     if not categories or not series or not any(values):
         return _empty(label, width, height)
@@ -157,7 +159,7 @@ def line_chart(
         for (x, y), category, value in zip(points, categories, numbers, strict=True):
             body.append(
                 f'<circle class="chart-point" cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}">'
-                f"<title>{escape(f'{category}: {_number(value)} {name}'.strip())}</title></circle>"
+                f"<title>{escape(f'{category}: {_number(value, decimals)} {name}'.strip())}</title></circle>"
             )
     every = _label_every(len(categories), plot_right - plot_left, width_per_label=44)
     for index, category in enumerate(categories):

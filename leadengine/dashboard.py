@@ -1,14 +1,16 @@
 """The business at a glance on the admin index page: the lead funnel per trade for a period, leads per
 day, conversion and return rates by contractor and by ZIP, territory coverage per trade, the score
-distribution of the last scoring runs per trade (drift), and recent job runs with their failures.
+distribution of the last scoring runs per trade (drift), lead quality per trade (the active version's AUC
+over its evaluation runs and its latest conversion rate by score decile), and recent job runs with their
+failures.
 
 The figures that cost more than a few milliseconds at a market's size (the funnel, leads per day, the
 outcomes and the coverage) are cached in Redis (core.cache) with the time they were computed, which
 the page shows. They are invalidated by generation: the job runs that change leads bump LEADS and warm
 the default period again (dashboard_refresh, called by leadengine.services.jobs), scoring runs and
 territory claims bump SCORES and TERRITORIES themselves; lead moves made outside a job (a contractor
-accepting through the API) show within cache.CACHE_SECONDS. The rest (scoring runs, job runs, overdue
-schedules) are reads of small tables, done on every load."""
+accepting through the API) show within cache.CACHE_SECONDS. The rest (scoring runs, evaluation runs, job
+runs, overdue schedules) are reads of small tables, done on every load."""
 
 from __future__ import annotations
 
@@ -27,8 +29,9 @@ from core.cache import SCORES, TERRITORIES, cached, generation_bump
 from leadengine.models import JobRun
 from leadengine.selectors import jobs_overdue
 from leads.selectors import FUNNEL_STEPS, lead_outcomes, leads_funnel, leads_per_day
+from scoring import quality_display
 from scoring.models import Trade
-from scoring.selectors import scoring_runs_latest
+from scoring.selectors import evaluation_trends_active, scoring_runs_latest
 from territories.selectors import DEFAULT_DEMAND_MIN_SCORE, territory_coverage_summary
 
 PERIODS = (7, 30, 90)  # days the page offers (?days=)
@@ -228,6 +231,30 @@ def _distribution_section(latest: dict[str, list], names: dict[str, str]) -> lis
     return trades
 
 
+def _quality_section(trends: dict[str, list], names: dict[str, str]) -> list[dict]:
+    """Per trade with an active version: that version's AUC over its evaluation runs and its latest run's
+    conversion and return rate by score decile, with the counts behind them."""
+    trades = []
+    for slug, runs in trends.items():
+        name = names.get(slug, slug)
+        shown = {"slug": slug, "name": name, "latest": runs[-1] if runs else None, "runs": len(runs)}
+        if runs:
+            latest = runs[-1]
+            label = f"AUC of {name}'s active version over its evaluation runs"
+            shown |= {
+                "rate": quality_display.percent(latest.conversion_rate),
+                "auc": quality_display.auc_text(latest),
+                "lift": quality_display.lift_text(latest),
+                "deciles": latest.figures.get("deciles") or [],
+                "trend_chart": quality_display.auc_trend_chart(runs, label=label),
+                "decile_chart": quality_display.decile_chart(
+                    latest, label=f"Conversion and return rate by score decile of {name}"
+                ),
+            }
+        trades.append(shown)
+    return trades
+
+
 def dashboard_build(*, days: int, now: dt.datetime | None = None) -> dict:
     """Everything the dashboard shows for the last `days` days, charts drawn."""
     now = now or timezone.now()
@@ -284,6 +311,10 @@ def dashboard_build(*, days: int, now: dt.datetime | None = None) -> dict:
             ["owned", f"free, high demand ({HIGH_DEMAND}+ properties scoring {DEFAULT_DEMAND_MIN_SCORE:.0f}+)", "free"]
         ),
         "distributions": _distribution_section(scoring_runs_latest(per_trade=2), names),
+        "quality": _quality_section(evaluation_trends_active(), names),
+        "quality_trend_legend": charts.legend(quality_display.AUC_TREND_LEGEND),
+        "quality_decile_legend": charts.legend(quality_display.DECILE_LEGEND),
+        "evaluation_runs_url": reverse("admin:scoring_evaluationrun_changelist"),
         "runs": runs,
         "runs_failed": sum(run.status == JobRun.Status.FAILED for run in runs),
         "overdue": jobs_overdue(now=now),

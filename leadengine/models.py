@@ -21,6 +21,7 @@ class JobRun(models.Model):
         EMAIL_DIGEST = "email_digest", "Email new leads to contractors without a webhook"
         DAILY_REPORT = "daily_report", "Email the daily report"
         OVERDUE_CHECK = "overdue_check", "Check for overdue jobs"
+        EVALUATION = "evaluation", "Evaluate lead quality"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

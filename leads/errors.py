@@ -53,3 +53,10 @@ class SuppressionImportError(LeadError):
         listed = "; ".join(f"line {line}: {message}" for line, message in errors[:shown])
         more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
         super().__init__(f"{len(errors)} bad row(s), nothing imported: {listed}{more}.")
+
+
+class EvaluationRefused(LeadError):
+    """An evaluation asked for a period that is no period (its last day before its first, or no day)."""
+
+    code = "evaluation_refused"
+    http_status = 400

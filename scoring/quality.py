@@ -8,6 +8,9 @@ figure of the population the leads stand for.
 - AUC: the chance that a converting lead scores above one that did not (ties count half).
 - Deciles: the leads cut into ten equal shares of weight by score, best first; a decile's conversion
   rate over the whole rate is its lift.
+- Calibration: the observed conversion rate per score band (10 points): on a 0-100 score it should fall
+  band by band from the top.
+- Per group (a lead's reasons): the conversion rate of the leads in each group, and its lift.
 """
 
 from __future__ import annotations
@@ -136,3 +139,91 @@ def top_decile_lift(score, label, weight=None) -> float | None:
     if first.conversion_rate is None:
         return None
     return float(first.conversion_rate / ((weight * label).sum() / total))
+
+
+@dataclass(frozen=True)
+class Band:
+    low: float  # the band holds scores from low (inclusive) to low + its width (the last band: to 100)
+    high: float
+    leads: int
+    weight: float
+    conversions: int
+    mean_score: float  # weighted
+    conversion_rate: float  # weighted, observed
+
+
+def calibration(score, label, weight=None, *, width: float = 10, top: float = 100) -> list[Band]:
+    """The observed conversion rate per score band of `width` points, best band first, bands without a
+    lead left out: a score that ranks well rises band by band. A score of `top` counts in the band below
+    it (90-100 holds 100)."""
+    score, label, weight = _arrays(score, label, weight)
+    if width <= 0:
+        raise ValueError("the band width must be more than 0")
+    last = int(np.ceil(top / width)) - 1
+    number = np.clip(np.floor(score / width), 0, last).astype(int)
+    result = []
+    for n in np.unique(number)[::-1]:
+        inside = number == n
+        w = weight[inside]
+        total = float(w.sum())
+        result.append(
+            Band(
+                low=float(n * width),
+                high=float(min((n + 1) * width, top) if n == last else (n + 1) * width),
+                leads=int(inside.sum()),
+                weight=total,
+                conversions=int(label[inside].sum()),
+                mean_score=float((w * score[inside]).sum() / total) if total > 0 else float(score[inside].mean()),
+                conversion_rate=float((w * label[inside]).sum() / total) if total > 0 else 0.0,
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class GroupRate:
+    name: str
+    leads: int
+    weight: float
+    conversions: int
+    conversion_rate: float  # weighted
+    lift: float | None  # the rate over the rate of every lead; None when no lead converted
+
+
+def rates_by_group(groups, label, weight=None) -> list[GroupRate]:
+    """The conversion rate of the leads in each group, where a lead may be in several groups (`groups`: one
+    list of names per lead, e.g. the features of its reasons) or none. Most leads first, then by name."""
+    _, label, weight = _arrays(np.zeros(len(label)), label, weight)
+    if len(groups) != len(label):
+        raise ValueError("groups, label and weight must have one value per lead")
+    overall = float((weight * label).sum() / weight.sum()) if weight.sum() > 0 else 0.0
+    flat = [name for names in groups for name in names]
+    if not flat:
+        return []
+    numbered: dict[str, int] = {}
+    codes = np.fromiter((numbered.setdefault(name, len(numbered)) for name in flat), dtype=np.int64, count=len(flat))
+    names = list(numbered)
+    index = np.repeat(np.arange(len(groups)), [len(names_of) for names_of in groups])
+    # (lead, group) pairs once each: a name twice in one lead's list counts it once.
+    pairs = np.sort(index * len(names) + codes)
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+    lead, code = pairs // len(names), pairs % len(names)
+    leads = np.bincount(code, minlength=len(names))
+    weights = np.bincount(code, weights=weight[lead], minlength=len(names))
+    converted = np.bincount(code, weights=(weight * label)[lead], minlength=len(names))
+    conversions = np.bincount(code, weights=label[lead], minlength=len(names)).round().astype(int)
+    result = []
+    for n, name in enumerate(names):
+        rate = float(converted[n] / weights[n]) if weights[n] > 0 else 0.0
+        result.append(
+            GroupRate(
+                name=str(name),
+                leads=int(leads[n]),
+                weight=float(weights[n]),
+                conversions=int(conversions[n]),
+                conversion_rate=rate,
+                lift=rate / overall if overall > 0 else None,
+            )
+        )
+    result.sort(key=lambda group: (-group.leads, group.name))
+    return result

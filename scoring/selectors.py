@@ -13,9 +13,20 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 
+from core.text import sentence
 from scoring import geo
 from scoring.bulk import copy_frame, id_range_plan
-from scoring.models import Permit, Property, Score, ScoringModel, ScoringRun, StormEvent, Trade, ZipCode
+from scoring.models import (
+    EvaluationRun,
+    Permit,
+    Property,
+    Score,
+    ScoringModel,
+    ScoringRun,
+    StormEvent,
+    Trade,
+    ZipCode,
+)
 
 
 @dataclass(frozen=True)
@@ -245,3 +256,114 @@ def scoring_runs_latest(*, per_trade: int = 2) -> dict[str, list[ScoringRun]]:
     for run in runs:
         latest[run.trade.slug].append(run)
     return latest
+
+
+EVALUATION_TREND_RUNS = 30  # evaluation runs a trend shows, the newest
+
+
+def evaluation_runs_of(*, model_id: int, limit: int = EVALUATION_TREND_RUNS) -> list[EvaluationRun]:
+    """The version's last `limit` evaluation runs, oldest first: a trend reads left to right."""
+    runs = list(EvaluationRun.objects.filter(model_id=model_id).select_related("trade", "model")[:limit])
+    return runs[::-1]
+
+
+def evaluation_trends_active(*, limit: int = EVALUATION_TREND_RUNS) -> dict[str, list[EvaluationRun]]:
+    """Per trade slug with an active version (by trade name): that version's last `limit` evaluation runs,
+    oldest first; an empty list for an active version never evaluated."""
+    runs = (
+        EvaluationRun.objects.filter(model__status=ScoringModel.Status.ACTIVE)
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("model_id")], order_by=[F("created_at").desc(), F("id").desc()])
+        )
+        .filter(rank__lte=limit)
+        .select_related("trade", "model")
+        .order_by("trade__name", "created_at", "id")
+    )
+    trends: dict[str, list[EvaluationRun]] = {
+        slug: [] for slug in trades_with_active_model().values_list("slug", flat=True)
+    }
+    for run in runs:
+        trends.setdefault(run.trade.slug, []).append(run)
+    return trends
+
+
+@dataclass(frozen=True)
+class EvaluationComparison:
+    """A trade's active version against its challenger, each on its own leads over the same period."""
+
+    active: ScoringModel
+    challenger: ScoringModel
+    active_run: EvaluationRun | None  # the active version's latest run over the challenger_run's period
+    challenger_run: EvaluationRun | None  # the challenger's latest run
+    apart: bool | None  # the AUCs differ beyond both 95% intervals; None: not both known
+    statement: str
+
+
+def _auc_known(run: EvaluationRun) -> tuple[float, float, float] | None:
+    """The run's AUC and its interval, when all three are known."""
+    if run.auc is None or run.auc_low is None or run.auc_high is None:
+        return None
+    return run.auc, run.auc_low, run.auc_high
+
+
+def _auc_shown(run: EvaluationRun) -> str:
+    return f"AUC {run.auc:.3f} [{run.auc_low:.3f}, {run.auc_high:.3f}]"
+
+
+def evaluation_comparison(*, trade_id: int) -> EvaluationComparison | None:
+    """The trade's active and challenger versions' latest evaluations over the same period, and whether the
+    difference of their AUCs is beyond both intervals (the intervals do not overlap), in a plain sentence;
+    None when the trade has no challenger (or no active version)."""
+    versions = {
+        model.status: model
+        for model in ScoringModel.objects.select_related("trade").filter(
+            trade_id=trade_id, status__in=[ScoringModel.Status.ACTIVE, ScoringModel.Status.CHALLENGER]
+        )
+    }
+    active, challenger = versions.get(ScoringModel.Status.ACTIVE), versions.get(ScoringModel.Status.CHALLENGER)
+    if active is None or challenger is None:
+        return None
+    challenger_run = EvaluationRun.objects.select_related("model").filter(model=challenger).first()
+    active_run = (
+        EvaluationRun.objects.select_related("model")
+        .filter(model=active, first_day=challenger_run.first_day, last_day=challenger_run.last_day)
+        .first()
+        if challenger_run
+        else None
+    )
+    names = f"the challenger, v{challenger.version}, and the active version, v{active.version},"
+    apart = None
+    if challenger_run is None:
+        statement = f"No evaluation of the challenger, v{challenger.version}, yet: nothing to compare."
+    elif active_run is None:
+        statement = (
+            f"No evaluation of the active version, v{active.version}, over the challenger's period "
+            f"({challenger_run.first_day} to {challenger_run.last_day}) yet: nothing to compare."
+        )
+    elif (challenger_auc := _auc_known(challenger_run)) is None or (active_auc := _auc_known(active_run)) is None:
+        missing = [
+            f"v{run.model.version} ({run.figures.get('missing', {}).get('auc', 'no interval')})"
+            for run in (challenger_run, active_run)
+            if _auc_known(run) is None
+        ]
+        statement = f"Not comparable yet: no AUC for {' and '.join(missing)}."
+    else:
+        (auc_c, low_c, high_c), (auc_a, low_a, high_a) = challenger_auc, active_auc
+        apart = low_c > high_a or low_a > high_c
+        roles = {challenger_run.pk: "the challenger", active_run.pk: "the active version"}
+        better, worse = (challenger_run, active_run) if auc_c > auc_a else (active_run, challenger_run)
+        if apart:
+            statement = (
+                f"{sentence(roles[better.pk])}, v{better.model.version}, ranks its leads better than "
+                f"{roles[worse.pk]}, v{worse.model.version}: {_auc_shown(better)} against {_auc_shown(worse)}, "
+                "a difference beyond both 95% intervals."
+            )
+        else:
+            statement = (
+                f"{sentence(names)} differ within their 95% intervals ({_auc_shown(challenger_run)} against "
+                f"{_auc_shown(active_run)}): they cannot be told apart yet."
+            )
+    return EvaluationComparison(
+        active=active, challenger=challenger, active_run=active_run, challenger_run=challenger_run, apart=apart,
+        statement=statement,
+    )  # fmt: skip

@@ -37,6 +37,10 @@ COUNTS_BY_JOB: dict[str, dict[str, dict]] = {
         "overdue_jobs": {"type": "array", "items": {"type": "string"}, "description": "The overdue schedules' names."},
         "abandoned_closed": _INTEGER, "requeued": _INTEGER,
     },
+    JobRun.Job.EVALUATION: {
+        "evaluations": {"type": "integer", "description": "Evaluation runs recorded: one per version with outcomes."},
+        "outcomes": {"type": "integer", "description": "Leads with a known outcome they cover, all versions."},
+    },
 }  # fmt: skip
 
 

@@ -36,6 +36,7 @@ from leadengine.models import JobRun
 from leadengine.services.monitoring import daily_report_send, overdue_check
 from leads.services.digest import leads_email_digest
 from leads.services.lifecycle import leads_expire
+from leads.services.quality import models_evaluate
 from leads.services.webhooks import leads_webhook_deliver
 from scoring.models import ScoringRun, Trade
 from scoring.services import runs
@@ -129,6 +130,11 @@ def _daily_report(trade: None) -> dict[str, Any]:
     return daily_report_send()
 
 
+def _evaluate(trade: None) -> dict[str, Any]:
+    runs = models_evaluate()
+    return {"evaluations": len(runs), "outcomes": sum(run.outcomes for run in runs)}
+
+
 def _overdue_check(trade: None) -> dict[str, Any]:
     from leadengine.services.recovery import jobs_recover
 
@@ -159,6 +165,8 @@ JOBS: dict[str, JobSpec] = {
     Job.EMAIL_DIGEST: JobSpec(run=_email_digest),
     Job.DAILY_REPORT: JobSpec(run=_daily_report),
     Job.OVERDUE_CHECK: JobSpec(run=_overdue_check),
+    # Its runs are written in one transaction: after a lost connection, none was, and all are again.
+    Job.EVALUATION: JobSpec(run=_evaluate, repeatable=True),
 }
 
 

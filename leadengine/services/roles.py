@@ -38,6 +38,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "scoring.score": VIEW,
         "scoring.zipcode": VIEW,
         "scoring.trade": VIEW,
+        "scoring.evaluationrun": VIEW,  # lead quality: how each version's leads turned out
         "leadengine.jobrun": VIEW,
     },
     "Territory manager": {
@@ -66,6 +67,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "scoring.scoringmodel": EDIT,  # change: activate a version
         "scoring.factor": ALL,
         "scoring.scoringrun": VIEW,
+        "scoring.evaluationrun": VIEW,  # lead quality (a scoring model's page shows its runs too)
         "scoring.scoringpartition": VIEW,
         "scoring.importrun": EDIT,
         "scoring.importprofile": ALL,  # column maps of the sources ops import

@@ -14,6 +14,7 @@ from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from leadengine.models import JobRun
+from leads.services.quality import EVALUATION_DAYS
 from scoring.selectors import trades_with_active_model
 
 RECOVERY_TASK = "leadengine.jobs_recover"  # leadengine.tasks.jobs_recover_task
@@ -32,8 +33,9 @@ class DefaultSchedule:
 def schedules_default() -> list[DefaultSchedule]:
     """Per trade with an active scoring model: scoring at 02:00, then lead generation and routing at 03:00;
     for every trade: webhook delivery every two minutes, lead expiry and waitlist offer expiry every hour,
-    the daily report at 06:30, the contractors' lead email digest at 07:00, the overdue check every 15
-    minutes, and the recovery sweep (leadengine.services.recovery) every minute."""
+    lead quality evaluation at 05:00, the daily report at 06:30, the contractors' lead email digest at
+    07:00, the overdue check every 15 minutes, and the recovery sweep (leadengine.services.recovery)
+    every minute."""
     trades = trades_with_active_model()
     defaults = [
         DefaultSchedule(
@@ -59,6 +61,12 @@ def schedules_default() -> list[DefaultSchedule]:
             name="Daily report", task="leadengine.job_scheduled", minute="30", hour="6",
             kwargs={"job": JobRun.Job.DAILY_REPORT},
             description="Email ops yesterday's lead funnel per trade, job runs and failures, and what needs a look.",
+        ),
+        DefaultSchedule(
+            name="Lead quality evaluation", task="leadengine.job_scheduled", minute="0", hour="5",
+            kwargs={"job": JobRun.Job.EVALUATION},
+            description=f"Evaluate every scoring model version's leads with known outcomes over the last "
+            f"{EVALUATION_DAYS} days (AUC, deciles, lift, calibration, per reason), so the figures have a history.",
         ),
         DefaultSchedule(
             name="Overdue job check", task="leadengine.job_scheduled", minute="*/15", hour="*",

@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from scoring.admin.evaluations import model_evaluation_context
 from scoring.models import Factor, ScoringModel
 from scoring.services.preview import scoring_model_preview
 from scoring.services.scoring_models import scoring_model_activate, scoring_model_check
@@ -83,6 +84,11 @@ class ScoringModelAdmin(admin.ModelAdmin):
             "summary_rows": rows,
         }
         return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        model = self.get_object(request, object_id)
+        extra = {"evaluation": model_evaluation_context(model)} if model is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(number_of_factors=Count("factors"))

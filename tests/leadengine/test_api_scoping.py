@@ -15,13 +15,17 @@ from leadengine.models import JobRun
 from leads.models import Lead, LeadEvent
 from leads.services.generation import leads_generate
 from leads.services.routing import leads_route
+from scoring.models import EvaluationRun
 from territories.models import Territory, WaitlistEntry
 from territories.services.waitlist import waitlist_join
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
 from tests.leads.conftest import roofing  # noqa: F401  (fixture)
 from tests.leads.factories import api_client, owner, scored_home
 
-STAFF_ONLY = {"/api/v1/leads/{id}/assign/", "/api/v1/runs/", "/api/v1/runs/{id}/"}
+STAFF_ONLY = {
+    "/api/v1/leads/{id}/assign/", "/api/v1/runs/", "/api/v1/runs/{id}/", "/api/v1/quality/evaluations/",
+    "/api/v1/quality/evaluations/{id}/",
+}  # fmt: skip
 # A body that would be valid for the operation, so a refusal cannot come from validation instead.
 BODIES = {
     "/api/v1/leads/{id}/reject/": {"reason": "Too far"},
@@ -32,7 +36,7 @@ BODIES = {
     "/api/v1/runs/": {"job": "scoring", "trade": "roofing"},
 }
 QUERIES = {"/api/v1/territories/available/": {"trade": "roofing"}}
-TABLES: list[type[Model]] = [Lead, LeadEvent, Territory, WaitlistEntry, Contractor, JobRun]
+TABLES: list[type[Model]] = [Lead, LeadEvent, Territory, WaitlistEntry, Contractor, JobRun, EvaluationRun]
 
 
 def operations() -> list[tuple[str, str]]:
@@ -60,11 +64,16 @@ def acme_and_bolt(roofing):  # noqa: F811
     Lead.objects.filter(contractor=acme).update(state="delivered", delivered_at=timezone.now())
     waitlist_join(contractor=acme, trade=roofing, zip_code="80203")
     run = JobRun.objects.create(job="scoring", trade=roofing, queued_at=timezone.now())
+    lead = Lead.objects.get(contractor=acme)
+    evaluation = EvaluationRun.objects.create(
+        trade=roofing, model=lead.model, first_day=lead.generated_on, last_day=lead.generated_on
+    )
     objects = {
         "/api/v1/leads/": Lead.objects.get(contractor=acme).pk,
         "/api/v1/territories/": Territory.objects.get(contractor=acme).pk,
         "/api/v1/waitlist/": WaitlistEntry.objects.get(contractor=acme).pk,
         "/api/v1/runs/": run.pk,
+        "/api/v1/quality/evaluations/": evaluation.pk,
     }
     return acme, bolt, objects
 

@@ -387,3 +387,49 @@ def test_labels_are_escaped_and_empty_data_says_so():
         charts.stacked_bars("Nothing", [], ["p"]),
     ):
         assert ET.fromstring(empty).find(f"{SVG}text").text == "No data yet"
+
+
+# Lead quality
+
+
+def test_lead_quality_shows_the_active_versions_auc_trend_and_decile_bars_with_counts(staff_client, roofing):
+    from leads.services.quality import models_evaluate
+    from tests.leads.factories import tiny_set
+
+    model = active_model(roofing)
+    tiny_set(roofing, model, owner(roofing, "80202"))
+    first, second = models_evaluate(days=30)[0], models_evaluate(days=7)[0]
+
+    html = staff_client.get("/admin/").content.decode()
+
+    section = html.split('id="dashboard-quality"')[1].split("</section>")[0]
+    text = " ".join(re.sub(r"<[^>]+>", "", section).split())
+    assert (
+        f"Roofing v{model.version}: 10 leads with a known outcome (1 exploration), 4 converted (57.1%); "
+        f"AUC 0.292 [{second.auc_low:.3f}, {second.auc_high:.3f}], top-decile lift 1.75x;"
+    ) in text
+    trend, deciles = svgs_of(section)
+    assert trend.get("aria-label") == "AUC of Roofing's active version over its evaluation runs"
+    assert len(trend.findall(f".//{SVG}circle")) == 6  # two runs: the AUC and the ends of its interval each
+    assert "AUC over 2 evaluation runs" in text
+    assert [title.text for title in deciles.iter(f"{SVG}title")][1:3] == ["1: 100% (converted)", "1: 0% (returned)"]
+    # The counts behind the bars: leads and conversions per decile (worked out in tests/leads/test_quality.py).
+    table = section.split('class="dashboard-deciles"')[1].split("</table>")[0]
+    assert [re.findall(r"<td>(\d+)</td>", row) for row in table.split("</tr>")[:3]] == [
+        [str(number) for number in range(1, 11)],
+        ["1", "2", "1", "2", "1", "1", "1", "0", "1", "0"],  # leads
+        ["1", "1", "0", "1", "0", "0", "0", "0", "1", "0"],  # converted
+    ]
+    assert f"{timezone.localtime(second.created_at):%b} {timezone.localtime(second.created_at).day}: 0.292 AUC" in [
+        title.text for title in trend.iter(f"{SVG}title")
+    ]
+    assert first.pk < second.pk
+
+
+def test_lead_quality_says_how_figures_appear_before_any_evaluation(staff_client, roofing):
+    html = staff_client.get("/admin/").content.decode()
+
+    section = html.split('id="dashboard-quality"')[1].split("</section>")[0]
+    assert "Roofing: its active version has not been evaluated yet." in section
+    assert "manage.py evaluate_models" in section
+    assert svgs_of(section) == []

@@ -418,3 +418,19 @@ def test_a_webhook_delivery_run_records_what_it_sent(roofing):
     run = job_run_execute(run_id=JobRun.objects.create(job="webhook_delivery", queued_at=timezone.now()).pk)
 
     assert (run.status, run.counts) == ("succeeded", {"delivered": 0, "retried": 0, "gave_up": 0, "refused": 0})
+
+
+def test_an_evaluation_run_records_an_evaluation_of_each_version_with_outcomes(roofing):
+    from scoring.models import EvaluationRun
+    from tests.leads.factories import active_model, tiny_set
+
+    tiny_set(roofing, active_model(roofing), owner(roofing, "80202"))
+
+    run = job_run_execute(run_id=JobRun.objects.create(job="evaluation", queued_at=timezone.now()).pk)
+
+    evaluation = EvaluationRun.objects.get()
+    assert (run.status, run.counts) == ("succeeded", {"evaluations": 1, "outcomes": 10})
+    assert (evaluation.model, evaluation.outcomes, evaluation.last_day) == (
+        active_model(roofing), 10, timezone.localdate(),
+    )  # fmt: skip
+    assert evaluation.first_day == timezone.localdate() - dt.timedelta(days=89)

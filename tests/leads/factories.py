@@ -109,3 +109,65 @@ def lead_snapshot(lead: Lead) -> tuple[dict, int]:
     """Every column of the lead as the database holds it now, and its number of events."""
     lead.refresh_from_db()
     return {f.attname: getattr(lead, f.attname) for f in Lead._meta.concrete_fields}, lead.events.count()
+
+
+FINAL_STATES = ("converted", "rejected", "returned", "expired", "withdrawn")
+
+
+def outcome_lead(
+    trade: Trade,
+    model: ScoringModel,
+    contractor: Contractor | None,
+    *,
+    score: float,
+    state: str,
+    reasons: tuple[str, ...] = (),
+    exploration: bool = False,
+    sampling_weight: float = 1.0,
+    generated_on=None,
+) -> Lead:
+    """A lead of `model` in `state` as its lifecycle leaves it, written directly (evaluation reads only the
+    columns): assigned to `contractor` at generation (None: never assigned), closed now when final."""
+    now = timezone.now()
+    return Lead.objects.create(
+        property=home(), trade=trade, zip_code="80202", state=state, contractor=contractor, score=score, urgency=0,
+        priority=score, model=model, model_version=model.version,
+        reasons=[{"feature": name, "value": 1, "points": 10.0, "text": name} for name in reasons],
+        exploration=exploration, sampling_weight=sampling_weight,
+        generated_on=generated_on or timezone.localdate(), created_at=now,
+        assigned_at=now if contractor else None, closed_at=now if state in FINAL_STATES else None,
+    )  # fmt: skip
+
+
+# Ten leads with known outcomes whose figures tests work out by hand (tests/leads/test_quality.py): score,
+# state, reason features; the last is an exploration lead drawn with a chance of 1 in 5 (weight 5).
+TINY_SET = [
+    (95, "converted", ("roof_age", "hail_recent")),
+    (90, "returned", ("roof_age",)),
+    (85, "converted", ("hail_recent",)),
+    (80, "rejected", ("roof_age",)),
+    (75, "expired", ("roof_age", "hail_recent")),
+    (70, "converted", ("home_age",)),
+    (65, "returned", ("home_age",)),
+    (60, "rejected", ("roof_age",)),
+    (55, "expired", ("home_age",)),
+    (30, "converted", ("home_age",)),
+]
+
+
+def tiny_set(trade: Trade, model: ScoringModel, contractor: Contractor, *, generated_on=None) -> list[Lead]:
+    """TINY_SET's leads for `model`, the last one drawn for exploration with weight 5."""
+    return [
+        outcome_lead(
+            trade,
+            model,
+            contractor,
+            score=score,
+            state=state,
+            reasons=reasons,
+            generated_on=generated_on,
+            exploration=index == len(TINY_SET) - 1,
+            sampling_weight=5.0 if index == len(TINY_SET) - 1 else 1.0,
+        )
+        for index, (score, state, reasons) in enumerate(TINY_SET)
+    ]
