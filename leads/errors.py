@@ -53,3 +53,17 @@ class SuppressionImportError(LeadError):
         listed = "; ".join(f"line {line}: {message}" for line, message in errors[:shown])
         more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
         super().__init__(f"{len(errors)} bad row(s), nothing imported: {listed}{more}.")
+
+
+class LearningRefused(LeadError):
+    """A trade's outcomes cannot teach a new scoring model version: too few, no conversion, no active
+    version to learn beside, or not enough days to hold some back; the message says which."""
+
+    code = "learning_refused"
+    http_status = 409
+
+
+class NotEnoughOutcomes(LearningRefused):
+    """Fewer leads with a known outcome than LEARN_MIN_OUTCOMES, or none converted (or all did)."""
+
+    code = "not_enough_outcomes"
