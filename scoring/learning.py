@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -135,7 +135,11 @@ def candidate_factors(features: pd.DataFrame, active: Sequence[Candidate], *, ba
         found.setdefault(candidate.key, candidate)
 
     for candidate in active:
-        found.setdefault(candidate.key, candidate)
+        # Kept as the active version has it, but with the texts a learned factor must have.
+        generic = REASON_TEMPLATES[candidate.spec.feature]
+        reason = candidate.spec.reason or generic[0]
+        fallback = (candidate.reason_fallback or generic[1]) if candidate.spec.feature in FALLBACKS else ""
+        found.setdefault(candidate.key, Candidate(replace(candidate.spec, reason=reason), fallback))
     if not basis:
         return list(found.values())
     for feature in QUANTILE_FEATURES:
