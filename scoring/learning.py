@@ -173,16 +173,19 @@ def design_matrix(features: pd.DataFrame, candidates: Sequence[Candidate]) -> np
 
 
 def fit_nonnegative(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, *, c: float = L2_C) -> Fit:
-    """Logistic regression of `y` (1 converted, 0 not) on the columns of `X`, every coefficient 0 or more.
+    """Logistic regression of `y` (1 converted, 0 not) on the columns of `X`, every coefficient 0 or more,
+    keeping only the columns the outcomes tell from nothing.
 
     The objective is scikit-learn's LogisticRegression's (weighted log-loss, L2 penalty 1 / (2C) on the
     coefficients, none on the intercept), minimised by scipy's L-BFGS-B with the coefficients bounded at
-    0: the constrained optimum in one solve, where an active set (fit, drop the negative, refit) needs a
-    fit per round. A coefficient at the bound is a dropped factor. Then the factors the outcomes cannot
-    tell from nothing are dropped too: below NEGLIGIBLE_SHARE of the total, or within Z_MIN standard
-    errors of 0 (those within one at once, then the weakest half at a time, refitting between, since
-    correlated candidates share their evidence). `weight` (sampling weights) is normalised to sum to the
-    number of rows, so the penalty means the same at any scale."""
+    0. Columns enter one at a time (forward selection): at each step the one whose score test against
+    the current fit is strongest, if that is at least Z_MIN standard errors toward conversion, with its
+    variance net of what the columns already in explain, so a near copy of a column in adds nothing; then
+    all in are refitted, and one the bound pushes to 0 leaves for good. Candidates are many and
+    correlated (steps at neighbouring cuts, a roof's age and the home's); dropping from a fit of all of
+    them at once would split an effect between copies until none looked real. Last, weights under
+    NEGLIGIBLE_SHARE of the total leave and the rest are refitted. `weight` (sampling weights) is
+    normalised to sum to the number of rows, so the penalty means the same at any scale."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     rows, columns = X.shape
@@ -199,28 +202,66 @@ def fit_nonnegative(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = No
     weight = weight * rows / total
     intercept = float(np.log(positive / (total - positive)))
     coefficients = np.zeros(columns)
-    keep = np.arange(columns)  # the candidates still in play
+    out = np.zeros(columns, dtype=bool)  # left for good: pushed to 0 by the bound
+    keep: list[int] = []
+    squares = X * X
     rounds = 0
-    while len(keep):
+    while True:
+        entering = _strongest(X, y, weight, c, intercept, coefficients, keep, out, squares)
+        if entering is None:
+            break
+        keep.append(entering)
         intercept, fitted = _solve(X[:, keep], y, weight, c, intercept, coefficients[keep])
         rounds += 1
-        coefficients[:] = 0
         coefficients[keep] = fitted
-        keep = keep[fitted > 0]  # at the bound: dropped
-        if not len(keep):
+        out[[column for column in keep if coefficients[column] <= 0]] = True
+        keep = [column for column in keep if coefficients[column] > 0]
+    while keep:
+        kept = coefficients[keep]
+        negligible = kept < NEGLIGIBLE_SHARE * kept.sum()
+        if not negligible.any():
             break
-        strength = coefficients[keep] / _standard_errors(X[:, keep], weight, intercept, coefficients[keep], c)
-        weak = (coefficients[keep] < NEGLIGIBLE_SHARE * coefficients[keep].sum()) | (strength < Z_MIN)
-        if not weak.any():
-            break
-        # Those within one standard error of 0 and the weakest half of the others (at least one), then a
-        # refit from where this one ended.
-        order = np.flatnonzero(weak)[np.argsort(strength[weak], kind="stable")]
-        count = max(1, len(order) // 2, int((strength < 1).sum()))
-        dropped = keep[order[:count]]
-        coefficients[dropped] = 0
-        keep = np.setdiff1d(keep, dropped)
+        coefficients[[column for column, small in zip(keep, negligible, strict=True) if small]] = 0
+        keep = [column for column, small in zip(keep, negligible, strict=True) if not small]
+        intercept, fitted = _solve(X[:, keep], y, weight, c, intercept, coefficients[keep])
+        rounds += 1
+        coefficients[keep] = fitted
+        keep = [column for column in keep if coefficients[column] > 0]
+    coefficients[~np.isin(np.arange(columns), keep)] = 0
     return Fit(coefficients=coefficients, intercept=intercept, rounds=rounds)
+
+
+def _strongest(
+    X: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    c: float,
+    intercept: float,
+    coefficients: np.ndarray,
+    keep: list[int],
+    out: np.ndarray,
+    squares: np.ndarray,
+) -> int | None:
+    """The column not in whose score test at the current fit points most toward conversion, if it is at
+    least Z_MIN: the log-likelihood's slope along the column over its standard error, the column's
+    curvature taken net of the intercept and the columns in (a Schur complement of the information)."""
+    eta = intercept + X[:, keep] @ coefficients[keep]
+    p = expit(eta)
+    slope = X.T @ (weight * (y - p))  # at coefficient 0, the penalty adds no slope
+    curvature = weight * p * (1 - p)
+    inside = np.column_stack([np.ones(len(y)), X[:, keep]])
+    weighted_inside = inside * curvature[:, None]
+    information_inside = inside.T @ weighted_inside
+    information_inside[1:, 1:] += np.eye(len(keep)) / c
+    cross = weighted_inside.T @ X
+    own = curvature @ squares + 1 / c
+    explained = (cross * np.linalg.solve(information_inside, cross)).sum(axis=0)
+    variance = np.maximum(own - explained, 1e-12)
+    strength = slope / np.sqrt(variance)
+    strength[keep] = -np.inf
+    strength[out] = -np.inf
+    best = int(np.argmax(strength)) if len(strength) else -1
+    return best if best >= 0 and strength[best] >= Z_MIN else None
 
 
 def _solve(
@@ -248,16 +289,3 @@ def _solve(
         options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-7},
     )
     return float(solved.x[0]), np.asarray(solved.x[1:], dtype=float)
-
-
-def _standard_errors(
-    X: np.ndarray, weight: np.ndarray, intercept: float, coefficients: np.ndarray, c: float
-) -> np.ndarray:
-    """Standard errors of the coefficients from the penalised log-likelihood's curvature at the fit."""
-    p = expit(intercept + X @ coefficients)
-    curvature = weight * p * (1 - p)
-    design = np.column_stack([np.ones(len(X)), X])
-    hessian = design.T @ (design * curvature[:, None])
-    hessian[1:, 1:] += np.eye(X.shape[1]) / c
-    covariance = np.linalg.pinv(hessian)
-    return np.sqrt(np.maximum(np.diag(covariance)[1:], 1e-300))
