@@ -319,11 +319,12 @@ def test_learn_model_prints_the_comparison_and_the_drafts_factors(roofing, zip_c
 
     draft = ScoringModel.objects.get(trade=roofing, status=ScoringModel.Status.DRAFT)
     lines = out.getvalue().splitlines()
-    assert lines[0] == f"Roofing: draft v{draft.version} learned from 1,600 outcomes " + (
-        f"({draft.backtest['conversions']:,} converted), 2026-03-02..2026-03-09"
-    )
+    conversions = draft.backtest["conversions"]
+    head = f"Roofing: draft v{draft.version} learned from 1,600 outcomes ({conversions:,} converted)"
+    assert lines[0] == f"{head}, 2026-03-02..2026-03-09"
     assert lines[1].startswith("Backtest: trained on 1,200 outcomes")
-    assert lines[2].startswith("Held-out AUC: candidate 0.") and f"active v{active.version} 0." in lines[2]
+    assert lines[2].startswith("Held-out AUC: candidate 0.")
+    assert f"active v{active.version} 0." in lines[2]
     assert lines[3].startswith("Held-out top-decile lift: candidate ")
     assert lines[5].startswith("Activated: no (")
     assert lines[6] == "Factors (weight, feature, transform, params, reason):"
@@ -356,12 +357,10 @@ def test_the_filters_admin_learns_a_draft_per_trade_and_its_preview_shows_the_ba
     )
 
     draft = ScoringModel.objects.get(trade=roofing, status=ScoringModel.Status.DRAFT)
-    shown = dict((text.split(":")[0], (level, text)) for level, text in messages_of(response))
-    assert shown["HVAC"] == (
-        "error",
-        f"HVAC: HVAC has 0 leads with a known outcome; learning needs at least {settings.LEARN_MIN_OUTCOMES:,} "
-        "(LEARN_MIN_OUTCOMES)",
-    )
+    shown = {text.split(":")[0]: (level, text) for level, text in messages_of(response)}
+    minimum = settings.LEARN_MIN_OUTCOMES
+    refusal = f"HVAC: HVAC has 0 leads with a known outcome; learning needs at least {minimum:,} (LEARN_MIN_OUTCOMES)"
+    assert shown["HVAC"] == ("error", refusal)
     level, text = shown["Roofing"]
     assert level == "success"
     assert text.startswith(f"Roofing: draft v{draft.version} learned from 1,600 outcomes")
