@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import expit
+from threadpoolctl import threadpool_limits
 
 from scoring.engine import FactorSpec, transform
 from scoring.features import FALLBACKS, REASON_TEMPLATES
@@ -188,7 +189,7 @@ def fit_nonnegative(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = No
     normalised to sum to the number of rows, so the penalty means the same at any scale."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
-    rows, columns = X.shape
+    rows = X.shape[0]
     if len(y) != rows:
         raise ValueError("the design matrix and the outcomes must have one row per lead")
     if rows and not np.isin(y, (0, 1)).all():
@@ -200,6 +201,14 @@ def fit_nonnegative(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = No
     if positive <= 0 or positive >= total:
         raise ValueError("learning needs both converted and other leads (with weight)")
     weight = weight * rows / total
+    # One BLAS thread: the products are thin (rows x a few columns), and threads fighting for the cores
+    # with a scoring run or a worker made the fit several times slower, never faster, where it was measured.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _forward(X, y, weight, c, positive, total)
+
+
+def _forward(X: np.ndarray, y: np.ndarray, weight: np.ndarray, c: float, positive: float, total: float) -> Fit:
+    columns = X.shape[1]
     intercept = float(np.log(positive / (total - positive)))
     coefficients = np.zeros(columns)
     out = np.zeros(columns, dtype=bool)  # left for good: pushed to 0 by the bound
