@@ -95,8 +95,18 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != ScoringModel.Status.DRAFT:
-            return ["trade", "version", "status", "notes", "storm_window_days", "activated_at", "preview_link"]
-        return ["status", "activated_at", "preview_link"]
+            return [
+                "trade",
+                "version",
+                "status",
+                "notes",
+                "storm_window_days",
+                "activated_at",
+                "preview_link",
+                "backtest",
+            ]
+        # The backtest is what learning measured: shown, never edited (the preview shows it as a table).
+        return ["status", "activated_at", "preview_link", "backtest"]
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
