@@ -122,6 +122,8 @@ def model_learn(
     test_share: float = 0.25,
     activate_if_better: bool | None = None,
     basis: bool = True,
+    last_day: dt.date | None = None,
+    most_outcomes: int | None = None,
 ) -> Learned:
     """Learn a new draft version of the trade's scoring model from the outcomes of its leads.
 
@@ -132,9 +134,12 @@ def model_learn(
     (1 - test_share) of the days and scored, with the active version beside them, on the newer ones;
     then the draft is fitted on every outcome. LearningRefused (NotEnoughOutcomes) when the outcomes
     cannot teach anything. The draft activates itself only when `activate_if_better` (by default the
-    setting LEARN_AUTO_ACTIVATE) is on and backtest_beats_active."""
+    setting LEARN_AUTO_ACTIVATE) is on and backtest_beats_active. `last_day` (default today) and
+    `most_outcomes` (the newest that many) limit the outcomes learned from, e.g. to keep days for a test."""
     if not 0 < test_share < 1:
         raise LearningRefused(f"the held-out share of days must be between 0 and 1 (got {test_share:g})")
+    if most_outcomes is not None and most_outcomes < 1:
+        raise LearningRefused(f"learning needs at least one outcome to read (got most_outcomes={most_outcomes})")
     now = now or timezone.now()
     today = timezone.localdate(now)
     active = ScoringModel.objects.filter(trade=trade, status=ScoringModel.Status.ACTIVE).first()
@@ -142,7 +147,10 @@ def model_learn(
         raise LearningRefused(f"{trade} has no active scoring model version to learn beside; activate one first")
     active_specs = scoring_model_check(model=active)
     fallbacks = [factor.reason_fallback for factor in active.factors.order_by("position")]
-    outcomes = lead_outcomes_known(trade_id=trade.pk, last_day=today).reset_index(drop=True)
+    outcomes = lead_outcomes_known(trade_id=trade.pk, last_day=min(last_day or today, today))
+    if most_outcomes is not None:
+        outcomes = outcomes.tail(most_outcomes)  # ordered by day, then id: the newest
+    outcomes = outcomes.reset_index(drop=True)
     count, conversions = len(outcomes), int(outcomes["converted"].sum()) if len(outcomes) else 0
     minimum = settings.LEARN_MIN_OUTCOMES
     if count < minimum:

@@ -201,6 +201,22 @@ def test_the_backtest_trains_only_on_the_days_before_the_split_and_tests_on_the_
     assert backtest["learned_at"] == NOW.isoformat()
 
 
+def test_learning_can_be_limited_to_the_newest_outcomes_up_to_a_day(roofing, zip_codes, settings):
+    settings.LEARN_MIN_OUTCOMES = 100
+    active = version(roofing, ROOF, OWNER, CONDO)
+    market(roofing, active, homes=100, days=8, seed=3)
+
+    learned = model_learn(trade=roofing, now=NOW, last_day=FIRST_DAY + dt.timedelta(days=5), most_outcomes=250)
+
+    # Days 1-6 hold 600 outcomes; the newest 250 are day 6's 100, day 5's 100 and 50 of day 4's.
+    backtest = learned.backtest
+    assert backtest["outcomes"] == 250
+    assert backtest["first_day"] == (FIRST_DAY + dt.timedelta(days=3)).isoformat()
+    assert backtest["last_day"] == (FIRST_DAY + dt.timedelta(days=5)).isoformat()
+    with pytest.raises(LearningRefused, match="at least one outcome"):
+        model_learn(trade=roofing, now=NOW, most_outcomes=0)
+
+
 def test_exploration_leads_weigh_their_sampling_weight_in_the_fit(roofing, zip_codes):
     """Among homes with a roof younger than 20 years (the ones below the old model's floor, where exploration
     leads come from), owner-occupancy decides who converts. Weighted as the many homes they stand for, those
