@@ -54,6 +54,8 @@ LOOKUP_FEATURES = ("property_type",)
 L2_C = 1.0
 # A weight below this share of the total is noise at the sample sizes learning sees: dropped, then refit.
 NEGLIGIBLE_SHARE = 0.005
+# A candidate whose variance net of the factors in is under this share of its own is a copy of them.
+COPY_SHARE = 1e-6
 # A kept factor's weight is at least this many standard errors from 0: the outcomes tell it from nothing.
 Z_MIN = 2.0
 WEIGHT_TOTAL = 100.0
@@ -216,7 +218,7 @@ def _forward(X: np.ndarray, y: np.ndarray, weight: np.ndarray, c: float, positiv
     squares = X * X
     rounds = 0
     while True:
-        entering = _strongest(X, y, weight, c, intercept, coefficients, keep, out, squares)
+        entering = _strongest(X, y, weight, intercept, coefficients, keep, out, squares)
         if entering is None:
             break
         keep.append(entering)
@@ -244,7 +246,6 @@ def _strongest(
     X: np.ndarray,
     y: np.ndarray,
     weight: np.ndarray,
-    c: float,
     intercept: float,
     coefficients: np.ndarray,
     keep: list[int],
@@ -252,21 +253,31 @@ def _strongest(
     squares: np.ndarray,
 ) -> int | None:
     """The column not in whose score test at the current fit points most toward conversion, if it is at
-    least Z_MIN: the log-likelihood's slope along the column over its standard error, the column's
-    curvature taken net of the intercept and the columns in (a Schur complement of the information)."""
+    least Z_MIN: the log-likelihood's slope along the column over its standard error, the column taken
+    net of the intercept and the columns in."""
     eta = intercept + X[:, keep] @ coefficients[keep]
     p = expit(eta)
     slope = X.T @ (weight * (y - p))  # at coefficient 0, the penalty adds no slope
     curvature = weight * p * (1 - p)
     inside = np.column_stack([np.ones(len(y)), X[:, keep]])
     weighted_inside = inside * curvature[:, None]
-    information_inside = inside.T @ weighted_inside
-    information_inside[1:, 1:] += np.eye(len(keep)) / c
-    cross = weighted_inside.T @ X
-    own = curvature @ squares + 1 / c
-    explained = (cross * np.linalg.solve(information_inside, cross)).sum(axis=0)
-    variance = np.maximum(own - explained, 1e-12)
-    strength = slope / np.sqrt(variance)
+    # Each column net of what the intercept and the columns in explain: x - inside @ projection (the
+    # weighted least-squares projection, unpenalised, so that a copy of a column in is left with nothing).
+    projection = np.linalg.lstsq(inside.T @ weighted_inside, weighted_inside.T @ X, rcond=None)[0]
+    # The slope's variance with the weights squared (a sandwich): sampling weights are not counts of
+    # independent leads, and an exploration lead weighted 20 is one lead's evidence, not twenty.
+    spread = curvature * weight
+    spread_inside = inside * spread[:, None]
+    variance = (
+        spread @ squares
+        - 2 * (projection * (spread_inside.T @ X)).sum(axis=0)
+        + (projection * ((inside.T @ spread_inside) @ projection)).sum(axis=0)
+    )
+    # A column the ones in already explain (a copy: the roof's age where no roof year is on record is the
+    # home's) has no evidence of its own; its slope is only the penalty's pull on the column it copies.
+    copy = variance <= COPY_SHARE * (spread @ squares)
+    strength = slope / np.sqrt(np.maximum(variance, 1e-300))
+    strength[copy] = -np.inf
     strength[keep] = -np.inf
     strength[out] = -np.inf
     best = int(np.argmax(strength)) if len(strength) else -1
