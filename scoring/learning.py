@@ -1,11 +1,13 @@
 """Learning a scoring model's weights from outcomes: candidate factors, their values, a non-negative fit.
-Pure numpy/pandas and scikit-learn, no ORM (the service in leads/services/learning.py moves the data).
+Pure numpy/pandas and scipy, no ORM (the service in leads/services/learning.py moves the data).
 
 A model's score is 100 x sum(w x v) / sum(w) over its factors' values v (0..1). A logistic regression
 of conversion on the same values, log-odds = b + sum(beta x v), ranks homes exactly as the score with
 weights proportional to beta does; so the fitted betas, scaled to sum 100, are the weights. Every beta is
 kept at zero or above, so that each factor's reason still says what points toward a job: a negative
 weight would make a reason count against the home, which the engine and the reason texts cannot say.
+A factor is kept only when the outcomes tell it from nothing (see fit_nonnegative), so a draft's factors
+are few and each has evidence behind it.
 
 The candidates are the active version's factors and a basis drawn from the feature catalogue (steps
 both ways and a ramp at quantiles of each numeric feature, decays at a few half-lives, flags, a lookup
@@ -188,7 +190,8 @@ def fit_nonnegative(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = No
     correlated (steps at neighbouring cuts, a roof's age and the home's); dropping from a fit of all of
     them at once would split an effect between copies until none looked real. Last, weights under
     NEGLIGIBLE_SHARE of the total leave and the rest are refitted. `weight` (sampling weights) is
-    normalised to sum to the number of rows, so the penalty means the same at any scale."""
+    normalised to sum to the number of rows, so the penalty means the same at any scale; the score test's
+    variance squares the weights, so a lead weighted 20 is one lead's evidence, not twenty's."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     rows = X.shape[0]
