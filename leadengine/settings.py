@@ -300,6 +300,13 @@ LEAD_POOL_DAYS = env_int(ENV, "LEAD_POOL_DAYS", 14, minimum=1)
 LEAD_RETURN_WINDOW_DAYS = env_int(ENV, "LEAD_RETURN_WINDOW_DAYS", 7, minimum=0)
 LEAD_RETURN_RATE_PERCENT = env_int(ENV, "LEAD_RETURN_RATE_PERCENT", 15, minimum=0)
 
+# Learning (leads/services/learning.py, manage.py learn_model): a trade needs LEARN_MIN_OUTCOMES leads with a
+# known outcome to learn a new scoring model version from. A learned draft activates itself only when
+# LEARN_AUTO_ACTIVATE is on and its held-out AUC is above the active version's whole 95% interval; otherwise
+# staff compare the backtest in the draft's preview and activate it themselves.
+LEARN_MIN_OUTCOMES = env_int(ENV, "LEARN_MIN_OUTCOMES", 500, minimum=1)
+LEARN_AUTO_ACTIVATE = env_bool(ENV, "LEARN_AUTO_ACTIVATE", False)
+
 # Webhooks: each POST of a lead waits WEBHOOK_TIMEOUT_SECONDS; a failed one is retried after
 # WEBHOOK_BACKOFF_SECONDS x 2^(n-1) plus up to a quarter of that at random, up to WEBHOOK_MAX_ATTEMPTS in all.
 WEBHOOK_TIMEOUT_SECONDS = env_int(ENV, "WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)

@@ -60,3 +60,17 @@ class EvaluationRefused(LeadError):
 
     code = "evaluation_refused"
     http_status = 400
+
+
+class LearningRefused(LeadError):
+    """A trade's outcomes cannot teach a new scoring model version: too few, no conversion, no active
+    version to learn beside, or not enough days to hold some back; the message says which."""
+
+    code = "learning_refused"
+    http_status = 409
+
+
+class NotEnoughOutcomes(LearningRefused):
+    """Fewer leads with a known outcome than LEARN_MIN_OUTCOMES, or none converted (or all did)."""
+
+    code = "not_enough_outcomes"

@@ -158,6 +158,27 @@ def scoring_properties(*, trade_id: int, first_id: int, last_id: int, as_of: dt.
         return copy_frame(cursor, query, params, SCORING_PROPERTY_TYPES)
 
 
+def scoring_properties_of(*, trade_id: int, property_ids: list[int], as_of: dt.date) -> pd.DataFrame:
+    """The properties with these ids as scoring_properties reads them, their last permit of the trade
+    counted as of `as_of` (through scoring_permit_prop_trade, property first): a home's features as they
+    stood on a past day, for learning from the leads of that day. The property's own columns are today's
+    (the table keeps no history); ages, permits and storms are counted to `as_of`."""
+    query = (
+        SCORING_PROPERTY_SELECT.format(homes=f"(SELECT * FROM {Property._meta.db_table} WHERE id = ANY(%(ids)s))")
+        + f"""
+        LEFT JOIN (
+            SELECT property_id, max(issued_date) AS issued FROM {Permit._meta.db_table}
+            WHERE property_id = ANY(%(ids)s) AND trade_id = %(trade)s AND issued_date <= %(as_of)s
+            GROUP BY property_id
+        ) permit ON permit.property_id = p.id
+        ORDER BY p.id
+        """
+    )
+    params = {"ids": sorted({int(i) for i in property_ids}), "trade": trade_id, "as_of": as_of}
+    with connection.cursor() as cursor:
+        return copy_frame(cursor, query, params, SCORING_PROPERTY_TYPES)
+
+
 def scoring_property_sample(*, trade_id: int, size: int, as_of: dt.date, seed: int = 1) -> pd.DataFrame:
     """About `size` properties drawn at random (the same ones for the same seed while the table is
     unchanged), read as scoring_properties reads a partition; for previews of a draft model."""

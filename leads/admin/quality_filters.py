@@ -1,10 +1,14 @@
 """Each trade's quality filters: which scored properties become leads."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.urls import reverse
+from django.utils.html import format_html
 
+from leads.errors import LearningRefused
 from leads.models import LeadFilter
+from leads.services.learning import model_learn
 from scoring.models import Property
 
 
@@ -121,6 +125,7 @@ class LeadFilterAdmin(admin.ModelAdmin):
             },
         ),
     ]
+    actions = ["learn_model"]
 
     @admin.display(description="Property types")
     def type_names(self, lead_filter: LeadFilter) -> str:
@@ -131,3 +136,32 @@ class LeadFilterAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # generation would recreate the defaults; untick "enabled" to stop a trade's leads
+
+    def has_learn_permission(self, request) -> bool:
+        return request.user.has_perm("scoring.add_scoringmodel")
+
+    @admin.action(description="Learn a new scoring model version from outcomes", permissions=["learn"])
+    def learn_model(self, request, queryset):
+        """A draft per selected trade, backtested beside the active version; staff compare in its preview."""
+        for lead_filter in queryset.select_related("trade").order_by("trade__name"):
+            try:
+                learned = model_learn(trade=lead_filter.trade)
+            except LearningRefused as error:
+                self.message_user(request, f"{lead_filter.trade}: {error}", messages.ERROR)
+                continue
+            if learned.model is None:
+                self.message_user(request, f"{lead_filter.trade}: {learned.why}", messages.WARNING)
+                continue
+            url = reverse("admin:scoring_scoringmodel_preview", args=[learned.model.pk])
+            summary = str(learned).splitlines()
+            self.message_user(
+                request,
+                format_html(
+                    '{} <a href="{}">Compare it with the active version</a>. {} {}',
+                    summary[0],
+                    url,
+                    summary[2],
+                    summary[-1],
+                ),
+                messages.SUCCESS,
+            )

@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from scoring.admin.evaluations import model_evaluation_context
+from scoring.learning import backtest_beats_active
 from scoring.models import Factor, ScoringModel
 from scoring.services.preview import scoring_model_preview
 from scoring.services.scoring_models import scoring_model_activate, scoring_model_check
@@ -82,6 +83,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
             "chart": histogram_chart(preview.distribution, preview.active_distribution),
             "summary_columns": columns,
             "summary_rows": rows,
+            "backtest": backtest_table(model.backtest),
         }
         return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
 
@@ -99,8 +101,18 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != ScoringModel.Status.DRAFT:
-            return ["trade", "version", "status", "notes", "storm_window_days", "activated_at", "preview_link"]
-        return ["status", "activated_at", "preview_link"]
+            return [
+                "trade",
+                "version",
+                "status",
+                "notes",
+                "storm_window_days",
+                "activated_at",
+                "preview_link",
+                "backtest",
+            ]
+        # The backtest is what learning measured: shown, never edited (the preview shows it as a table).
+        return ["status", "activated_at", "preview_link", "backtest"]
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -120,6 +132,38 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 self.message_user(request, error.messages[0], messages.ERROR)
             else:
                 self.message_user(request, f"{model.trade} v{model.version} is now active.", messages.SUCCESS)
+
+
+def backtest_table(backtest: dict | None) -> dict | None:
+    """A learned version's backtest (ScoringModel.backtest) as the preview's comparison table: the
+    candidate and the active version of the day it was learned, on the same held-out leads."""
+    if not backtest or "candidate" not in backtest:
+        return None
+    candidate, active = backtest["candidate"], backtest.get("active", {})
+
+    def auc(figures: dict) -> str:
+        if figures.get("auc") is None:
+            return "n/a"
+        return f"{figures['auc']:.3f} [{figures['auc_low']:.3f}, {figures['auc_high']:.3f}]"
+
+    def lift(figures: dict) -> str:
+        return "n/a" if figures.get("lift") is None else f"{figures['lift']:.2f}x"
+
+    test, train = backtest.get("test", {}), backtest.get("train", {})
+    held_out = f"{test.get('outcomes', 0):,} ({test.get('conversions', 0):,} converted)"
+    return {
+        "columns": ["This version (fitted on the older days)", f"Active v{active.get('version')} when learned"],
+        "rows": [
+            ("Held-out AUC [95% interval]", [auc(candidate), auc(active)]),
+            ("Held-out top-decile lift", [lift(candidate), lift(active)]),
+            ("Held-out outcomes", [held_out, held_out]),
+        ],
+        "split_day": backtest.get("split_day"),
+        "train": f"{train.get('outcomes', 0):,} ({train.get('conversions', 0):,} converted)",
+        "first_day": backtest.get("first_day"),
+        "last_day": backtest.get("last_day"),
+        "beats_active": backtest_beats_active(backtest),
+    }
 
 
 def histogram_chart(distribution: dict, compared: dict | None, *, width: int = 640, height: int = 180) -> dict:
