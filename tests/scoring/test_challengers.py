@@ -13,11 +13,13 @@ from scoring.errors import ChallengeError
 from scoring.models import Factor, Property, Score, ScoringModel, Trade
 from scoring.services import runs
 from scoring.services import scores as scores_service
+from scoring.services.preview import scoring_model_preview
 from scoring.services.scoring_models import (
     scoring_model_activate,
     scoring_model_challenge,
     scoring_model_challenge_end,
 )
+from tests.admin_pages import messages_of
 from tests.racing import race
 from tests.scoring.test_scoring_runs import AS_OF, BOULDER, FACTORS, model_version, storm
 
@@ -317,3 +319,97 @@ def test_a_run_without_a_challenger_scores_everything_with_the_active_version(ro
     assert (run.challenger_id, run.shadow_distribution, run.properties_scored) == (None, {}, 200)
     assert [partition.shadow for partition in run.partition_set.all()] == [{}, {}]
     assert set(Score.objects.filter(trade=roofing).values_list("model_id", flat=True)) == {active.pk}
+
+
+# The preview
+
+
+def test_the_preview_shows_the_challenger_and_each_propertys_score_now(roofing, street):
+    active = model_version(roofing, 1)
+    challenger = scoring_model_challenge(model=draft(roofing, 2), share=0.3)
+    candidate = draft(roofing, 3, [("home_age", "ramp", {"low": 0, "high": 40}, 10, "Built {value:.0f} years ago")])
+
+    preview = scoring_model_preview(model=candidate, as_of=AS_OF, sample_size=200)
+
+    assert (preview.active, preview.challenger, preview.sample_size) == (active, challenger, 200)
+    assert preview.challenger_distribution["count"] == preview.current_distribution["count"] == 200
+    for row in preview.top:
+        roof = min(max(2026 - row["property"].year_built - 10, 0), 20) / 20
+        if in_challenger_share([row["property"].pk], 0.3)[0]:
+            assert (row["current_version"], row["current_score"]) == (2, round(100 * roof, 2))
+        else:
+            assert (row["current_version"], row["current_score"]) == (1, round(50 * roof, 2))
+        assert row["active_score"] == round(50 * roof, 2)
+    # The scores a run writes now are the preview's "now".
+    runs.trade_score(trade=roofing, as_of=AS_OF)
+    written = dict(Score.objects.filter(trade=roofing).values_list("property_id", "score"))
+    assert all(written[row["property"].pk] == row["current_score"] for row in preview.top)
+
+
+def test_the_preview_of_the_challenger_compares_it_with_the_active_version(roofing, street):
+    active = model_version(roofing, 1)
+    challenger = scoring_model_challenge(model=draft(roofing, 2), share=0.3)
+
+    preview = scoring_model_preview(model=challenger, as_of=AS_OF, sample_size=200)
+
+    assert (preview.active, preview.challenger) == (active, None)  # the model itself is not compared with itself
+    assert preview.current_distribution["count"] == 200
+
+
+# The admin
+
+CHANGELIST = "/admin/scoring/scoringmodel/"
+
+
+def test_staff_run_a_draft_as_challenger_with_a_share_from_the_admin(staff_client, roofing):
+    model_version(roofing, 1)
+    candidate = draft(roofing, 2)
+
+    confirm = staff_client.post(CHANGELIST, {"action": "challenge", "_selected_action": [candidate.pk]})
+    assert "Run as challenger" in confirm.content.decode()
+    assert 'name="share"' in confirm.content.decode()
+    assert ScoringModel.objects.get(pk=candidate.pk).status == ScoringModel.Status.DRAFT
+
+    response = staff_client.post(
+        CHANGELIST,
+        {"action": "challenge", "_selected_action": [candidate.pk], "apply": "yes", "share": "0.2"},
+        follow=True,
+    )
+
+    assert ("success", "Roofing v2 is now the challenger on 20%.") in messages_of(response)
+    candidate.refresh_from_db()
+    assert (candidate.status, candidate.challenger_share) == (ScoringModel.Status.CHALLENGER, 0.2)
+    listing = staff_client.get(CHANGELIST, {"status__exact": "challenger"}).content.decode()
+    assert "Challenger" in listing
+    assert "20%" in listing
+    assert listing.count('name="_selected_action"') == 1
+
+
+def test_the_admin_says_why_a_challenge_is_refused(staff_client, roofing):
+    active = model_version(roofing, 1)
+
+    form = {"action": "challenge", "_selected_action": [active.pk], "apply": "yes", "share": "0.2"}
+    response = staff_client.post(CHANGELIST, form, follow=True)
+    refusal = "Roofing v1 (Active) is not a draft: only a draft can become a challenger"
+    assert ("error", refusal) in messages_of(response)
+    bad_share = staff_client.post(
+        CHANGELIST, {"action": "challenge", "_selected_action": [active.pk], "apply": "yes", "share": "1.5"}
+    )
+    assert "Ensure this value is less than or equal to 0.99." in bad_share.content.decode()
+
+
+def test_staff_promote_a_challenger_or_end_its_challenge_from_the_admin(staff_client, roofing):
+    active = model_version(roofing, 1)
+    first = scoring_model_challenge(model=draft(roofing, 2), share=0.1)
+
+    ended = staff_client.post(CHANGELIST, {"action": "end_challenge", "_selected_action": [first.pk]}, follow=True)
+    assert ("success", "The challenge of Roofing v2 ended; it is retired.") in messages_of(ended)
+    second = scoring_model_challenge(model=draft(roofing, 3), share=0.1)
+    refused = staff_client.post(CHANGELIST, {"action": "promote", "_selected_action": [active.pk]}, follow=True)
+    assert ("error", "Roofing v1 (Active) is not a challenger; nothing done.") in messages_of(refused)
+    promoted = staff_client.post(CHANGELIST, {"action": "promote", "_selected_action": [second.pk]}, follow=True)
+
+    assert ("success", "Roofing v3 is now active.") in messages_of(promoted)
+    assert dict(ScoringModel.objects.filter(trade=roofing).values_list("version", "status")) == {
+        1: "retired", 2: "retired", 3: "active",
+    }  # fmt: skip
