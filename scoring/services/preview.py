@@ -18,7 +18,6 @@ from scoring import selectors
 from scoring.engine import FactorSpec
 from scoring.models import Property, ScoringModel
 from scoring.services.scores import (
-    Challenger,
     PartitionScores,
     challenger_of,
     distribution_summary,
@@ -81,7 +80,7 @@ def scoring_model_preview(
         else {}
     )
     now = current.rows.set_index("property_id")[["score", "model_id"]].to_dict("index") if current is not None else {}
-    versions = {version.pk: version.version for version in (running.values())}
+    versions = {version.pk: version.version for version in running.values()}
     best = [
         {
             "property": homes[row.property_id],
@@ -122,5 +121,5 @@ def _score(model: ScoringModel, factors: Sequence[FactorSpec], sample: pd.DataFr
 def _current(active: ScoringModel, challenger: ScoringModel, sample: pd.DataFrame, as_of: dt.date) -> PartitionScores:
     """The sample as a run scores it now: the challenger's scores in its share, the active version's elsewhere."""
     version = version_of(active, as_of=as_of)
-    split: Challenger | None = challenger_of(challenger, active=active, active_version=version, as_of=as_of)
+    split = challenger_of(challenger, active=active, active_version=version, as_of=as_of)
     return score_properties(sample, version.storms, version.factors, as_of=as_of, model_id=active.pk, challenger=split)

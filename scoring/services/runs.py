@@ -1,9 +1,6 @@
 """Scoring runs: every property scored for a trade with its active model, partition by partition.
 
-A run is cut into partitions of consecutive property ids. When the trade runs a challenger version, the
-run scores every property with both versions and writes the challenger's score for the properties in
-its share, the active version's for the others (scoring/services/scores.py), and records both versions'
-distributions over every property. A partition reads its properties (and the
+A run is cut into partitions of consecutive property ids. A partition reads its properties (and the
 digests of their current scores) through COPY (scoring/selectors.py), computes their scores with the
 pure function of scoring/services/scores.py, and writes the scores that changed in one transaction,
 whole rows from one computation, so a current score is always a row written by one model version.
@@ -11,6 +8,11 @@ A score rewritten since the partition read it (a property rescored on fresher da
 A partition that fails rolls back, records its error and leaves the others alone; the run then ends
 failed, and resuming it scores only what is left. A partition's counts are set, never added to, so
 retries never count a property twice.
+
+When the trade runs a challenger version, the run keeps the one it started with: it scores every
+property with both versions, writes the challenger's score for the properties in its share and the
+active version's for the others (score_properties), and records both versions' distributions over
+every property (ScoringRun.shadow_distribution).
 
 Two runs of a trade never overlap: the run row is the lock (a partial unique constraint allows one
 running run per trade, whichever process or machine started it). A run shows it is alive by its

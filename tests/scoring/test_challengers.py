@@ -413,3 +413,25 @@ def test_staff_promote_a_challenger_or_end_its_challenge_from_the_admin(staff_cl
     assert dict(ScoringModel.objects.filter(trade=roofing).values_list("version", "status")) == {
         1: "retired", 2: "retired", 3: "active",
     }  # fmt: skip
+
+
+def written(trade: Trade) -> set[tuple]:
+    return set(Score.objects.filter(trade=trade).values_list("property_id", "model_id", "score", "digest"))
+
+
+def test_partitions_scored_by_workers_split_as_an_in_process_run_does(roofing, street):
+    """The worker's path (scoring_partition_attempt, one partition at a time) with a challenger."""
+    model_version(roofing, 1)
+    scoring_model_challenge(model=draft(roofing, 2, FACTORS, window=20), share=0.3)
+    here = runs.trade_score(trade=roofing, as_of=AS_OF, partition_rows=64)
+    expected = written(roofing)
+    Score.objects.filter(trade=roofing).delete()
+
+    run = runs.scoring_run_start(trade=roofing, as_of=AS_OF, partition_rows=64)
+    for partition in run.partition_set.order_by("number"):
+        assert runs.scoring_partition_attempt(partition_id=partition.pk, lease=f"task-{partition.number}") is False
+    run.refresh_from_db()
+
+    assert run.status == "succeeded"
+    assert written(roofing) == expected
+    assert (run.distribution, run.shadow_distribution) == (here.distribution, here.shadow_distribution)
