@@ -535,6 +535,8 @@ class ScoringRun(TimedRun, models.Model):
     def summary(self) -> str:
         """One line for a terminal or a log: what was scored, how fast, and the median and 90th percentile."""
         line = f"{self.trade.slug}: run {self.pk} {self.get_status_display().lower()}, model v{self.model.version}, "
+        if self.challenger is not None:
+            line += f"challenger v{self.challenger.version} on {self.challenger.challenger_share:.0%}, "
         line += f"{self.properties_scored:,} properties scored ({self.scores_changed:,} scores changed)"
         if self.duration_seconds:
             line += f" in {self.duration_seconds:.1f} s ({self.properties_scored / self.duration_seconds:,.0f}/s)"

@@ -2,10 +2,12 @@
 of a stable share of them; it is then promoted or its challenge ends."""
 
 import datetime as dt
+import io
 
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from scoring.challengers import in_challenger_share
@@ -435,3 +437,13 @@ def test_partitions_scored_by_workers_split_as_an_in_process_run_does(roofing, s
     assert run.status == "succeeded"
     assert written(roofing) == expected
     assert (run.distribution, run.shadow_distribution) == (here.distribution, here.shadow_distribution)
+
+
+def test_the_score_command_names_the_challenger_of_a_run(roofing, street):
+    model_version(roofing, 1)
+    scoring_model_challenge(model=draft(roofing, 2), share=0.25)
+    out = io.StringIO()
+
+    call_command("score", "--trade", "roofing", "--as-of", AS_OF.isoformat(), stdout=out)
+
+    assert "model v1, challenger v2 on 25%, 200 properties scored (200 scores changed)" in out.getvalue()
