@@ -1,6 +1,7 @@
 """Scoring speed and memory: a full scoring of one trade over a market of N properties.
 
     python bench/scoring.py --properties 1000000 [--storms 100000] [--runs 3] [--orm-properties 20000]
+                            [--challenger SHARE]
 
 The bench database gets the demo market of N properties (seed 7; reused when it is already there)
 and, on top of the market's own storm reports, a national feed of hail and wind reports over the
@@ -14,6 +15,9 @@ process's peak memory from the kernel:
 - next day: the same run scored as of the next day over the scores of the day before, the daily
   schedule's case (every score computed, only those that changed written).
 Peak memory is also measured for partitions a tenth the size, to show it follows the partition size.
+With --challenger SHARE, roofing runs a challenger on that share of the properties (the active version
+with its first factor's weight doubled): every property is then scored by both versions; without it,
+a challenger left by an earlier bench is ended first.
 Then a plain per-row Django ORM loop (ORM reads of a property and its last permit, its features and
 score in plain Python, update_or_create of its score) runs over --orm-properties properties in the
 same process, for the ratio. The last line printed is one JSON object of figures.
@@ -74,6 +78,31 @@ def storm_feed_ensure(total: int, window_days: int, as_of: dt.date) -> tuple[int
     with connection.cursor() as cursor:
         copy_rows(cursor, StormEvent._meta.db_table, feed)
     return StormEvent.objects.count(), window.count()
+
+
+def challenger_ensure(share: float | None) -> None:
+    """Make roofing run a challenger on `share` of the properties, or none (None)."""
+    from scoring.models import Factor, ScoringModel
+    from scoring.services.scoring_models import scoring_model_challenge, scoring_model_challenge_end
+
+    active = ScoringModel.objects.get(trade__slug=TRADE, status=ScoringModel.Status.ACTIVE)
+    running = ScoringModel.objects.filter(trade=active.trade, status=ScoringModel.Status.CHALLENGER).first()
+    if running is not None and (share is None or running.challenger_share != share):
+        scoring_model_challenge_end(model=running)
+        running = None
+    if share is None or running is not None:
+        return
+    number = max(ScoringModel.objects.filter(trade=active.trade).values_list("version", flat=True)) + 1
+    draft = ScoringModel.objects.create(
+        trade=active.trade, version=number, storm_window_days=active.storm_window_days, notes="Bench challenger"
+    )
+    for factor in active.factors.order_by("position"):
+        Factor.objects.create(
+            model=draft, position=factor.position, feature=factor.feature, transform=factor.transform,
+            params=factor.params, weight=factor.weight * (2 if factor.position == 0 else 1), reason=factor.reason,
+            reason_fallback=factor.reason_fallback,
+        )  # fmt: skip
+    scoring_model_challenge(model=draft, share=share)
 
 
 def scores_empty() -> None:
@@ -197,6 +226,7 @@ def main() -> None:
     parser.add_argument("--storms", type=int, default=100_000, help="Storm reports in the table, at least.")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--orm-properties", type=int, default=20_000)
+    parser.add_argument("--challenger", type=float, default=None, metavar="SHARE", help="Run a challenger on SHARE.")
     args = parser.parse_args()
 
     use_bench_database()
@@ -209,6 +239,7 @@ def main() -> None:
     as_of = timezone.localdate()
     window = ScoringModel.objects.get(trade__slug=TRADE, status=ScoringModel.Status.ACTIVE).storm_window_days
     storms, storms_in_window = storm_feed_ensure(args.storms, window, as_of)
+    challenger_ensure(args.challenger)
 
     full, next_day = [], []
     for number in range(args.runs):
@@ -231,6 +262,7 @@ def main() -> None:
                 "storms": storms,
                 "storms_in_window": storms_in_window,
                 "runs": args.runs,
+                "challenger_share": args.challenger,
                 "seconds": round(seconds, 2),
                 "properties_per_s": round(args.properties / seconds),
                 "next_day_seconds": round(next_day_seconds, 2),

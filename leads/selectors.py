@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -267,7 +268,7 @@ def lead_outcomes_known(
     assigned at some point), one row each with OUTCOME_COLUMNS: `converted` and `returned` are 1 or 0,
     `reason_features` the features of the lead's reasons, best first. Ordered by generation day, then id."""
     where = ["trade_id = %(trade)s", "state = ANY(%(states)s)", "assigned_at IS NOT NULL"]
-    params: dict[str, object] = {"trade": trade_id, "states": [str(state) for state in OUTCOME_KNOWN_STATES]}
+    params: dict[str, Any] = {"trade": trade_id, "states": [str(state) for state in OUTCOME_KNOWN_STATES]}
     if first_day is not None:
         where.append("generated_on >= %(first)s")
         params["first"] = first_day

@@ -26,6 +26,12 @@ class ScoringRunInterrupted(ScoringError):
     http_status = 503
 
 
+class ChallengeError(DomainError):
+    """A challenger version that cannot start or end as asked; the message says why."""
+
+    code = "challenge_refused"
+
+
 class ImportFileError(DomainError):
     """The file cannot be imported at all (unreadable, wrong encoding, missing columns): nothing is written."""
 

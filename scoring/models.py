@@ -487,6 +487,15 @@ class ScoringRun(TimedRun, models.Model):
 
     trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="scoring_runs")
     model = models.ForeignKey(ScoringModel, on_delete=models.PROTECT, related_name="runs")
+    challenger = models.ForeignKey(
+        ScoringModel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="challenger_runs",
+        help_text="The trade's challenger when the run started: it scored every property in shadow and wrote the "
+        "scores of its share.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     distributed = models.BooleanField(default=False, help_text="Partitions ran as Celery tasks.")
     as_of = models.DateField(help_text="The day the ages and days-since features are counted to.")
@@ -495,6 +504,12 @@ class ScoringRun(TimedRun, models.Model):
     scores_changed = models.PositiveIntegerField(default=0, help_text="Scores written: new, or different from before.")
     distribution = models.JSONField(
         default=dict, blank=True, help_text="Mean, percentiles and a 10-point histogram of the scores written."
+    )
+    shadow_distribution = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="With a challenger: the distribution of the scores each version gives every property, "
+        '{"active": ..., "challenger": ...}, to compare the two on the same properties.',
     )
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -520,6 +535,8 @@ class ScoringRun(TimedRun, models.Model):
     def summary(self) -> str:
         """One line for a terminal or a log: what was scored, how fast, and the median and 90th percentile."""
         line = f"{self.trade.slug}: run {self.pk} {self.get_status_display().lower()}, model v{self.model.version}, "
+        if self.challenger is not None:
+            line += f"challenger v{self.challenger.version} on {self.challenger.challenger_share:.0%}, "
         line += f"{self.properties_scored:,} properties scored ({self.scores_changed:,} scores changed)"
         if self.duration_seconds:
             line += f" in {self.duration_seconds:.1f} s ({self.properties_scored / self.duration_seconds:,.0f}/s)"
@@ -555,6 +572,12 @@ class ScoringPartition(models.Model):
     score_sum = models.FloatField(default=0)
     urgency_sum = models.FloatField(default=0)
     histogram = models.JSONField(default=list, blank=True, help_text="Scores per 0.1-point bin, 1001 bins.")
+    shadow = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='With a challenger: each version\'s scores of every property of the partition, {"active": '
+        '{properties_scored, score_sum, urgency_sum, histogram}, "challenger": {...}}.',
+    )
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times it was claimed.")
     lease = models.CharField(max_length=64, blank=True, help_text="Token of the task or process that claimed it.")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of its lease holder.")

@@ -73,6 +73,11 @@ def trades_with_active_model() -> QuerySet[Trade]:
     return Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).order_by("slug")
 
 
+def trade_challenger(*, trade_id: int) -> ScoringModel | None:
+    """The trade's challenger version, if it runs one (ScoringModel's one_challenger_per_trade)."""
+    return ScoringModel.objects.filter(trade_id=trade_id, status=ScoringModel.Status.CHALLENGER).first()
+
+
 def trades_named(slugs: list[str]) -> list[Trade]:
     """The trades with these slugs, each once, in the order given; ValueError naming the unknown ones
     and the trades there are."""

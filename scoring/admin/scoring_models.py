@@ -1,5 +1,7 @@
-"""Scoring models: drafts edited with their factors, previewed on a sample of the market, then activated."""
+"""Scoring models: drafts edited with their factors, previewed on a sample of the market, then activated, or
+first run as their trade's challenger on a share of the properties and then promoted or ended."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
@@ -8,11 +10,30 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.admin import action_form
+from core.errors import DomainError
 from scoring.admin.evaluations import model_evaluation_context
 from scoring.learning import backtest_beats_active
 from scoring.models import Factor, ScoringModel
 from scoring.services.preview import scoring_model_preview
-from scoring.services.scoring_models import scoring_model_activate, scoring_model_check
+from scoring.services.scoring_models import (
+    scoring_model_activate,
+    scoring_model_challenge,
+    scoring_model_challenge_end,
+    scoring_model_check,
+)
+
+Status = ScoringModel.Status
+
+
+class ChallengeForm(forms.Form):
+    share = forms.FloatField(
+        min_value=0.01,
+        max_value=0.99,
+        initial=0.1,
+        help_text="The share of the trade's properties this version scores and makes leads from (0.01 to 0.99), "
+        "picked by a stable hash of the property: the same properties from run to run.",
+    )
 
 
 class FactorInline(admin.TabularInline):
@@ -38,10 +59,11 @@ class FactorInline(admin.TabularInline):
 class ScoringModelAdmin(admin.ModelAdmin):
     """Drafts are edited here; active and retired versions are read-only (change by a new version)."""
 
-    list_display = ["trade", "version", "status", "factor_count", "storm_window_days", "activated_at", "preview_link"]
+    list_display = ["trade", "version", "status", "share", "factor_count", "storm_window_days", "activated_at",
+                    "preview_link"]  # fmt: skip
     list_filter = ["trade", "status"]
     inlines = [FactorInline]
-    actions = ["activate"]
+    actions = ["activate", "challenge", "promote", "end_challenge"]
 
     def get_urls(self):
         preview = path(
@@ -67,8 +89,14 @@ class ScoringModelAdmin(admin.ModelAdmin):
         except ValidationError as error:
             self.message_user(request, f"This version cannot be previewed yet: {error.messages[0]}", messages.ERROR)
             return redirect("admin:scoring_scoringmodel_change", model.pk)
-        columns = [str(model)] + ([str(preview.active)] if preview.active else [])
-        distributions = [preview.distribution] + ([preview.active_distribution] if preview.active else [])
+        compared = [
+            (str(preview.active), preview.active_distribution),
+            (f"{preview.challenger} on every property", preview.challenger_distribution),
+            ("Scored now (the challenger on its share)", preview.current_distribution),
+        ]
+        compared = [(name, distribution) for name, distribution in compared if distribution is not None]
+        columns = [str(model)] + [name for name, _ in compared]
+        distributions = [preview.distribution] + [distribution for _, distribution in compared]
         rows = [
             (label, [d.get(key, "") for d in distributions])
             for label, key in [("Properties", "count"), ("Mean score", "mean_score"), ("Mean urgency", "mean_urgency"),
@@ -95,24 +123,20 @@ class ScoringModelAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(number_of_factors=Count("factors"))
 
+    @admin.display(description="Challenger share")
+    def share(self, model: ScoringModel) -> str:
+        return f"{model.challenger_share:.0%}" if model.status == Status.CHALLENGER else ""
+
     @admin.display(description="Factors", ordering="number_of_factors")
     def factor_count(self, model: ScoringModel) -> int:
         return model.number_of_factors
 
     def get_readonly_fields(self, request, obj=None):
+        # The challenger share is set by "Run as challenger"; the backtest by learning.
         if obj is not None and obj.status != ScoringModel.Status.DRAFT:
-            return [
-                "trade",
-                "version",
-                "status",
-                "notes",
-                "storm_window_days",
-                "activated_at",
-                "preview_link",
-                "backtest",
-            ]
-        # The backtest is what learning measured: shown, never edited (the preview shows it as a table).
-        return ["status", "activated_at", "preview_link", "backtest"]
+            return ["trade", "version", "status", "notes", "storm_window_days", "challenger_share", "backtest",
+                    "activated_at", "preview_link"]  # fmt: skip
+        return ["status", "challenger_share", "backtest", "activated_at", "preview_link"]
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -132,6 +156,62 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 self.message_user(request, error.messages[0], messages.ERROR)
             else:
                 self.message_user(request, f"{model.trade} v{model.version} is now active.", messages.SUCCESS)
+
+    @admin.action(description="Run as challenger (on a share of the trade's properties)", permissions=["change"])
+    def challenge(self, request, queryset):
+        data, page = action_form(
+            self,
+            request,
+            queryset.select_related("trade"),
+            form_class=ChallengeForm,
+            action="challenge",
+            title="Run as challenger",
+            submit_label="Run as challenger",
+            intro="From its trade's next scoring run, each draft scores every property in shadow, and the share "
+            "of the properties given here gets its scores and leads; the active version does the rest.",
+        )
+        if data is None:
+            return page
+        for model in queryset.select_related("trade").order_by("trade_id", "version"):
+            try:
+                scoring_model_challenge(model=model, share=data["share"])
+            except (DomainError, ValidationError) as error:
+                self.message_user(request, _message(error), messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"{model.trade} v{model.version} is now the challenger on {data['share']:.0%}.",
+                    messages.SUCCESS,
+                )  # fmt: skip
+        return None
+
+    @admin.action(description="Promote the challenger to active (retires the active version)", permissions=["change"])
+    def promote(self, request, queryset):
+        for model in queryset.select_related("trade").order_by("trade_id", "version"):
+            if model.status != Status.CHALLENGER:
+                self.message_user(request, f"{model} is not a challenger; nothing done.", messages.ERROR)
+                continue
+            try:
+                scoring_model_activate(model=model)
+            except ValidationError as error:
+                self.message_user(request, _message(error), messages.ERROR)
+            else:
+                self.message_user(request, f"{model.trade} v{model.version} is now active.", messages.SUCCESS)
+
+    @admin.action(description="End the challenge (the challenger retires)", permissions=["change"])
+    def end_challenge(self, request, queryset):
+        for model in queryset.select_related("trade").order_by("trade_id", "version"):
+            try:
+                scoring_model_challenge_end(model=model)
+            except DomainError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"The challenge of {model.trade} v{model.version} ended; it is retired.", messages.SUCCESS
+                )
+
+
+def _message(error: DomainError | ValidationError) -> str:
+    return error.messages[0] if isinstance(error, ValidationError) else str(error)
 
 
 def backtest_table(backtest: dict | None) -> dict | None:

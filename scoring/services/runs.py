@@ -9,6 +9,11 @@ A partition that fails rolls back, records its error and leaves the others alone
 failed, and resuming it scores only what is left. A partition's counts are set, never added to, so
 retries never count a property twice.
 
+When the trade runs a challenger version, the run keeps the one it started with: it scores every
+property with both versions, writes the challenger's score for the properties in its share and the
+active version's for the others (score_properties), and records both versions' distributions over
+every property (ScoringRun.shadow_distribution).
+
 Two runs of a trade never overlap: the run row is the lock (a partial unique constraint allows one
 running run per trade, whichever process or machine started it). A run shows it is alive by its
 heartbeat, refreshed every sixth of SCORING_RUN_STALE_SECONDS by a thread of the process running it,
@@ -47,10 +52,19 @@ from core.cache import SCORES, generation_bump
 from core.heartbeat import Heartbeat
 from core.retry import db_retry, is_transient
 from scoring import selectors
-from scoring.engine import FactorSpec
 from scoring.errors import ScoringError, ScoringRunBusy, ScoringRunInterrupted
 from scoring.models import ScoringModel, ScoringPartition, ScoringRun, Trade
-from scoring.services.scores import PartitionScores, distribution_summary, score_properties, scores_write
+from scoring.services.scores import (
+    Challenger,
+    PartitionScores,
+    ScoreFigures,
+    Version,
+    challenger_of,
+    distribution_summary,
+    score_properties,
+    scores_write,
+    version_of,
+)
 from scoring.services.scoring_models import scoring_model_check
 
 logger = logging.getLogger(__name__)
@@ -89,8 +103,9 @@ def _trade_name(run: ScoringRun) -> str:
 def scoring_run_start(
     *, trade: Trade, as_of: dt.date | None = None, partition_rows: int | None = None, distributed: bool = False
 ) -> ScoringRun:
-    """Open a run of `trade` with its active model, cut into partitions; ScoringRunBusy if one is running
-    with a live heartbeat (a silent one is closed as abandoned first)."""
+    """Open a run of `trade` with its active model (and its challenger, if it runs one: the run keeps it to
+    the end, whatever happens to it meanwhile), cut into partitions; ScoringRunBusy if one is running with
+    a live heartbeat (a silent one is closed as abandoned first)."""
     what = f"starting a scoring run of {trade.slug}"
     model = db_retry(
         lambda: ScoringModel.objects.filter(trade=trade, status=ScoringModel.Status.ACTIVE).first(), what=what
@@ -98,6 +113,9 @@ def scoring_run_start(
     if model is None:
         raise ScoringError(f"{trade} has no active scoring model; activate one in the admin first")
     db_retry(lambda: scoring_model_check(model=model), what=what)
+    challenger = db_retry(lambda: selectors.trade_challenger(trade_id=trade.pk), what=what)
+    if challenger is not None:
+        db_retry(lambda: scoring_model_check(model=challenger), what=what)
     db_retry(lambda: _abandoned_runs_close(trade=trade), what=what)
     ranges = db_retry(
         lambda: selectors.property_id_ranges(rows=partition_rows or settings.SCORING_PARTITION_ROWS), what=what
@@ -108,6 +126,7 @@ def scoring_run_start(
         run = ScoringRun.objects.create(
             trade=trade,
             model=model,
+            challenger=challenger,
             as_of=as_of or timezone.localdate(),
             distributed=distributed,
             partitions=len(ranges),
@@ -175,10 +194,21 @@ def _partition_read(run: ScoringRun, partition: ScoringPartition) -> pd.DataFram
     )
 
 
+def _run_versions(run: ScoringRun, storms: pd.DataFrame | None = None) -> tuple[Version, Challenger | None]:
+    """The run's active version and challenger as score_properties runs them (the storms of each one's
+    window read once; `storms`: the active version's, read already)."""
+    active = version_of(run.model, as_of=run.as_of, storms=storms)
+    challenger = run.challenger if run.challenger_id is not None else None
+    return active, challenger_of(challenger, active=run.model, active_version=active, as_of=run.as_of)
+
+
 def _partition_compute(
-    run: ScoringRun, factors: Sequence[FactorSpec], storms: pd.DataFrame, properties: pd.DataFrame
+    run: ScoringRun, versions: tuple[Version, Challenger | None], properties: pd.DataFrame
 ) -> PartitionScores:
-    return score_properties(properties, storms, factors, as_of=run.as_of, model_id=run.model_id)
+    active, challenger = versions
+    return score_properties(
+        properties, active.storms, active.factors, as_of=run.as_of, model_id=run.model_id, challenger=challenger
+    )
 
 
 @transaction.atomic
@@ -192,7 +222,7 @@ def _partition_write(partition: ScoringPartition, scores: PartitionScores, lease
     if held != (PartitionStatus.RUNNING, lease):
         raise PartitionLeaseLost(f"{partition} was claimed by another holder")
     run = partition.run
-    written = scores_write(scores=scores, trade_id=run.trade_id, model_id=run.model_id, scored_at=timezone.now())
+    written = scores_write(scores=scores, trade_id=run.trade_id, scored_at=timezone.now())
     # Conditional again: a holder that claimed the partition meanwhile makes this UPDATE find no row,
     # and the scores above roll back with it.
     recorded = ScoringPartition.objects.filter(pk=partition.pk, status=PartitionStatus.RUNNING, lease=lease).update(
@@ -202,6 +232,7 @@ def _partition_write(partition: ScoringPartition, scores: PartitionScores, lease
         score_sum=scores.score_sum,
         urgency_sum=scores.urgency_sum,
         histogram=scores.histogram,
+        shadow={name: figures.as_json() for name, figures in (scores.shadow or {}).items()},
         error="",
         heartbeat_at=timezone.now(),
         finished_at=timezone.now(),
@@ -266,7 +297,9 @@ def scoring_partition_attempt(*, partition_id: int, lease: str, storms: pd.DataF
     what = f"scoring partition {partition_id}"
 
     def claim() -> ScoringPartition | None:
-        partition = ScoringPartition.objects.select_related("run", "run__model", "run__trade").get(pk=partition_id)
+        partition = ScoringPartition.objects.select_related("run", "run__model", "run__challenger", "run__trade").get(
+            pk=partition_id
+        )
         return partition if _partition_claim(partition, lease) else None
 
     try:
@@ -313,13 +346,9 @@ def _partition_score(partition: ScoringPartition, *, lease: str, storms: pd.Data
     """Read, compute and write a claimed partition, each stage riding out a lost connection."""
     run = partition.run
     what = f"scoring partition {partition.number} of run {run.pk}"
-    factors = db_retry(lambda: scoring_model_check(model=run.model), what=what)
-    if storms is None:
-        storms = db_retry(
-            lambda: selectors.scoring_storms(as_of=run.as_of, window_days=run.model.storm_window_days), what=what
-        )
+    versions = db_retry(lambda: _run_versions(run, storms), what=what)
     properties = db_retry(lambda: _partition_read(run, partition), what=what)
-    scores = _partition_compute(run, factors, storms, properties)
+    scores = _partition_compute(run, versions, properties)
     db_retry(lambda: _partition_write(partition, scores, lease), what=what)
 
 
@@ -344,6 +373,12 @@ def scoring_run_finish(*, run_id: int) -> ScoringRun:
         run.properties_scored = sum(p.properties_scored for p in done)
         run.scores_changed = sum(p.scores_changed for p in done)
         run.distribution = distribution_summary(done)
+        # With a challenger, both versions over every property: the same properties, side by side.
+        versions = ("active", "challenger") if run.challenger_id is not None else ()
+        run.shadow_distribution = {
+            name: distribution_summary([ScoreFigures(**p.shadow[name]) for p in done if name in p.shadow])
+            for name in versions
+        }
         if failed:
             run.status = ScoringRun.Status.FAILED
             run.error = "\n".join(
@@ -354,7 +389,10 @@ def scoring_run_finish(*, run_id: int) -> ScoringRun:
             run.error = ""
         run.finished_at = timezone.now()
         run.save(
-            update_fields=["properties_scored", "scores_changed", "distribution", "status", "error", "finished_at"]
+            update_fields=[
+                *("properties_scored", "scores_changed", "distribution", "shadow_distribution", "status", "error"),
+                "finished_at",
+            ]
         )
         generation_bump(SCORES)  # answers built on the trade's scores (demand) are stale now
     return run
@@ -377,10 +415,7 @@ def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:
     what = f"scoring run {run.pk} of {_trade_name(run)}"
     lease = f"process-{uuid.uuid4().hex}"
     try:
-        factors = db_retry(lambda: scoring_model_check(model=run.model), what=what)
-        storms = db_retry(
-            lambda: selectors.scoring_storms(as_of=run.as_of, window_days=run.model.storm_window_days), what=what
-        )
+        versions = db_retry(lambda: _run_versions(run), what=what)
     except Exception as error:
         _run_fail(run, error, what=what)
         raise
@@ -393,7 +428,7 @@ def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:
 
     def compute(partition: ScoringPartition, properties: pd.DataFrame) -> PartitionScores:
         with _timed("computed", partition):
-            return _partition_compute(run, factors, storms, properties)
+            return _partition_compute(run, versions, properties)
 
     def write(partition: ScoringPartition, scores: PartitionScores) -> None:
         with _timed("written", partition):

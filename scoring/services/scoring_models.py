@@ -1,4 +1,10 @@
-"""Scoring model versions: checking a definition and activating a version."""
+"""Scoring model versions: checking a definition, activating a version, and running a challenger.
+
+A trade has one active version and at most one challenger: a version that scores every property in
+shadow and writes the scores (and so makes the leads) of a share of them, picked by a stable hash of the
+property id (scoring/challengers.py), so both versions' leads can be compared on their outcomes. The
+challenger is then promoted (it becomes the active version) or its challenge ends (it retires).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from scoring.engine import FactorSpec, ModelDefinitionError, check_factors
+from scoring.errors import ChallengeError
 from scoring.features import DETAILS, FALLBACKS, FEATURES, REASON_TEMPLATES
 from scoring.models import Factor, ScoringModel, Trade
 
@@ -42,15 +49,23 @@ def scoring_model_check(*, model: ScoringModel) -> list[FactorSpec]:
     return specs
 
 
+def _locked(model: ScoringModel) -> ScoringModel:
+    """`model` read again under a lock, after its trade's row: changes of a trade's versions (activate,
+    challenge, end) run one after the other; the partial unique constraints hold the rules regardless."""
+    Trade.objects.select_for_update().get(pk=model.trade_id)
+    return ScoringModel.objects.select_related("trade").select_for_update(of=("self",)).get(pk=model.pk)
+
+
 @transaction.atomic
 def scoring_model_activate(*, model: ScoringModel) -> ScoringModel:
-    """Make `model` its trade's active version and retire the one it replaces, in one transaction.
+    """Make `model` (a draft, or the trade's challenger: a promotion) its trade's active version and retire
+    the one it replaces, in one transaction. A promoted challenger's scores keep their model: they are
+    already this version's.
 
     The trade row is locked first, so two activations for a trade run one after the other; the
     partial unique constraint scoring_scoringmodel_one_active_per_trade holds the rule regardless.
     """
-    Trade.objects.select_for_update().get(pk=model.trade_id)
-    model = ScoringModel.objects.select_for_update().get(pk=model.pk)
+    model = _locked(model)
     if model.status == ScoringModel.Status.ACTIVE:
         return model
     scoring_model_check(model=model)
@@ -60,4 +75,55 @@ def scoring_model_activate(*, model: ScoringModel) -> ScoringModel:
     model.status = ScoringModel.Status.ACTIVE
     model.activated_at = timezone.now()
     model.save(update_fields=["status", "activated_at"])
+    return model
+
+
+def _active_version(trade: Trade) -> ScoringModel | None:
+    return ScoringModel.objects.filter(trade=trade, status=ScoringModel.Status.ACTIVE).first()
+
+
+@transaction.atomic
+def scoring_model_challenge(*, model: ScoringModel, share: float) -> ScoringModel:
+    """Run the draft `model` as its trade's challenger on `share` (0 < share < 1) of the trade's properties,
+    from the trade's next scoring run on. ChallengeError when it is not a draft, when the trade has no active
+    version to challenge or already runs a challenger, or for a share outside (0, 1); ValidationError when
+    its definition cannot be computed.
+
+    Once a challenger, its share is frozen with its factors (migration 0018), so a property is scored by
+    the same version from run to run."""
+    if not 0 < share < 1:
+        raise ChallengeError(
+            f"a challenger's share of the properties must be between 0 and 1, both excluded (got {share:g})",
+            code="challenger_share_invalid",
+            http_status=400,
+        )
+    model = _locked(model)
+    if model.status != ScoringModel.Status.DRAFT:
+        raise ChallengeError(f"{model} is not a draft: only a draft can become a challenger")
+    active = _active_version(model.trade)
+    if active is None:
+        raise ChallengeError(f"{model.trade} has no active version to challenge; activate one first")
+    running = ScoringModel.objects.filter(trade_id=model.trade_id, status=ScoringModel.Status.CHALLENGER).first()
+    if running is not None:
+        raise ChallengeError(
+            f"{model.trade} already runs a challenger, v{running.version}: promote it or end its challenge first",
+            code="challenger_exists",
+        )
+    scoring_model_check(model=model)
+    model.status = ScoringModel.Status.CHALLENGER
+    model.challenger_share = share
+    model.save(update_fields=["status", "challenger_share"])
+    return model
+
+
+@transaction.atomic
+def scoring_model_challenge_end(*, model: ScoringModel) -> ScoringModel:
+    """End the challenge of `model`: it retires, and the trade's next run scores every property with the
+    active version again. Its scores and leads keep their model, for the record and the evaluation.
+    ChallengeError when `model` is not a challenger."""
+    model = _locked(model)
+    if model.status != ScoringModel.Status.CHALLENGER:
+        raise ChallengeError(f"{model} is not a challenger")
+    model.status = ScoringModel.Status.RETIRED
+    model.save(update_fields=["status"])
     return model
