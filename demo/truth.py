@@ -177,7 +177,7 @@ def _features(trade: Trade, property_ids: list[int] | None, as_of: dt.date, stor
             trade_id=trade.pk, first_id=ranges[0][0], last_id=ranges[-1][1], as_of=as_of
         )
     else:
-        homes = selectors.scoring_properties_listed(trade_id=trade.pk, property_ids=property_ids, as_of=as_of)
+        homes = selectors.scoring_properties_of(trade_id=trade.pk, property_ids=property_ids, as_of=as_of)
     return property_features(homes, storms, as_of=as_of)
 
 

@@ -209,25 +209,6 @@ def scoring_property_sample(*, trade_id: int, size: int, as_of: dt.date, seed: i
         return copy_frame(cursor, query, params, SCORING_PROPERTY_TYPES)
 
 
-def scoring_properties_listed(*, trade_id: int, property_ids: list[int], as_of: dt.date) -> pd.DataFrame:
-    """These properties (each once, by id) read as scoring_properties reads a partition, their features'
-    facts as of `as_of`: for callers that need the features of a few scattered homes (a day's leads)."""
-    homes = f"(SELECT * FROM {Property._meta.db_table} WHERE id = ANY(%(ids)s))"
-    query = (
-        SCORING_PROPERTY_SELECT.format(homes=homes)
-        + f"""
-        LEFT JOIN LATERAL (
-            SELECT max(issued_date) AS issued FROM {Permit._meta.db_table}
-            WHERE property_id = p.id AND trade_id = %(trade)s AND issued_date <= %(as_of)s
-        ) permit ON true
-        ORDER BY p.id
-        """
-    )
-    params = {"ids": sorted(set(property_ids)), "trade": trade_id, "as_of": as_of}
-    with connection.cursor() as cursor:
-        return copy_frame(cursor, query, params, SCORING_PROPERTY_TYPES)
-
-
 def scoring_storms(*, as_of: dt.date, window_days: int, near: tuple[float, float, str] | None = None) -> pd.DataFrame:
     """Storm reports of the `window_days` days up to `as_of`, with the columns of
     scoring.features.STORM_COLUMNS; with `near` (latitude, longitude, ZIP), only those that can reach
