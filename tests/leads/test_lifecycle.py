@@ -632,13 +632,16 @@ def test_an_accepted_lead_is_returnable_within_the_window_of_its_delivery(delive
             "",
             (
                 "Return reason 'too_expensive' is not one of: wrong_contact, not_owner, already_done, out_of_area, "
-                "duplicate, other."
+                "duplicate, not_interested, other."
             ),
         ),
         (
             "",
             "",
-            "Return reason '' is not one of: wrong_contact, not_owner, already_done, out_of_area, duplicate, other.",
+            (
+                "Return reason '' is not one of: wrong_contact, not_owner, already_done, out_of_area, duplicate, "
+                "not_interested, other."
+            ),
         ),
         ("other", "", 'A return for "other" needs a note saying what was wrong.'),
         ("other", "   ", 'A return for "other" needs a note saying what was wrong.'),
