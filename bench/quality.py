@@ -158,15 +158,19 @@ def main() -> None:
     )
     print(learned, file=sys.stderr)
     test = lead_outcomes_known(trade_id=trade.pk, first_day=first_test_day).reset_index(drop=True)
+    if test.empty or not 0 < test["converted"].sum() < len(test):
+        # Figures that need both outcomes are printed as null (a tiny market, too few days).
+        print(f"the test days' leads have {len(test)} known outcomes: AUCs are null", file=sys.stderr)
     label = test["converted"].to_numpy(dtype=float)
     weight = test["sampling_weight"].to_numpy(dtype=float)
     truth = truth_for_leads(test["id"].tolist()).set_index("lead_id").reindex(test["id"].to_numpy())
+    truth = truth.astype(float)
     if truth["probability"].isna().any():
         raise SystemExit("some test leads have no truth drawn: the simulation did not record them")
 
     default_auc, default_lift = weighted_figures(test["score"].to_numpy(dtype=float), label, weight)
     learned_auc = learned_lift = None
-    if learned.model is not None:
+    if learned.model is not None and len(test):
         specs = scoring_model_check(model=learned.model)
         features = outcome_features(trade_id=trade.pk, outcomes=test, storm_window_days=learned.model.storm_window_days)
         learned_score = engine.score_frame(features, specs)["score"].to_numpy(dtype=float)

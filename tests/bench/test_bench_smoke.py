@@ -335,3 +335,27 @@ def test_bench_refuses_a_database_name_it_cannot_use_and_creates_no_database(nam
     )
     with maintenance(server_url()) as conn:
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [name]).fetchone()[0] == 0
+
+
+def test_quality_bench_plays_days_learns_and_prints_its_figures(bench_database, monkeypatch):
+    # A tiny market plays a few days: learning is allowed from fewer outcomes than a real trade needs.
+    monkeypatch.setenv("LEARN_MIN_OUTCOMES", "30")
+    database = bench_database("quality")
+    arguments = ["--properties", "4000", "--days", "12", "--test-days", "6", "--seed", "3"]
+    figures = bench_run("quality", [*arguments, "--timing-outcomes", "3000"], database)
+
+    assert (figures["properties"], figures["days"], figures["seed"], figures["trade"]) == (4000, 12, 3, "roofing")
+    assert figures["outcomes"] >= 30
+    assert figures["test_outcomes"] > 0
+    assert figures["timing_outcomes"] == 3000
+    # A tiny market may leave a test window without a conversion: an AUC is then null, never missing.
+    for name in ("truth_auc", "oracle_auc", "default_auc", "learned_auc"):
+        assert figures[name] is None or 0 <= figures[name] <= 1, (name, figures[name])
+    for name in ("default_top_decile_lift", "learned_top_decile_lift", "learned_share_of_oracle"):
+        assert name in figures
+    assert 0 < figures["truth_unseen_share"] < 1
+    assert 0 < figures["truth_interaction_share"] < 1
+    assert_numbers(figures, positive=["simulate_seconds"], non_negative=["learn_seconds", "evaluate_seconds"])
+    # The bench played its own market, in its own database beside the one it was given.
+    assert value_in(f"{database}_quality", "SELECT count(*) FROM scoring_property") == 4000
+    assert value_in(f"{database}_quality", "SELECT count(*) FROM demo_truthdraw") > 0
