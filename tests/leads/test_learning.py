@@ -29,6 +29,7 @@ ROOF = {
     "transform": "step",
     "params": {"threshold": 20},
     "reason": "Roof is {value:.0f} years old",
+    "reason_fallback": "No roof replacement on record; home built in {year_built:.0f}",
 }
 OWNER = {"feature": "owner_occupied", "transform": "flag", "params": {}, "reason": "Owner-occupied"}
 CONDO = {"feature": "property_type", "transform": "lookup", "params": {"values": {"condo": 1}}, "reason": "A {value}"}

@@ -26,14 +26,17 @@ from tests.racing import race
 from tests.scoring.test_scoring_runs import AS_OF, BOULDER, FACTORS, model_version, storm
 
 # The challenger: roof age alone, on the same ramp; with a 20-day storm window where it has storm factors.
+ROOF_FALLBACK = "No roof replacement on record; home built in {year_built:.0f}"
 ROOF_ONLY = [("roof_age", "ramp", {"low": 10, "high": 30}, 50, "Roof is {value:.0f} years old")]
 
 
 def draft(trade: Trade, version: int, factors=ROOF_ONLY, *, window: int = 90) -> ScoringModel:
     model = ScoringModel.objects.create(trade=trade, version=version, storm_window_days=window)
     for position, (feature, transform, params, weight, reason) in enumerate(factors):
+        # A factor on roof age says what it falls back to when no roof year is on record.
+        fallback = ROOF_FALLBACK if reason and feature == "roof_age" else ""
         Factor.objects.create(model=model, position=position, feature=feature, transform=transform, params=params,
-                              weight=weight, reason=reason)  # fmt: skip
+                              weight=weight, reason=reason, reason_fallback=fallback)  # fmt: skip
     return model
 
 
