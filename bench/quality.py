@@ -16,6 +16,9 @@ the hidden truth). Then, for the trade:
   default_auc, default_top_decile_lift) and the learned model's scores of the same leads, computed from
   their features as of each lead's day (learned_auc, learned_top_decile_lift);
 - learned_share_of_oracle = (learned_auc - 0.5) / (oracle_auc - 0.5);
+- the same four AUCs over the sold leads as they are, each weighing 1 (*_auc_unweighted): how the scores
+  rank the leads contractors got, where the weighted figures stand for every home of the market (an
+  exploration lead weighs for the hundreds of homes below the cut it was drawn from);
 - truth_unseen_share and truth_interaction_share: the shares of the variance of the truth's log-odds
   carried by what the models cannot see and by interactions;
 - times learning and evaluation on --timing-outcomes synthetic outcomes (learn_seconds: the fit on a
@@ -79,6 +82,26 @@ def market_play(args) -> float:
     return time.monotonic() - started
 
 
+def lead_truth(trade, leads):
+    """The hidden truth of each lead on its day (probability, seen_logit), in the leads' order: the draw the
+    simulation recorded for the leads it drew an outcome for, else the truth of the lead's home on its day
+    (a lead rejected or left to expire had no draw, but its home had a truth)."""
+    import pandas as pd
+
+    from demo.truth import truth_for_leads, truth_on_day
+
+    truth = truth_for_leads(leads["id"].tolist()).set_index("lead_id").reindex(leads["id"].to_numpy()).astype(float)
+    truth.index = leads.index
+    missing = truth["probability"].isna().to_numpy()
+    for day, group in leads[missing].groupby("generated_on"):
+        on_day = truth_on_day(trade=trade, property_ids=group["property_id"].tolist(), as_of=day)
+        found = on_day.reindex(group["property_id"].to_numpy())[["probability", "seen_logit"]]
+        truth.loc[group.index, ["probability", "seen_logit"]] = found.to_numpy()
+    if truth["probability"].isna().any():
+        raise SystemExit("some test leads' homes have no hidden truth: was the market seeded by seed_demo?")
+    return pd.DataFrame(truth)
+
+
 def weighted_figures(score, label, weight) -> tuple[float | None, float | None]:
     from scoring import quality
 
@@ -136,9 +159,10 @@ def main() -> None:
     django.setup()
     import datetime as dt
 
+    import numpy as np
     from django.utils import timezone
 
-    from demo.truth import truth_for_leads, truth_variance_shares
+    from demo.truth import truth_variance_shares
     from leads.selectors import lead_outcomes_known
     from leads.services.learning import model_learn, outcome_features
     from scoring import engine
@@ -163,20 +187,22 @@ def main() -> None:
         print(f"the test days' leads have {len(test)} known outcomes: AUCs are null", file=sys.stderr)
     label = test["converted"].to_numpy(dtype=float)
     weight = test["sampling_weight"].to_numpy(dtype=float)
-    truth = truth_for_leads(test["id"].tolist()).set_index("lead_id").reindex(test["id"].to_numpy())
-    truth = truth.astype(float)
-    if truth["probability"].isna().any():
-        raise SystemExit("some test leads have no truth drawn: the simulation did not record them")
+    truth = lead_truth(trade, test)
 
+    ones = np.ones(len(test))
     default_auc, default_lift = weighted_figures(test["score"].to_numpy(dtype=float), label, weight)
+    sold = {"default": weighted_figures(test["score"].to_numpy(dtype=float), label, ones)[0]}
     learned_auc = learned_lift = None
     if learned.model is not None and len(test):
         specs = scoring_model_check(model=learned.model)
         features = outcome_features(trade_id=trade.pk, outcomes=test, storm_window_days=learned.model.storm_window_days)
         learned_score = engine.score_frame(features, specs)["score"].to_numpy(dtype=float)
         learned_auc, learned_lift = weighted_figures(learned_score, label, weight)
+        sold["learned"] = weighted_figures(learned_score, label, ones)[0]
     truth_auc, _ = weighted_figures(truth["probability"].to_numpy(dtype=float), label, weight)
     oracle_auc, _ = weighted_figures(truth["seen_logit"].to_numpy(dtype=float), label, weight)
+    sold["truth"] = weighted_figures(truth["probability"].to_numpy(dtype=float), label, ones)[0]
+    sold["oracle"] = weighted_figures(truth["seen_logit"].to_numpy(dtype=float), label, ones)[0]
     shares = truth_variance_shares(trades=[args.trade])
     share_of_oracle = None
     if learned_auc is not None and oracle_auc is not None and oracle_auc > 0.5:
@@ -201,6 +227,7 @@ def main() -> None:
         "learned_share_of_oracle": rounded(share_of_oracle, 3),
         "truth_unseen_share": rounded(shares.unseen_share, 3),
         "truth_interaction_share": rounded(shares.interaction_share, 3),
+        **{f"{name}_auc_unweighted": rounded(sold.get(name)) for name in ("truth", "oracle", "default", "learned")},
         "simulate_seconds": round(simulate_seconds, 1),
     }
     figures |= {name: round(value, 2) for name, value in timings(args.timing_outcomes, args.seed).items()}
