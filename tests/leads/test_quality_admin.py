@@ -49,8 +49,8 @@ def test_a_scoring_models_page_shows_its_latest_figures_trend_and_tables(staff_c
         "2026-06-30: 10 with a known outcome (1 exploration), 4 converted (57.1%), "
         f"AUC {run.auc:.3f} [{run.auc_low:.3f}, {run.auc_high:.3f}], top-decile lift 1.75x."
     ) in " ".join(re.sub(r"<[^>]+>", "", page).split())
-    assert 'aria-label="AUC of Roofing v1 (Active) over its evaluation runs"' in page
-    assert 'aria-label="Conversion and return rate by score decile of Roofing v1 (Active)"' in page
+    assert f'aria-label="AUC of Roofing v{model.version} (Active) over its evaluation runs"' in page
+    assert f'aria-label="Conversion and return rate by score decile of Roofing v{model.version} (Active)"' in page
     assert "<title>1: 100% (converted)</title>" in page  # decile 1: the 95 converted
     assert "<td>2</td><td>2</td><td>1</td><td>50.0%</td><td>50.0%</td><td>85-90</td>" in page  # decile 2
     assert "<td>30-40</td><td>1</td><td>30.0</td><td>100.0%</td><td>1</td>" in page  # calibration: exploration
@@ -78,7 +78,8 @@ def test_a_challenger_beyond_the_intervals_is_said_to_rank_better_on_both_pages(
     comparison = evaluation_comparison(trade_id=roofing.pk)
 
     statement = (
-        "The challenger, v5, ranks its leads better than the active version, v1: AUC 0.740 [0.700, 0.780] "
+        f"The challenger, v5, ranks its leads better than the active version, v{active.version}: "
+        "AUC 0.740 [0.700, 0.780] "
         "against AUC 0.620 [0.590, 0.650], a difference beyond both 95% intervals."
     )
     assert (comparison.apart, comparison.statement) == (True, statement)
@@ -99,7 +100,7 @@ def test_overlapping_intervals_are_said_not_to_tell_the_versions_apart(roofing, 
 
     assert comparison.apart is False
     assert comparison.statement == (
-        "The challenger, v5, and the active version, v1, differ within their 95% intervals "
+        f"The challenger, v5, and the active version, v{active.version}, differ within their 95% intervals "
         "(AUC 0.660 [0.600, 0.720] against AUC 0.700 [0.650, 0.750]): they cannot be told apart yet."
     )
 
@@ -112,25 +113,29 @@ def test_without_runs_over_the_same_period_or_an_auc_there_is_nothing_to_compare
     evaluation(challenger, auc=0.66, low=0.60, high=0.72)
     evaluation(active, auc=0.70, low=0.65, high=0.75, first=FIRST + dt.timedelta(days=1))
     assert evaluation_comparison(trade_id=roofing.pk).statement == (
-        "No evaluation of the active version, v1, over the challenger's period (2026-04-02 to 2026-06-30) yet: "
+        f"No evaluation of the active version, v{active.version}, over the challenger's period "
+        "(2026-04-02 to 2026-06-30) yet: "
         "nothing to compare."
     )
     EvaluationRun.objects.create(
         trade=roofing, model=active, first_day=FIRST, last_day=TODAY, figures={"missing": {"auc": "no conversion yet"}}
     )
     comparison = evaluation_comparison(trade_id=roofing.pk)
-    assert (comparison.apart, comparison.statement) == (None, "Not comparable yet: no AUC for v1 (no conversion yet).")
+    assert (comparison.apart, comparison.statement) == (
+        None,
+        f"Not comparable yet: no AUC for v{active.version} (no conversion yet).",
+    )
 
 
 def test_evaluation_runs_are_listed_read_only_with_their_figures(staff_client, evaluated):
-    _, run = evaluated
+    model, run = evaluated
 
     listing = page_of(staff_client.get("/admin/scoring/evaluationrun/"))
     detail = page_of(staff_client.get(f"/admin/scoring/evaluationrun/{run.pk}/change/"))
 
     row = " ".join(listing.split())
-    for shown in ("v1 (active)", "2026-04-02 to 2026-06-30", f"{run.auc:.3f} [{run.auc_low:.3f}, {run.auc_high:.3f}]",
-                  "57.1%", "1.75x"):  # fmt: skip
+    for shown in (f"v{model.version} (active)", "2026-04-02 to 2026-06-30",
+                  f"{run.auc:.3f} [{run.auc_low:.3f}, {run.auc_high:.3f}]", "57.1%", "1.75x"):  # fmt: skip
         assert shown in row
     assert "<td>roof_age</td><td>5</td><td>1</td><td>20.0%</td><td>0.35x</td>" in detail
     assert staff_client.get("/admin/scoring/evaluationrun/add/").status_code == 403

@@ -271,7 +271,10 @@ def test_the_challenger_share_is_spread_over_groups_by_largest_remainder():
 @pytest.fixture
 def challenged(roofing):
     """A challenger version with half of the properties; 20 homes in 80206, those in its share worse."""
-    ScoringModel.objects.create(trade=roofing, version=2, status=ScoringModel.Status.CHALLENGER, challenger_share=0.5)
+    version = ScoringModel.objects.filter(trade=roofing).order_by("-version").first().version + 1  # after the seeded
+    ScoringModel.objects.create(
+        trade=roofing, version=version, status=ScoringModel.Status.CHALLENGER, challenger_share=0.5
+    )
     market = homes(roofing, "80206", *[60] * 20)
     shares = in_challenger_share([home.pk for home in market], 0.5)
     assert 4 <= shares.sum() <= 16  # both arms have more homes than their target
