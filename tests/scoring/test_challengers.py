@@ -32,9 +32,9 @@ ROOF_ONLY = [("roof_age", "ramp", {"low": 10, "high": 30}, 50, "Roof is {value:.
 
 def draft(trade: Trade, version: int, factors=ROOF_ONLY, *, window: int = 90) -> ScoringModel:
     model = ScoringModel.objects.create(trade=trade, version=version, storm_window_days=window)
-    for position, (feature, transform, params, weight, reason) in enumerate(factors):
-        # A factor on roof age says what it falls back to when no roof year is on record.
-        fallback = ROOF_FALLBACK if reason and feature == "roof_age" else ""
+    for position, (feature, transform, params, weight, reason, *given) in enumerate(factors):
+        # A factor on roof age says what it falls back to when no roof year is on record (FACTORS names its own).
+        fallback = "".join(given) or (ROOF_FALLBACK if reason and feature == "roof_age" else "")
         Factor.objects.create(model=model, position=position, feature=feature, transform=transform, params=params,
                               weight=weight, reason=reason, reason_fallback=fallback)  # fmt: skip
     return model
@@ -180,11 +180,11 @@ def test_a_run_writes_the_challengers_scores_for_its_share_and_the_active_ones_f
         score = written[home_.pk]
         roof = min(max(2026 - home_.year_built - 10, 0), 20) / 20  # the 10-30 ramp both versions share
         if in_share:
-            # Roof age alone, weight 50 of 50.
+            # Roof age alone, weight 50 of 50; the street has no roof year on record, so its reason falls back.
             assert (score.model_id, score.score) == (challenger.pk, round(100 * roof, 2))
             assert score.reasons == ([] if roof == 0 else [
                 {"feature": "roof_age", "value": 2026 - home_.year_built, "points": round(100 * roof, 2),
-                 "text": f"Roof is {2026 - home_.year_built} years old"}
+                 "text": f"No roof replacement on record; home built in {home_.year_built}"}
             ])  # fmt: skip
         else:
             # FACTORS: roof age 50 of 100, no storms.
