@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from contractors.models import Contractor
 from core import locks
+from core.statistics import analyze_if_stale
 from core.text import counted
 from leads import ranking
 from leads.models import SUPPRESSION_NORMALIZE_SQL, Lead, LeadEvent, LeadFilter, Suppression
@@ -386,14 +387,20 @@ def exploration_draws(*, made: int, share: float) -> int:
     return math.floor(made * share / (1 - share) + 0.5)
 
 
-@transaction.atomic
 def leads_generate(*, trade: Trade, limit: int | None = None, now: dt.datetime | None = None) -> GenerationSummary:
     """Make today's new leads of `trade` from its current scores: at most `limit`, best first; without a
     limit, up to the filters' volume target (lead_volume_targets), or every candidate at or above the
-    minimum score when they set none. Then the exploration leads (exploration_draws)."""
+    minimum score when they set none. Then the exploration leads (exploration_draws). One transaction;
+    before it, the scores' and leads' planner statistics are refreshed if the night's writes left them
+    stale (core.statistics)."""
     if limit is not None and limit < 0:
         raise ValueError("limit must be 0 or more")
-    now = now or timezone.now()
+    analyze_if_stale(Score, Lead)
+    return _generate(trade=trade, limit=limit, now=now or timezone.now())
+
+
+@transaction.atomic
+def _generate(*, trade: Trade, limit: int | None, now: dt.datetime) -> GenerationSummary:
     lead_filter = lead_filter_for(trade=trade)
     if not lead_filter.enabled:
         return GenerationSummary(trade, 0, "lead generation is off in its filters")
