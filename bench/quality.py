@@ -1,12 +1,14 @@
 """Lead quality on a demo market with a hidden truth: how much of what can be known a learned model finds.
 
     python bench/quality.py --properties 200000 --days 60 --seed S [--trade roofing] [--test-days 10]
-                            [--outcomes 5000] [--timing-outcomes 100000]
+                            [--outcomes 5000] [--timing-outcomes 100000] [--reuse]
 
 Builds a fresh demo market of N properties for the seed in a database of its own (LEADENGINE_BENCH_DATABASE
 with "_quality"), its contractors and territories, turns exploration on for the trade (the demo's 5%),
 and plays --days days of the market (simulate_days: scoring, leads, the contractors' outcomes drawn from
-the hidden truth). Then, for the trade:
+the hidden truth). With --reuse, the market a run with the same arguments left in that database is learned
+from and evaluated again, without building or playing it (simulate_seconds is then null). Then, for the
+trade, the test days being the last --test-days days played (up to the newest lead's day):
 
 - learns a model (leads.services.learning) from at most --outcomes known outcomes of the leads made
   before the last --test-days days, the newest first;
@@ -15,9 +17,10 @@ the hidden truth). Then, for the trade:
   the truth with its unseen part taken out), the default model's scores (the leads' own scores:
   default_auc, default_top_decile_lift) and the learned model's scores of the same leads, computed from
   their features as of each lead's day (learned_auc, learned_top_decile_lift);
-- learned_share_of_oracle = (learned_auc - 0.5) / (oracle_auc - 0.5);
-- the same four AUCs over the sold leads as they are, each weighing 1 (*_auc_unweighted): how the scores
-  rank the leads contractors got, where the weighted figures stand for every home of the market (an
+- learned_share_of_oracle = (learned_auc - 0.5) / (oracle_auc - 0.5) (and the same over the sold leads,
+  learned_share_of_oracle_unweighted);
+- the same four AUCs and the two lifts over the sold leads as they are, each weighing 1 (*_unweighted):
+  how the scores rank the leads contractors got, where the weighted figures stand for every home of the market (an
   exploration lead weighs for the hundreds of homes below the cut it was drawn from);
 - truth_unseen_share and truth_interaction_share: the shares of the variance of the truth's log-odds
   carried by what the models cannot see and by interactions;
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,16 +45,21 @@ from bench.common import bench_database, database_url, server_url
 DEFAULT_TRADE = "roofing"
 
 
-def fresh_database(name: str) -> None:
-    """An empty database `name` (dropped first when it exists): every seed plays its own market."""
+def fresh_database(name: str, *, reuse: bool = False) -> None:
+    """An empty database `name` (dropped first when it exists): every seed plays its own market. With
+    `reuse`, the database as a previous run left it (refused when there is none)."""
     import os
 
     import psycopg
 
     base = server_url()
     with psycopg.connect(database_url(base, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if reuse and not exists:
+            raise SystemExit(f"--reuse: there is no database {name} of an earlier run to reuse")
+        if not reuse:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadengine.settings")
     os.environ.setdefault("DEBUG", "true")
     os.environ["DATABASE_URL"] = database_url(base, name)
@@ -70,7 +79,9 @@ def market_play(args) -> float:
 
     call_command("migrate", verbosity=0)
     zip_codes_load()
-    call_command("seed_demo", properties=args.properties, seed=args.seed, verbosity=0)
+    # The CSV files in a directory of this run's own: runs of other seeds may be seeding beside it.
+    with tempfile.TemporaryDirectory(prefix="quality-bench-") as out:
+        call_command("seed_demo", properties=args.properties, seed=args.seed, out=out, verbosity=0)
     call_command("seed_demo_territories", verbosity=0)
     started = time.monotonic()
     days_simulate(
@@ -149,29 +160,33 @@ def main() -> None:
     parser.add_argument("--test-days", type=int, default=10)
     parser.add_argument("--outcomes", type=int, default=5_000)
     parser.add_argument("--timing-outcomes", type=int, default=100_000)
+    parser.add_argument("--reuse", action="store_true", help="learn and evaluate again on the market played before")
     args = parser.parse_args()
     if not 0 < args.test_days < args.days:
         parser.error("--test-days must be at least 1 and fewer than --days: learning needs the days before them")
 
-    fresh_database(bench_database("quality"))
+    fresh_database(bench_database("quality"), reuse=args.reuse)
     import django
 
     django.setup()
     import datetime as dt
 
     import numpy as np
-    from django.utils import timezone
 
     from demo.truth import truth_variance_shares
+    from leads.models import Lead
     from leads.selectors import lead_outcomes_known
     from leads.services.learning import model_learn, outcome_features
     from scoring import engine
     from scoring.models import Trade
     from scoring.services.scoring_models import scoring_model_check
 
-    simulate_seconds = market_play(args)
+    simulate_seconds = None if args.reuse else market_play(args)
     trade = Trade.objects.get(slug=args.trade)
-    today = timezone.localdate()
+    # The last day played (the clock may have passed midnight since, or a reused market be days old).
+    today = Lead.objects.filter(trade=trade).order_by("-generated_on").values_list("generated_on", flat=True).first()
+    if today is None:
+        raise SystemExit(f"the market has no {args.trade} leads: nothing to learn from or evaluate")
     first_test_day = today - dt.timedelta(days=args.test_days - 1)
     # Learning sees only the leads made before the test days, the newest --outcomes of them.
     learned = model_learn(
@@ -191,14 +206,15 @@ def main() -> None:
 
     ones = np.ones(len(test))
     default_auc, default_lift = weighted_figures(test["score"].to_numpy(dtype=float), label, weight)
-    sold = {"default": weighted_figures(test["score"].to_numpy(dtype=float), label, ones)[0]}
+    sold = {}
+    sold["default"], sold["default_lift"] = weighted_figures(test["score"].to_numpy(dtype=float), label, ones)
     learned_auc = learned_lift = None
     if learned.model is not None and len(test):
         specs = scoring_model_check(model=learned.model)
         features = outcome_features(trade_id=trade.pk, outcomes=test, storm_window_days=learned.model.storm_window_days)
         learned_score = engine.score_frame(features, specs)["score"].to_numpy(dtype=float)
         learned_auc, learned_lift = weighted_figures(learned_score, label, weight)
-        sold["learned"] = weighted_figures(learned_score, label, ones)[0]
+        sold["learned"], sold["learned_lift"] = weighted_figures(learned_score, label, ones)
     truth_auc, _ = weighted_figures(truth["probability"].to_numpy(dtype=float), label, weight)
     oracle_auc, _ = weighted_figures(truth["seen_logit"].to_numpy(dtype=float), label, weight)
     sold["truth"] = weighted_figures(truth["probability"].to_numpy(dtype=float), label, ones)[0]
@@ -207,6 +223,9 @@ def main() -> None:
     share_of_oracle = None
     if learned_auc is not None and oracle_auc is not None and oracle_auc > 0.5:
         share_of_oracle = (learned_auc - 0.5) / (oracle_auc - 0.5)
+    share_unweighted = None
+    if sold.get("learned") is not None and sold.get("oracle") is not None and sold["oracle"] > 0.5:
+        share_unweighted = (sold["learned"] - 0.5) / (sold["oracle"] - 0.5)
     figures = {
         "bench": "quality",
         "properties": args.properties,
@@ -228,7 +247,10 @@ def main() -> None:
         "truth_unseen_share": rounded(shares.unseen_share, 3),
         "truth_interaction_share": rounded(shares.interaction_share, 3),
         **{f"{name}_auc_unweighted": rounded(sold.get(name)) for name in ("truth", "oracle", "default", "learned")},
-        "simulate_seconds": round(simulate_seconds, 1),
+        "learned_share_of_oracle_unweighted": rounded(share_unweighted, 3),
+        "default_top_decile_lift_unweighted": rounded(sold.get("default_lift"), 2),
+        "learned_top_decile_lift_unweighted": rounded(sold.get("learned_lift"), 2),
+        "simulate_seconds": None if simulate_seconds is None else round(simulate_seconds, 1),
     }
     figures |= {name: round(value, 2) for name, value in timings(args.timing_outcomes, args.seed).items()}
     figures["timing_outcomes"] = args.timing_outcomes

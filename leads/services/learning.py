@@ -25,7 +25,15 @@ from leads.selectors import lead_outcomes_known
 from scoring import engine, quality
 from scoring.engine import FactorSpec
 from scoring.features import property_features
-from scoring.learning import Candidate, backtest_beats_active, candidate_factors, design_matrix, fit_nonnegative
+from scoring.learning import (
+    WEIGHT_CAP,
+    Candidate,
+    backtest_beats_active,
+    candidate_factors,
+    design_matrix,
+    fit_nonnegative,
+    learning_weights,
+)
 from scoring.models import Factor, ScoringModel, Trade
 from scoring.selectors import scoring_properties_of, scoring_storms
 from scoring.services.scoring_models import scoring_model_activate, scoring_model_check
@@ -128,7 +136,8 @@ def model_learn(
     """Learn a new draft version of the trade's scoring model from the outcomes of its leads.
 
     Every lead with a known outcome up to today is a row: converted or not, weighted by its sampling
-    weight (an exploration lead stands for the homes below the floor it was drawn from), its home's
+    weight capped at scoring.learning.WEIGHT_CAP (an exploration lead stands for some of the homes below
+    the cut it was drawn from, but not so many that a few dozen outvote the rest), its home's
     features as of the day it was made. The candidates are the active version's factors and, with
     `basis`, the catalogue's shapes (scoring.learning). Backtest: the weights are fitted on the older
     (1 - test_share) of the days and scored, with the active version beside them, on the newer ones;
@@ -176,7 +185,8 @@ def model_learn(
     )
     X = design_matrix(features, candidates)
     y = outcomes["converted"].to_numpy(dtype=float)
-    weight = outcomes["sampling_weight"].to_numpy(dtype=float)
+    weight = outcomes["sampling_weight"].to_numpy(dtype=float)  # the backtest's figures weigh leads by it
+    fit_weight = learning_weights(weight)  # the fit's, capped
     train = (outcomes["generated_on"] < split_day).to_numpy()
     test = ~train
     if not 0 < y[train].sum() < train.sum():
@@ -185,7 +195,7 @@ def model_learn(
             "nothing to train on"
         )
 
-    trained = fit_nonnegative(X[train], y[train], weight[train])
+    trained = fit_nonnegative(X[train], y[train], fit_weight[train])
     test_features = features[test]
     if len(trained.kept):
         kept = [candidates[i] for i in trained.kept]
@@ -209,7 +219,7 @@ def model_learn(
         "learned_at": now.isoformat(),
     }
 
-    fitted = fit_nonnegative(X, y, weight)
+    fitted = fit_nonnegative(X, y, fit_weight)
     backtest["kept"] = len(fitted.kept)
     if not len(fitted.kept):
         return Learned(
@@ -245,7 +255,8 @@ def _draft_create(
     version = (ScoringModel.objects.filter(trade=trade).aggregate(last=Max("version"))["last"] or 0) + 1
     notes = (
         f"Learned from {backtest['outcomes']:,} leads with a known outcome ({backtest['conversions']:,} converted), "
-        f"generated {backtest['first_day']} to {backtest['last_day']}, weighted by sampling weight: "
+        f"generated {backtest['first_day']} to {backtest['last_day']}, weighted by sampling weight (at most "
+        f"{WEIGHT_CAP:g}): "
         f"{len(candidates)} of {backtest['candidates']} candidate factors (v{active.version}'s and the feature "
         f"catalogue's) kept. Backtest on the leads from {backtest['split_day']}: held-out AUC "
         f"{auc_text(backtest['candidate'])} against v{active.version}'s {auc_text(backtest['active'])}."

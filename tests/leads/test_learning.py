@@ -242,6 +242,26 @@ def test_exploration_leads_weigh_their_sampling_weight_in_the_fit(roofing, zip_c
     assert weighted["owner_occupied"] > plain["owner_occupied"] + 5  # points of 100
 
 
+def test_a_few_exploration_leads_of_a_huge_pool_do_not_outvote_every_other_lead(roofing, zip_codes):
+    """Eight converted exploration leads drawn from a pool of 2,000 homes each, all young roofs of landlords
+    (the homes the market's other 3,000 leads say convert least): at their full sampling weight they would
+    outweigh every other lead five times over; capped (scoring.learning.WEIGHT_CAP), the draft stays the
+    one the 3,000 leads teach, within a few points of 100."""
+    active = version(roofing, ROOF, OWNER)
+    homes = market(roofing, active, homes=300, days=10, betas=(2.4, 0.8, 0.0), seed=6)
+    plain = weights_of(model_learn(trade=roofing, now=NOW, basis=False).model)
+    unlikely = [home.pk for home in homes if 2026 - home.roof_year < 20 and not home.owner_occupied][:8]
+    picked = [Lead.objects.filter(property_id=home).order_by("generated_on").first().pk for home in unlikely]
+    Lead.objects.filter(pk__in=picked).update(state=Lead.State.CONVERTED, exploration=True, sampling_weight=2000.0)
+
+    outlived = weights_of(model_learn(trade=roofing, now=NOW, basis=False).model)
+
+    assert len(picked) == 8
+    assert lead_outcomes_known(trade_id=roofing.pk)["sampling_weight"].sum() == 3000 - 8 + 8 * 2000
+    assert plain["roof_age"] > plain["owner_occupied"]
+    assert abs(outlived["roof_age"] - plain["roof_age"]) < 5
+
+
 def test_features_are_read_as_they_stood_on_each_leads_day(roofing, zip_codes):
     """A roofing permit issued and a hailstorm on day 3: the leads of days 1-2 see neither, day 4's both."""
     active = version(roofing, ROOF)

@@ -12,11 +12,13 @@ from scoring.engine import FactorSpec, check_factors
 from scoring.features import DETAILS, FALLBACKS, FEATURES, REASON_TEMPLATES
 from scoring.learning import (
     NEGLIGIBLE_SHARE,
+    WEIGHT_CAP,
     Candidate,
     backtest_beats_active,
     candidate_factors,
     design_matrix,
     fit_nonnegative,
+    learning_weights,
 )
 
 
@@ -63,6 +65,15 @@ def test_every_weight_is_non_negative_even_when_every_factor_points_away():
     assert (fit.coefficients >= 0).all()
     assert len(fit.kept) == 0
     assert len(fit.weights()) == 0
+
+
+def test_learning_weights_are_the_sampling_weights_capped():
+    weights = learning_weights(np.array([1.0, 0.0, 2.5, WEIGHT_CAP, 40.0, 1_500.0]))
+
+    assert weights.tolist() == [1.0, 0.0, 2.5, WEIGHT_CAP, WEIGHT_CAP, WEIGHT_CAP]
+    for bad in ([1.0, -2.0], [1.0, np.nan], [np.inf]):
+        with pytest.raises(ValueError, match="finite numbers of 0 or more"):
+            learning_weights(np.array(bad))
 
 
 def test_a_sampling_weight_counts_as_that_many_copies_of_the_lead():
