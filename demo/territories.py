@@ -37,7 +37,7 @@ DEMO_TRADES: dict[str, tuple[float, list[tuple[str, float]]]] = {
     "solar": (0.35, [("Bright Path Solar", 0.6), ("Sunward Energy", 0.4)]),
 }
 WAITLIST_SHARE = 0.05  # of owned ZIPs, where a rival of the owner waits in line
-# The demo trades explore: this share of their leads is drawn from below the floor, so that evaluation
+# The demo trades explore: this share of their leads is drawn from below the day's cut, so that evaluation
 # and learning see outcomes beyond the default models' top (production's default is none).
 EXPLORATION_SHARE = 0.05
 CAPS = [(None, None, None), (10, 50, 180), (5, 25, None), (None, 40, 150)]

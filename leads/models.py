@@ -65,8 +65,8 @@ class LeadFilter(models.Model):
     )
     exploration_share = models.FloatField(
         default=0,
-        help_text="Share of the day's leads drawn at random from below the floor, so that learning sees "
-        "outcomes beyond the model's top; 0: none.",
+        help_text="Share of the day's leads drawn at random from the candidates below the day's cut (whatever "
+        "their score), so that learning sees outcomes beyond the model's top; 0: none.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -214,7 +214,8 @@ class Lead(models.Model):
         default=1,
         db_default=1,
         help_text="1 / the chance the lead was drawn: 1 for leads picked best first; an exploration lead "
-        "stands for the homes below the floor it was drawn from. Evaluation and learning weigh by it.",
+        "stands for the candidates below the day's cut it was drawn from. Evaluation weighs by it; learning "
+        "counts it at most 5 times.",
     )
     generated_on = models.DateField(help_text="The business day (TIME_ZONE) the lead was generated.")
     created_at = models.DateTimeField()

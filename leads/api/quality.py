@@ -85,7 +85,7 @@ FIGURES_SCHEMA = {
             },
         },
         "best_first": {**_SHARE, "description": "The leads picked best first."},
-        "exploration": {**_SHARE, "description": "The exploration leads (drawn below the floor)."},
+        "exploration": {**_SHARE, "description": "The exploration leads (drawn below the day's cut)."},
         "missing": {
             "type": "object",
             "additionalProperties": {"type": "string"},

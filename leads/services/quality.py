@@ -4,7 +4,7 @@ Over a period's leads whose outcome is known (leads.selectors.lead_outcomes_know
 without a sale once a contractor had it), per version that made them: the conversion rate, AUC with its
 95% interval, the conversion and return rate by score decile, the top decile's lift, a calibration table
 (the observed conversion rate per 10-point score band) and the conversion rate per reason. Every figure
-weighs a lead by its sampling weight, so an exploration lead drawn from below the floor stands for the
+weighs a lead by its sampling weight, so an exploration lead drawn from below the day's cut stands for the
 homes it was drawn from (scoring.quality holds the figures themselves).
 
 A figure that the leads cannot support yet (no conversion, every lead converted, fewer leads than
