@@ -66,7 +66,7 @@ class LeadFilter(models.Model):
     exploration_share = models.FloatField(
         default=0,
         help_text="Share of the day's leads drawn at random from the candidates below the day's cut (whatever "
-        "their score), so that learning sees outcomes beyond the model's top; 0: none.",
+        "their score), so that learning sees outcomes beyond the model's top; 0: none, at most 0.5.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

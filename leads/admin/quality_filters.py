@@ -48,11 +48,6 @@ class LeadFilterForm(forms.ModelForm):
             "exploration_share",
         ]
 
-        help_texts = {
-            "exploration_share": "Share of the day's leads drawn at random from the candidates left below the cut "
-            "(any score), so that learning sees outcomes beyond the model's top; 0: none. At most 0.5.",
-        }
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name, (low, high) in self.BOUNDS.items():
