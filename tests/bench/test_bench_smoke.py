@@ -359,3 +359,11 @@ def test_quality_bench_plays_days_learns_and_prints_its_figures(bench_database, 
     # The bench played its own market, in its own database beside the one it was given.
     assert value_in(f"{database}_quality", "SELECT count(*) FROM scoring_property") == 4000
     assert value_in(f"{database}_quality", "SELECT count(*) FROM demo_truthdraw") > 0
+    for name in ("default_top_decile_lift_unweighted", "learned_top_decile_lift_unweighted"):
+        assert name in figures
+
+    # --reuse learns and evaluates again on the market played, without playing it: the same test leads.
+    again = bench_run("quality", [*arguments, "--timing-outcomes", "3000", "--reuse"], database)
+    assert again["simulate_seconds"] is None
+    assert (again["test_outcomes"], again["default_auc"]) == (figures["test_outcomes"], figures["default_auc"])
+    assert value_in(f"{database}_quality", "SELECT count(*) FROM scoring_property") == 4000
