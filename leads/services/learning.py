@@ -105,7 +105,7 @@ def outcome_features(*, trade_id: int, outcomes: pd.DataFrame, storm_window_days
 
 
 def _figures(score: np.ndarray, label: np.ndarray, weight: np.ndarray) -> dict[str, float | None]:
-    """Held-out AUC with its 95% interval and top-decile lift, weighted by sampling weight."""
+    """Held-out AUC with its 95% interval and top-decile lift, each lead weighted as the fit weighs it."""
     value = quality.auc(score, label, weight)
     interval = quality.auc_interval(score, label, weight)
     return {
@@ -185,8 +185,10 @@ def model_learn(
     )
     X = design_matrix(features, candidates)
     y = outcomes["converted"].to_numpy(dtype=float)
-    weight = outcomes["sampling_weight"].to_numpy(dtype=float)  # the backtest's figures weigh leads by it
-    fit_weight = learning_weights(weight)  # the fit's, capped
+    # The fit and the backtest weigh a lead by its sampling weight capped (learning_weights): at full weight
+    # a single exploration lead of a pool of thousands decided the held-out AUC and lift (0.13 [0.04, 0.92]
+    # on a played 200,000-home market).
+    weight = learning_weights(outcomes["sampling_weight"].to_numpy(dtype=float))
     train = (outcomes["generated_on"] < split_day).to_numpy()
     test = ~train
     if not 0 < y[train].sum() < train.sum():
@@ -195,7 +197,7 @@ def model_learn(
             "nothing to train on"
         )
 
-    trained = fit_nonnegative(X[train], y[train], fit_weight[train])
+    trained = fit_nonnegative(X[train], y[train], weight[train])
     test_features = features[test]
     if len(trained.kept):
         kept = [candidates[i] for i in trained.kept]
@@ -219,7 +221,7 @@ def model_learn(
         "learned_at": now.isoformat(),
     }
 
-    fitted = fit_nonnegative(X, y, fit_weight)
+    fitted = fit_nonnegative(X, y, weight)
     backtest["kept"] = len(fitted.kept)
     if not len(fitted.kept):
         return Learned(

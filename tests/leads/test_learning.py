@@ -16,9 +16,10 @@ from leads.models import Lead
 from leads.selectors import lead_outcomes_known
 from leads.services import learning
 from leads.services.learning import model_learn, outcome_features
-from scoring.learning import backtest_beats_active
+from scoring import engine, quality
+from scoring.learning import WEIGHT_CAP, backtest_beats_active
 from scoring.models import Factor, Permit, Property, ScoringModel, StormEvent, Trade
-from scoring.services.scoring_models import scoring_model_activate
+from scoring.services.scoring_models import scoring_model_activate, scoring_model_check
 from tests.admin_pages import messages_of, page_of
 from tests.leads.factories import filters, owner
 
@@ -260,6 +261,28 @@ def test_a_few_exploration_leads_of_a_huge_pool_do_not_outvote_every_other_lead(
     assert lead_outcomes_known(trade_id=roofing.pk)["sampling_weight"].sum() == 3000 - 8 + 8 * 2000
     assert plain["roof_age"] > plain["owner_occupied"]
     assert abs(outlived["roof_age"] - plain["roof_age"]) < 5
+
+
+def test_the_backtest_weighs_the_held_out_leads_as_the_fit_does(roofing, zip_codes):
+    """One converted exploration lead of a pool of 3,000 among the held-out days' leads, on a home the
+    active version scores low: the active version's held-out AUC is the one with that lead weighing 5
+    (WEIGHT_CAP), not 3,000, where it alone would outweigh every other held-out lead."""
+    active = version(roofing, ROOF, OWNER)
+    market(roofing, active, homes=100, days=8, seed=7)
+    split_day = FIRST_DAY + dt.timedelta(days=6)
+    held_out = Lead.objects.filter(trade=roofing, generated_on__gte=split_day, state=Lead.State.REJECTED)
+    low = min(held_out.select_related("property"), key=lambda lead: (2026 - lead.property.roof_year, lead.pk))
+    Lead.objects.filter(pk=low.pk).update(state=Lead.State.CONVERTED, exploration=True, sampling_weight=3000.0)
+
+    backtest = model_learn(trade=roofing, now=NOW, test_share=0.25, basis=False).backtest
+
+    test = lead_outcomes_known(trade_id=roofing.pk, first_day=split_day)
+    features = outcome_features(trade_id=roofing.pk, outcomes=test, storm_window_days=active.storm_window_days)
+    score = engine.score_frame(features, scoring_model_check(model=active))["score"].to_numpy()
+    label, weight = test["converted"].to_numpy(dtype=float), test["sampling_weight"].to_numpy(dtype=float)
+    capped, full = quality.auc(score, label, np.minimum(weight, WEIGHT_CAP)), quality.auc(score, label, weight)
+    assert backtest["active"]["auc"] == pytest.approx(capped)
+    assert abs(capped - full) > 0.05
 
 
 def test_features_are_read_as_they_stood_on_each_leads_day(roofing, zip_codes):
