@@ -121,10 +121,11 @@ def draw(seed: int, lead: Lead, what: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def day_morning(day: dt.date) -> dt.datetime:
-    """The clock of a simulated day: its morning in TIME_ZONE, never later than the real clock (today)."""
+def day_morning(day: dt.date, now: dt.datetime) -> dt.datetime:
+    """The clock of a simulated day: its morning in TIME_ZONE, never later than `now`, the clock the days are
+    played up to (today before 07:00 is played at `now`)."""
     morning = timezone.make_aware(dt.datetime.combine(day, MORNING))
-    return min(morning, timezone.now())
+    return min(morning, now)
 
 
 def days_simulate(
@@ -135,9 +136,11 @@ def days_simulate(
     only_if_quiet: bool = False,
     allow_production: bool = False,
     today: dt.date | None = None,
+    now: dt.datetime | None = None,
     on_day: Callable[[SimulatedDay], None] | None = None,
 ) -> Simulation:
-    """Play `days` days ending `today` (default: the local date), each a nightly run of `trades` (slugs;
+    """Play `days` days ending `today` (default: the local date of `now`, default the clock, read once so
+    that every day's moves are on one clock whatever the time), each a nightly run of `trades` (slugs;
     default every trade with an active model) and the demo contractors' moves on that day's clock;
     `on_day` hears of each day as it ends. With `only_if_quiet`, nothing once a demo contractor has
     answered a lead (so `make run` plays the days once).
@@ -163,10 +166,11 @@ def days_simulate(
     if only_if_quiet and LeadEvent.objects.filter(action__in=["accept", "reject"], contractor__in=demo).exists():
         return Simulation(skipped=True)
     started = time.monotonic()
-    today = today or timezone.localdate()
+    now = now or timezone.now()
+    today = today or timezone.localdate(now)
     simulation = Simulation()
     for offset in range(days - 1, -1, -1):
-        result = _day_play(day=today - dt.timedelta(days=offset), seed=seed, trades=chosen)
+        result = _day_play(day=today - dt.timedelta(days=offset), seed=seed, trades=chosen, clock=now)
         simulation.days.append(result)
         if on_day is not None:
             on_day(result)
@@ -174,8 +178,8 @@ def days_simulate(
     return simulation
 
 
-def _day_play(*, day: dt.date, seed: int, trades: list[Trade] | None) -> SimulatedDay:
-    now = day_morning(day)
+def _day_play(*, day: dt.date, seed: int, trades: list[Trade] | None, clock: dt.datetime) -> SimulatedDay:
+    now = day_morning(day, clock)
     run = daily_run(trades=trades, as_of=day, now=now)
     assert run.leads is not None
     assert run.expiry is not None

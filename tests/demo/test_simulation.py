@@ -55,12 +55,13 @@ def outcomes() -> dict[tuple, tuple]:
 
 
 def test_days_are_played_on_their_own_clock_with_outcomes_from_the_hidden_truth(tiny_market):
-    today = timezone.localdate()
+    now = timezone.now()
+    today = timezone.localdate(now)
     days = [today - dt.timedelta(days=offset) for offset in range(DAYS - 1, -1, -1)]
-    mornings = {day_morning(day) for day in days}
+    mornings = {day_morning(day, now) for day in days}
     heard = []
 
-    simulation = days_simulate(days=DAYS, seed=3, today=today, on_day=heard.append)
+    simulation = days_simulate(days=DAYS, seed=3, today=today, now=now, on_day=heard.append)
 
     assert [day.day for day in simulation.days] == days == [day.day for day in heard]
     # A nightly run a day: every trade with an active model scored as of each day.
@@ -71,7 +72,7 @@ def test_days_are_played_on_their_own_clock_with_outcomes_from_the_hidden_truth(
     total = simulation.total
     assert total.made == Lead.objects.count() > 0
     for generated_on, created_at in Lead.objects.values_list("generated_on", "created_at"):
-        assert created_at == day_morning(generated_on)
+        assert created_at == day_morning(generated_on, now)
     # The contractors' moves carry the simulated days' times, and the counts are the database's.
     moves = LeadEvent.objects.filter(actor__in=["contractor", "staff"])
     assert moves.exists()
@@ -114,9 +115,10 @@ def test_only_demo_contractors_leads_are_touched(tiny_market):
 
 def test_the_same_seed_plays_the_same_days(tiny_market):
     played = []
+    now = timezone.now()  # one clock for the three plays: today before 07:00 is played at it
     for seed in (3, 3, 4):
         with transaction.atomic():
-            days_simulate(days=DAYS, seed=seed)
+            days_simulate(days=DAYS, seed=seed, now=now)
             played.append(outcomes())
             transaction.set_rollback(True)
         cache.clear()  # cap usage counted in the rolled-back run
@@ -180,3 +182,21 @@ def test_days_played_apart_leave_leads_past_the_return_window_open(tiny_market):
     assert set(late.values_list("state", flat=True)) <= {"accepted", "converted"}
     assert not late.filter(state="accepted", contacted_at__isnull=True).exists()
     assert not late.filter(return_requested_at__isnull=False).exists()
+
+
+def test_a_day_played_before_its_morning_is_played_at_the_one_clock_given(tiny_market):
+    """Played at 03:00, the last day's leads and moves are all at 03:00 (its morning has not come), the day
+    before at its 07:00: one clock, read once, whatever the time the command runs."""
+    yesterday = timezone.localdate() - dt.timedelta(days=1)
+    now = timezone.make_aware(dt.datetime.combine(yesterday, dt.time(3, 0)))
+
+    days_simulate(days=2, seed=3, now=now)
+
+    before = timezone.make_aware(dt.datetime.combine(yesterday - dt.timedelta(days=1), dt.time(7, 0)))
+    assert set(Lead.objects.values_list("generated_on", "created_at")) == {
+        (yesterday - dt.timedelta(days=1), before),
+        (yesterday, now),
+    }
+    moves = LeadEvent.objects.filter(actor__in=["contractor", "staff"])
+    assert moves.exists()
+    assert set(moves.values_list("at", flat=True)) <= {before, now}
