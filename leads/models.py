@@ -320,6 +320,12 @@ class Lead(models.Model):
                 condition=Q(score__gte=0, score__lte=100, urgency__gte=0, urgency__lte=100),
                 name="%(app_label)s_%(class)s_score_range",
             ),
+            # 1 for a lead picked best first, pool / draws (at least 1) for an exploration lead; finite, so
+            # evaluation and learning never meet a weight they must refuse (NaN sorts above Infinity here).
+            models.CheckConstraint(
+                condition=Q(sampling_weight__gte=1, sampling_weight__lt=float("inf")),
+                name="%(app_label)s_%(class)s_sampling_weight_range",
+            ),
         ]
 
     def __str__(self) -> str:

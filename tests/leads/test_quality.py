@@ -7,9 +7,11 @@ import io
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from leads.errors import EvaluationRefused
+from leads.models import Lead
 from leads.services.quality import (
     ALL_CONVERTED,
     NO_CONVERSION,
@@ -229,3 +231,15 @@ def test_the_command_says_when_there_is_nothing_to_evaluate_and_refuses_bad_argu
     with pytest.raises(CommandError, match="nowhere"):
         call_command("evaluate_models", "--trade", "nowhere")
     assert not EvaluationRun.objects.exists()
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, float("nan"), float("inf")])
+def test_the_database_refuses_a_sampling_weight_evaluation_and_learning_could_not_use(roofing, weight):
+    """A weight is 1 (best first) or a pool over its draws (at least 1), and finite: the check constraint
+    leads_lead_sampling_weight_range holds it, NaN included (PostgreSQL sorts NaN above Infinity)."""
+    model = active_model(roofing)
+    lead = outcome_lead(roofing, model, owner(roofing), score=50, state="converted", sampling_weight=1.0)
+
+    with pytest.raises(IntegrityError, match="sampling_weight_range"), transaction.atomic():
+        Lead.objects.filter(pk=lead.pk).update(sampling_weight=weight)
+    assert Lead.objects.get(pk=lead.pk).sampling_weight == 1.0
