@@ -113,6 +113,14 @@ def lead_truth(trade, leads):
     return pd.DataFrame(truth)
 
 
+def oracle_share(learned: float | None, oracle: float | None) -> float | None:
+    """(learned - 0.5) / (oracle - 0.5): the share of the oracle's discrimination the learned model has;
+    None without both, or with an oracle no better than chance."""
+    if learned is None or oracle is None or not oracle > 0.5:
+        return None
+    return (learned - 0.5) / (oracle - 0.5)
+
+
 def weighted_figures(score, label, weight) -> tuple[float | None, float | None]:
     from scoring import quality
 
@@ -220,12 +228,8 @@ def main() -> None:
     sold["truth"] = weighted_figures(truth["probability"].to_numpy(dtype=float), label, ones)[0]
     sold["oracle"] = weighted_figures(truth["seen_logit"].to_numpy(dtype=float), label, ones)[0]
     shares = truth_variance_shares(trades=[args.trade])
-    share_of_oracle = None
-    if learned_auc is not None and oracle_auc is not None and oracle_auc > 0.5:
-        share_of_oracle = (learned_auc - 0.5) / (oracle_auc - 0.5)
-    share_unweighted = None
-    if sold.get("learned") is not None and sold.get("oracle") is not None and sold["oracle"] > 0.5:
-        share_unweighted = (sold["learned"] - 0.5) / (sold["oracle"] - 0.5)
+    share_of_oracle = oracle_share(learned_auc, oracle_auc)
+    share_unweighted = oracle_share(sold.get("learned"), sold.get("oracle"))
     figures = {
         "bench": "quality",
         "properties": args.properties,
