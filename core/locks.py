@@ -25,6 +25,9 @@ ZIP_CODES_LOAD = 7_303
 # (DATA_IMPORT, name_number(kind)), for the import's transaction: one import of a kind of file at a time, so
 # that two files naming the same keys apply in a clear order (scoring.services.imports.run).
 DATA_IMPORT = 7_304
+# (IMPORTS_RESCORE, 0), for the storm fast path's transaction: one rescoring of pending imports at a time, so
+# that two never write the same scores in opposite orders (leadengine.flows.imports_rescore).
+IMPORTS_RESCORE = 7_305
 
 
 def name_number(name: str, *, below: int = 2**31) -> int:

@@ -18,23 +18,27 @@ then routes the waiting leads of the ZIPs that got a new owner, and returns both
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connection, transaction
 from django.utils import timezone
 
 from contractors.models import Contractor
+from core import locks
 from core.retry import db_retry
+from leadengine.models import JobRun
 from leadengine.services import jobs  # a module: its job functions call back into this one
-from leads.selectors import leads_to_post_exist
+from leads.selectors import leads_to_post_exist, urgent_leads_to_email_exist
 from leads.services.generation import GenerationSummary, leads_generate_all
 from leads.services.lifecycle import ExpirySummary, leads_expire
 from leads.services.routing import RoutingSummary, leads_route, leads_route_territories
 from scoring.errors import ScoringError
-from scoring.models import ScoringRun, Trade
-from scoring.selectors import trades_with_active_model
+from scoring.models import ImportRun, ScoringRun, Trade
+from scoring.selectors import properties_changed_by, properties_zip_codes, trades_with_active_model
 from scoring.services import runs
 from territories.models import Territory, WaitlistEntry
 from territories.services import claims, ownership, waitlist
@@ -138,38 +142,129 @@ class LeadsMade:
     generation: list[GenerationSummary]
     routing: RoutingSummary
     webhooks: WebhookRequest
+    urgent_email: WebhookRequest | None = None  # the storm fast path's (None: not asked for)
 
     @property
     def created(self) -> int:
         return sum(summary.created for summary in self.generation)
 
 
-def webhook_run_soon() -> int | None:
-    """Ask for a webhook delivery run now; the id of the run that will post what is assigned (None: the
-    run under way may have missed it, and the next scheduled one posts it)."""
+def webhook_run_soon(job: str = JobRun.Job.WEBHOOK_DELIVERY) -> int | None:
+    """Ask for a webhook delivery run (or another delivery job: the urgent email) now; the id of the run
+    that will send what is assigned (None: the run under way may have missed it, and the next scheduled one
+    sends it)."""
     try:
-        return jobs.job_run_request(job=jobs.Job.WEBHOOK_DELIVERY).pk
+        return jobs.job_run_request(job=job).pk
     except jobs.JobBusy as busy:
         return busy.run.pk if busy.run.status == jobs.Status.QUEUED else None
     except jobs.JobError:  # the previous run ended just as this asked: the next scheduled one posts them
         return None
 
 
-def leads_make(*, trades: list[Trade], now: dt.datetime | None = None) -> LeadsMade:
+def leads_make(
+    *, trades: list[Trade], now: dt.datetime | None = None, property_ids: Sequence[int] | None = None
+) -> LeadsMade:
     """Generate the trades' leads from their current scores, route the trades' pool to the ZIPs' owners
     (best first across the trades, within each owner's caps), and ask for a webhook delivery run when
     leads were routed and some of the trades' assigned leads go to a webhook. Each step is safe to do
     again, so the whole is one unit of work for a retry. The lead generation job runs it for one trade,
-    the nightly run for all of them at once."""
+    the nightly run for all of them at once.
+
+    `property_ids`: the storm fast path's, for these properties only (leads_generate), routing the pool of
+    their ZIPs; with urgent leads for contractors without a webhook, it asks for the urgent email too."""
     now = now or timezone.now()
-    generation = leads_generate_all(trades=trades, now=now)
+    generation = leads_generate_all(trades=trades, now=now, property_ids=property_ids)
     trade_ids = [trade.pk for trade in trades]
-    routing = leads_route(trade_ids=trade_ids, now=now)
+    zip_codes = properties_zip_codes(property_ids=property_ids) if property_ids is not None else None
+    routing = leads_route(trade_ids=trade_ids, zip_codes=zip_codes, now=now)
     if routing.assigned and leads_to_post_exist(trade_ids=trade_ids):
         webhooks = WebhookRequest(asked=True, run_id=webhook_run_soon())
     else:
         webhooks = WebhookRequest(asked=False)
-    return LeadsMade(generation=generation, routing=routing, webhooks=webhooks)
+    urgent = None
+    if property_ids is not None and routing.assigned and urgent_leads_to_email_exist(trade_ids=trade_ids):
+        urgent = WebhookRequest(asked=True, run_id=webhook_run_soon(JobRun.Job.URGENT_EMAIL))
+    return LeadsMade(generation=generation, routing=routing, webhooks=webhooks, urgent_email=urgent)
+
+
+# --- The storm fast path: a signal reaches the contractor's door in seconds ----------------------------
+
+
+@dataclass(frozen=True)
+class Rescoring:
+    """What one pass of the storm fast path did: the imports it took, the properties they reach, a scoring
+    run per trade, and the leads made, routed and sent."""
+
+    imports: list[int]
+    properties: int
+    runs: list[ScoringRun] = field(default_factory=list)
+    leads: LeadsMade | None = None
+    note: str = ""
+
+    def __str__(self) -> str:
+        return self.note
+
+
+def imports_rescore(*, now: dt.datetime | None = None) -> Rescoring | None:
+    """The storm fast path (the task leadengine.imports_rescore, sent as an import that changed storms,
+    permits, sales or properties commits): take every import whose rescoring is pending, rescore only the
+    properties they reach for each trade with an active model (an incremental scoring run each), make those
+    properties' leads and route their ZIPs' pools (leads_make), and ask at once for the webhook delivery and,
+    for urgent leads of contractors without a webhook, the urgent email. None when nothing was pending.
+
+    One transaction, under a lock that lets one pass run at a time: the scores, the leads and the imports
+    marked done commit together or not at all, so a worker killed half-way loses nothing (the imports stay
+    pending; the recovery sweep sends the task again a minute later) and a pass never runs twice for one
+    import. Imports reaching more than RESCORE_MAX_PROPERTIES properties are left to the nightly run. An
+    import that changed nothing (the same file again) was never pending: nothing happens."""
+    now = now or timezone.now()
+    return db_retry(lambda: _imports_rescore(now), what="rescoring what imports changed")
+
+
+@transaction.atomic
+def _imports_rescore(now: dt.datetime) -> Rescoring | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [locks.IMPORTS_RESCORE])
+    pending = list(
+        ImportRun.objects.select_for_update(skip_locked=True).filter(rescoring="pending").order_by("started_at", "pk")
+    )
+    if not pending:
+        return None
+    import_ids = [run.pk for run in pending]
+    as_of = timezone.localdate(now)
+    property_ids = properties_changed_by(imports=pending, as_of=as_of)
+    most = settings.RESCORE_MAX_PROPERTIES
+    trades = list(trades_with_active_model())
+    if len(property_ids) > most:
+        outcome = Rescoring(
+            import_ids,
+            len(property_ids),
+            note=f"{len(property_ids):,} properties reached, over RESCORE_MAX_PROPERTIES ({most:,}): the nightly "
+            "run scores them.",
+        )
+        status = "nightly"
+    else:
+        cause = f"import{'s' if len(pending) > 1 else ''} {', '.join(map(str, import_ids))}"
+        scored = [
+            runs.scoring_run_incremental(trade=trade, property_ids=property_ids, as_of=as_of, cause=cause)
+            for trade in trades
+        ]
+        made = leads_make(trades=trades, now=now, property_ids=property_ids) if property_ids else None
+        leads = f"{made.created:,} new leads, {made.routing.assigned:,} assigned" if made else "no lead"
+        note = (
+            f"{len(property_ids):,} properties rescored for {len(trades)} trade{'s' if len(trades) != 1 else ''} "
+            f"({sum(run.scores_changed for run in scored):,} scores changed); {leads}."
+        )
+        outcome, status = Rescoring(import_ids, len(property_ids), scored, made, note), "done"
+    ImportRun.objects.filter(pk__in=import_ids).update(rescoring=status, rescored_at=now, rescoring_note=outcome.note)
+    return outcome
+
+
+def imports_rescore_failed(*, error: BaseException) -> int:
+    """Record a fault of the fast path's code on the imports it could not rescore (they stay pending: the
+    recovery sweep sends them again, and the nightly run scores them anyway); how many."""
+    note = f"Rescoring failed ({type(error).__name__}: {error}); tried again by the recovery sweep."
+    return ImportRun.objects.filter(rescoring="pending").update(rescoring_note=note[:2000])
 
 
 # --- The nightly run ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ class JobRun(models.Model):
         DAILY_REPORT = "daily_report", "Email the daily report"
         OVERDUE_CHECK = "overdue_check", "Check for overdue jobs"
         EVALUATION = "evaluation", "Evaluate lead quality"
+        URGENT_EMAIL = "urgent_email", "Email urgent leads to contractors without a webhook"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

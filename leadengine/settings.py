@@ -276,6 +276,9 @@ IMPORT_UPLOAD_MAX_BYTES = env_int(ENV, "IMPORT_UPLOAD_MAX_BYTES", 4 * 1024**3, m
 SCORING_PARTITION_ROWS = env_int(ENV, "SCORING_PARTITION_ROWS", 100_000, minimum=1)
 SCORING_PARTITION_ATTEMPTS = env_int(ENV, "SCORING_PARTITION_ATTEMPTS", 3, minimum=1)
 SCORING_RUN_STALE_SECONDS = env_int(ENV, "SCORING_RUN_STALE_SECONDS", 60, minimum=1)
+# The storm fast path (leadengine.flows.imports_rescore): an import reaching more properties than this is left to
+# the nightly run, which scores them all faster per property than a rescoring would (a county's property file).
+RESCORE_MAX_PROPERTIES = env_int(ENV, "RESCORE_MAX_PROPERTIES", 200_000, minimum=1)
 
 LOGGING = {
     "version": 1,

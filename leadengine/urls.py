@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("leads.api.urls")),
     path("api/v1/", include("contractors.api.urls")),
     path("api/v1/", include("territories.api.urls")),
+    path("api/v1/", include("scoring.api.urls")),
     path("api/v1/", include(jobs.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI under the pages' Content-Security-Policy: its start script at /api/docs/?script, its page

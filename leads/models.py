@@ -37,6 +37,13 @@ class LeadFilter(models.Model):
     enabled = models.BooleanField(default=True, help_text="Generate leads for this trade.")
     min_score = models.FloatField(default=40, help_text="Lowest score (0-100) that makes a lead.")
     min_urgency = models.FloatField(null=True, blank=True, help_text="Lowest urgency (0-100); blank: any.")
+    urgent_urgency = models.FloatField(
+        null=True,
+        blank=True,
+        default=70,
+        help_text="A lead with at least this urgency (0-100) is urgent: flagged in the API, the webhook and the "
+        "emails, and emailed at once to a contractor without a webhook; blank: none is.",
+    )
     owner_occupied_only = models.BooleanField(default=False, help_text="Only homes whose owner lives there.")
     property_types = ArrayField(
         models.CharField(max_length=16, choices=Property.Type.choices),
@@ -79,6 +86,10 @@ class LeadFilter(models.Model):
             models.CheckConstraint(
                 condition=Q(min_urgency__isnull=True) | Q(min_urgency__gte=0, min_urgency__lte=100),
                 name="%(app_label)s_%(class)s_min_urgency_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(urgent_urgency__isnull=True) | Q(urgent_urgency__gte=0, urgent_urgency__lte=100),
+                name="%(app_label)s_%(class)s_urgent_urgency_range",
             ),
             models.CheckConstraint(
                 condition=Q(max_per_zip_per_day__isnull=True) | Q(max_per_zip_per_day__gte=1),
@@ -205,6 +216,12 @@ class Lead(models.Model):
     model = models.ForeignKey(ScoringModel, on_delete=models.PROTECT, related_name="+")
     model_version = models.PositiveIntegerField()
     reasons = WrittenJSONField(default=list)
+    urgent = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Its urgency was at or above its trade's urgent threshold (LeadFilter.urgent_urgency) when it was "
+        "made: told at once, not in the morning digest.",
+    )
     exploration = models.BooleanField(
         default=False,
         db_default=False,

@@ -23,7 +23,8 @@ PENDING_STATES = (Lead.State.DELIVERED, Lead.State.ACCEPTED)
 CENT = Decimal("0.01")
 # A lead's fields, in the order they are answered.
 LEAD_BODY_FIELDS = [
-    "id", "trade", "state", "zip_code", "score", "urgency", "priority", "model_version", "reasons", "exploration",
+    "id", "trade", "state", "zip_code", "score", "urgency", "urgent", "priority", "model_version", "reasons",
+    "exploration",
     "property", "generated_at", "assigned_at", "delivered_at", "accepted_at", "contacted_at", "converted_at",
     "closed_at", "expires_at", "job_value", "return_reason", "return_note", "return_pending", "events",
 ]  # fmt: skip

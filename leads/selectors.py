@@ -38,6 +38,27 @@ def leads_to_post_exist(*, trade_ids: Iterable[int]) -> bool:
     )
 
 
+def urgent_leads_waiting(*, since: dt.datetime) -> bool:
+    """Whether an urgent lead assigned before `since` still waits for the urgent email: its contractor takes
+    no webhook and has a contact address (leads.services.digest)."""
+    return (
+        Lead.objects.filter(state=Lead.State.ASSIGNED, urgent=True, assigned_at__lt=since, contractor__webhook_url="")
+        .exclude(contractor__contact_email="")
+        .exclude(contractor__status=Contractor.Status.SUSPENDED)
+        .exists()
+    )
+
+
+def urgent_leads_to_email_exist(*, trade_ids: Iterable[int]) -> bool:
+    """Whether an urgent assigned lead of these trades waits for the urgent email (its contractor takes no
+    webhook)."""
+    return (
+        Lead.objects.filter(trade_id__in=list(trade_ids), state=Lead.State.ASSIGNED, urgent=True)
+        .filter(contractor__webhook_url="")
+        .exists()
+    )
+
+
 @dataclass(frozen=True)
 class CapUsage:
     """A contractor's leads so far in its current day, week (Monday to Sunday) and month, counted in its

@@ -335,7 +335,7 @@ class ImportRun(TimedRun, models.Model):
     profile = models.ForeignKey(ImportProfile, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
     origin = models.CharField(
         max_length=8,
-        choices=[("command", "import_data"), ("admin", "Admin upload"), ("demo", "Demo market")],
+        choices=[("command", "import_data"), ("admin", "Admin upload"), ("api", "Staff API"), ("demo", "Demo market")],
         default="command",
     )
     rejects_file = models.CharField(max_length=500, blank=True)
@@ -355,8 +355,37 @@ class ImportRun(TimedRun, models.Model):
     )
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    rescoring = models.CharField(
+        max_length=8,
+        choices=[
+            ("", "None needed"),
+            ("pending", "Pending"),
+            ("done", "Done"),
+            ("nightly", "Left to the nightly run"),
+        ],
+        default="",
+        blank=True,
+        help_text="The rescoring of what the import changed (storms, permits, sales, properties): pending from the "
+        "import's commit until the storm fast path has rescored the properties it reaches.",
+    )
+    changed_storms = ArrayField(
+        models.BigIntegerField(), default=list, blank=True, help_text="Storm events the import added or changed."
+    )
+    changed_properties = ArrayField(
+        models.BigIntegerField(),
+        default=list,
+        blank=True,
+        help_text="Properties whose data the import changed (their permits, last sale or own columns).",
+    )
+    rescoring_note = models.TextField(blank=True, help_text="What the rescoring did, or why it was left alone.")
+    rescored_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-started_at"]
+        indexes = [
+            # The fast path and the recovery sweep look for the few pending imports among thousands.
+            models.Index(fields=["started_at"], condition=Q(rescoring="pending"), name="importrun_rescoring_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import of {self.file_name} ({self.get_status_display()})"
@@ -496,6 +525,22 @@ class ScoringRun(TimedRun, models.Model):
         help_text="The trade's challenger when the run started: it scored every property in shadow and wrote the "
         "scores of its share.",
     )
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Every property"
+        INCREMENTAL = "incremental", "Properties a new signal reached"
+
+    kind = models.CharField(
+        max_length=12,
+        choices=Kind.choices,
+        default=Kind.FULL,
+        db_default=Kind.FULL,
+        help_text="A full run scores every property; an incremental run only those a storm, permit or sale just "
+        "imported reached (the storm fast path).",
+    )
+    cause = models.CharField(
+        max_length=200, blank=True, help_text="What started an incremental run: the imports it rescored for."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     distributed = models.BooleanField(default=False, help_text="Partitions ran as Celery tasks.")
     as_of = models.DateField(help_text="The day the ages and days-since features are counted to.")
@@ -523,9 +568,13 @@ class ScoringRun(TimedRun, models.Model):
     class Meta:
         ordering = ["-started_at"]
         constraints = [
-            # The lock that keeps two runs of a trade from overlapping, whichever machines they run on.
+            # The lock that keeps two full runs of a trade from overlapping, whichever machines they run on.
+            # Incremental runs are not held by it: a storm must not wait for a night's run to end, and
+            # scores_write never lets a score computed from older data replace a fresher one.
             models.UniqueConstraint(
-                fields=["trade"], condition=Q(status="running"), name="%(app_label)s_%(class)s_one_running_per_trade"
+                fields=["trade"],
+                condition=Q(status="running", kind="full"),
+                name="%(app_label)s_%(class)s_one_running_per_trade",
             ),
         ]
 
@@ -633,7 +682,9 @@ class Score(models.Model):
     )
     reasons = WrittenJSONField(default=list)
     scored_at = models.DateTimeField(
-        help_text="When the score took these values; a run leaves an unchanged score alone."
+        help_text="When the data these values were computed from was read (the run's start, the rescoring's "
+        "read): a score is only ever replaced by one computed from data read no earlier. A run leaves an "
+        "unchanged score alone."
     )
     digest = models.BigIntegerField(
         help_text="Hash of model, score, urgency and reasons: how a run finds what changed."

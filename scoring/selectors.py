@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from scoring import geo
 from scoring.bulk import copy_frame, id_range_plan
 from scoring.models import (
     EvaluationRun,
+    ImportRun,
     Permit,
     Property,
     Score,
@@ -229,6 +231,75 @@ def scoring_storms(*, as_of: dt.date, window_days: int, near: tuple[float, float
         return copy_frame(cursor, query, params, SCORING_STORM_TYPES)
 
 
+def properties_reached(*, storm_ids: list[int], as_of: dt.date, window_days: int) -> list[int]:
+    """The ids of the properties that the storms `storm_ids` of the `window_days` days up to `as_of` reach, as
+    the storm features count reach (scoring.features.storm_exposure): within a located storm's radius
+    (geo.within_radius, on the property's coordinates or its ZIP's centroid), or in a ZIP-wide storm's ZIP.
+    PostgreSQL reads only the properties within each located storm's bounding box (1% wider) or in a ZIP-wide
+    storm's ZIP, one scan of the table; the exact distances are then computed here."""
+    since = as_of - dt.timedelta(days=window_days)
+    storms = list(
+        StormEvent.objects.filter(pk__in=storm_ids, event_date__gt=since, event_date__lte=as_of).values_list(
+            "latitude", "longitude", "radius_miles", "zip_code"
+        )
+    )
+    located = [(lat, lon, miles) for lat, lon, miles, _ in storms if lat is not None and lon is not None and miles]
+    zips = sorted({zip_code for lat, _, _, zip_code in storms if lat is None})
+    if not located and not zips:
+        return []
+    lat = "coalesce(p.latitude, z.latitude)"
+    lon = "coalesce(p.longitude, z.longitude)"
+    where: list[str] = ["p.zip_code = ANY(%s)"]
+    params: list[Any] = [zips]
+    for centre_lat, centre_lon, miles in located:
+        lat_reach = miles * 1.01 / geo.MILES_PER_DEGREE
+        lon_reach = lat_reach / max(np.cos(np.radians(centre_lat)), 0.01)
+        where.append(f"({lat} BETWEEN %s AND %s AND {lon} BETWEEN %s AND %s)")
+        params += [centre_lat - lat_reach, centre_lat + lat_reach, centre_lon - lon_reach, centre_lon + lon_reach]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT p.id, {lat}, {lon}, p.zip_code = ANY(%s)
+            FROM {Property._meta.db_table} p JOIN {ZipCode._meta.db_table} z ON z.code = p.zip_code
+            WHERE {" OR ".join(where)}""",
+            [zips, *params],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return []
+    ids = np.array([row[0] for row in rows], dtype=np.int64)
+    reached = np.array([row[3] for row in rows], dtype=bool)
+    if located:
+        centres = np.array(located, dtype=float)
+        for point, _, _ in geo.within_radius(
+            np.array([row[1] for row in rows], dtype=float),
+            np.array([row[2] for row in rows], dtype=float),
+            centres[:, 0],
+            centres[:, 1],
+            centres[:, 2],
+        ):
+            reached[point] = True
+    return sorted(ids[reached].tolist())
+
+
+def properties_changed_by(*, imports: Sequence[ImportRun], as_of: dt.date) -> list[int]:
+    """The properties whose scores the imports may have changed: those whose own data they changed, and
+    those their changed storms reach within the longest storm window of the trades' active models (a storm
+    older than every window changes no score)."""
+    changed = {pk for run in imports for pk in run.changed_properties}
+    storm_ids = sorted({pk for run in imports for pk in run.changed_storms})
+    windows = ScoringModel.objects.filter(status=ScoringModel.Status.ACTIVE).values_list("storm_window_days", flat=True)
+    if storm_ids and windows:
+        changed.update(properties_reached(storm_ids=storm_ids, as_of=as_of, window_days=max(windows)))
+    return sorted(changed)
+
+
+def properties_zip_codes(*, property_ids: Sequence[int]) -> list[str]:
+    """The ZIP codes of these properties, each once."""
+    return sorted(
+        Property.objects.filter(pk__in=list(property_ids)).values_list("zip_code", flat=True).distinct().order_by()
+    )
+
+
 def property_id_ranges(*, rows: int) -> list[tuple[int, int]]:
     """Consecutive id ranges covering every property, `rows` properties each (the last may have fewer),
     from one scan of the primary key index."""
@@ -246,10 +317,11 @@ def property_id_ranges(*, rows: int) -> list[tuple[int, int]]:
 
 
 def scoring_runs_latest(*, per_trade: int = 2) -> dict[str, list[ScoringRun]]:
-    """Per trade slug (every trade, by name), its last `per_trade` succeeded scoring runs, newest first: the
-    runs whose score distributions show drift from one to the next."""
+    """Per trade slug (every trade, by name), its last `per_trade` succeeded full scoring runs, newest first:
+    the runs whose score distributions show drift from one to the next (an incremental run's few properties
+    are no market's distribution)."""
     runs = (
-        ScoringRun.objects.filter(status=ScoringRun.Status.SUCCEEDED)
+        ScoringRun.objects.filter(status=ScoringRun.Status.SUCCEEDED, kind=ScoringRun.Kind.FULL)
         .annotate(
             rank=Window(RowNumber(), partition_by=[F("trade_id")], order_by=[F("started_at").desc(), F("id").desc()])
         )

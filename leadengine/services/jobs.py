@@ -126,6 +126,22 @@ def _email_digest(trade: None) -> dict[str, Any]:
     return counts
 
 
+def _urgent_email(trade: None) -> dict[str, Any]:
+    # Pass after pass until one sends nothing: urgent leads routed while a pass was sending do not wait for the
+    # next request (the recovery sweep asks for a run when urgent leads have waited over a minute).
+    emailed = delivered = 0
+    while True:
+        sent = leads_email_digest(urgent_only=True)
+        emailed, delivered = emailed + sent.contractors_emailed, delivered + sent.leads_delivered
+        if not sent.leads_delivered:
+            break
+    failed = sent.contractors_failed  # the last pass: those still refused
+    counts = {"contractors_emailed": emailed, "delivered": delivered, "contractors_failed": failed}
+    if failed:
+        raise JobFailed(f"{failed} urgent emails refused by the mail server (see the worker's log).", counts=counts)
+    return counts
+
+
 def _daily_report(trade: None) -> dict[str, Any]:
     return daily_report_send()
 
@@ -163,6 +179,7 @@ JOBS: dict[str, JobSpec] = {
     Job.OFFER_EXPIRY: JobSpec(run=_expire_offers, repeatable=True),
     Job.WEBHOOK_DELIVERY: JobSpec(run=_deliver_webhooks, repeatable=True),
     Job.EMAIL_DIGEST: JobSpec(run=_email_digest),
+    Job.URGENT_EMAIL: JobSpec(run=_urgent_email),
     Job.DAILY_REPORT: JobSpec(run=_daily_report),
     Job.OVERDUE_CHECK: JobSpec(run=_overdue_check),
     # Its runs are written in one transaction: after a lost connection, none was, and all are again.

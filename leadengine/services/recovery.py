@@ -23,6 +23,7 @@ whose latest run is a missed one gets one catch-up run (three missed deliveries:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from typing import Any
@@ -42,7 +43,7 @@ from leadengine.services.jobs import (
     job_run_send,
     job_trade_check,
 )
-from scoring.models import Trade
+from scoring.models import ImportRun, Trade
 
 Status = JobRun.Status
 log = logging.getLogger(__name__)
@@ -104,6 +105,28 @@ def _imports_recover(now: dt.datetime) -> dict[str, Any] | None:
         return None
 
 
+def _fast_path_recover(now: dt.datetime) -> dict[str, bool] | None:
+    """The storm fast path's safety net: its task sent again when an import's rescoring has been pending
+    for over a minute (the task was lost, or failed), and an urgent email run asked for when an urgent lead
+    has waited for it that long (a run under way had already read its recipients). A failure is logged,
+    never a stop of the sweep."""
+    from leads.selectors import urgent_leads_waiting
+    from scoring.services.imports.run import rescoring_send
+
+    try:
+        rescoring = ImportRun.objects.filter(rescoring="pending", finished_at__lt=now - UNSENT_GRACE).exists()
+        if rescoring:
+            rescoring_send()
+        urgent = urgent_leads_waiting(since=now - UNSENT_GRACE)
+        if urgent:
+            with contextlib.suppress(JobError):  # one is queued or running: it sends them
+                job_run_request(job=JobRun.Job.URGENT_EMAIL)
+    except Exception:
+        log.exception("the storm fast path's recovery failed; the sweep tries again in a minute")
+        return None
+    return {"rescoring_sent": rescoring, "urgent_email_asked": urgent}
+
+
 def jobs_recover(*, now: dt.datetime | None = None) -> dict[str, Any]:
     """The recovery sweep (see the module); returns how many runs it sent, requeued and failed, and what the
     scoring runs' and the imports' recoveries did (None: it failed, and is logged)."""
@@ -123,7 +146,12 @@ def jobs_recover(*, now: dt.datetime | None = None) -> dict[str, Any]:
             if not job_run_send(run_id=run_id):
                 continue  # still unsent: the next sweep tries again, counting no new requeue
         done[outcome] += 1
-    return {**done, "scoring": _scoring_recover(now), "imports": _imports_recover(now)}
+    return {
+        **done,
+        "scoring": _scoring_recover(now),
+        "imports": _imports_recover(now),
+        "fast_path": _fast_path_recover(now),
+    }
 
 
 def job_run_missed_record(*, job: str, trade: str | None, reason: str, now: dt.datetime | None = None) -> JobRun | None:

@@ -118,6 +118,7 @@ class LeadAdmin(BigTableAdmin):
         "contractor",
         ZipCodeFilter,
         ScoreBandFilter,
+        "urgent",
         "exploration",
         # Date filters rather than a date hierarchy: the hierarchy's year and month links are DISTINCT
         # queries over every lead on each page load.
@@ -137,6 +138,7 @@ class LeadAdmin(BigTableAdmin):
                 "fields": [
                     "score",
                     "urgency",
+                    "urgent",
                     "priority",
                     "model",
                     "model_version",

@@ -25,6 +25,7 @@ class LeadFilterForm(forms.ModelForm):
     BOUNDS = {
         "min_score": (0, 100),
         "min_urgency": (0, 100),
+        "urgent_urgency": (0, 100),
         "max_per_zip_per_day": (1, None),
         "cooldown_days": (1, None),
         "capacity_factor": (0, None),  # and above 0: clean_capacity_factor
@@ -38,6 +39,7 @@ class LeadFilterForm(forms.ModelForm):
             "enabled",
             "min_score",
             "min_urgency",
+            "urgent_urgency",
             "owner_occupied_only",
             "property_types",
             "max_per_zip_per_day",
@@ -76,6 +78,7 @@ class LeadFilterAdmin(admin.ModelAdmin):
         "enabled",
         "min_score",
         "min_urgency",
+        "urgent_urgency",
         "owner_occupied_only",
         "type_names",
         "max_per_zip_per_day",
@@ -94,6 +97,7 @@ class LeadFilterAdmin(admin.ModelAdmin):
                     "enabled",
                     "min_score",
                     "min_urgency",
+                    "urgent_urgency",
                     "owner_occupied_only",
                     "property_types",
                     "max_per_zip_per_day",

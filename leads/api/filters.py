@@ -36,9 +36,10 @@ class LeadFilterSet(django_filters.FilterSet):
         field_name="zip_code", lookup_expr="startswith", help_text="A ZIP code, or its first digits."
     )
     min_score = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
+    urgent = django_filters.BooleanFilter(help_text="Only urgent leads (true), or only the others (false).")
     generated_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
     generated_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Lead
-        fields = ["state", "trade", "zip_code", "min_score", "generated_after", "generated_before"]
+        fields = ["state", "trade", "zip_code", "min_score", "urgent", "generated_after", "generated_before"]

@@ -40,10 +40,14 @@ class LeadSerializer(serializers.ModelSerializer):
         fields = LEAD_BODY_FIELDS
         read_only_fields = fields
         extra_kwargs = {
+            "urgent": {
+                "help_text": "True when its urgency was at or above its trade's urgent threshold when it was made "
+                "(a storm just reached the home, say): sent at once, by webhook or an urgent-leads email."
+            },
             "exploration": {
                 "help_text": "True for a lead drawn at random from the homes below the day's cut, so that how such "
                 "homes turn out is known too; false for a lead picked best first by its score."
-            }
+            },
         }
 
 

@@ -9,6 +9,10 @@ still get theirs. The email is sent inside the transaction, not after it, so a r
 leaves leads delivered that nobody received; the cost is that a contractor's listed leads stay locked
 for the length of one SMTP exchange (its API reads wait that long), and a process killed between the
 send and the commit sends those leads again in the next digest (listed twice, never lost).
+
+Urgent leads (Lead.urgent: a storm just reached the home) do not wait for the morning: the urgent email
+(leads_email_urgent, the "Urgent lead email" job, asked for by the storm fast path as soon as it routed
+them, and every minute by its schedule) sends each such contractor its waiting urgent leads the same way.
 """
 
 from __future__ import annotations
@@ -44,10 +48,12 @@ class DigestSummary:
         )
 
 
-def digest_recipients() -> list[Contractor]:
+def digest_recipients(*, urgent_only: bool = False) -> list[Contractor]:
     """Contractors the digest is for: no webhook URL, a contact email, not suspended (a suspended
-    contractor has lost its access), and at least one assigned lead waiting."""
+    contractor has lost its access), and at least one assigned lead waiting (an urgent one)."""
     waiting = Lead.objects.filter(contractor=OuterRef("pk"), state=Lead.State.ASSIGNED)
+    if urgent_only:
+        waiting = waiting.filter(urgent=True)
     return list(
         Contractor.objects.filter(webhook_url="")
         .exclude(contact_email="")
@@ -57,10 +63,12 @@ def digest_recipients() -> list[Contractor]:
     )
 
 
-def _digest_send(contractor: Contractor) -> int:
-    """Email the contractor its best waiting leads and deliver them; returns how many (0: none left)."""
+def _digest_send(contractor: Contractor, *, urgent_only: bool = False) -> int:
+    """Email the contractor its best waiting (urgent) leads and deliver them; returns how many (0: none left)."""
     with transaction.atomic():
         waiting = Lead.objects.filter(contractor=contractor, state=Lead.State.ASSIGNED)
+        if urgent_only:
+            waiting = waiting.filter(urgent=True)
         ids = list(waiting.order_by("-priority", "id").values_list("id", flat=True)[:DIGEST_MOST_LEADS])
         leads = list(
             Lead.objects.select_for_update(of=("self",))
@@ -78,20 +86,22 @@ def _digest_send(contractor: Contractor) -> int:
             "more": more,
             "zone": ZoneInfo(contractor.time_zone),
             "leads_url": f"{settings.SITE_URL}/api/v1/leads/?state=assigned",
+            "urgent_only": urgent_only,
         }
-        subject = f"LeadEngine: {len(leads):,} new lead{'s' if len(leads) != 1 else ''}"
+        kind = "urgent" if urgent_only else "new"
+        subject = f"LeadEngine: {len(leads):,} {kind} lead{'s' if len(leads) != 1 else ''}"
         body = render_to_string("leads/email/digest.txt", context)
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [contractor.contact_email])
         return len(leads_deliver(lead_ids=[lead.pk for lead in leads], via="email"))
 
 
-def leads_email_digest() -> DigestSummary:
+def leads_email_digest(*, urgent_only: bool = False) -> DigestSummary:
     """Send every recipient (digest_recipients) its digest; a refused email is logged and counted, the
-    other contractors still get theirs."""
+    other contractors still get theirs. `urgent_only`: the urgent email, of the urgent leads alone."""
     emailed = delivered = failed = 0
-    for contractor in digest_recipients():
+    for contractor in digest_recipients(urgent_only=urgent_only):
         try:
-            sent = _digest_send(contractor)
+            sent = _digest_send(contractor, urgent_only=urgent_only)
         except OSError:  # SMTP and connection errors: nothing was delivered for this contractor
             log.exception("could not email the lead digest of contractor %s", contractor.pk)
             failed += 1

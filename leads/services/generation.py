@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,7 +188,13 @@ def _normalized(column: str) -> str:
 
 
 def _candidates_sql(
-    lead_filter: LeadFilter, *, draw: bool, windowed: bool, suppressed_kinds: set[str], scoped: bool
+    lead_filter: LeadFilter,
+    *,
+    draw: bool,
+    windowed: bool,
+    suppressed_kinds: set[str],
+    scoped: bool,
+    properties_only: bool = False,
 ) -> str:
     """The CTEs `scored` and `candidates` (see generation_sql); `windowed`, only the best %(window)s scores.
     Each candidate carries `grp`, its target group: `scoped`, the owner of its ZIP among %(owners)s, POOL
@@ -196,12 +203,17 @@ def _candidates_sql(
     `draw`: exploration's population instead, every score of the trade whatever the minimum score, in ZIPs
     nobody owns or owned by one of %(owners)s when `scoped`; the leads that block a property and the ZIPs
     of other owners are then read once into hashed subplans, not probed for each of 100,000s of scores.
+    `properties_only`: only the scores of the properties %(properties)s.
     """
     score, prop, lead = Score._meta.db_table, Property._meta.db_table, Lead._meta.db_table
     suppression, territory = Suppression._meta.db_table, Territory._meta.db_table
     open_states = ", ".join(f"'{state}'" for state in Lead.OPEN)
     # Reads index score_trade_band (trade, score band) for the score range, then lead_property_history.
     score_where = ["s.trade_id = %(trade)s"]
+    if properties_only:
+        # A signal's generation (the storm fast path): only the properties just rescored, probed by the unique
+        # index on (property_id, trade_id).
+        score_where.append("s.property_id = ANY(%(properties)s)")
     if not draw:
         score_where += ["s.score_band >= %(min_band)s", "s.score >= %(min_score)s"]
     if lead_filter.min_urgency is not None:
@@ -281,9 +293,10 @@ def _insert_sql(source: str, *, exploration: bool) -> str:
         made AS (
             INSERT INTO {lead} (property_id, trade_id, zip_code, state, score, urgency, priority, model_id,
                                 model_version, reasons, generated_on, created_at, expires_at, return_reason,
-                                return_note, exploration, sampling_weight)
+                                return_note, exploration, sampling_weight, urgent)
             SELECT c.property_id, %(trade)s, c.zip_code, %(state)s, c.score, c.urgency, c.priority, s.model_id,
-                   m.version, s.reasons, %(today)s, %(now)s, %(expires)s, '', '', {str(exploration).lower()}, {weight}
+                   m.version, s.reasons, %(today)s, %(now)s, %(expires)s, '', '', {str(exploration).lower()}, {weight},
+                   coalesce(c.urgency >= %(urgent_at)s, false)
             FROM {source} c
             JOIN {score} s ON s.id = c.score_id
             JOIN {model} m ON m.id = s.model_id
@@ -303,6 +316,7 @@ def generation_sql(
     suppressed_kinds: set[str],
     scoped: bool = False,
     challenger: bool = False,
+    properties_only: bool = False,
 ) -> str:
     """The statement. It returns (leads made, scores looked at, {target key: leads chosen}).
 
@@ -315,7 +329,12 @@ def generation_sql(
     """
     lead = Lead._meta.db_table
     candidates = _candidates_sql(
-        lead_filter, draw=False, windowed=windowed, suppressed_kinds=suppressed_kinds, scoped=scoped
+        lead_filter,
+        draw=False,
+        windowed=windowed,
+        suppressed_kinds=suppressed_kinds,
+        scoped=scoped,
+        properties_only=properties_only,
     )
     arm = f"({challenger_share_sql('c.property_id')})::int" if challenger else "0"
     keyed = f"SELECT c.*, c.grp * 2 + {arm} AS key FROM candidates c"
@@ -387,20 +406,35 @@ def exploration_draws(*, made: int, share: float) -> int:
     return math.floor(made * share / (1 - share) + 0.5)
 
 
-def leads_generate(*, trade: Trade, limit: int | None = None, now: dt.datetime | None = None) -> GenerationSummary:
+def leads_generate(
+    *,
+    trade: Trade,
+    limit: int | None = None,
+    now: dt.datetime | None = None,
+    property_ids: Sequence[int] | None = None,
+) -> GenerationSummary:
     """Make today's new leads of `trade` from its current scores: at most `limit`, best first; without a
     limit, up to the filters' volume target (lead_volume_targets), or every candidate at or above the
     minimum score when they set none. Then the exploration leads (exploration_draws). One transaction;
     before it, the scores' and leads' planner statistics are refreshed if the night's writes left them
-    stale (core.statistics)."""
+    stale (core.statistics).
+
+    `property_ids`: a signal's generation (the storm fast path), of these properties only: every one of
+    them that passes the filters becomes a lead, with no volume target and no exploration. The target is
+    how many of the night's best the owners can use; a storm's homes are news of the day, and routing
+    still holds each owner to its caps (what does not fit waits in the pool, best first). Exploration
+    draws from the whole market, never from a storm's few homes, or its sampling weights would be wrong."""
     if limit is not None and limit < 0:
         raise ValueError("limit must be 0 or more")
-    analyze_if_stale(Score, Lead)
-    return _generate(trade=trade, limit=limit, now=now or timezone.now())
+    if property_ids is None:
+        analyze_if_stale(Score, Lead)
+    return _generate(trade=trade, limit=limit, now=now or timezone.now(), property_ids=property_ids)
 
 
 @transaction.atomic
-def _generate(*, trade: Trade, limit: int | None, now: dt.datetime) -> GenerationSummary:
+def _generate(
+    *, trade: Trade, limit: int | None, now: dt.datetime, property_ids: Sequence[int] | None = None
+) -> GenerationSummary:
     lead_filter = lead_filter_for(trade=trade)
     if not lead_filter.enabled:
         return GenerationSummary(trade, 0, "lead generation is off in its filters")
@@ -423,6 +457,8 @@ def _generate(*, trade: Trade, limit: int | None, now: dt.datetime) -> Generatio
         "state": Lead.State.GENERATED,
         "actor": LeadEvent.Actor.SYSTEM,
         "challenger_share": challenger_share,
+        "urgent_at": lead_filter.urgent_urgency,
+        "properties": sorted({int(pk) for pk in property_ids}) if property_ids is not None else None,
     }
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [locks.LEAD_GENERATION, trade.pk])
@@ -435,7 +471,9 @@ def _generate(*, trade: Trade, limit: int | None, now: dt.datetime) -> Generatio
         cursor.execute("SET LOCAL enable_mergejoin = off")
         suppressed_kinds = set(Suppression.objects.values_list("kind", flat=True).distinct())
         targets: VolumeTargets | None = None
-        if limit is not None:
+        if property_ids is not None:
+            pass  # every candidate of these properties (see leads_generate)
+        elif limit is not None:
             targets = _limit_targets(limit, challenger_share)
         elif lead_filter.capacity_factor is not None:
             # Counted under the lock, so that a generation waiting for it sees the leads just made.
@@ -450,7 +488,8 @@ def _generate(*, trade: Trade, limit: int | None, now: dt.datetime) -> Generatio
                 cursor, lead_filter, params, targets, suppressed_kinds=suppressed_kinds, scoped=scoped
             )
         explored = 0
-        draws = exploration_draws(made=created, share=lead_filter.exploration_share)
+        share = lead_filter.exploration_share if property_ids is None else 0
+        draws = exploration_draws(made=created, share=share)
         if draws:
             # A draw over every candidate of the trade, not a slice: hash joins read them fastest.
             cursor.execute("SET LOCAL enable_hashjoin = on")
@@ -497,6 +536,7 @@ def _generate_best_first(
         suppressed_kinds=suppressed_kinds,
         scoped=scoped,
         challenger=params["challenger_share"] is not None,
+        properties_only=params["properties"] is not None,
     )
     remaining = dict(targets.by_key) if targets is not None else {}
     window = 2 * sum(remaining.values()) + 1_000 if windowed else None
@@ -516,8 +556,12 @@ def _generate_best_first(
 
 
 def leads_generate_all(
-    *, trades: list[Trade] | None = None, limit: int | None = None, now: dt.datetime | None = None
+    *,
+    trades: list[Trade] | None = None,
+    limit: int | None = None,
+    now: dt.datetime | None = None,
+    property_ids: Sequence[int] | None = None,
 ) -> list[GenerationSummary]:
     """leads_generate for each trade (all of them by default), each in its own transaction."""
     trades = trades if trades is not None else list(Trade.objects.order_by("slug"))
-    return [leads_generate(trade=trade, limit=limit, now=now) for trade in trades]
+    return [leads_generate(trade=trade, limit=limit, now=now, property_ids=property_ids) for trade in trades]

@@ -50,6 +50,7 @@ class ImportRunAdmin(admin.ModelAdmin):
         ("Rows", {"fields": ["rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_duplicate",
                              "rows_older", "rows_skipped", "rows_rejected", "rejects", "ignored_columns"]}),
         ("Time", {"fields": ["started_at", "finished_at", "duration", "heartbeat_at"]}),
+        ("Rescoring (storm fast path)", {"fields": ["rescoring", "rescoring_note", "rescored_at"]}),
     ]  # fmt: skip
     readonly_fields = ["progress", "rejects", "duration"]
 

@@ -22,14 +22,15 @@ class ScoringPartitionInline(admin.TabularInline):
 class ScoringRunAdmin(admin.ModelAdmin):
     """Runs are made by `manage.py score` and the schedules; staff read them here."""
 
-    list_display = ["id", "trade", "model", "challenger", "status", "as_of", "properties_scored", "scores_changed",
-                    "duration", "median_score", "started_at"]  # fmt: skip
-    list_filter = ["status", "trade", "distributed"]
+    list_display = ["id", "trade", "kind", "model", "challenger", "status", "as_of", "properties_scored",
+                    "scores_changed", "duration", "median_score", "started_at"]  # fmt: skip
+    list_filter = ["status", "kind", "trade", "distributed"]
     list_select_related = ["trade", "model", "model__trade", "challenger", "challenger__trade"]
     date_hierarchy = "started_at"
     inlines = [ScoringPartitionInline]
     readonly_fields = [
-        *("trade", "model", "challenger", "status", "distributed", "as_of", "partitions", "properties_scored"),
+        *("trade", "kind", "cause", "model", "challenger", "status", "distributed", "as_of", "partitions"),
+        "properties_scored",
         *("scores_changed", "distribution", "shadow_distribution", "error", "started_at", "heartbeat_at"),
         "finished_at",
     ]

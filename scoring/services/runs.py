@@ -140,7 +140,7 @@ def scoring_run_start(
     try:
         return db_retry(create, what=what)
     except IntegrityError:
-        running = ScoringRun.objects.filter(trade=trade, status=Status.RUNNING).first()
+        running = ScoringRun.objects.filter(trade=trade, status=Status.RUNNING, kind=ScoringRun.Kind.FULL).first()
         raise ScoringRunBusy(_busy_message(trade, running)) from None
 
 
@@ -212,17 +212,18 @@ def _partition_compute(
 
 
 @transaction.atomic
-def _partition_write(partition: ScoringPartition, scores: PartitionScores, lease: str) -> None:
+def _partition_write(partition: ScoringPartition, scores: PartitionScores, lease: str, read_at: dt.datetime) -> None:
     """The partition's changed scores and its success, in one transaction, by the holder of `lease` only
-    (PartitionLeaseLost otherwise, and nothing is written). Safe to run again after a lost connection:
-    a write that reached the database before the connection went is not made twice."""
+    (PartitionLeaseLost otherwise, and nothing is written); `read_at`: when the storms they were computed
+    with were read (see scores_write). Safe to run again after a lost connection: a write that reached the
+    database before the connection went is not made twice."""
     held = ScoringPartition.objects.filter(pk=partition.pk).values_list("status", "lease").first()
     if held == (PartitionStatus.SUCCEEDED, lease):
         return
     if held != (PartitionStatus.RUNNING, lease):
         raise PartitionLeaseLost(f"{partition} was claimed by another holder")
     run = partition.run
-    written = scores_write(scores=scores, trade_id=run.trade_id, scored_at=timezone.now())
+    written = scores_write(scores=scores, trade_id=run.trade_id, scored_at=read_at)
     # Conditional again: a holder that claimed the partition meanwhile makes this UPDATE find no row,
     # and the scores above roll back with it.
     recorded = ScoringPartition.objects.filter(pk=partition.pk, status=PartitionStatus.RUNNING, lease=lease).update(
@@ -346,10 +347,11 @@ def _partition_score(partition: ScoringPartition, *, lease: str, storms: pd.Data
     """Read, compute and write a claimed partition, each stage riding out a lost connection."""
     run = partition.run
     what = f"scoring partition {partition.number} of run {run.pk}"
+    read_at = timezone.now()
     versions = db_retry(lambda: _run_versions(run, storms), what=what)
     properties = db_retry(lambda: _partition_read(run, partition), what=what)
     scores = _partition_compute(run, versions, properties)
-    db_retry(lambda: _partition_write(partition, scores, lease), what=what)
+    db_retry(lambda: _partition_write(partition, scores, lease, read_at), what=what)
 
 
 def scoring_run_close_if_complete(*, run_id: int) -> ScoringRun | None:
@@ -414,6 +416,7 @@ def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:
     """
     what = f"scoring run {run.pk} of {_trade_name(run)}"
     lease = f"process-{uuid.uuid4().hex}"
+    read_at = timezone.now()  # before the storms are read: the scores' scored_at (see scores_write)
     try:
         versions = db_retry(lambda: _run_versions(run), what=what)
     except Exception as error:
@@ -432,7 +435,7 @@ def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:
 
     def write(partition: ScoringPartition, scores: PartitionScores) -> None:
         with _timed("written", partition):
-            db_retry(lambda: _partition_write(partition, scores, lease), what=what)
+            db_retry(lambda: _partition_write(partition, scores, lease, read_at), what=what)
 
     def fail(partition: ScoringPartition, error: BaseException) -> None:
         db_retry(lambda: _partition_fail(partition, error, lease), what=what)
@@ -763,6 +766,10 @@ def scoring_run_resume(*, run: ScoringRun) -> ScoringRun:
     again and the run is running. ScoringRunBusy while it, or another run of the trade, is alive."""
     if run.status == Status.SUCCEEDED:
         raise ScoringError(f"run {run.pk} succeeded; there is nothing to resume")
+    if run.kind == ScoringRun.Kind.INCREMENTAL:
+        raise ScoringError(
+            f"run {run.pk} is incremental: it is not resumed; the rescoring of its imports is tried again by itself"
+        )
     what = f"resuming scoring run {run.pk}"
 
     @transaction.atomic
@@ -797,3 +804,62 @@ def trade_score(*, trade: Trade, as_of: dt.date | None = None, partition_rows: i
     """Score every property for `trade` here, in this process, and return the closed run."""
     run = scoring_run_start(trade=trade, as_of=as_of, partition_rows=partition_rows)
     return scoring_run_execute(run=run)
+
+
+def scoring_run_incremental(
+    *, trade: Trade, property_ids: Sequence[int], as_of: dt.date | None = None, cause: str = ""
+) -> ScoringRun:
+    """Score only `property_ids` for `trade` (those a storm, a permit or a sale just imported reached), as a
+    full run of the same day would score them (the same reads, the same function, the same version or
+    challenger), and return the closed run (kind incremental).
+
+    It does not wait for a full run of the trade under way, nor hold one back (the partial unique constraint
+    covers full runs only): a storm's leads must not wait for the night. The two cannot undo each other's
+    work: each score carries when its data was read, and scores_write never lets older data replace it. One
+    transaction: a run that fails wrote nothing and is recorded failed with its error; one whose process
+    died is closed as abandoned by the next start, like any silent run."""
+    what = f"rescoring {len(property_ids):,} properties for {trade.slug}"
+    ids = sorted({int(pk) for pk in property_ids})
+    model = db_retry(
+        lambda: ScoringModel.objects.filter(trade=trade, status=ScoringModel.Status.ACTIVE).first(), what=what
+    )
+    if model is None:
+        raise ScoringError(f"{trade} has no active scoring model; activate one in the admin first")
+    run = db_retry(
+        lambda: ScoringRun.objects.create(
+            trade=trade,
+            model=model,
+            challenger=selectors.trade_challenger(trade_id=trade.pk),
+            as_of=as_of or timezone.localdate(),
+            kind=ScoringRun.Kind.INCREMENTAL,
+            cause=cause[:200],
+        ),
+        what=what,
+    )
+
+    @transaction.atomic
+    def score() -> tuple[PartitionScores, int]:
+        read_at = timezone.now()  # before anything is read: the scores' scored_at (see scores_write)
+        versions = _run_versions(run)
+        properties = selectors.scoring_properties_of(trade_id=trade.pk, property_ids=ids, as_of=run.as_of)
+        scores = _partition_compute(run, versions, properties)
+        return scores, scores_write(scores=scores, trade_id=trade.pk, scored_at=read_at, guard=False)
+
+    try:
+        with _heartbeat(run_id=run.pk):
+            scores, written = db_retry(score, what=what)
+    except Exception as error:
+        _run_fail(run, error, what=what)
+        raise
+    run.properties_scored, run.scores_changed = scores.properties_scored, written
+    run.distribution = distribution_summary([scores])
+    run.status, run.finished_at = Status.SUCCEEDED, timezone.now()
+    db_retry(
+        lambda: run.save(
+            update_fields=["properties_scored", "scores_changed", "distribution", "status", "finished_at"]
+        ),
+        what=what,
+    )
+    if written:
+        generation_bump(SCORES)
+    return run

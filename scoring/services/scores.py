@@ -163,9 +163,12 @@ def scores_write(*, scores: PartitionScores, trade_id: int, scored_at: dt.dateti
     """Write the scores that changed, whole rows (each with the version that computed it), in the caller's
     transaction; returns how many were written.
 
-    With `guard`, a score is replaced only if it is still the one read with the properties (same digest,
-    or still absent): a score written in between, by a rescore of fresher data, is left alone. They are
-    staged through COPY with the reasons as text, which PostgreSQL checks as JSON once per row written."""
+    `scored_at` is when the caller began reading the data it scored from (before the storms and the
+    properties): a stored score read from data no older (its scored_at later) is never replaced, so a
+    night's run that read its storms before a storm was imported cannot overwrite the storm's rescoring,
+    whichever writes last. With `guard`, also only if it is still the one read with the properties (same
+    digest, or still absent): a score written in between is left alone. They are staged through COPY with
+    the reasons as text, which PostgreSQL checks as JSON once per row written."""
     changed = scores.rows[scores.changed]
     if changed.empty:
         return 0
@@ -204,7 +207,7 @@ def scores_write(*, scores: PartitionScores, trade_id: int, scored_at: dt.dateti
             cursor.execute(
                 f"""UPDATE {table} t SET {values("s")} FROM score_stage s
                 WHERE t.property_id BETWEEN %(first)s AND %(last)s AND t.trade_id = %(trade)s
-                  AND t.property_id = s.property_id AND t.digest = s.expected""",
+                  AND t.property_id = s.property_id AND t.digest = s.expected AND t.scored_at <= %(at)s""",
                 params,
             )
             written: int = cursor.rowcount
@@ -222,7 +225,8 @@ def scores_write(*, scores: PartitionScores, trade_id: int, scored_at: dt.dateti
                     scored_at)
                 SELECT property_id, %(trade)s, model_id, score, urgency, reasons::json, digest, %(at)s
                 FROM score_stage s
-                ON CONFLICT (property_id, trade_id) DO UPDATE SET {values("EXCLUDED")}""",
+                ON CONFLICT (property_id, trade_id) DO UPDATE SET {values("EXCLUDED")}
+                WHERE t.scored_at <= EXCLUDED.scored_at""",
                 params,
             )
             written = cursor.rowcount
@@ -292,7 +296,7 @@ def property_rescore(*, property_id: int, as_of: dt.date | None = None) -> list[
     latitude = home.latitude if home.latitude is not None else home.zip_code.latitude
     longitude = home.longitude if home.longitude is not None else home.zip_code.longitude
     near = (latitude, longitude, home.zip_code_id)
-    now = timezone.now()
+    now = timezone.now()  # before anything is read: the scores' scored_at (see scores_write)
     for model in ScoringModel.objects.filter(status=ScoringModel.Status.ACTIVE).select_related("trade"):
         active = version_of(model, as_of=as_of, near=near)
         challenger = challenger_of(
@@ -305,7 +309,7 @@ def property_rescore(*, property_id: int, as_of: dt.date | None = None) -> list[
         scores = score_properties(
             properties, active.storms, active.factors, as_of=as_of, model_id=model.pk, challenger=challenger
         )
-        # Unguarded: these are the freshest data, whatever a run read before them.
+        # Unguarded by digest: these are the freshest data, whatever a run read before them.
         scores_write(scores=scores, trade_id=model.trade_id, scored_at=now, guard=False)
     generation_bump(SCORES)
     return list(Score.objects.filter(property_id=property_id).select_related("trade", "model"))

@@ -264,7 +264,7 @@ def test_a_duplicate_task_leaves_a_partition_held_by_a_live_lease_and_takes_over
     # The silent holder, back, may write nothing over it.
     partition.run = run
     with pytest.raises(runs.PartitionLeaseLost):
-        runs._partition_write(partition, None, "task-live")
+        runs._partition_write(partition, None, "task-live", timezone.now())
 
 
 def test_the_recovery_closes_a_silent_in_process_run_and_leaves_a_live_one(market, roofing_other):

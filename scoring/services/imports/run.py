@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import threading
 import time
@@ -26,7 +27,7 @@ from core.heartbeat import Heartbeat
 from core.retry import db_retry, is_transient
 from scoring.bulk import copy_in, csv_bytes
 from scoring.errors import ImportFileError
-from scoring.models import ImportProfile, ImportRun
+from scoring.models import ImportProfile, ImportRun, Permit, Property, StormEvent
 from scoring.services.imports.files import (
     RejectsFile,
     read_chunks,
@@ -38,6 +39,19 @@ from scoring.services.imports.profiles import ProfileReader
 
 # The database stayed unreachable for DB_RETRY_SECONDS: nothing was imported, the same import may be run again.
 EXIT_DATABASE_UNREACHABLE = 4
+# The storm fast path's task (leadengine.tasks.imports_rescore), sent by name: it crosses apps (scores, then
+# leads, then delivery), so it lives on the floor above, which this one cannot import.
+RESCORING_TASK = "leadengine.imports_rescore"
+# Which of a kind's rows the import changed: those whose updated_at moved in its transaction (merge stamps a
+# changed or new row with the statement's or the transaction's time, both at or after now()). Sales mark the
+# properties whose last sale they changed; a permit changes its property's permit features.
+CHANGED_SQL: dict[str, str] = {
+    ImportRun.Kind.STORMS: f"SELECT id FROM {StormEvent._meta.db_table} WHERE updated_at >= now()",
+    ImportRun.Kind.PERMITS: f"SELECT DISTINCT property_id FROM {Permit._meta.db_table} WHERE updated_at >= now()",
+    ImportRun.Kind.PROPERTIES: f"SELECT id FROM {Property._meta.db_table} WHERE updated_at >= now()",
+    ImportRun.Kind.SALES: f"SELECT id FROM {Property._meta.db_table} WHERE updated_at >= now()",
+}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -311,11 +325,51 @@ def import_attempt(
                 run.rows_read - run.rows_rejected - run.rows_inserted - run.rows_updated
                 - run.rows_duplicate - run.rows_older - run.rows_skipped
             )  # fmt: skip
+            rescoring_record(cursor, run, importer)
             status = ImportRun.Status.PARTIAL if rejects.rows else ImportRun.Status.SUCCEEDED
             return finish(run, started, status=status)
     except BaseException:
         rejects.discard()
         raise
+
+
+def rescoring_record(cursor: CursorWrapper, run: ImportRun, importer: Importer) -> None:
+    """Mark the run's rescoring pending, with the storms or properties it changed, in the import's own
+    transaction (the rows and the pending rescoring commit together, so a process that dies after the
+    commit loses nothing: the recovery sweep sends what is pending), and send the storm fast path its task
+    once that commits. Left to the nightly run: an import that changed more than RESCORE_MAX_PROPERTIES
+    properties (a county's property file; for storms, the fast path counts the properties they reach). The
+    demo's imports are not rescored: its days are played by the nightly run. Nothing changed (the same file
+    again): nothing to do."""
+    run.rescoring, run.changed_storms, run.changed_properties, run.rescoring_note = "", [], [], ""
+    if run.origin == "demo" or run.rows_inserted + run.rows_updated == 0:
+        return
+    most = settings.RESCORE_MAX_PROPERTIES
+    cursor.execute(f"SELECT array_agg(id) FROM ({CHANGED_SQL[run.kind]} LIMIT %s) changed", [most + 1])
+    (changed,) = cursor.fetchone()
+    changed = sorted(changed or [])
+    if run.kind != ImportRun.Kind.STORMS and len(changed) > most:
+        run.rescoring = "nightly"
+        run.rescoring_note = f"Over {most:,} properties changed (RESCORE_MAX_PROPERTIES): the nightly run scores them."
+        return
+    if not changed:
+        return
+    if run.kind == ImportRun.Kind.STORMS:
+        run.changed_storms = changed
+    else:
+        run.changed_properties = changed
+    run.rescoring = "pending"
+    transaction.on_commit(rescoring_send)
+
+
+def rescoring_send() -> None:
+    """Send the storm fast path its task; a broker that refuses is logged (the recovery sweep sends it)."""
+    from celery import current_app
+
+    try:
+        current_app.send_task(RESCORING_TASK)
+    except Exception as error:  # whatever the broker's client raises, the pending rescoring is kept
+        log.warning("the rescoring of an import was not sent (the broker refused it: %s); it is sent later", error)
 
 
 def outcome_committed(run: ImportRun) -> bool:
@@ -332,7 +386,8 @@ def outcome_committed(run: ImportRun) -> bool:
 EXIT_CODES: dict[str, int] = {ImportRun.Status.SUCCEEDED: 0, ImportRun.Status.PARTIAL: 3, ImportRun.Status.FAILED: 2}
 OUTCOME_FIELDS = [
     "status", "error", "finished_at", "rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_rejected",
-    "rows_duplicate", "rows_older", "rows_skipped", "rejects_file", "ignored_columns",
+    "rows_duplicate", "rows_older", "rows_skipped", "rejects_file", "ignored_columns", "rescoring", "changed_storms",
+    "changed_properties", "rescoring_note",
 ]  # fmt: skip
 
 
@@ -341,6 +396,8 @@ def finish(
 ) -> ImportResult:
     run.status = status
     run.error = error
+    if status == ImportRun.Status.FAILED:  # nothing was written: nothing to rescore (a failed try may have marked it)
+        run.rescoring, run.changed_storms, run.changed_properties, run.rescoring_note = "", [], [], ""
     run.finished_at = run.started_at + dt.timedelta(seconds=time.monotonic() - started)
     # Not heartbeat_at, which the heartbeat's own connection writes.
     run.save(update_fields=OUTCOME_FIELDS)

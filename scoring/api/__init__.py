@@ -1,0 +1,1 @@
+"""The scoring API: storm reports staff send as they arrive (the storm fast path's way in)."""

@@ -1,0 +1,176 @@
+"""The storm fast path end to end: a storm file imported (the command, or the staff API) is picked up by a
+real Celery worker, which rescores only the properties the storm reaches, makes their leads, routes them,
+and sends them at once: signed lead webhooks to the owners that take them, an urgent-leads email to one
+that does not. The same file again sends nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+import leadengine.tasks  # noqa: F401  (registers the fast path's task)
+from leadengine.flows import imports_rescore
+from leads.models import Lead, LeadEvent
+from leads.services.webhooks import idempotency_key
+from scoring.models import Factor, ImportRun, Property, Score, ScoringModel, ScoringRun, Trade
+from scoring.services import runs
+from scoring.services.scoring_models import scoring_model_activate
+from tests.contractors.conftest import trades  # noqa: F401  (fixture)
+from tests.leads.factories import filters, owner
+from tests.receiver import RECEIVER_ENV, receiver_fixture, signature_valid  # noqa: F401  (fixture)
+
+# A hailstorm over central Denver: 3 miles around this point.
+CENTRE = (39.7500, -104.9900)
+HIT = {"80202": 10, "80203": 8, "80204": 4}  # homes within a mile of the centre, per ZIP
+MISSED = {"80202": 6}  # homes 14 miles north: out of its reach
+
+
+def storm_model(trade: Trade) -> ScoringModel:
+    """Roofing scored on roof age, hail size and how recent the hail is (the urgency). Roofs here are new:
+    without hail every home scores 0; a 1.75-inch hail today makes it 75 and urgency 100."""
+    ScoringModel.objects.filter(trade=trade, status=ScoringModel.Status.ACTIVE).update(
+        status=ScoringModel.Status.RETIRED
+    )
+    version = (ScoringModel.objects.filter(trade=trade).order_by("-version").values_list("version", flat=True).first()
+               or 0) + 1  # fmt: skip
+    model = ScoringModel.objects.create(trade=trade, version=version, storm_window_days=30)
+    Factor.objects.create(model=model, position=0, feature="roof_age", transform="ramp",
+                          params={"low": 10, "high": 30}, weight=1, reason="Roof is {value:.0f} years old",
+                          reason_fallback="Home built in {year_built:.0f}")  # fmt: skip
+    Factor.objects.create(model=model, position=1, feature="hail_inches", transform="ramp",
+                          params={"low": 0.5, "high": 1.5}, weight=2, reason="{value:.2f} in hail on {hail_date}")  # fmt: skip
+    Factor.objects.create(model=model, position=2, feature="days_since_hail", transform="decay",
+                          params={"half_life_days": 14}, weight=1, reason="Hail {value:.0f} days ago")  # fmt: skip
+    return scoring_model_activate(model=model)
+
+
+def market() -> tuple[list[Property], list[Property]]:
+    """The homes the storm hits and those it misses, roofs replaced 3 years ago."""
+    year = timezone.localdate().year
+    hit, missed = [], []
+    for code, count in HIT.items():
+        hit += [
+            Property(parcel_id=f"HIT-{code}-{n}", address=f"{n} Hail St", city="Denver", state="CO", zip_code_id=code,
+                     latitude=CENTRE[0] + 0.001 * n, longitude=CENTRE[1] - 0.001 * n, year_built=1990,
+                     roof_year=year - 3, owner_occupied=True)  # fmt: skip
+            for n in range(count)
+        ]
+    for code, count in MISSED.items():
+        missed += [
+            Property(parcel_id=f"DRY-{code}-{n}", address=f"{n} Dry Rd", city="Denver", state="CO", zip_code_id=code,
+                     latitude=CENTRE[0] + 0.2, longitude=CENTRE[1] + 0.001 * n, year_built=1990, roof_year=year - 3,
+                     owner_occupied=True)  # fmt: skip
+            for n in range(count)
+        ]
+    return Property.objects.bulk_create(hit), Property.objects.bulk_create(missed)
+
+
+def storm_file(path: Path, *, magnitude: float = 1.75) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["event_id", "event_date", "kind", "magnitude", "latitude", "longitude", "radius_miles"])
+        writer.writerow(["HAIL-1", timezone.localdate().isoformat(), "hail", magnitude, *CENTRE, 3])
+    return path
+
+
+def wait_for(what: str, check, *, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.05)
+    imports = list(ImportRun.objects.values_list("pk", "rescoring", "rescoring_note"))
+    leads = sorted(Lead.objects.values_list("contractor_id", "state").distinct())
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; imports {imports}, leads {leads}")
+
+
+@pytest.fixture
+def storm_market(trades, zip_codes):  # noqa: F811
+    roofing = trades["roofing"]
+    ScoringModel.objects.exclude(trade=roofing).filter(status=ScoringModel.Status.ACTIVE).update(
+        status=ScoringModel.Status.RETIRED
+    )
+    filters(roofing, min_score=40, urgent_urgency=70)
+    storm_model(roofing)
+    hit, missed = market()
+    assert runs.trade_score(trade=roofing).status == ScoringRun.Status.SUCCEEDED  # the night's scores: all 0
+    return roofing, hit, missed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_storm_import_sends_signed_webhooks_and_an_urgent_email_within_seconds_and_the_same_file_again_nothing(
+    storm_market, receiver, workers, tmp_path
+):
+    roofing, hit, missed = storm_market
+    worker = workers(**RECEIVER_ENV)
+    acme = owner(roofing, "80202", webhook_url=receiver.url)
+    bob = owner(roofing, "80203", webhook_url="", contact_email="bob@example.com")
+    before = dict(Score.objects.filter(trade=roofing).values_list("property_id", "scored_at"))
+    assert {score for score in Score.objects.filter(trade=roofing).values_list("score", flat=True)} == {0.0}
+
+    started = time.monotonic()
+    call_command("import_data", "storms", str(storm_file(tmp_path / "storms.csv")))
+    acme_hit = {home.pk for home in hit if home.zip_code_id == "80202"}
+    wait_for("acme's webhooks", lambda: len(receiver.requests) >= len(acme_hit), timeout=60)
+    bob_hit = {home.pk for home in hit if home.zip_code_id == "80203"}
+    wait_for(
+        "bob's urgent email",
+        lambda: Lead.objects.filter(contractor=bob, state="delivered").count() == len(bob_hit),
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    assert took < 30, took  # generous for a busy machine; bench/storm.py measures it
+
+    # Only the homes the storm reaches were rescored, by one incremental run; the others keep their scores.
+    run = ScoringRun.objects.get(kind="incremental")
+    storms_import = ImportRun.objects.get(kind="storms")
+    assert (run.trade, run.status, run.properties_scored, run.scores_changed, run.cause) == (
+        roofing, "succeeded", len(hit), len(hit), f"import {storms_import.pk}",
+    )  # fmt: skip
+    after = dict(Score.objects.filter(trade=roofing).values_list("property_id", "scored_at"))
+    assert {pk for pk in after if after[pk] != before[pk]} == {home.pk for home in hit}
+    assert set(Score.objects.filter(property__in=missed).values_list("score", flat=True)) == {0.0}
+    assert set(Score.objects.filter(property__in=hit).values_list("score", "urgency")) == {(75.0, 100.0)}
+    assert (storms_import.rescoring, storms_import.rescoring_note) == (
+        "done", f"{len(hit)} properties rescored for 1 trade ({len(hit)} scores changed); {len(hit)} new leads, "
+        f"{len(acme_hit) + len(bob_hit)} assigned.",
+    )  # fmt: skip
+
+    # Every hit home is an urgent lead; acme's came by signed webhook, bob's by the urgent email.
+    leads = {lead.property_id: lead for lead in Lead.objects.filter(trade=roofing)}
+    assert set(leads) == {home.pk for home in hit}
+    assert {lead.urgent for lead in leads.values()} == {True}
+    by_contractor = {(lead.contractor_id, lead.state) for lead in leads.values()}
+    assert by_contractor == {(acme.pk, "delivered"), (bob.pk, "delivered"), (None, "generated")}
+    posted = {}
+    for headers, body in receiver.requests:
+        data = json.loads(body)
+        assert signature_valid(acme.webhook_secret, headers, body)
+        lead = leads[Property.objects.get(parcel_id=data["property"]["parcel_id"]).pk]
+        assert headers["Idempotency-Key"] == idempotency_key(lead_id=lead.pk, assigned_at=lead.assigned_at)
+        assert data["urgent"] is True
+        posted[lead.property_id] = data
+    assert set(posted) == acme_hit
+    assert set(
+        LeadEvent.objects.filter(lead__contractor=bob, action="deliver").values_list("reason", flat=True)
+    ) == {"email"}
+    log = Path(worker.log).read_text()
+    assert "Subject: LeadEngine: 8 urgent leads" in log
+    assert "To: bob@example.com" in log
+
+    # The same file again: nothing changed, nothing pending, nothing sent.
+    requests, lead_count, runs_count = len(receiver.requests), Lead.objects.count(), ScoringRun.objects.count()
+    call_command("import_data", "storms", str(storm_file(tmp_path / "again.csv")))
+    again = ImportRun.objects.order_by("-pk").first()
+    assert (again.rows_unchanged, again.rescoring) == (1, "")
+    assert imports_rescore() is None
+    time.sleep(1)
+    assert (len(receiver.requests), Lead.objects.count(), ScoringRun.objects.count()) == (
+        requests, lead_count, runs_count,
+    )  # fmt: skip
