@@ -40,34 +40,39 @@ def storm_model(trade: Trade) -> ScoringModel:
     version = (ScoringModel.objects.filter(trade=trade).order_by("-version").values_list("version", flat=True).first()
                or 0) + 1  # fmt: skip
     model = ScoringModel.objects.create(trade=trade, version=version, storm_window_days=30)
-    Factor.objects.create(model=model, position=0, feature="roof_age", transform="ramp",
-                          params={"low": 10, "high": 30}, weight=1, reason="Roof is {value:.0f} years old",
-                          reason_fallback="Home built in {year_built:.0f}")  # fmt: skip
-    Factor.objects.create(model=model, position=1, feature="hail_inches", transform="ramp",
-                          params={"low": 0.5, "high": 1.5}, weight=2, reason="{value:.2f} in hail on {hail_date}")  # fmt: skip
-    Factor.objects.create(model=model, position=2, feature="days_since_hail", transform="decay",
-                          params={"half_life_days": 14}, weight=1, reason="Hail {value:.0f} days ago")  # fmt: skip
+    factors = [
+        ("roof_age", "ramp", {"low": 10, "high": 30}, 1, "Roof is {value:.0f} years old", "Built {year_built:.0f}"),
+        ("hail_inches", "ramp", {"low": 0.5, "high": 1.5}, 2, "{value:.2f} in hail on {hail_date}", ""),
+        ("days_since_hail", "decay", {"half_life_days": 14}, 1, "Hail {value:.0f} days ago", ""),
+    ]
+    for position, (feature, transform, params, weight, reason, fallback) in enumerate(factors):
+        Factor.objects.create(
+            model=model, position=position, feature=feature, transform=transform, params=params, weight=weight,
+            reason=reason, reason_fallback=fallback,
+        )  # fmt: skip
     return scoring_model_activate(model=model)
 
 
 def market() -> tuple[list[Property], list[Property]]:
     """The homes the storm hits and those it misses, roofs replaced 3 years ago."""
     year = timezone.localdate().year
-    hit, missed = [], []
-    for code, count in HIT.items():
-        hit += [
-            Property(parcel_id=f"HIT-{code}-{n}", address=f"{n} Hail St", city="Denver", state="CO", zip_code_id=code,
-                     latitude=CENTRE[0] + 0.001 * n, longitude=CENTRE[1] - 0.001 * n, year_built=1990,
-                     roof_year=year - 3, owner_occupied=True)  # fmt: skip
-            for n in range(count)
-        ]
-    for code, count in MISSED.items():
-        missed += [
-            Property(parcel_id=f"DRY-{code}-{n}", address=f"{n} Dry Rd", city="Denver", state="CO", zip_code_id=code,
-                     latitude=CENTRE[0] + 0.2, longitude=CENTRE[1] + 0.001 * n, year_built=1990, roof_year=year - 3,
-                     owner_occupied=True)  # fmt: skip
-            for n in range(count)
-        ]
+
+    def home(parcel_id: str, code: str, latitude: float, longitude: float) -> Property:
+        return Property(
+            parcel_id=parcel_id, address=f"{parcel_id} St", city="Denver", state="CO", zip_code_id=code,
+            latitude=latitude, longitude=longitude, year_built=1990, roof_year=year - 3, owner_occupied=True,
+        )  # fmt: skip
+
+    hit = [
+        home(f"HIT-{code}-{n}", code, CENTRE[0] + 0.001 * n, CENTRE[1] - 0.001 * n)
+        for code, count in HIT.items()
+        for n in range(count)
+    ]
+    missed = [
+        home(f"DRY-{code}-{n}", code, CENTRE[0] + 0.2, CENTRE[1] + 0.001 * n)
+        for code, count in MISSED.items()
+        for n in range(count)
+    ]
     return Property.objects.bulk_create(hit), Property.objects.bulk_create(missed)
 
 
@@ -112,7 +117,7 @@ def test_a_storm_import_sends_signed_webhooks_and_an_urgent_email_within_seconds
     acme = owner(roofing, "80202", webhook_url=receiver.url)
     bob = owner(roofing, "80203", webhook_url="", contact_email="bob@example.com")
     before = dict(Score.objects.filter(trade=roofing).values_list("property_id", "scored_at"))
-    assert {score for score in Score.objects.filter(trade=roofing).values_list("score", flat=True)} == {0.0}
+    assert set(Score.objects.filter(trade=roofing).values_list("score", flat=True)) == {0.0}
 
     started = time.monotonic()
     call_command("import_data", "storms", str(storm_file(tmp_path / "storms.csv")))
@@ -137,10 +142,11 @@ def test_a_storm_import_sends_signed_webhooks_and_an_urgent_email_within_seconds
     assert {pk for pk in after if after[pk] != before[pk]} == {home.pk for home in hit}
     assert set(Score.objects.filter(property__in=missed).values_list("score", flat=True)) == {0.0}
     assert set(Score.objects.filter(property__in=hit).values_list("score", "urgency")) == {(75.0, 100.0)}
-    assert (storms_import.rescoring, storms_import.rescoring_note) == (
-        "done", f"{len(hit)} properties rescored for 1 trade ({len(hit)} scores changed); {len(hit)} new leads, "
-        f"{len(acme_hit) + len(bob_hit)} assigned.",
-    )  # fmt: skip
+    note = (
+        f"{len(hit)} properties rescored for 1 trade ({len(hit)} scores changed); {len(hit)} new leads, "
+        f"{len(acme_hit) + len(bob_hit)} assigned."
+    )
+    assert (storms_import.rescoring, storms_import.rescoring_note) == ("done", note)
 
     # Every hit home is an urgent lead; acme's came by signed webhook, bob's by the urgent email.
     leads = {lead.property_id: lead for lead in Lead.objects.filter(trade=roofing)}
@@ -157,9 +163,9 @@ def test_a_storm_import_sends_signed_webhooks_and_an_urgent_email_within_seconds
         assert data["urgent"] is True
         posted[lead.property_id] = data
     assert set(posted) == acme_hit
-    assert set(
-        LeadEvent.objects.filter(lead__contractor=bob, action="deliver").values_list("reason", flat=True)
-    ) == {"email"}
+    assert set(LeadEvent.objects.filter(lead__contractor=bob, action="deliver").values_list("reason", flat=True)) == {
+        "email"
+    }
     log = Path(worker.log).read_text()
     assert "Subject: LeadEngine: 8 urgent leads" in log
     assert "To: bob@example.com" in log
