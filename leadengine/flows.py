@@ -18,7 +18,7 @@ then routes the waiting leads of the ZIPs that got a new owner, and returns both
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -33,12 +33,17 @@ from core.retry import db_retry
 from leadengine.models import JobRun
 from leadengine.services import jobs  # a module: its job functions call back into this one
 from leads.selectors import leads_to_post_exist, urgent_leads_to_email_exist
-from leads.services.generation import GenerationSummary, leads_generate_all
+from leads.services.generation import GenerationSummary, leads_generate, leads_generate_all
 from leads.services.lifecycle import ExpirySummary, leads_expire
 from leads.services.routing import RoutingSummary, leads_route, leads_route_territories
 from scoring.errors import ScoringError
 from scoring.models import ImportRun, ScoringRun, Trade
-from scoring.selectors import properties_changed_by, properties_zip_codes, trades_with_active_model
+from scoring.selectors import (
+    properties_changed_by,
+    properties_zip_codes,
+    trades_reading_storms,
+    trades_with_active_model,
+)
 from scoring.services import runs
 from territories.models import Territory, WaitlistEntry
 from territories.services import claims, ownership, waitlist
@@ -162,7 +167,10 @@ def webhook_run_soon(job: str = JobRun.Job.WEBHOOK_DELIVERY) -> int | None:
 
 
 def leads_make(
-    *, trades: list[Trade], now: dt.datetime | None = None, property_ids: Sequence[int] | None = None
+    *,
+    trades: list[Trade],
+    now: dt.datetime | None = None,
+    properties_by_trade: Mapping[int, Sequence[int]] | None = None,
 ) -> LeadsMade:
     """Generate the trades' leads from their current scores, route the trades' pool to the ZIPs' owners
     (best first across the trades, within each owner's caps), and ask for a webhook delivery run when
@@ -170,19 +178,27 @@ def leads_make(
     again, so the whole is one unit of work for a retry. The lead generation job runs it for one trade,
     the nightly run for all of them at once.
 
-    `property_ids`: the storm fast path's, for these properties only (leads_generate), routing the pool of
-    their ZIPs; with urgent leads for contractors without a webhook, it asks for the urgent email too."""
+    `properties_by_trade` (trade id: property ids): the storm fast path's, each trade's leads of those
+    properties only (leads_generate), routing the pool of their ZIPs; with urgent leads for contractors
+    without a webhook, it asks for the urgent email too."""
     now = now or timezone.now()
-    generation = leads_generate_all(trades=trades, now=now, property_ids=property_ids)
+    zip_codes = None
+    if properties_by_trade is None:
+        generation = leads_generate_all(trades=trades, now=now)
+    else:
+        generation = [
+            leads_generate(trade=trade, now=now, property_ids=properties_by_trade.get(trade.pk, [])) for trade in trades
+        ]
+        touched = sorted({pk for ids in properties_by_trade.values() for pk in ids})
+        zip_codes = properties_zip_codes(property_ids=touched)
     trade_ids = [trade.pk for trade in trades]
-    zip_codes = properties_zip_codes(property_ids=property_ids) if property_ids is not None else None
     routing = leads_route(trade_ids=trade_ids, zip_codes=zip_codes, now=now)
     if routing.assigned and leads_to_post_exist(trade_ids=trade_ids):
         webhooks = WebhookRequest(asked=True, run_id=webhook_run_soon())
     else:
         webhooks = WebhookRequest(asked=False)
     urgent = None
-    if property_ids is not None and routing.assigned and urgent_leads_to_email_exist(trade_ids=trade_ids):
+    if properties_by_trade is not None and routing.assigned and urgent_leads_to_email_exist(trade_ids=trade_ids):
         urgent = WebhookRequest(asked=True, run_id=webhook_run_soon(JobRun.Job.URGENT_EMAIL))
     return LeadsMade(generation=generation, routing=routing, webhooks=webhooks, urgent_email=urgent)
 
@@ -234,7 +250,9 @@ def _imports_rescore(now: dt.datetime) -> Rescoring | None:
     as_of = timezone.localdate(now)
     property_ids = properties_changed_by(imports=pending, as_of=as_of)
     most = settings.RESCORE_MAX_PROPERTIES
-    trades = list(trades_with_active_model())
+    # Storm reports alone change only the scores of the trades whose models read storms.
+    storms_only = not any(run.changed_properties for run in pending)
+    trades = list(trades_reading_storms() if storms_only else trades_with_active_model())
     if len(property_ids) > most:
         outcome = Rescoring(
             import_ids,
@@ -245,12 +263,16 @@ def _imports_rescore(now: dt.datetime) -> Rescoring | None:
         status = "nightly"
     else:
         cause = f"import{'s' if len(pending) > 1 else ''} {', '.join(map(str, import_ids))}"
-        scored = [
+        rescored = [
             runs.scoring_run_incremental(trade=trade, property_ids=property_ids, as_of=as_of, cause=cause)
             for trade in trades
         ]
-        made = leads_make(trades=trades, now=now, property_ids=property_ids) if property_ids else None
+        # Leads only where a score changed: for a trade whose scores the signal left alone it is no news.
+        changed = {item.run.trade_id: item.changed for item in rescored if item.changed}
+        news = [trade for trade in trades if trade.pk in changed]
+        made = leads_make(trades=news, now=now, properties_by_trade=changed) if news else None
         leads = f"{made.created:,} new leads, {made.routing.assigned:,} assigned" if made else "no lead"
+        scored = [item.run for item in rescored]
         note = (
             f"{len(property_ids):,} properties rescored for {len(trades)} trade{'s' if len(trades) != 1 else ''} "
             f"({sum(run.scores_changed for run in scored):,} scores changed); {leads}."

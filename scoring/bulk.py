@@ -209,7 +209,10 @@ def merge(
 
 def insert_rows(cursor, table, source, key, insert, as_of: bool, stamped: bool, where: str) -> int:
     columns = list(insert) + (["source_as_of"] if as_of else []) + (["created_at", "updated_at"] if stamped else [])
-    values = list(insert.values()) + (["s.source_as_of"] if as_of else []) + (["now()", "now()"] if stamped else [])
+    # The statement's time, as updates stamp theirs: what an import wrote is what it stamped since it began
+    # writing (scoring.services.imports.run.rescoring_record), whatever the transaction did before.
+    stamp = ["statement_timestamp()", "statement_timestamp()"] if stamped else []
+    values = list(insert.values()) + (["s.source_as_of"] if as_of else []) + stamp
     cursor.execute(
         f"""
         INSERT INTO {table} ({", ".join(columns)}) SELECT {", ".join(values)} FROM {source} s {where}

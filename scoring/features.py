@@ -90,6 +90,8 @@ PROPERTY_COLUMNS = (
 )
 STORM_COLUMNS = ("event_date", "kind", "magnitude", "latitude", "longitude", "radius_miles", "zip_code")
 STORM_KINDS = {"hail": ("hail",), "wind": ("wind", "tornado", "hurricane")}
+# The features a storm report changes: a model without any of them scores the same after a storm.
+STORM_FEATURES = ("hail_inches", "days_since_hail", "wind_mph", "days_since_wind")
 DAYS_PER_YEAR = 365.25
 
 

@@ -17,6 +17,7 @@ from django.db.models.functions import RowNumber
 from core.text import sentence
 from scoring import geo
 from scoring.bulk import copy_frame, id_range_plan
+from scoring.features import STORM_FEATURES
 from scoring.models import (
     EvaluationRun,
     ImportRun,
@@ -73,6 +74,19 @@ def trades_with_active_model() -> QuerySet[Trade]:
     """The trades with an active scoring model, by slug: the ones the nightly run scores and makes leads
     for, and the per-trade schedules cover. One row each (ScoringModel's one_active_per_trade)."""
     return Trade.objects.filter(scoring_models__status=ScoringModel.Status.ACTIVE).order_by("slug")
+
+
+def trades_reading_storms() -> QuerySet[Trade]:
+    """The trades whose active model (or challenger) has a factor on a storm feature: the only ones whose
+    scores a storm report can change."""
+    return (
+        trades_with_active_model()
+        .filter(
+            scoring_models__status__in=[ScoringModel.Status.ACTIVE, ScoringModel.Status.CHALLENGER],
+            scoring_models__factors__feature__in=STORM_FEATURES,
+        )
+        .distinct()
+    )
 
 
 def trade_challenger(*, trade_id: int) -> ScoringModel | None:

@@ -210,10 +210,11 @@ def _candidates_sql(
     open_states = ", ".join(f"'{state}'" for state in Lead.OPEN)
     # Reads index score_trade_band (trade, score band) for the score range, then lead_property_history.
     score_where = ["s.trade_id = %(trade)s"]
+    scores = f"{score} s"
     if properties_only:
-        # A signal's generation (the storm fast path): only the properties just rescored, probed by the unique
-        # index on (property_id, trade_id).
-        score_where.append("s.property_id = ANY(%(properties)s)")
+        # A signal's generation (the storm fast path): only the properties just rescored, each probed by the
+        # unique index on (property_id, trade_id); = ANY() would scan the array for every score of the trade.
+        scores = f"unnest(%(properties)s::bigint[]) AS touched(id) JOIN {score} s ON s.property_id = touched.id"
     if not draw:
         score_where += ["s.score_band >= %(min_band)s", "s.score >= %(min_score)s"]
     if lead_filter.min_urgency is not None:
@@ -267,7 +268,7 @@ def _candidates_sql(
             SELECT * FROM (
                 SELECT s.id AS score_id, s.property_id, s.score, s.urgency,
                        {ranking.priority_sql("s.score", "s.urgency")} AS priority
-                FROM {score} s
+                FROM {scores}
                 WHERE {" AND ".join(score_where)}
             ) x
             {{window}}
@@ -556,12 +557,8 @@ def _generate_best_first(
 
 
 def leads_generate_all(
-    *,
-    trades: list[Trade] | None = None,
-    limit: int | None = None,
-    now: dt.datetime | None = None,
-    property_ids: Sequence[int] | None = None,
+    *, trades: list[Trade] | None = None, limit: int | None = None, now: dt.datetime | None = None
 ) -> list[GenerationSummary]:
     """leads_generate for each trade (all of them by default), each in its own transaction."""
     trades = trades if trades is not None else list(Trade.objects.order_by("slug"))
-    return [leads_generate(trade=trade, limit=limit, now=now, property_ids=property_ids) for trade in trades]
+    return [leads_generate(trade=trade, limit=limit, now=now) for trade in trades]

@@ -40,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -806,12 +807,20 @@ def trade_score(*, trade: Trade, as_of: dt.date | None = None, partition_rows: i
     return scoring_run_execute(run=run)
 
 
+@dataclass(frozen=True)
+class Rescored:
+    """An incremental run and the properties whose score it changed (the ones a signal's leads may come from)."""
+
+    run: ScoringRun
+    changed: list[int]
+
+
 def scoring_run_incremental(
     *, trade: Trade, property_ids: Sequence[int], as_of: dt.date | None = None, cause: str = ""
-) -> ScoringRun:
+) -> Rescored:
     """Score only `property_ids` for `trade` (those a storm, a permit or a sale just imported reached), as a
     full run of the same day would score them (the same reads, the same function, the same version or
-    challenger), and return the closed run (kind incremental).
+    challenger), and return the closed run (kind incremental) with the properties whose score changed.
 
     It does not wait for a full run of the trade under way, nor hold one back (the partial unique constraint
     covers full runs only): a storm's leads must not wait for the night. The two cannot undo each other's
@@ -862,4 +871,5 @@ def scoring_run_incremental(
     )
     if written:
         generation_bump(SCORES)
-    return run
+    changed = scores.rows["property_id"].to_numpy()[scores.changed]
+    return Rescored(run=run, changed=sorted(int(pk) for pk in changed))

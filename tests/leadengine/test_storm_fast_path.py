@@ -180,3 +180,95 @@ def test_a_storm_import_sends_signed_webhooks_and_an_urgent_email_within_seconds
     assert (len(receiver.requests), Lead.objects.count(), ScoringRun.objects.count()) == (
         requests, lead_count, runs_count,
     )  # fmt: skip
+
+
+# --- The pieces, in this process ----------------------------------------------------------------------------
+
+
+def import_storm(path: Path) -> ImportRun:
+    call_command("import_data", "storms", str(path))
+    return ImportRun.objects.order_by("-pk").first()
+
+
+@pytest.mark.django_db
+def test_the_properties_a_storm_reaches_are_exactly_those_its_features_count(storm_market, tmp_path):
+    from scoring import features, selectors
+
+    roofing, hit, missed = storm_market
+    # Around the edge of the radius too: homes 2.9 to 3.1 miles east of the centre.
+    year = timezone.localdate().year
+    edge = Property.objects.bulk_create(
+        Property(parcel_id=f"EDGE-{n}", address=f"{n} Edge Rd", city="Denver", state="CO", zip_code_id="80202",
+                 latitude=CENTRE[0], longitude=CENTRE[1] + (2.9 + 0.01 * n) / (69.09 * 0.7688), year_built=1990,
+                 roof_year=year - 3)
+        for n in range(21)
+    )  # fmt: skip
+    storms = import_storm(storm_file(tmp_path / "storms.csv"))
+    reached = selectors.properties_reached(storm_ids=storms.changed_storms, as_of=timezone.localdate(), window_days=30)
+    every = [home.pk for home in (*hit, *missed, *edge)]
+    frame = selectors.scoring_properties_of(trade_id=roofing.pk, property_ids=every, as_of=timezone.localdate())
+    exposure = features.property_features(
+        frame, selectors.scoring_storms(as_of=timezone.localdate(), window_days=30), as_of=timezone.localdate()
+    )
+    counted = sorted(int(pk) for pk in frame["id"][exposure["hail_inches"].to_numpy() > 0])
+    assert reached == counted
+    assert {home.pk for home in hit} <= set(reached)
+    assert not {home.pk for home in missed} & set(reached)
+    assert 0 < len(set(reached) & {home.pk for home in edge}) < len(edge)  # the edge runs through them
+
+
+@pytest.mark.django_db
+def test_a_permit_or_a_property_change_rescores_only_that_property(storm_market, tmp_path):
+    roofing, _hit, missed = storm_market
+    home = missed[0]
+    old = Score.objects.get(property=home, trade=roofing)
+    path = tmp_path / "properties.csv"
+    path.write_text(f"parcel_id,address,zip,roof_year\n{home.parcel_id},{home.address},{home.zip_code_id},1990\n")
+    call_command("import_data", "properties", str(path))
+    run = ImportRun.objects.order_by("-pk").first()
+    assert (run.rows_updated, run.rescoring, run.changed_properties, run.changed_storms) == (
+        1, "pending", [home.pk], [],
+    )  # fmt: skip
+
+    done = imports_rescore()
+
+    assert done.properties == 1
+    assert done.imports == [run.pk]
+    incremental = ScoringRun.objects.get(kind="incremental")
+    assert (incremental.properties_scored, incremental.scores_changed, incremental.status) == (1, 1, "succeeded")
+    new = Score.objects.get(property=home, trade=roofing)
+    assert (old.score, new.score) == (0.0, 25.0)  # a roof of 36 years: the full roof age factor, weight 1 of 4
+    assert new.scored_at > old.scored_at
+    others = Score.objects.filter(trade=roofing).exclude(property=home)
+    assert set(others.values_list("scored_at", flat=True)) == {old.scored_at}
+    run.refresh_from_db()
+    assert run.rescoring == "done"
+    assert imports_rescore() is None  # nothing pending any more
+
+
+@pytest.mark.django_db
+def test_a_storm_is_rescored_beside_a_running_full_run_whose_older_scores_never_replace_it(storm_market, tmp_path):
+    """A night's run that read its storms before the storm arrived, and its partition after the storm's
+    rescoring (so the digests it read are the storm's): its scores, from older data, are not written."""
+    from scoring.models import ScoringPartition
+
+    roofing, hit, missed = storm_market
+    full = runs.scoring_run_start(trade=roofing, partition_rows=10_000)
+    read_at = timezone.now()
+    versions = runs._run_versions(full)  # the storms as they were: none
+
+    assert imports_rescore() is None  # nothing imported yet
+    import_storm(storm_file(tmp_path / "storms.csv"))
+    rescoring = imports_rescore()  # not held back by the full run under way
+
+    assert [run.status for run in rescoring.runs] == ["succeeded"]
+    assert ScoringRun.objects.get(pk=full.pk).status == "running"
+    partition = ScoringPartition.objects.select_related("run").get(run=full)
+    assert runs._partition_claim(partition, "night")
+    stale = runs._partition_compute(full, versions, runs._partition_read(full, partition))
+    assert set(stale.rows["score"]) == {0.0}  # computed without the storm
+    runs._partition_write(partition, stale, "night", read_at)
+
+    assert set(Score.objects.filter(property__in=hit).values_list("score", flat=True)) == {75.0}
+    assert set(Score.objects.filter(property__in=missed).values_list("score", flat=True)) == {0.0}
+    assert runs.scoring_run_close_if_complete(run_id=full.pk).status == "succeeded"

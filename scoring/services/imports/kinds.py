@@ -153,6 +153,7 @@ class Importer:
         self.profile_reader: ProfileReader | None = None  # when the file is read through a profile (ditto)
         self.stored_newest: dt.date | None = None  # the newest source_as_of stored (see load_begin)
         self.started_empty = False  # the table had no row when the import began (see load_begin)
+        self.writes_from: dt.datetime | None = None  # the clock before its first write (run.load)
 
     def columns(self) -> list[Column]:
         raise NotImplementedError
@@ -582,7 +583,7 @@ class SaleImporter(Importer):
         cursor.execute(
             f"""
             UPDATE {Property._meta.db_table} p
-               SET last_sale_date = s.sale_date, last_sale_price = s.price, updated_at = now()
+               SET last_sale_date = s.sale_date, last_sale_price = s.price, updated_at = statement_timestamp()
               FROM (SELECT DISTINCT ON (parcel_id) parcel_id, sale_date, price
                       FROM {written} ORDER BY parcel_id, sale_date DESC) s
              WHERE p.parcel_id = s.parcel_id

@@ -42,14 +42,15 @@ EXIT_DATABASE_UNREACHABLE = 4
 # The storm fast path's task (leadengine.tasks.imports_rescore), sent by name: it crosses apps (scores, then
 # leads, then delivery), so it lives on the floor above, which this one cannot import.
 RESCORING_TASK = "leadengine.imports_rescore"
-# Which of a kind's rows the import changed: those whose updated_at moved in its transaction (merge stamps a
-# changed or new row with the statement's or the transaction's time, both at or after now()). Sales mark the
+# Which of a kind's rows the import changed: those whose updated_at it moved (merge stamps a changed or new row
+# with its statement's time, at or after the clock read before the first write, %(since)s). Sales mark the
 # properties whose last sale they changed; a permit changes its property's permit features.
 CHANGED_SQL: dict[str, str] = {
-    ImportRun.Kind.STORMS: f"SELECT id FROM {StormEvent._meta.db_table} WHERE updated_at >= now()",
-    ImportRun.Kind.PERMITS: f"SELECT DISTINCT property_id FROM {Permit._meta.db_table} WHERE updated_at >= now()",
-    ImportRun.Kind.PROPERTIES: f"SELECT id FROM {Property._meta.db_table} WHERE updated_at >= now()",
-    ImportRun.Kind.SALES: f"SELECT id FROM {Property._meta.db_table} WHERE updated_at >= now()",
+    ImportRun.Kind.STORMS: f"SELECT id FROM {StormEvent._meta.db_table} WHERE updated_at >= %(since)s",
+    ImportRun.Kind.PERMITS: f"SELECT DISTINCT property_id AS id FROM {Permit._meta.db_table} "
+    "WHERE updated_at >= %(since)s",
+    ImportRun.Kind.PROPERTIES: f"SELECT id FROM {Property._meta.db_table} WHERE updated_at >= %(since)s",
+    ImportRun.Kind.SALES: f"SELECT id FROM {Property._meta.db_table} WHERE updated_at >= %(since)s",
 }
 log = logging.getLogger(__name__)
 
@@ -345,7 +346,10 @@ def rescoring_record(cursor: CursorWrapper, run: ImportRun, importer: Importer) 
     if run.origin == "demo" or run.rows_inserted + run.rows_updated == 0:
         return
     most = settings.RESCORE_MAX_PROPERTIES
-    cursor.execute(f"SELECT array_agg(id) FROM ({CHANGED_SQL[run.kind]} LIMIT %s) changed", [most + 1])
+    cursor.execute(
+        f"SELECT array_agg(id) FROM ({CHANGED_SQL[run.kind]} LIMIT %(most)s) changed",
+        {"since": importer.writes_from, "most": most + 1},
+    )
     (changed,) = cursor.fetchone()
     changed = sorted(changed or [])
     if run.kind != ImportRun.Kind.STORMS and len(changed) > most:
@@ -609,6 +613,8 @@ def load(
     columns = ", ".join(["line"] + [name for name, _ in importer.stage_columns()])
 
     importer.load_begin(cursor)
+    cursor.execute("SELECT clock_timestamp()")
+    (importer.writes_from,) = cursor.fetchone()  # what the import changes is stamped from here on
 
     def write(staged: str) -> None:
         merged = importer.write(cursor, staged, rejects)
