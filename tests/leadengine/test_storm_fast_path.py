@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,19 @@ from django.utils import timezone
 
 import leadengine.tasks  # noqa: F401  (registers the fast path's task)
 from leadengine.flows import imports_rescore
+from leadengine.models import JobRun
+from leadengine.services.recovery import jobs_recover
 from leads.models import Lead, LeadEvent
+from leads.services.generation import leads_generate
+from leads.services.routing import leads_route
 from leads.services.webhooks import idempotency_key
-from scoring.models import Factor, ImportRun, Property, Score, ScoringModel, ScoringRun, Trade
+from scoring import features, selectors
+from scoring.errors import ScoringError
+from scoring.models import Factor, ImportRun, Property, Score, ScoringModel, ScoringPartition, ScoringRun, Trade
 from scoring.services import runs
 from scoring.services.scoring_models import scoring_model_activate
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
-from tests.leads.factories import filters, owner
+from tests.leads.factories import api_client, filters, owner, scored_home
 from tests.receiver import RECEIVER_ENV, receiver_fixture, signature_valid  # noqa: F401  (fixture)
 
 # A hailstorm over central Denver: 3 miles around this point.
@@ -192,8 +199,6 @@ def import_storm(path: Path) -> ImportRun:
 
 @pytest.mark.django_db
 def test_the_properties_a_storm_reaches_are_exactly_those_its_features_count(storm_market, tmp_path):
-    from scoring import features, selectors
-
     roofing, hit, missed = storm_market
     # Around the edge of the radius too: homes 2.9 to 3.1 miles east of the centre.
     year = timezone.localdate().year
@@ -250,8 +255,6 @@ def test_a_permit_or_a_property_change_rescores_only_that_property(storm_market,
 def test_a_storm_is_rescored_beside_a_running_full_run_whose_older_scores_never_replace_it(storm_market, tmp_path):
     """A night's run that read its storms before the storm arrived, and its partition after the storm's
     rescoring (so the digests it read are the storm's): its scores, from older data, are not written."""
-    from scoring.models import ScoringPartition
-
     roofing, hit, missed = storm_market
     full = runs.scoring_run_start(trade=roofing, partition_rows=10_000)
     read_at = timezone.now()
@@ -272,3 +275,66 @@ def test_a_storm_is_rescored_beside_a_running_full_run_whose_older_scores_never_
     assert set(Score.objects.filter(property__in=hit).values_list("score", flat=True)) == {75.0}
     assert set(Score.objects.filter(property__in=missed).values_list("score", flat=True)) == {0.0}
     assert runs.scoring_run_close_if_complete(run_id=full.pk).status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_a_lead_at_or_above_its_trades_urgent_threshold_is_urgent_in_the_api(trades, zip_codes):  # noqa: F811
+
+    roofing = trades["roofing"]
+    filters(roofing, urgent_urgency=50)
+    calm = scored_home(roofing, score=80, urgency=49.99, zip_code="80202")
+    stormy = scored_home(roofing, score=70, urgency=50, zip_code="80202")
+    acme = owner(roofing, "80202")
+
+    leads_generate(trade=roofing)
+    leads_route(trade_ids=[roofing.pk])
+
+    assert dict(Lead.objects.values_list("property_id", "urgent")) == {calm.pk: False, stormy.pk: True}
+    client = api_client(acme)
+    urgent = client.get("/api/v1/leads/?urgent=true").json()["results"]
+    every = client.get("/api/v1/leads/").json()["results"]
+    assert [(lead["property"]["parcel_id"], lead["urgent"]) for lead in urgent] == [(stormy.parcel_id, True)]
+    assert sorted(lead["urgent"] for lead in every) == [False, True]
+
+
+@pytest.mark.django_db
+def test_no_threshold_makes_no_lead_urgent(trades, zip_codes):  # noqa: F811
+
+    roofing = trades["roofing"]
+    filters(roofing, urgent_urgency=None)
+    scored_home(roofing, score=80, urgency=100, zip_code="80202")
+
+    leads_generate(trade=roofing)
+
+    assert list(Lead.objects.values_list("urgent", flat=True)) == [False]
+
+
+@pytest.mark.django_db
+def test_the_recovery_sweep_sends_a_lost_rescoring_and_asks_for_the_urgent_email(storm_market, idle_queue, tmp_path):
+    roofing, _hit, _missed = storm_market
+    bob = owner(roofing, "80203", webhook_url="", contact_email="bob@example.com")
+    storms = import_storm(storm_file(tmp_path / "storms.csv"))  # its task is never sent: no commit here
+    later = timezone.now() + timedelta(minutes=2)
+
+    assert jobs_recover(now=timezone.now())["fast_path"] == {"rescoring_sent": False, "urgent_email_asked": False}
+    assert jobs_recover(now=later)["fast_path"] == {"rescoring_sent": True, "urgent_email_asked": False}
+    assert [m["headers"]["task"] for m in idle_queue()] == ["leadengine.imports_rescore"]
+
+    imports_rescore()  # as the task would
+    storms.refresh_from_db()
+    assert storms.rescoring == "done"
+    assert Lead.objects.filter(contractor=bob, state="assigned", urgent=True).count() == HIT["80203"]
+    assert jobs_recover(now=later)["fast_path"] == {"rescoring_sent": False, "urgent_email_asked": True}
+    assert list(JobRun.objects.filter(job="urgent_email").values_list("status", flat=True)) == ["queued"]
+
+
+@pytest.mark.django_db
+def test_an_incremental_run_is_not_resumed(storm_market, tmp_path):
+    _roofing, _hit, _missed = storm_market
+    import_storm(storm_file(tmp_path / "storms.csv"))
+    run = imports_rescore().runs[0]
+    ScoringRun.objects.filter(pk=run.pk).update(status="failed")
+    run.refresh_from_db()
+
+    with pytest.raises(ScoringError, match="is incremental: it is not resumed"):
+        runs.scoring_run_resume(run=run)
