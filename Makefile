@@ -94,6 +94,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/import_properties.py --rows 1000000
 	$(BIN)/python bench/scoring.py --properties 1000000
 	$(BIN)/python bench/leads.py --properties 1000000
+	$(BIN)/python bench/storm.py --properties 1000000
 	$(BIN)/python bench/faults.py --runs 3
 
 ## Stop the embedded PostgreSQL and Redis (their data stays under .data/).

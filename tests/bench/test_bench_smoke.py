@@ -367,3 +367,22 @@ def test_quality_bench_plays_days_learns_and_prints_its_figures(bench_database, 
     assert again["simulate_seconds"] is None
     assert (again["test_outcomes"], again["default_auc"]) == (figures["test_outcomes"], figures["default_auc"])
     assert value_in(f"{database}_quality", "SELECT count(*) FROM scoring_property") == 4000
+
+
+def test_storm_bench_sends_every_lead_of_its_storms_by_webhook_and_prints_its_figures(bench_database):
+    database = bench_database("storm")
+    arguments = ["--properties", str(PROPERTIES), "--storms", "5", "--reach", "200", "--runs", "1"]
+    figures = bench_run("storm", arguments, database)
+
+    assert (figures["properties"], figures["storms"], figures["runs"]) == (PROPERTIES, 5, 1)
+    assert 0 < figures["properties_hit"] <= PROPERTIES
+    assert "roofing" in figures["trades_rescored"]
+    # Every ZIP is owned by an uncapped contractor with a webhook: every lead made is posted.
+    assert figures["leads_posted"] == figures["leads"] > 0
+    assert_numbers(
+        figures,
+        positive=["import_s", "rescoring_s", "first_webhook_s", "last_webhook_s", "full_nightly_s", "speedup"],
+        non_negative=["rescored"],
+    )
+    assert figures["first_webhook_s"] <= figures["last_webhook_s"]
+    assert value_in(database, "SELECT count(*) FROM scoring_scoringrun WHERE kind = 'incremental'") > 0
