@@ -40,7 +40,7 @@ LEADS = "leads"  # the generation of cached figures built on leads and their eve
 # Jobs whose runs move leads (their figures are bumped and warmed after each run), and those that change
 # scores (scoring runs bump SCORES themselves; the run warms the coverage after).
 LEAD_JOBS = frozenset({JobRun.Job.LEAD_GENERATION, JobRun.Job.LEAD_EXPIRY, JobRun.Job.WEBHOOK_DELIVERY,
-                       JobRun.Job.EMAIL_DIGEST, JobRun.Job.OFFER_EXPIRY})  # fmt: skip
+                       JobRun.Job.EMAIL_DIGEST, JobRun.Job.URGENT_EMAIL, JobRun.Job.OFFER_EXPIRY})  # fmt: skip
 SCORE_JOBS = frozenset({JobRun.Job.SCORING})
 # The counts of those runs that say leads moved: a run that moved none (most webhook delivery runs, every
 # two minutes) leaves the figures as they are.

@@ -18,6 +18,7 @@ then routes the waiting leads of the ZIPs that got a new owner, and returns both
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -51,6 +52,7 @@ from territories.services.ownership import Released
 from territories.services.waitlist import OffersExpired, Promotion, promotions_given
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 # --- A territory changes hands ------------------------------------------------------------------------
@@ -234,7 +236,21 @@ def imports_rescore(*, now: dt.datetime | None = None) -> Rescoring | None:
     import. Imports reaching more than RESCORE_MAX_PROPERTIES properties are left to the nightly run. An
     import that changed nothing (the same file again) was never pending: nothing happens."""
     now = now or timezone.now()
-    return db_retry(lambda: _imports_rescore(now), what="rescoring what imports changed")
+    done = db_retry(lambda: _imports_rescore(now), what="rescoring what imports changed")
+    if done is not None and done.leads is not None and done.leads.created:
+        _dashboard_refresh(created=done.leads.created)
+    return done
+
+
+def _dashboard_refresh(*, created: int) -> None:
+    """The dashboard's lead figures computed again, as after a lead generation run; a failure is logged, never
+    a failure of the fast path (its leads are made and sent already)."""
+    from leadengine.dashboard import dashboard_refresh
+
+    try:
+        dashboard_refresh(job=JobRun.Job.LEAD_GENERATION, counts={"leads_generated": created})
+    except Exception:
+        log.exception("the dashboard's figures were not refreshed after the storm fast path")
 
 
 @transaction.atomic

@@ -27,6 +27,7 @@ COUNTS_BY_JOB: dict[str, dict[str, dict]] = {
     JobRun.Job.OFFER_EXPIRY: {"offers_expired": _INTEGER, "territories_given": _INTEGER, "leads_routed": _INTEGER},
     JobRun.Job.WEBHOOK_DELIVERY: {"delivered": _INTEGER, "retried": _INTEGER, "gave_up": _INTEGER, "refused": _INTEGER},
     JobRun.Job.EMAIL_DIGEST: {"contractors_emailed": _INTEGER, "delivered": _INTEGER, "contractors_failed": _INTEGER},
+    JobRun.Job.URGENT_EMAIL: {"contractors_emailed": _INTEGER, "delivered": _INTEGER, "contractors_failed": _INTEGER},
     JobRun.Job.DAILY_REPORT: {
         "day": {"type": "string", "format": "date", "description": "The day reported on."},
         **dict.fromkeys(FUNNEL_STEPS, _INTEGER),

@@ -103,7 +103,7 @@ def test_a_malformed_request_is_a_clear_error_and_stores_nothing(staff_api, zip_
     assert not StormEvent.objects.exists()
 
 
-def test_a_contractor_key_may_not_post_storms(acme, zip_codes):
+def test_a_contractor_key_may_not_post_storms(acme, zip_codes):  # noqa: F811
     answer = api_client(acme).post("/api/v1/storms/", {"events": [report()]}, format="json")
 
     assert answer.status_code == 403
