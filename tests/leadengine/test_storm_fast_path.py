@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -338,3 +339,44 @@ def test_an_incremental_run_is_not_resumed(storm_market, tmp_path):
 
     with pytest.raises(ScoringError, match="is incremental: it is not resumed"):
         runs.scoring_run_resume(run=run)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_in_the_middle_of_the_fast_path_loses_nothing_and_the_sweep_finishes_it(
+    storm_market, receiver, workers, tmp_path
+):
+    from core import locks
+    from tests.leadengine.test_automation import backend_alive, blocked_by
+    from tests.workers import database_url
+
+    roofing, hit, _missed = storm_market
+    acme = owner(roofing, "80202", webhook_url=receiver.url)
+    first = workers(**RECEIVER_ENV)
+    before = dict(Score.objects.filter(trade=roofing).values_list("property_id", "scored_at"))
+
+    # The test's own connection holds the trade's generation lock: the fast path rescores (in its transaction),
+    # then waits for it before making leads; it is killed there.
+    with psycopg.connect(database_url()) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", [locks.LEAD_GENERATION, roofing.pk])
+        call_command("import_data", "storms", str(storm_file(tmp_path / "storms.csv")))
+        [(pid, query)] = wait_for("the fast path to wait for the generation lock", lambda: blocked_by(holder))
+        assert "pg_advisory_xact_lock" in query
+        first.kill()
+        holder.rollback()
+    wait_for("the killed worker's session to end", lambda: not backend_alive(pid), timeout=30)
+
+    # Nothing of the pass stayed: the scores as they were, no incremental run, the import still pending.
+    assert dict(Score.objects.filter(trade=roofing).values_list("property_id", "scored_at")) == before
+    assert not ScoringRun.objects.filter(kind="incremental").exists()
+    assert not Lead.objects.exists()
+    assert ImportRun.objects.get(kind="storms").rescoring == "pending"
+
+    # A new worker; the recovery sweep (a minute later) sends the task again, and the pass is done once.
+    workers(**RECEIVER_ENV)
+    assert jobs_recover(now=timezone.now() + timedelta(minutes=2))["fast_path"]["rescoring_sent"]
+    acme_hit = {home.pk for home in hit if home.zip_code_id == "80202"}
+    wait_for("acme's webhooks", lambda: len(receiver.requests) >= len(acme_hit), timeout=60)
+    assert ImportRun.objects.get(kind="storms").rescoring == "done"
+    assert ScoringRun.objects.filter(kind="incremental").count() == 1
+    assert Lead.objects.filter(contractor=acme, state="delivered").count() == len(acme_hit)
+    assert Lead.objects.count() == len(hit)
