@@ -26,7 +26,17 @@ from leads.services.routing import leads_route
 from leads.services.webhooks import idempotency_key
 from scoring import features, selectors
 from scoring.errors import ScoringError
-from scoring.models import Factor, ImportRun, Property, Score, ScoringModel, ScoringPartition, ScoringRun, Trade
+from scoring.models import (
+    Factor,
+    ImportRun,
+    Property,
+    Score,
+    ScoringModel,
+    ScoringPartition,
+    ScoringRun,
+    StormEvent,
+    Trade,
+)
 from scoring.services import runs
 from scoring.services.scoring_models import scoring_model_activate
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
@@ -380,3 +390,42 @@ def test_a_worker_killed_in_the_middle_of_the_fast_path_loses_nothing_and_the_sw
     assert ScoringRun.objects.filter(kind="incremental").count() == 1
     assert Lead.objects.filter(contractor=acme, state="delivered").count() == len(acme_hit)
     assert Lead.objects.count() == len(hit)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_run_and_the_fast_path_racing_on_their_own_connections_end_with_the_storms_scores(
+    storm_market, tmp_path
+):
+    """The night's run reads its storms first, then scores partition after partition on its threads' own
+    connections while the storm is imported and rescored on this one: whichever writes a home's score last,
+    every hit home ends with the storm's score, and both runs succeed."""
+    import threading
+
+    from django.db import connection as this_connection
+
+    roofing, hit, missed = storm_market
+    for attempt in range(3):  # different interleavings each time
+        # No storm again, the scores back to 0 (by a full run's own rule: a run reading later data wins).
+        StormEvent.objects.all().delete()
+        assert runs.trade_score(trade=roofing).status == "succeeded"
+        assert set(Score.objects.filter(trade=roofing).values_list("score", flat=True)) == {0.0}
+        full = runs.scoring_run_start(trade=roofing, partition_rows=2)
+        outcome: dict = {}
+
+        def night(full=full, outcome=outcome) -> None:
+            try:
+                outcome["run"] = runs.scoring_run_execute(run=full)
+            finally:
+                this_connection.close()
+
+        thread = threading.Thread(target=night)
+        thread.start()
+        wait_for("the night's run to start", lambda full=full: full.partition_set.exclude(status="pending").exists())
+        import_storm(storm_file(tmp_path / f"storms-{attempt}.csv"))
+        rescoring = imports_rescore()
+        thread.join(timeout=120)
+
+        assert outcome["run"].status == "succeeded"
+        assert [run.status for run in rescoring.runs] == ["succeeded"]
+        assert set(Score.objects.filter(property__in=hit).values_list("score", flat=True)) == {75.0}
+        assert set(Score.objects.filter(property__in=missed).values_list("score", flat=True)) == {0.0}
