@@ -276,6 +276,9 @@ IMPORT_UPLOAD_MAX_BYTES = env_int(ENV, "IMPORT_UPLOAD_MAX_BYTES", 4 * 1024**3, m
 SCORING_PARTITION_ROWS = env_int(ENV, "SCORING_PARTITION_ROWS", 100_000, minimum=1)
 SCORING_PARTITION_ATTEMPTS = env_int(ENV, "SCORING_PARTITION_ATTEMPTS", 3, minimum=1)
 SCORING_RUN_STALE_SECONDS = env_int(ENV, "SCORING_RUN_STALE_SECONDS", 60, minimum=1)
+# The task a distributed scoring run's close sends by name (scoring imports no operations code): the scoring
+# job waiting for the run ends, and its nightly chain moves on (leadengine.tasks.scoring_run_ended).
+SCORING_RUN_ENDED_TASK = "leadengine.scoring_run_ended"
 
 LOGGING = {
     "version": 1,

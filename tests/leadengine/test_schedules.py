@@ -22,8 +22,7 @@ from tests.contractors.conftest import trades  # noqa: F401  (fixture)
 from tests.leads.factories import owner, scored_home
 from tests.workers import database_url
 
-SCORING = ("leadengine.job_scheduled", {"job": "scoring", "trade": "roofing"})
-GENERATION = ("leadengine.job_scheduled", {"job": "lead_generation", "trade": "roofing"})
+NIGHTLY = ("leadengine.job_scheduled", {"job": "nightly_run"})
 
 
 def schedules() -> dict:
@@ -33,10 +32,11 @@ def schedules() -> dict:
     }
 
 
-def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing):
+def test_seeding_creates_one_nightly_run_and_nothing_per_trade(roofing):
     created = schedules_seed()
 
     assert created == [
+        "Nightly run",
         "Webhook delivery",
         "Lead expiry",
         "Waitlist offer expiry",
@@ -45,10 +45,9 @@ def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing
         "Lead quality evaluation",
         "Overdue job check",
         "Recovery sweep",
-        "Nightly scoring: roofing",
-        "Lead generation: roofing",
     ]
     assert schedules() == {
+        "Nightly run": (*NIGHTLY, "2", "0", True),
         "Webhook delivery": ("leadengine.job_scheduled", {"job": "webhook_delivery"}, "*", "*/2", True),
         "Lead expiry": ("leadengine.job_scheduled", {"job": "lead_expiry"}, "*", "5", True),
         "Waitlist offer expiry": ("leadengine.job_scheduled", {"job": "offer_expiry"}, "*", "10", True),
@@ -57,26 +56,24 @@ def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing
         "Lead quality evaluation": ("leadengine.job_scheduled", {"job": "evaluation"}, "5", "0", True),
         "Overdue job check": ("leadengine.job_scheduled", {"job": "overdue_check"}, "*", "*/15", True),
         "Recovery sweep": ("leadengine.jobs_recover", {}, "*", "*", True),
-        "Nightly scoring: roofing": (*SCORING, "2", "0", True),
-        "Lead generation: roofing": (*GENERATION, "3", "0", True),
     }
 
 
 def test_seeding_again_keeps_what_staff_changed_in_the_admin(roofing):
     schedules_seed()
-    edited = PeriodicTask.objects.get(name="Nightly scoring: roofing")
+    edited = PeriodicTask.objects.get(name="Nightly run")
     edited.crontab = CrontabSchedule.objects.create(minute="30", hour="4", timezone="UTC")
     edited.enabled = False
     edited.save()
-    PeriodicTask.objects.filter(name="Lead generation: roofing").delete()
+    PeriodicTask.objects.filter(name="Daily report").delete()
 
     out = io.StringIO()
     call_command("seed_schedules", stdout=out)
 
-    assert out.getvalue() == "created: Lead generation: roofing\n1 schedule created\n"
-    assert {name: schedule for name, schedule in schedules().items() if name.endswith("roofing")} == {
-        "Nightly scoring: roofing": (*SCORING, "4", "30", False),
-        "Lead generation: roofing": (*GENERATION, "3", "0", True),
+    assert out.getvalue() == "created: Daily report\n1 schedule created\n"
+    assert {name: schedule for name, schedule in schedules().items() if name in ("Nightly run", "Daily report")} == {
+        "Nightly run": (*NIGHTLY, "4", "30", False),
+        "Daily report": ("leadengine.job_scheduled", {"job": "daily_report"}, "6", "30", True),
     }
     assert schedules_seed() == []
 
@@ -110,7 +107,7 @@ def test_a_scheduled_run_while_one_is_under_way_is_recorded_skipped_and_does_not
 
 def test_staff_run_a_schedule_now_from_the_admin(roofing, admin_client, idle_queue):
     schedules_seed()
-    task = PeriodicTask.objects.get(name="Lead generation: roofing")
+    task = PeriodicTask.objects.get(name="Nightly run")
 
     response = admin_client.post(
         "/admin/django_celery_beat/periodictask/",
@@ -123,9 +120,9 @@ def test_staff_run_a_schedule_now_from_the_admin(roofing, admin_client, idle_que
     body = json.loads(base64.b64decode(message["body"]))
     assert (message["headers"]["task"], body[1]) == (
         "leadengine.job_scheduled",
-        {"job": "lead_generation", "trade": "roofing"},
+        {"job": "nightly_run"},
     )
-    assert message["headers"]["periodic_task_name"] == "Lead generation: roofing"
+    assert message["headers"]["periodic_task_name"] == "Nightly run"
 
 
 @pytest.mark.django_db(transaction=True)
