@@ -12,7 +12,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from core.retry import db_retry
-from leadengine.services import chains, jobs
+from leadengine.services import jobs
 from leadengine.services.recovery import jobs_recover
 from scoring.models import Trade
 
@@ -59,14 +59,6 @@ def job_scheduled(self, job: str, trade: str | None = None) -> str:
     return jobs.job_run_scheduled(job=job, trade=trade_row, task_id=self.request.id or "").status
 
 
-@shared_task(name="leadengine.scoring_run_ended", acks_late=True, soft_time_limit=120, time_limit=130)
-def scoring_run_ended(scoring_run_id: int) -> int:
-    """A distributed scoring run closed (sent by name from scoring, SCORING_RUN_ENDED_TASK): the scoring job
-    waiting for it ends and its nightly chain moves on; how many job runs it closed. No retries: the
-    recovery sweep does the same every minute."""
-    return chains.scoring_run_ended(scoring_run_id=scoring_run_id)
-
-
 @shared_task(name="leadengine.jobs_recover", soft_time_limit=120, time_limit=130)
 def jobs_recover_task() -> dict:
     """The recovery sweep (every minute, "Recovery sweep"): sends, requeues or fails the runs that cannot
@@ -76,3 +68,13 @@ def jobs_recover_task() -> dict:
     if done["sent"] or done["requeued"] or done["failed"]:
         log.warning("recovery sweep: %s", done)
     return done
+
+
+@shared_task(name="leadengine.scoring_run_ended", acks_late=True, soft_time_limit=120, time_limit=130)
+def scoring_run_ended(scoring_run_id: int) -> int:
+    """A distributed scoring run closed (sent by name from scoring, SCORING_RUN_ENDED_TASK): the scoring job
+    waiting for it ends and its nightly chain moves on; how many job runs it closed. No retries: the
+    recovery sweep does the same every minute."""
+    from leadengine.services.chains import scoring_run_ended as ended
+
+    return ended(scoring_run_id=scoring_run_id)

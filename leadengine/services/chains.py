@@ -49,7 +49,7 @@ Job, Status = JobRun.Job, JobRun.Status
 log = logging.getLogger(__name__)
 
 # The steps of a trade's chain, in order.
-STEPS = (Job.SCORING, Job.LEAD_GENERATION)
+STEPS: tuple[str, ...] = (Job.SCORING.value, Job.LEAD_GENERATION.value)
 COMPLETED, STOPPED, RUNNING = "completed", "stopped", "running"
 
 
