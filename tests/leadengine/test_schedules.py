@@ -2,6 +2,7 @@
 a schedule starts: a recorded run, or a skipped one while the job is under way."""
 
 import base64
+import importlib
 import io
 import json
 import threading
@@ -159,3 +160,46 @@ def test_two_copies_of_a_schedule_started_together_run_once_and_the_other_is_ski
     assert (ran.status, ran.counts["leads_generated"]) == ("succeeded", 2)
     assert (skipped.status, skipped.error) == ("skipped", f"Run {ran.pk} of the job was still under way.")
     assert Lead.objects.count() == 2
+
+
+def _old_schedule(name: str, kwargs: dict, hour: str) -> PeriodicTask:
+    crontab, _ = CrontabSchedule.objects.get_or_create(minute="0", hour=hour, timezone="UTC")
+    return PeriodicTask.objects.create(
+        name=name, task="leadengine.job_scheduled", crontab=crontab, kwargs=json.dumps(kwargs)
+    )
+
+
+def test_the_migration_disables_the_per_trade_defaults_of_before_and_starts_the_nightly_run_in_their_place(roofing):
+    from django.apps import apps
+
+    migration = importlib.import_module("leadengine.migrations.0008_nightly_run_replaces_per_trade_schedules")
+    _old_schedule("Nightly scoring: roofing", {"job": "scoring", "trade": "roofing"}, "2")
+    _old_schedule("Lead generation: roofing", {"job": "lead_generation", "trade": "roofing"}, "3")
+    _old_schedule("Nightly scoring: solar", {"job": "scoring", "trade": "solar"}, "4")  # re-timed by staff
+    _old_schedule("Lead generation: extra", {"job": "lead_expiry"}, "3")  # staff's own, another job: kept
+    _old_schedule("Scoring: windows", {"job": "scoring", "trade": "windows"}, "1")  # staff's own: kept
+
+    migration.forwards(apps, None)
+    migration.forwards(apps, None)  # a second time changes nothing
+
+    assert {name: (hour, enabled) for name, (_task, _kwargs, hour, _minute, enabled) in schedules().items()} == {
+        "Nightly scoring: roofing": ("2", False),
+        "Lead generation: roofing": ("3", False),
+        "Nightly scoring: solar": ("4", False),
+        "Lead generation: extra": ("3", True),
+        "Scoring: windows": ("1", True),
+        "Nightly run": ("2", True),
+    }
+    assert schedules()["Nightly run"] == (*NIGHTLY, "2", "0", True)
+    assert "Nightly run" not in schedules_seed()  # seeding adds the other defaults, never the old ones again
+    assert not PeriodicTask.objects.filter(name__startswith="Nightly scoring: ", enabled=True).exists()
+
+
+def test_the_migration_leaves_a_database_without_the_old_defaults_to_seeding(roofing):
+    from django.apps import apps
+
+    migration = importlib.import_module("leadengine.migrations.0008_nightly_run_replaces_per_trade_schedules")
+    migration.forwards(apps, None)
+
+    assert schedules() == {}
+    assert schedules_seed()[0] == "Nightly run"
