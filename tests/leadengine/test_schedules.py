@@ -203,3 +203,30 @@ def test_the_migration_leaves_a_database_without_the_old_defaults_to_seeding(roo
 
     assert schedules() == {}
     assert schedules_seed()[0] == "Nightly run"
+
+
+def test_staff_create_the_missing_default_schedules_from_the_admin(roofing, admin_client):
+    schedules_seed()
+    PeriodicTask.objects.filter(name="Nightly run").delete()  # by mistake
+    PeriodicTask.objects.filter(name="Daily report").update(enabled=False)  # on purpose: stays so
+
+    listing = admin_client.get("/admin/django_celery_beat/periodictask/").content.decode()
+    assert 'href="/admin/django_celery_beat/periodictask/seed/"' in listing
+    page = admin_client.get("/admin/django_celery_beat/periodictask/seed/").content.decode()
+    assert "Missing: Nightly run." in page
+    response = admin_client.post("/admin/django_celery_beat/periodictask/seed/", follow=True)
+
+    assert "Created: Nightly run." in response.content.decode()
+    assert schedules()["Nightly run"] == (*NIGHTLY, "2", "0", True)
+    assert schedules()["Daily report"][-1] is False
+    again = admin_client.post("/admin/django_celery_beat/periodictask/seed/", follow=True)
+    assert "Every default schedule exists already." in again.content.decode()
+
+
+def test_a_role_that_may_not_add_schedules_cannot_seed_them(roofing, client, django_user_model):
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client.force_login(viewer)
+
+    assert client.get("/admin/django_celery_beat/periodictask/seed/").status_code == 403
+    assert client.post("/admin/django_celery_beat/periodictask/seed/").status_code == 403
+    assert not PeriodicTask.objects.exists()
