@@ -48,6 +48,9 @@ class JobRunAdmin(BigTableAdmin):
     @admin.display(description="Status", ordering="status")
     def outcome(self, run: JobRun) -> str:
         label = run.get_status_display()
+        if run.waiting:  # no worker holds it: its scoring run's partitions, or its chains, are under way
+            waits_for = "its chains" if run.job == JobRun.Job.NIGHTLY_RUN else "its scoring run"
+            label += f" (waiting for {waits_for})"
         if run.status == JobRun.Status.FAILED:
             return format_html(ALERT_STYLE, label)
         return label

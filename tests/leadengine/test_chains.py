@@ -137,7 +137,12 @@ def test_staff_started_scoring_sends_the_partitions_to_the_workers(roofing, staf
 # --- In process: each step's outcome set up exactly --------------------------------------------------------
 
 
-def test_a_failed_scoring_run_fails_its_step_emails_ops_and_stops_only_its_chain(roofing, trades, settings):  # noqa: F811
+def test_a_failed_scoring_run_fails_its_step_emails_ops_and_stops_only_its_chain(
+    roofing,
+    trades,
+    settings,
+    admin_client,  # noqa: F811
+):
     settings.OPS_EMAILS = ["ops@example.com"]
     solar = trades["solar"]
     filters(solar)
@@ -158,6 +163,9 @@ def test_a_failed_scoring_run_fails_its_step_emails_ops_and_stops_only_its_chain
         assert waiting.scoring_run.distributed
     roofing_run = ScoringRun.objects.get(trade=roofing)
     solar_run = ScoringRun.objects.get(trade=solar)
+    listing = admin_client.get("/admin/leadengine/jobrun/").content.decode()
+    assert listing.count("Running (waiting for its scoring run)") == 2
+    assert listing.count("Running (waiting for its chains)") == 1
     # A waiting step is left alone by a second copy of its task and by the sweep's takeovers.
     assert job_run_execute(run_id=step(nightly, roofing, "scoring").pk).status == "running"
     assert (jobs_recover()["requeued"], jobs_recover()["failed"]) == (0, 0)
