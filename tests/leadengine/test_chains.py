@@ -5,8 +5,12 @@ lost. Through a real worker where it matters, in process where a step's outcome 
 
 from __future__ import annotations
 
+import datetime as dt
+
+import psycopg
 import pytest
 from django.core import mail
+from django.test import override_settings
 from django.utils import timezone
 
 from leadengine.models import JobRun
@@ -16,12 +20,23 @@ from leadengine.services.recovery import jobs_recover
 from leadengine.services.schedules import schedules_seed
 from leadengine.tasks import job_scheduled
 from leads.models import Lead
-from scoring.models import Factor, ScoringModel, ScoringPartition, ScoringRun, Trade
+from scoring.models import Factor, Score, ScoringModel, ScoringPartition, ScoringRun, Trade
 from scoring.services import runs
 from scoring.services.scoring_models import scoring_model_activate
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
-from tests.leadengine.test_automation import OWNED, PROPERTIES, last_run_id, market, run_by_name, runs_after
+from tests.leadengine.test_automation import (
+    OWNED,
+    PROPERTIES,
+    backend_alive,
+    blocked_by,
+    last_run_id,
+    market,
+    run_by_name,
+    runs_after,
+    wait_for,
+)
 from tests.leads.factories import filters, home, owner
+from tests.workers import database_url
 
 # Solar's scoring job fails on a worker (another run of the trade is under way), which logs it with its traceback.
 WORKER_MAY_LOG = "ScoringRunBusy"
@@ -134,14 +149,48 @@ def test_staff_started_scoring_sends_the_partitions_to_the_workers(roofing, staf
     assert not any(p.lease.startswith("process-") for p in partitions)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_chain_leaves_it_to_the_sweep_which_sees_it_through(roofing, workers):
+    market()
+    schedules_seed()
+    first = workers()
+    with psycopg.connect(database_url()) as holder:  # roofing's partition waits to write its scores
+        holder.execute(f"LOCK TABLE {Score._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+        before = last_run_id()
+        run_by_name(NIGHTLY)
+        blocked = wait_for("the scores' write to wait for the test's lock", lambda: blocked_by(holder))
+        first.kill()
+        holder.rollback()
+    for pid, _ in blocked:
+        wait_for("the killed worker's database sessions to end", lambda pid=pid: not backend_alive(pid), timeout=30)
+    nightly = JobRun.objects.get(job="nightly_run")
+    assert (nightly.status, nightly.waiting) == ("running", True)
+
+    # A new worker; the sweep (beat's, every minute) finds the partition's lease silent and sends it again.
+    workers(SCORING_RUN_STALE_SECONDS="1")
+    with override_settings(SCORING_RUN_STALE_SECONDS=1):
+        stale = timezone.now() + dt.timedelta(seconds=1.5)
+        wait_for("the killed partition to be stale", lambda: timezone.now() > stale, timeout=30)
+        jobs_recover()
+    nightly, *_ = runs_after(before, timeout=90)
+
+    assert (nightly.status, nightly.counts["trades"]) == ("succeeded", {"roofing": CHAIN_DONE})
+    assert [run.status for run in ScoringRun.objects.filter(trade=roofing)] == ["succeeded"]
+    assert Lead.objects.filter(trade=roofing).count() == PROPERTIES
+    assert list(JobRun.objects.filter(chain=nightly).order_by("pk").values_list("job", "status")) == [
+        ("scoring", "succeeded"),
+        ("lead_generation", "succeeded"),
+    ]
+
+
 # --- In process: each step's outcome set up exactly --------------------------------------------------------
 
 
 def test_a_failed_scoring_run_fails_its_step_emails_ops_and_stops_only_its_chain(
     roofing,
-    trades,
+    trades,  # noqa: F811
     settings,
-    admin_client,  # noqa: F811
+    admin_client,
 ):
     settings.OPS_EMAILS = ["ops@example.com"]
     solar = trades["solar"]
