@@ -12,6 +12,11 @@ A broker that refuses the task leaves the run queued and unsent (logged): the re
 was lost or whose worker died. A lost database connection is ridden out (core/retry.py): the
 run's records are written again, and the work of the jobs that are safe to repeat is done again, on a
 new connection that takes the run's lock again first.
+
+Some runs wait rather than work (JobRun.waiting, StepWaits): a scoring job sends its run's partitions to
+the workers and ends when that run closes; a nightly run starts its chains and ends when they do
+(leadengine/services/chains.py). A waiting run is running, holds no lock and no worker, and is neither
+abandoned nor taken over: what it waits for ends it, and the recovery sweep moves it on.
 """
 
 from __future__ import annotations
