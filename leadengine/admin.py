@@ -11,6 +11,7 @@ from core.admin import BigTableAdmin, service_form_response
 from leadengine.models import JobRun
 from leadengine.selectors import jobs_overdue, schedule_states
 from leadengine.services.jobs import JobError, job_run_request
+from leadengine.services.schedules import schedules_default, schedules_seed
 from scoring.models import Trade
 
 ALERT_STYLE = '<strong class="status-alert">{}</strong>'  # leadengine/static/leadengine/admin.css
@@ -47,6 +48,9 @@ class JobRunAdmin(BigTableAdmin):
     @admin.display(description="Status", ordering="status")
     def outcome(self, run: JobRun) -> str:
         label = run.get_status_display()
+        if run.waiting:  # no worker holds it: its scoring run's partitions, or its chains, are under way
+            waits_for = "its chains" if run.job == JobRun.Job.NIGHTLY_RUN else "its scoring run"
+            label += f" (waiting for {waits_for})"
         if run.status == JobRun.Status.FAILED:
             return format_html(ALERT_STYLE, label)
         return label
@@ -142,4 +146,34 @@ class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
 
     def changelist_view(self, request, extra_context=None):
         overdue_warn(request)
+        extra_context = {**(extra_context or {}), "has_seed_permission": self.has_add_permission(request)}
         return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        seed = path("seed/", self.admin_site.admin_view(self.seed_view), name="django_celery_beat_periodictask_seed")
+        return [seed, *super().get_urls()]
+
+    def seed_view(self, request):
+        """Create the default schedules that are missing (schedules_seed, as `seed_schedules` does), without a
+        shell: e.g. the "Nightly run" deleted by mistake. Existing ones, edited or disabled, stay as they are."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            created = schedules_seed()
+            if created:
+                self.message_user(request, f"Created: {', '.join(created)}.", messages.SUCCESS)
+            else:
+                self.message_user(request, "Every default schedule exists already.", messages.INFO)
+            return redirect(reverse("admin:django_celery_beat_periodictask_changelist"))
+        existing = set(PeriodicTask.objects.values_list("name", flat=True))
+        missing = [default.name for default in schedules_default() if default.name not in existing]
+        return service_form_response(
+            self,
+            request,
+            form=forms.Form(),
+            title="Create the missing default schedules",
+            submit_label="Create them",
+            intro=(f"Missing: {', '.join(missing)}." if missing else "Every default schedule exists already.")
+            + " Schedules that exist are left as they are; the nightly run covers every trade with an active "
+            "model, so a new trade needs no schedule of its own.",
+        )

@@ -1,8 +1,9 @@
 """Use cases that cross apps, each written once here. Screens, commands, tasks and jobs call these; these
 call the apps' services.
 
-What runs every night, in this order (`daily_run`; `manage.py run_pipeline` runs it whole, the schedules
-run each step as a job: scoring 02:00, lead generation 03:00, lead and offer expiry hourly):
+What runs every night, in this order (`daily_run`; `manage.py run_pipeline` and the demo's played days run
+it whole in one process; the schedules run steps 1-2 as the nightly run's chain per trade, each step a job,
+leadengine/services/chains.py, and lead and offer expiry hourly):
   1. score every trade with an active scoring model (scoring.services.runs.trade_score; job "scoring")
   2. generate each trade's leads, route them to the ZIPs' owners, and ask for a webhook delivery run when
      some went to contractors that take webhooks (`leads_make`; job "lead_generation")

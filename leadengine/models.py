@@ -23,6 +23,7 @@ class JobRun(models.Model):
         OVERDUE_CHECK = "overdue_check", "Check for overdue jobs"
         EVALUATION = "evaluation", "Evaluate lead quality"
         URGENT_EMAIL = "urgent_email", "Email urgent leads to contractors without a webhook"
+        NIGHTLY_RUN = "nightly_run", "Nightly run: score, then make and route leads, per trade"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -55,6 +56,22 @@ class JobRun(models.Model):
     task_id = models.CharField(
         max_length=64, blank=True, default="", help_text="The Celery task that recorded it (a scheduled run)."
     )
+    # The nightly chain (leadengine/services/chains.py): a step's nightly run, and the runs that wait rather
+    # than hold a worker: a scoring step while its partitions are scored on the workers, a nightly run while
+    # its chains go on.
+    chain = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="steps",
+        help_text="The nightly run this run is a step of (none: a run of its own).",
+    )  # fmt: skip
+    scoring_run = models.ForeignKey(
+        "scoring.ScoringRun", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="A scoring job's scoring run, whose partitions the workers score.",
+    )  # fmt: skip
+    waiting = models.BooleanField(
+        default=False,
+        help_text="Running without a worker of its own: it ends when its scoring run closes (a scoring job) or "
+        "its chains end (a nightly run).",
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -82,8 +99,13 @@ class JobRun(models.Model):
                 | Q(status__in=["succeeded", "failed", "skipped", "missed"], finished_at__isnull=False),
                 name="%(app_label)s_%(class)s_finished_when_closed",
             ),
+            models.CheckConstraint(
+                condition=Q(waiting=False) | Q(status="running"), name="%(app_label)s_%(class)s_waiting_when_running"
+            ),
         ]
         indexes = [
+            # The runs the recovery sweep moves on (leadengine.services.chains.chains_recover).
+            models.Index(fields=["job"], condition=Q(waiting=True), name="leadengine_jobrun_waiting"),
             # A redelivered scheduled task finds the run it already recorded (job_run_scheduled).
             models.Index(fields=["task_id"], condition=~Q(task_id=""), name="leadengine_jobrun_task_id"),
             # The missed runs still waiting for their catch-up (leadengine.services.recovery.jobs_missed_catch_up).

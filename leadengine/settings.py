@@ -279,6 +279,9 @@ SCORING_RUN_STALE_SECONDS = env_int(ENV, "SCORING_RUN_STALE_SECONDS", 60, minimu
 # The storm fast path (leadengine.flows.imports_rescore): an import reaching more properties than this is left to
 # the nightly run, which scores them all faster per property than a rescoring would (a county's property file).
 RESCORE_MAX_PROPERTIES = env_int(ENV, "RESCORE_MAX_PROPERTIES", 200_000, minimum=1)
+# The task a distributed scoring run's close sends by name (scoring imports no operations code): the scoring
+# job waiting for the run ends, and its nightly chain moves on (leadengine.tasks.scoring_run_ended).
+SCORING_RUN_ENDED_TASK = "leadengine.scoring_run_ended"
 
 LOGGING = {
     "version": 1,

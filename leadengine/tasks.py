@@ -93,3 +93,13 @@ def jobs_recover_task() -> dict:
     if done["sent"] or done["requeued"] or done["failed"]:
         log.warning("recovery sweep: %s", done)
     return done
+
+
+@shared_task(name="leadengine.scoring_run_ended", acks_late=True, soft_time_limit=120, time_limit=130)
+def scoring_run_ended(scoring_run_id: int) -> int:
+    """A distributed scoring run closed (sent by name from scoring, SCORING_RUN_ENDED_TASK): the scoring job
+    waiting for it ends and its nightly chain moves on; how many job runs it closed. No retries: the
+    recovery sweep does the same every minute."""
+    from leadengine.services.chains import scoring_run_ended as ended
+
+    return ended(scoring_run_id=scoring_run_id)

@@ -1,5 +1,6 @@
-"""Staff start background runs (scoring, lead generation) and follow them: /api/v1/runs/. Each job runs one
-step of the nightly run (leadengine/flows.py) through leadengine/services/jobs.py."""
+"""Staff start background runs (scoring, lead generation, the whole nightly run) and follow them:
+/api/v1/runs/, through leadengine/services/jobs.py. A scoring run's partitions are scored on the workers;
+its run waits (`waiting`) until they are done. A step of the nightly run names it (`chain`)."""
 
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -42,6 +43,14 @@ COUNTS_BY_JOB: dict[str, dict[str, dict]] = {
         "evaluations": {"type": "integer", "description": "Evaluation runs recorded: one per version with outcomes."},
         "outcomes": {"type": "integer", "description": "Leads with a known outcome they cover, all versions."},
     },
+    JobRun.Job.NIGHTLY_RUN: {
+        "trades": {
+            "type": "object", "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},
+            "description": "Per trade slug: each step's status (scoring, lead_generation) and the chain's "
+            "(running, completed, stopped).",
+        },
+        "chains_completed": _INTEGER, "chains_stopped": _INTEGER, "chains_running": _INTEGER,
+    },
 }  # fmt: skip
 
 
@@ -73,12 +82,15 @@ class JobRunSerializer(serializers.ModelSerializer):
     )
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
     counts = CountsField(read_only=True)
+    chain = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The nightly run this run is a step of (none: a run of its own)."
+    )
 
     class Meta:
         model = JobRun
         fields = [
             "id", "job", "trade", "status", "requested_by", "queued_at", "started_at", "finished_at",
-            "duration_seconds", "counts", "error", "requeues",
+            "duration_seconds", "counts", "error", "requeues", "chain", "waiting",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -91,7 +103,8 @@ class JobRunRequestSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text="For scoring and lead_generation (per trade); none for lead_expiry and offer_expiry.",
+        help_text="For scoring and lead_generation (per trade); none for the jobs of every trade (lead_expiry, "
+        "nightly_run...).",
     )
 
     def validate(self, data):

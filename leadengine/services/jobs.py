@@ -12,6 +12,11 @@ A broker that refuses the task leaves the run queued and unsent (logged): the re
 was lost or whose worker died. A lost database connection is ridden out (core/retry.py): the
 run's records are written again, and the work of the jobs that are safe to repeat is done again, on a
 new connection that takes the run's lock again first.
+
+Some runs wait rather than work (JobRun.waiting, StepWaits): a scoring job sends its run's partitions to
+the workers and ends when that run closes; a nightly run starts its chains and ends when they do
+(leadengine/services/chains.py). A waiting run is running, holds no lock and no worker, and is neither
+abandoned nor taken over: what it waits for ends it, and the recovery sweep moves it on.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from leads.services.digest import leads_email_digest
 from leads.services.lifecycle import leads_expire
 from leads.services.quality import models_evaluate
 from leads.services.webhooks import leads_webhook_deliver
-from scoring.models import ScoringRun, Trade
+from scoring.models import Trade
 from scoring.services import runs
 from territories.services.waitlist import promotions_given
 
@@ -71,6 +76,16 @@ class RunTakenOver(Exception):
     recovery sweep handed the run to another worker. This copy stops and records nothing."""
 
 
+class StepWaits(Exception):
+    """The job's work goes on elsewhere (a scoring run's partitions on the workers, a nightly run's chains):
+    its run stays running, marked waiting, without holding this worker, and ends when that work does
+    (leadengine/services/chains.py). `counts` is what it recorded so far."""
+
+    def __init__(self, *, counts: dict[str, Any]):
+        super().__init__("the run waits for its work to end elsewhere")
+        self.counts = counts
+
+
 class JobFailed(Exception):
     """The job's service reported a failure (rather than raising one); `counts` is what it did anyway."""
 
@@ -79,12 +94,27 @@ class JobFailed(Exception):
         self.counts = counts
 
 
-def _score(trade: Trade) -> dict[str, Any]:
-    run = runs.trade_score(trade=trade)
-    counts = {"scoring_run": run.pk, "properties_scored": run.properties_scored, "scores_changed": run.scores_changed}
-    if run.status != ScoringRun.Status.SUCCEEDED:
-        raise JobFailed(f"scoring run {run.pk} failed: {run.error}", counts=counts)
-    return counts
+def _score(job_run: JobRun) -> dict[str, Any]:
+    """Open the trade's scoring run and send its partitions to the workers (runs.scoring_run_dispatch), as
+    `score --distributed` does; the job's run then waits (StepWaits) and ends when the scoring run closes
+    (chains.scoring_step_settle). A run taken up again (its task redelivered, or requeued by the sweep) that
+    has its scoring run already waits for it rather than starting another."""
+    if job_run.scoring_run_id is not None:
+        raise StepWaits(counts={"scoring_run": job_run.scoring_run_id})
+    assert job_run.trade is not None  # job_trade_check: scoring runs per trade
+    run = runs.scoring_run_start(trade=job_run.trade, distributed=True)
+    # Linked before the partitions go out, so the run's close (however soon) finds the job's run waiting for it.
+    JobRun.objects.filter(pk=job_run.pk).update(scoring_run=run)
+    job_run.scoring_run = run
+    runs.scoring_run_dispatch(run=run)
+    raise StepWaits(counts={"scoring_run": run.pk})
+
+
+def _nightly(job_run: JobRun) -> dict[str, Any]:
+    """Start a chain per trade with an active scoring model (read now); the run waits for them to end."""
+    from leadengine.services.chains import nightly_chains_start
+
+    raise StepWaits(counts=nightly_chains_start(nightly=job_run))
 
 
 def _generate(trade: Trade) -> dict[str, Any]:
@@ -163,17 +193,18 @@ def _overdue_check(trade: None) -> dict[str, Any]:
 @dataclass(frozen=True)
 class JobSpec:
     run: (
-        Callable[[Trade], dict[str, Any]] | Callable[[None], dict[str, Any]]
-    )  # the work, given its trade (None: every trade), returning its counts
+        Callable[[Trade], dict[str, Any]] | Callable[[None], dict[str, Any]] | Callable[[JobRun], dict[str, Any]]
+    )  # the work, given its trade (None: every trade), or its run (takes_run), returning its counts
     # The work may be done again after losing the database mid-way (idempotent steps, no email sent
     # twice): it is retried on a new connection for DB_RETRY_SECONDS, otherwise the run fails at once.
     repeatable: bool = False
+    takes_run: bool = False  # the work is given its JobRun (it links other runs to it) rather than its trade
 
 
 # Which jobs run per trade is JobRun.PER_TRADE (the model's check constraint holds it too). Scoring has
 # its own partition retries and recovery (scoring.services.runs); the emails are not sent twice.
 JOBS: dict[str, JobSpec] = {
-    Job.SCORING: JobSpec(run=_score),
+    Job.SCORING: JobSpec(run=_score, takes_run=True),
     Job.LEAD_GENERATION: JobSpec(run=_generate, repeatable=True),
     Job.LEAD_EXPIRY: JobSpec(run=_expire_leads, repeatable=True),
     Job.OFFER_EXPIRY: JobSpec(run=_expire_offers, repeatable=True),
@@ -184,6 +215,7 @@ JOBS: dict[str, JobSpec] = {
     Job.OVERDUE_CHECK: JobSpec(run=_overdue_check),
     # Its runs are written in one transaction: after a lost connection, none was, and all are again.
     Job.EVALUATION: JobSpec(run=_evaluate, repeatable=True),
+    Job.NIGHTLY_RUN: JobSpec(run=_nightly, takes_run=True),
 }
 
 
@@ -267,7 +299,7 @@ def _abandoned_close(*, job: str, trade: Trade | int | None, now: dt.datetime) -
     active = JobRun.objects.select_for_update().filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
     if active is None:
         return None
-    if active.status == Status.RUNNING and not _lock_held(active):
+    if active.status == Status.RUNNING and not active.waiting and not _lock_held(active):
         error = "Abandoned: the worker running it stopped."
     elif (
         active.status == Status.QUEUED
@@ -282,7 +314,7 @@ def _abandoned_close(*, job: str, trade: Trade | int | None, now: dt.datetime) -
     return active
 
 
-def _run_record(*, job: str, trade: Trade | None, user: User | None = None) -> JobRun:
+def _run_record(*, job: str, trade: Trade | None, user: User | None = None, chain: JobRun | None = None) -> JobRun:
     """A new queued run of `job` for `trade`, once an abandoned one is closed; JobBusy naming the run that
     is queued or running (the unique constraint decides, whatever process asks)."""
     job_trade_check(job=job, trade=trade)
@@ -291,8 +323,9 @@ def _run_record(*, job: str, trade: Trade | None, user: User | None = None) -> J
         with transaction.atomic():
             _abandoned_close(job=job, trade=trade, now=now)
             return JobRun.objects.create(
-                job=job, trade=trade, requested_by=user if user and user.is_authenticated else None, queued_at=now
-            )
+                job=job, trade=trade, requested_by=user if user and user.is_authenticated else None, queued_at=now,
+                chain=chain,
+            )  # fmt: skip
     except IntegrityError:
         active = JobRun.objects.select_related("trade").filter(job=job, trade=trade, status__in=JobRun.ACTIVE).first()
         if active is None:  # it ended between the insert and this read: the caller may simply ask again
@@ -317,12 +350,15 @@ def job_run_send(*, run_id: int) -> bool:
     return True
 
 
-def job_run_request(*, job: str, trade: Trade | None = None, user: User | None = None) -> JobRun:
-    """Record a run of `job` for `trade` (None: a job of every trade) and queue it on Celery once this
-    commits; JobBusy (naming the run) when one is already waiting or running. A broker that is down does
-    not refuse the run: it is recorded queued and sent later (job_run_send)."""
+def job_run_request(
+    *, job: str, trade: Trade | None = None, user: User | None = None, chain: JobRun | None = None
+) -> JobRun:
+    """Record a run of `job` for `trade` (None: a job of every trade), a step of the nightly run `chain` if
+    given, and queue it on Celery once this commits; JobBusy (naming the run) when one is already waiting or
+    running. A broker that is down does not refuse the run: it is recorded queued and sent later
+    (job_run_send)."""
     with transaction.atomic():
-        run = _run_record(job=job, trade=trade, user=user)
+        run = _run_record(job=job, trade=trade, user=user, chain=chain)
         transaction.on_commit(lambda: job_run_send(run_id=run.pk))
     return run
 
@@ -413,8 +449,9 @@ def _run_start(run_id: int) -> JobRun | None:
 def _run_work(run: JobRun) -> dict[str, Any]:
     """The job's work, on a connection that holds the run's lock."""
     _lock_keep(run)
+    spec = JOBS[run.job]
     # job_trade_check gave the run a trade exactly when its job runs per trade.
-    return JOBS[run.job].run(run.trade)  # type: ignore[arg-type]
+    return spec.run(run if spec.takes_run else run.trade)  # type: ignore[arg-type]
 
 
 def _run_close(run: JobRun) -> None:
@@ -422,7 +459,7 @@ def _run_close(run: JobRun) -> None:
     the run back in the queue while this copy had lost its connection)."""
     with transaction.atomic():
         _lock_keep(run)
-        run.save(update_fields=["status", "started_at", "counts", "error", "finished_at"])
+        run.save(update_fields=["status", "started_at", "counts", "error", "finished_at", "waiting", "scoring_run"])
 
 
 def job_run_execute(*, run_id: int) -> JobRun:
@@ -433,8 +470,30 @@ def job_run_execute(*, run_id: int) -> JobRun:
     be written)."""
     what = f"job run {run_id}"
     run = db_retry(lambda: JobRun.objects.select_related("trade").get(pk=run_id), what=what)
-    if run.status not in JobRun.ACTIVE:
-        return run
+    if run.status not in JobRun.ACTIVE or run.waiting:
+        return run  # ended, or waiting for its work to end elsewhere: its end comes from there
+    ran = _run_execute(run)
+    _chain_follow(ran)
+    return ran
+
+
+def _chain_follow(run: JobRun) -> None:
+    """After this copy recorded the run: a waiting run whose work already ended elsewhere is closed now, and
+    a step's end moves its chain on. A failure here is logged: the recovery sweep does the same each minute."""
+    from leadengine.services import chains
+
+    try:
+        if run.waiting:
+            chains.waiting_run_check(run_id=run.pk)
+        elif run.chain_id is not None and run.status not in JobRun.ACTIVE:
+            chains.chain_advance(nightly_id=run.chain_id)
+    except Exception:
+        log.exception("job run %s: its chain was not moved on; the recovery sweep does it", run.pk)
+
+
+def _run_execute(run: JobRun) -> JobRun:
+    what = f"job run {run.pk}"
+    run_id = run.pk
     if not db_retry(lambda: _lock_take(run), what=what):
         log.info("job run %s is running elsewhere; this copy stops", run.pk)
         return run
@@ -455,13 +514,16 @@ def job_run_execute(*, run_id: int) -> JobRun:
         except RunTakenOver:
             log.warning("job run %s was taken over by another worker while this one had lost the database", run.pk)
             return run
+        except StepWaits as waits:
+            run.counts, run.waiting = waits.counts, True
         except Exception as error:  # any failure of the job is recorded on its run
             log.exception("job run %s failed", run.pk)
             run.status, run.error = Status.FAILED, f"{type(error).__name__}: {error}"
             run.counts = getattr(error, "counts", run.counts)
         else:
             run.status, run.counts = Status.SUCCEEDED, counts
-        run.finished_at = timezone.now()
+        if not run.waiting:
+            run.finished_at = timezone.now()
         try:
             db_retry(lambda: _run_close(run), what=what)
         except RunTakenOver:
@@ -469,7 +531,8 @@ def job_run_execute(*, run_id: int) -> JobRun:
             return run
         if run.status == Status.FAILED:
             job_failure_notify(run=run)
-        _dashboard_refresh(run)
+        if not run.waiting:
+            _dashboard_refresh(run)
         return run
     finally:
         _lock_let_go(run)

@@ -9,6 +9,10 @@ running run:
 - running while its advisory lock is free (its worker died): put back in the queue and sent again, once,
   so it completes unattended; failed with its reason when it had been requeued already.
 
+A waiting run (a scoring job whose partitions the workers score, a nightly run whose chains go on) has no
+worker by design and is not taken over: the sweep moves it on instead (leadengine.services.chains.
+chains_recover), closing a scoring job whose scoring run ended and starting a chain's step that is due.
+
 A copy of a run sent twice is a no-op (job_run_execute checks its status and its lock), so sending again
 is always safe. Each run it changes is logged, and says so itself (`requeues`, `error`); failures are
 emailed like any. The sweep records no run of its own: a run every minute would bury the others.
@@ -55,7 +59,11 @@ MAX_REQUEUES = 1
 def _run_recover(*, run_id: int, now: dt.datetime) -> str | None:
     """What the sweep did to the run (see the module): "sent", "requeued", "failed" or None (left alone: it is
     alive, ended, or not yet due). Holds the run's row: a worker starting it waits, or it is skipped here."""
-    run = JobRun.objects.select_for_update(skip_locked=True).filter(pk=run_id, status__in=JobRun.ACTIVE).first()
+    run = (
+        JobRun.objects.select_for_update(skip_locked=True)
+        .filter(pk=run_id, status__in=JobRun.ACTIVE, waiting=False)
+        .first()
+    )
     if run is None or _lock_held(run):
         return None  # ended, being started right now, or running on a live worker
     timeout = dt.timedelta(minutes=settings.JOB_QUEUE_TIMEOUT_MINUTES)
@@ -127,12 +135,25 @@ def _fast_path_recover(now: dt.datetime) -> dict[str, bool] | None:
     return {"rescoring_sent": rescoring, "urgent_email_asked": urgent}
 
 
+def _chains_recover() -> dict[str, int] | None:
+    """The nightly chains' part (waiting runs moved on); a failure of it is logged, never a stop of the sweep."""
+    from leadengine.services.chains import chains_recover
+
+    try:
+        return chains_recover()
+    except Exception:
+        log.exception("the recovery of the nightly chains failed; the sweep tries again in a minute")
+        return None
+
+
 def jobs_recover(*, now: dt.datetime | None = None) -> dict[str, Any]:
     """The recovery sweep (see the module); returns how many runs it sent, requeued and failed, and what the
-    scoring runs' and the imports' recoveries did (None: it failed, and is logged)."""
+    scoring runs', the imports' and the chains' recoveries did (None: it failed, and is logged). The chains
+    come last, so a scoring run the scoring recovery just closed ends its waiting job in the same sweep."""
     now = now or timezone.now()
     done = {"sent": 0, "requeued": 0, "failed": 0}
-    for run_id in JobRun.objects.filter(status__in=JobRun.ACTIVE).order_by("pk").values_list("pk", flat=True):
+    active = JobRun.objects.filter(status__in=JobRun.ACTIVE, waiting=False)
+    for run_id in active.order_by("pk").values_list("pk", flat=True):
         with transaction.atomic():
             outcome = _run_recover(run_id=run_id, now=now)
         if outcome is None:
@@ -146,10 +167,12 @@ def jobs_recover(*, now: dt.datetime | None = None) -> dict[str, Any]:
             if not job_run_send(run_id=run_id):
                 continue  # still unsent: the next sweep tries again, counting no new requeue
         done[outcome] += 1
+    scoring, imports = _scoring_recover(now), _imports_recover(now)
     return {
         **done,
-        "scoring": _scoring_recover(now),
-        "imports": _imports_recover(now),
+        "scoring": scoring,
+        "imports": imports,
+        "chains": _chains_recover(),
         "fast_path": _fast_path_recover(now),
     }
 

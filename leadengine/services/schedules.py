@@ -1,6 +1,11 @@
 """The default schedules (django-celery-beat periodic tasks, edited by staff in the admin). Seeding creates
 the ones missing by name and never touches one that exists: a time, an enabled flag or arguments staff
 changed stay as they are. To stop a default job, disable it; a deleted one comes back at the next seeding.
+
+Until the nightly run was one chain per trade, the defaults held two schedules per trade, "Nightly scoring:
+SLUG" (02:00) and "Lead generation: SLUG" (03:00). Migration leadengine 0008 disables those rows where they
+exist and creates the "Nightly run" in the same step, so a database that had them never scores a trade
+twice a night, nor skips a night between the migration and the next seeding.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from leadengine.models import JobRun
 from leads.services.quality import EVALUATION_DAYS
-from scoring.selectors import trades_with_active_model
 
 RECOVERY_TASK = "leadengine.jobs_recover"  # leadengine.tasks.jobs_recover_task
+NIGHTLY_RUN = "Nightly run"
 
 
 @dataclass(frozen=True)
@@ -31,13 +36,21 @@ class DefaultSchedule:
 
 
 def schedules_default() -> list[DefaultSchedule]:
-    """Per trade with an active scoring model: scoring at 02:00, then lead generation and routing at 03:00;
-    for every trade: webhook delivery every two minutes, lead expiry and waitlist offer expiry every hour,
-    lead quality evaluation at 05:00, the daily report at 06:30, the contractors' lead email digest at
-    07:00, the overdue check every 15 minutes, and the recovery sweep (leadengine.services.recovery)
-    every minute."""
-    trades = trades_with_active_model()
-    defaults = [
+    """The nightly run at 02:00 (per trade with an active scoring model, read when it fires: scoring on the
+    workers, then lead generation and routing; leadengine/services/chains.py); for every trade: webhook
+    delivery every two minutes, lead expiry and waitlist offer expiry every hour, lead quality evaluation
+    at 05:00, the daily report at 06:30, the contractors' lead email digest at 07:00, the overdue check
+    every 15 minutes, and the recovery sweep (leadengine.services.recovery) every minute. None is per
+    trade: a trade added, or given an active model, in the admin is in the next nightly run, with no
+    schedule to create."""
+    return [
+        DefaultSchedule(
+            name=NIGHTLY_RUN, task="leadengine.job_scheduled", minute="0", hour="2",
+            kwargs={"job": JobRun.Job.NIGHTLY_RUN},
+            description="Per trade with an active scoring model, a chain: score every property on the workers, "
+            "then make the trade's leads and route them to ZIP owners (webhooks posted at once). A failed step "
+            "stops its trade's chain only; the run's counts say how each trade's chain ended.",
+        ),
         DefaultSchedule(
             name="Webhook delivery", task="leadengine.job_scheduled", minute="*/2", hour="*",
             kwargs={"job": JobRun.Job.WEBHOOK_DELIVERY},
@@ -76,23 +89,10 @@ def schedules_default() -> list[DefaultSchedule]:
         DefaultSchedule(
             name="Recovery sweep", task=RECOVERY_TASK, minute="*", hour="*", kwargs={},
             description="Send again the runs whose task was lost or never sent, take over those whose worker "
-            "died, and catch up scoring runs. Records no run of its own; what it recovers is logged.",
+            "died, catch up scoring runs, and move the nightly chains on. Records no run of its own; what it "
+            "recovers is logged.",
         ),
     ]  # fmt: skip
-    for trade in trades:
-        defaults += [
-            DefaultSchedule(
-                name=f"Nightly scoring: {trade.slug}", task="leadengine.job_scheduled", minute="0", hour="2",
-                kwargs={"job": JobRun.Job.SCORING, "trade": trade.slug},
-                description=f"Score every property for {trade.name}.",
-            ),
-            DefaultSchedule(
-                name=f"Lead generation: {trade.slug}", task="leadengine.job_scheduled", minute="0", hour="3",
-                kwargs={"job": JobRun.Job.LEAD_GENERATION, "trade": trade.slug},
-                description=f"Make {trade.name}'s leads from the night's scores and route them to ZIP owners.",
-            ),
-        ]  # fmt: skip
-    return defaults
 
 
 @transaction.atomic

@@ -398,7 +398,24 @@ def scoring_run_finish(*, run_id: int) -> ScoringRun:
             ]
         )
         generation_bump(SCORES)  # answers built on the trade's scores (demand) are stale now
+        if run.distributed:
+            transaction.on_commit(functools.partial(_run_ended_send, run.pk))
     return run
+
+
+def _run_ended_send(run_id: int) -> None:
+    """Tell whoever waits for the distributed run that it closed: the task SCORING_RUN_ENDED_TASK, sent by
+    name (what waits, the operations' jobs, sits above scoring). A run scored in one process is closed by
+    its caller, which needs no message. A broker that refuses is logged: the waiter's own sweep looks."""
+    from celery import current_app
+
+    task = getattr(settings, "SCORING_RUN_ENDED_TASK", "")
+    if not task:
+        return
+    try:
+        current_app.send_task(task, args=[run_id])
+    except Exception as error:
+        logger.warning("scoring run %s closed; %s was not sent (%s): the recovery sweep sees it", run_id, task, error)
 
 
 def scoring_run_execute(*, run: ScoringRun) -> ScoringRun:

@@ -14,18 +14,20 @@ import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max
+from django.test import override_settings
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 import leadengine.tasks  # noqa: F401  (registers the tasks the schedules name)
 from contractors.models import Contractor
 from leadengine.celery import app as celery_app
 from leadengine.models import JobRun
 from leadengine.services import jobs
+from leadengine.services.recovery import jobs_recover
 from leadengine.services.schedules import schedules_seed
 from leads.models import Lead, LeadEvent, WebhookAttempt
 from leads.services.webhooks import idempotency_key
-from scoring.models import Property, Score, ScoringRun
+from scoring.models import Property, Score, ScoringPartition, ScoringRun
 from scoring.services import runs as scoring_runs
 from territories.models import Territory, WaitlistEntry
 from territories.services.ownership import territory_release
@@ -40,7 +42,9 @@ OWNED = {"80202": 30, "80203": 30}
 UNOWNED = {"80204": 60, "80205": 60, "80206": 60}
 PROPERTIES = sum(OWNED.values()) + sum(UNOWNED.values())
 ASSIGNED = sum(OWNED.values())
-SCORING, GENERATION = "Nightly scoring: roofing", "Lead generation: roofing"
+NIGHTLY = "Nightly run"
+# Schedules staff may still make per trade (the defaults have none): a job of one trade, by name.
+SCORING, GENERATION = "Scoring: roofing", "Lead generation: roofing"
 WEBHOOKS, LEAD_EXPIRY, OFFER_EXPIRY = "Webhook delivery", "Lead expiry", "Waitlist offer expiry"
 
 
@@ -55,6 +59,14 @@ def market() -> list[Property]:
         for n in range(count)
     ]  # fmt: skip
     return Property.objects.bulk_create(homes)
+
+
+def trade_schedule(name: str, job: str, trade: str) -> None:
+    """A schedule staff made in the admin for one trade's job (the defaults hold none per trade)."""
+    crontab, _ = CrontabSchedule.objects.get_or_create(minute="0", hour="4", timezone="UTC")
+    PeriodicTask.objects.create(
+        name=name, task="leadengine.job_scheduled", crontab=crontab, kwargs=json.dumps({"job": job, "trade": trade})
+    )
 
 
 def run_by_name(name: str) -> None:
@@ -117,28 +129,45 @@ def test_scheduled_jobs_run_by_name_on_a_real_worker_score_generate_route_and_de
     roofing, staff_api, receiver, workers
 ):
     _user, client = staff_api
-    workers(**RECEIVER_ENV, WEBHOOK_BACKOFF_SECONDS="1", WEBHOOK_TIMEOUT_SECONDS="5")  # the receiver is on 127.0.0.1
+    # The receiver is on 127.0.0.1; partitions of 100 properties, so the run's three go to the pool processes.
+    workers(**RECEIVER_ENV, WEBHOOK_BACKOFF_SECONDS="1", WEBHOOK_TIMEOUT_SECONDS="5", SCORING_PARTITION_ROWS="100")
     acme = owner(roofing, *OWNED, webhook_url=receiver.url)
     receiver.each_key = [500, 500]  # every lead's first two posts fail, the third is taken
     homes = market()
 
-    assert {WEBHOOKS, LEAD_EXPIRY, OFFER_EXPIRY, SCORING, GENERATION} <= set(schedules_seed())
+    assert {NIGHTLY, WEBHOOKS, LEAD_EXPIRY, OFFER_EXPIRY} <= set(schedules_seed())
 
-    # Nightly scoring: every property scored by the active model.
-    scoring = triggered(SCORING)
+    # The nightly run: roofing's chain, scoring on the workers, then lead generation and routing.
+    nightly = triggered(NIGHTLY)
+    assert (nightly.job, nightly.trade, nightly.status, nightly.error, nightly.waiting) == (
+        "nightly_run", None, "succeeded", "", False,
+    )  # fmt: skip
+    assert nightly.counts == {
+        "trades": {"roofing": {"scoring": "succeeded", "lead_generation": "succeeded", "chain": "completed"}},
+        "chains_completed": 1, "chains_stopped": 0, "chains_running": 0,
+    }  # fmt: skip
+    scoring, generation = nightly.steps.order_by("pk")
     scoring_run = ScoringRun.objects.get(trade=roofing)
     assert (scoring.job, scoring.trade, scoring.status, scoring.error) == ("scoring", roofing, "succeeded", "")
+    assert (scoring.scoring_run, scoring.waiting) == (scoring_run, False)
     assert scoring.counts == {
         "scoring_run": scoring_run.pk,
         "properties_scored": PROPERTIES,
         "scores_changed": PROPERTIES,
     }
-    assert scoring_run.status == ScoringRun.Status.SUCCEEDED
+    assert (scoring_run.status, scoring_run.distributed, scoring_run.partitions) == (ScoringRun.Status.SUCCEEDED,
+                                                                                     True, 3)  # fmt: skip
+    # Every partition scored by a worker's task (its lease is the task's id), none by the job's own process.
+    partitions = ScoringPartition.objects.filter(run=scoring_run)
+    assert [p.status for p in partitions] == ["succeeded"] * 3
+    assert not any(p.lease.startswith("process-") for p in partitions)
     assert set(Score.objects.filter(trade=roofing).values_list("property_id", flat=True)) == {h.pk for h in homes}
+    assert generation.started_at >= scoring.finished_at  # chained: generation started once scoring ended
 
     # Lead generation: one lead per property (the filters take every score), the owned ZIPs' routed to acme.
-    generation = triggered(GENERATION)
-    assert (generation.status, generation.error) == ("succeeded", "")
+    assert (generation.job, generation.trade, generation.status, generation.error) == (
+        "lead_generation", roofing, "succeeded", "",
+    )  # fmt: skip
     # Leads routed to a webhook: the generation asked for a delivery run at once (the first delivery).
     follow_up = generation.counts.pop("webhook_run")
     assert generation.counts == {
@@ -227,6 +256,7 @@ def test_scheduled_jobs_run_by_name_on_a_real_worker_score_generate_route_and_de
 
     # Every run a schedule started, in order: recorded, by nobody, succeeded.
     assert list(JobRun.objects.order_by("pk").values_list("job", "status", "requested_by")) == [
+        ("nightly_run", "succeeded", None),
         ("scoring", "succeeded", None),
         ("lead_generation", "succeeded", None),
         *[("webhook_delivery", "succeeded", None)] * 3,
@@ -270,6 +300,7 @@ def test_a_worker_killed_mid_job_leaves_an_abandoned_run_and_the_next_run_comple
     homes = market()
     scoring_runs.trade_score(trade=roofing)
     schedules_seed()
+    trade_schedule(GENERATION, "lead_generation", "roofing")
     first = workers()
 
     # The test's own connection holds a lock the job needs, so the worker stops at a known point:
@@ -335,9 +366,12 @@ def test_a_worker_killed_mid_job_leaves_an_abandoned_run_and_the_next_run_comple
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_scoring_leaves_a_run_the_next_scoring_job_closes_once_stale_and_redoes(roofing, workers):
+def test_a_worker_killed_mid_scoring_leaves_a_partition_the_sweep_sends_again_and_the_waiting_job_ends_with_its_run(
+    roofing, workers
+):
     homes = market()
     schedules_seed()
+    trade_schedule(SCORING, "scoring", "roofing")
     first = workers()
     with psycopg.connect(database_url()) as holder:  # the partition's write of the scores waits for it
         holder.execute(f"LOCK TABLE {Score._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
@@ -345,29 +379,40 @@ def test_a_worker_killed_mid_scoring_leaves_a_run_the_next_scoring_job_closes_on
         run_by_name(SCORING)
         blocked = wait_for("the scores' write to wait for the test's lock", lambda: blocked_by(holder))
         assert all(f"COPY {Score._meta.db_table}" in query for _, query in blocked)
-        [killed] = runs_after(before, ended=False)
+        [waiting] = runs_after(before, ended=False)
+        # The job sent the partitions to the workers and let its pool process go: it waits for its run.
+        assert (waiting.job, waiting.status, waiting.waiting) == ("scoring", "running", True)
         first.kill()
         holder.rollback()
     for pid, _ in blocked:
         wait_for("the killed worker's database sessions to end", lambda pid=pid: not backend_alive(pid), timeout=30)
     [left] = ScoringRun.objects.all()
-    assert (left.status, Score.objects.count()) == (ScoringRun.Status.RUNNING, 0)
+    assert (left.status, left.distributed, Score.objects.count()) == (ScoringRun.Status.RUNNING, True, 0)
+    assert waiting.scoring_run_id == left.pk
 
-    # The scoring run has its own record of life, a heartbeat: it is taken as abandoned only after
-    # SCORING_RUN_STALE_SECONDS without one (60 s by default; until then a new scoring job fails
-    # "ScoringRunBusy", though the job's free lock already shows its worker is gone). One second here.
+    # A waiting job has no worker by design: the sweep neither requeues nor fails it, and a second scoring of
+    # the trade meanwhile is skipped.
+    assert jobs.job_run_scheduled(job="scoring", trade=roofing).status == "skipped"
+
+    # The partition's lease has its own heartbeat: it is taken as lost after SCORING_RUN_STALE_SECONDS
+    # without one (60 s by default; one second here), and the sweep sends it to the (new) worker again. Its
+    # close ends the waiting job, by the task the run's close sends or by the next sweep.
     workers(SCORING_RUN_STALE_SECONDS="1")
-    stale = left.heartbeat_at + dt.timedelta(seconds=1.5)
-    wait_for("the killed scoring run to be stale", lambda: timezone.now() > stale, timeout=30)
-    rerun = triggered(SCORING)
+    with override_settings(SCORING_RUN_STALE_SECONDS=1):
+        stale = timezone.now() + dt.timedelta(seconds=1.5)
+        wait_for("the killed partition to be stale", lambda: timezone.now() > stale, timeout=30)
+        done = jobs_recover()
+    assert (done["requeued"], done["failed"], done["scoring"]["partitions_resent"]) == (0, 0, 1)
 
-    killed.refresh_from_db()
+    def ended():
+        waiting.refresh_from_db()
+        return waiting.status not in JobRun.ACTIVE
+
+    wait_for("the waiting job to end with its scoring run", ended)
     left.refresh_from_db()
-    assert (killed.status, killed.error) == ("failed", "Abandoned: the worker running it stopped.")
-    assert left.status == ScoringRun.Status.FAILED
-    assert left.error.startswith("abandoned: no progress for 1 s")
-    redone = ScoringRun.objects.exclude(pk=left.pk).get()
-    assert (rerun.status, rerun.error) == ("succeeded", "")
-    assert rerun.counts == {"scoring_run": redone.pk, "properties_scored": PROPERTIES, "scores_changed": PROPERTIES}
+    assert (waiting.status, waiting.error, waiting.waiting, waiting.requeues) == ("succeeded", "", False, 0)
+    assert waiting.counts == {"scoring_run": left.pk, "properties_scored": PROPERTIES, "scores_changed": PROPERTIES}
+    assert left.status == ScoringRun.Status.SUCCEEDED
+    assert ScoringPartition.objects.get(run=left).attempts == 2
     assert Score.objects.count() == PROPERTIES
     assert set(Score.objects.values_list("property_id", flat=True)) == {h.pk for h in homes}

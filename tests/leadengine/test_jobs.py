@@ -61,9 +61,10 @@ def test_staff_start_a_scoring_run_and_follow_it_to_its_end(staff_api, roofing, 
     scoring_run = ScoringRun.objects.get(trade=roofing)
     assert (done["status"], done["error"]) == ("succeeded", "")
     assert done["counts"] == {"scoring_run": scoring_run.pk, "properties_scored": 3, "scores_changed": 3}
-    assert scoring_run.status == ScoringRun.Status.SUCCEEDED
+    assert (scoring_run.status, scoring_run.distributed) == (ScoringRun.Status.SUCCEEDED, True)  # on the workers
     assert set(Score.objects.filter(trade=roofing).values_list("property_id", flat=True)) == {h.pk for h in homes}
     run = JobRun.objects.get(pk=queued["id"])
+    assert (run.scoring_run, run.waiting) == (scoring_run, False)
     assert run.started_at <= run.finished_at
     assert done["duration_seconds"] == pytest.approx(run.duration_seconds)
 

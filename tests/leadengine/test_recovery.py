@@ -303,14 +303,14 @@ def test_scheduled_runs_beat_cannot_send_are_recorded_missed_and_caught_up_once(
         with pytest.raises(SchedulingError):
             down.apply_async(entry_of("Webhook delivery", closed_broker_app))
     with pytest.raises(SchedulingError):
-        down.apply_async(entry_of("Nightly scoring: roofing", closed_broker_app))
+        down.apply_async(entry_of("Nightly run", closed_broker_app))
     with pytest.raises(SchedulingError):
         down.apply_async(entry_of("Recovery sweep", closed_broker_app))  # not a job: logged only
 
     missed = list(JobRun.objects.order_by("pk"))
     assert [(run.job, run.trade_id, run.status, run.started_at) for run in missed] == [
         *[("webhook_delivery", None, "missed", None)] * 3,
-        ("scoring", roofing.pk, "missed", None),
+        ("nightly_run", None, "missed", None),
     ]
     assert all(run.finished_at is not None for run in missed)
     assert missed[0].error.startswith("Beat could not send it to the broker (")
@@ -323,7 +323,7 @@ def test_scheduled_runs_beat_cannot_send_are_recorded_missed_and_caught_up_once(
 
     catch_ups = list(JobRun.objects.exclude(status="missed").order_by("job"))
     assert [(run.job, run.trade_id, run.status, run.requested_by) for run in catch_ups] == [
-        ("scoring", roofing.pk, "queued", None),
+        ("nightly_run", None, "queued", None),
         ("webhook_delivery", None, "queued", None),
     ]
     tasks = [m["headers"]["task"] for m in idle_queue()]

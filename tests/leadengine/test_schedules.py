@@ -2,6 +2,7 @@
 a schedule starts: a recorded run, or a skipped one while the job is under way."""
 
 import base64
+import importlib
 import io
 import json
 import threading
@@ -22,8 +23,7 @@ from tests.contractors.conftest import trades  # noqa: F401  (fixture)
 from tests.leads.factories import owner, scored_home
 from tests.workers import database_url
 
-SCORING = ("leadengine.job_scheduled", {"job": "scoring", "trade": "roofing"})
-GENERATION = ("leadengine.job_scheduled", {"job": "lead_generation", "trade": "roofing"})
+NIGHTLY = ("leadengine.job_scheduled", {"job": "nightly_run"})
 
 
 def schedules() -> dict:
@@ -33,10 +33,11 @@ def schedules() -> dict:
     }
 
 
-def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing):
+def test_seeding_creates_one_nightly_run_and_nothing_per_trade(roofing):
     created = schedules_seed()
 
     assert created == [
+        "Nightly run",
         "Webhook delivery",
         "Lead expiry",
         "Waitlist offer expiry",
@@ -45,10 +46,9 @@ def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing
         "Lead quality evaluation",
         "Overdue job check",
         "Recovery sweep",
-        "Nightly scoring: roofing",
-        "Lead generation: roofing",
     ]
     assert schedules() == {
+        "Nightly run": (*NIGHTLY, "2", "0", True),
         "Webhook delivery": ("leadengine.job_scheduled", {"job": "webhook_delivery"}, "*", "*/2", True),
         "Lead expiry": ("leadengine.job_scheduled", {"job": "lead_expiry"}, "*", "5", True),
         "Waitlist offer expiry": ("leadengine.job_scheduled", {"job": "offer_expiry"}, "*", "10", True),
@@ -57,26 +57,24 @@ def test_seeding_creates_each_trades_nightly_scoring_and_lead_generation(roofing
         "Lead quality evaluation": ("leadengine.job_scheduled", {"job": "evaluation"}, "5", "0", True),
         "Overdue job check": ("leadengine.job_scheduled", {"job": "overdue_check"}, "*", "*/15", True),
         "Recovery sweep": ("leadengine.jobs_recover", {}, "*", "*", True),
-        "Nightly scoring: roofing": (*SCORING, "2", "0", True),
-        "Lead generation: roofing": (*GENERATION, "3", "0", True),
     }
 
 
 def test_seeding_again_keeps_what_staff_changed_in_the_admin(roofing):
     schedules_seed()
-    edited = PeriodicTask.objects.get(name="Nightly scoring: roofing")
+    edited = PeriodicTask.objects.get(name="Nightly run")
     edited.crontab = CrontabSchedule.objects.create(minute="30", hour="4", timezone="UTC")
     edited.enabled = False
     edited.save()
-    PeriodicTask.objects.filter(name="Lead generation: roofing").delete()
+    PeriodicTask.objects.filter(name="Daily report").delete()
 
     out = io.StringIO()
     call_command("seed_schedules", stdout=out)
 
-    assert out.getvalue() == "created: Lead generation: roofing\n1 schedule created\n"
-    assert {name: schedule for name, schedule in schedules().items() if name.endswith("roofing")} == {
-        "Nightly scoring: roofing": (*SCORING, "4", "30", False),
-        "Lead generation: roofing": (*GENERATION, "3", "0", True),
+    assert out.getvalue() == "created: Daily report\n1 schedule created\n"
+    assert {name: schedule for name, schedule in schedules().items() if name in ("Nightly run", "Daily report")} == {
+        "Nightly run": (*NIGHTLY, "4", "30", False),
+        "Daily report": ("leadengine.job_scheduled", {"job": "daily_report"}, "6", "30", True),
     }
     assert schedules_seed() == []
 
@@ -110,7 +108,7 @@ def test_a_scheduled_run_while_one_is_under_way_is_recorded_skipped_and_does_not
 
 def test_staff_run_a_schedule_now_from_the_admin(roofing, admin_client, idle_queue):
     schedules_seed()
-    task = PeriodicTask.objects.get(name="Lead generation: roofing")
+    task = PeriodicTask.objects.get(name="Nightly run")
 
     response = admin_client.post(
         "/admin/django_celery_beat/periodictask/",
@@ -123,9 +121,9 @@ def test_staff_run_a_schedule_now_from_the_admin(roofing, admin_client, idle_que
     body = json.loads(base64.b64decode(message["body"]))
     assert (message["headers"]["task"], body[1]) == (
         "leadengine.job_scheduled",
-        {"job": "lead_generation", "trade": "roofing"},
+        {"job": "nightly_run"},
     )
-    assert message["headers"]["periodic_task_name"] == "Lead generation: roofing"
+    assert message["headers"]["periodic_task_name"] == "Nightly run"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -162,3 +160,73 @@ def test_two_copies_of_a_schedule_started_together_run_once_and_the_other_is_ski
     assert (ran.status, ran.counts["leads_generated"]) == ("succeeded", 2)
     assert (skipped.status, skipped.error) == ("skipped", f"Run {ran.pk} of the job was still under way.")
     assert Lead.objects.count() == 2
+
+
+def _old_schedule(name: str, kwargs: dict, hour: str) -> PeriodicTask:
+    crontab, _ = CrontabSchedule.objects.get_or_create(minute="0", hour=hour, timezone="UTC")
+    return PeriodicTask.objects.create(
+        name=name, task="leadengine.job_scheduled", crontab=crontab, kwargs=json.dumps(kwargs)
+    )
+
+
+def test_the_migration_disables_the_per_trade_defaults_of_before_and_starts_the_nightly_run_in_their_place(roofing):
+    from django.apps import apps
+
+    migration = importlib.import_module("leadengine.migrations.0008_nightly_run_replaces_per_trade_schedules")
+    _old_schedule("Nightly scoring: roofing", {"job": "scoring", "trade": "roofing"}, "2")
+    _old_schedule("Lead generation: roofing", {"job": "lead_generation", "trade": "roofing"}, "3")
+    _old_schedule("Nightly scoring: solar", {"job": "scoring", "trade": "solar"}, "4")  # re-timed by staff
+    _old_schedule("Lead generation: extra", {"job": "lead_expiry"}, "3")  # staff's own, another job: kept
+    _old_schedule("Scoring: windows", {"job": "scoring", "trade": "windows"}, "1")  # staff's own: kept
+
+    migration.forwards(apps, None)
+    migration.forwards(apps, None)  # a second time changes nothing
+
+    assert {name: (hour, enabled) for name, (_task, _kwargs, hour, _minute, enabled) in schedules().items()} == {
+        "Nightly scoring: roofing": ("2", False),
+        "Lead generation: roofing": ("3", False),
+        "Nightly scoring: solar": ("4", False),
+        "Lead generation: extra": ("3", True),
+        "Scoring: windows": ("1", True),
+        "Nightly run": ("2", True),
+    }
+    assert schedules()["Nightly run"] == (*NIGHTLY, "2", "0", True)
+    assert "Nightly run" not in schedules_seed()  # seeding adds the other defaults, never the old ones again
+    assert not PeriodicTask.objects.filter(name__startswith="Nightly scoring: ", enabled=True).exists()
+
+
+def test_the_migration_leaves_a_database_without_the_old_defaults_to_seeding(roofing):
+    from django.apps import apps
+
+    migration = importlib.import_module("leadengine.migrations.0008_nightly_run_replaces_per_trade_schedules")
+    migration.forwards(apps, None)
+
+    assert schedules() == {}
+    assert schedules_seed()[0] == "Nightly run"
+
+
+def test_staff_create_the_missing_default_schedules_from_the_admin(roofing, admin_client):
+    schedules_seed()
+    PeriodicTask.objects.filter(name="Nightly run").delete()  # by mistake
+    PeriodicTask.objects.filter(name="Daily report").update(enabled=False)  # on purpose: stays so
+
+    listing = admin_client.get("/admin/django_celery_beat/periodictask/").content.decode()
+    assert 'href="/admin/django_celery_beat/periodictask/seed/"' in listing
+    page = admin_client.get("/admin/django_celery_beat/periodictask/seed/").content.decode()
+    assert "Missing: Nightly run." in page
+    response = admin_client.post("/admin/django_celery_beat/periodictask/seed/", follow=True)
+
+    assert "Created: Nightly run." in response.content.decode()
+    assert schedules()["Nightly run"] == (*NIGHTLY, "2", "0", True)
+    assert schedules()["Daily report"][-1] is False
+    again = admin_client.post("/admin/django_celery_beat/periodictask/seed/", follow=True)
+    assert "Every default schedule exists already." in again.content.decode()
+
+
+def test_a_role_that_may_not_add_schedules_cannot_seed_them(roofing, client, django_user_model):
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client.force_login(viewer)
+
+    assert client.get("/admin/django_celery_beat/periodictask/seed/").status_code == 403
+    assert client.post("/admin/django_celery_beat/periodictask/seed/").status_code == 403
+    assert not PeriodicTask.objects.exists()
