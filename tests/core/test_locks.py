@@ -17,7 +17,10 @@ def registered() -> dict[str, int]:
 
 
 def test_every_use_has_a_first_key_of_its_own():
-    assert registered() == {"LEAD_GENERATION": 7_301, "JOB_RUN": 7_302, "ZIP_CODES_LOAD": 7_303, "DATA_IMPORT": 7_304}
+    assert registered() == {
+        "LEAD_GENERATION": 7_301, "JOB_RUN": 7_302, "ZIP_CODES_LOAD": 7_303, "DATA_IMPORT": 7_304,
+        "IMPORTS_RESCORE": 7_305,
+    }  # fmt: skip
     assert len(set(registered().values())) == len(registered())
 
 
@@ -31,7 +34,8 @@ def test_every_advisory_lock_the_code_takes_names_its_use_from_the_registry():
     ]
 
     assert sorted(path for path, _ in calls) == [
-        "leadengine/services/jobs.py", "leadengine/services/jobs.py", "leads/services/generation.py",
+        "leadengine/flows.py", "leadengine/services/jobs.py", "leadengine/services/jobs.py",
+        "leads/services/generation.py",
         "scoring/services/imports/run.py", "scoring/services/zip_codes.py",
     ]  # fmt: skip
     assert [line for _, line in calls if "[locks." not in line] == []

@@ -306,6 +306,10 @@ def test_a_worker_killed_mid_job_leaves_an_abandoned_run_and_the_next_run_comple
     # The test's own connection holds a lock the job needs, so the worker stops at a known point:
     # generation's INSERT of the leads (it needs ROW EXCLUSIVE on the table), or routing's lock of the
     # owner's row (generation has committed its leads by then; none is assigned yet).
+    # Fresh planner statistics first: the earlier tests' writes must not make the job ANALYZE the lead table
+    # (core.statistics), which would wait for the test's lock before the INSERT does.
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Lead._meta.db_table}, {Score._meta.db_table}")
     with psycopg.connect(database_url()) as holder:
         if stopped_in == "generation":
             holder.execute(f"LOCK TABLE {Lead._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
