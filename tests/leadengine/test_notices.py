@@ -31,7 +31,6 @@ from tests.racing import race
 from tests.receiver import receiver_allowed_fixture, receiver_fixture, signature_valid  # noqa: F401  (fixture)
 
 State = ContractorNotice.State
-WORKER_MAY_LOG = "could not email notice"
 
 
 @pytest.fixture
@@ -179,11 +178,14 @@ def test_a_target_no_longer_allowed_is_refused_before_any_connection(line, recei
 
 @pytest.mark.django_db
 def test_a_rolled_back_offer_records_no_event_and_emails_nobody(line, receiver, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            territory_release(territory=line["territory"])
-            assert len(notices()) == 2
-            raise RuntimeError("the caller failed after the release")
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        territory_release(territory=line["territory"])
+        assert len(notices()) == 2
+        raise RuntimeError("the caller failed after the release")
     assert callbacks == []
     assert notices() == []
     assert list(WaitlistEntry.objects.values_list("status", flat=True)) == ["waiting", "waiting"]
@@ -298,7 +300,8 @@ def test_a_delivered_lead_withdrawn_for_a_do_not_contact_entry_posts_lead_withdr
     assert "the homeowner asked not to be contacted" in message.body
 
     assert contractor_notices_send().delivered == 1
-    assigned, (headers, body) = receiver.requests
+    (assigned_headers, _), (headers, body) = receiver.requests
+    assert assigned_headers["X-LeadEngine-Event"] == "lead.assigned"
     assert json.loads(body) == {
         "event": "lead.withdrawn",
         "id": lead.pk,
@@ -316,7 +319,7 @@ def test_a_delivered_lead_withdrawn_for_a_do_not_contact_entry_posts_lead_withdr
 
 @pytest.mark.django_db
 def test_a_lead_withdrawn_for_another_reason_says_other_and_a_pool_lead_tells_nobody(delivered, trades, receiver):
-    acme, lead = delivered
+    _, lead = delivered
     lead_withdraw(lead=lead, actor=LeadEvent.Actor.STAFF, reason="Bad address data")
     assert ContractorNotice.objects.get(channel="webhook").payload["reason"] == "other"
     pool = scored_home(trades["roofing"], score=90, zip_code="80203")
@@ -327,7 +330,7 @@ def test_a_lead_withdrawn_for_another_reason_says_other_and_a_pool_lead_tells_no
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_refused_email_is_kept_and_sent_by_the_next_run(line, receiver, settings):
+def test_a_refused_email_is_logged_kept_and_sent_by_the_next_run(line, receiver, settings, caplog):
     smtp = SmtpServer()
     try:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -337,6 +340,7 @@ def test_a_refused_email_is_kept_and_sent_by_the_next_run(line, receiver, settin
         email = ContractorNotice.objects.get(channel="email")
         assert (email.state, email.attempts, email.error[:22]) == ("retry", 1, "SMTPRecipientsRefused:")
         assert WaitlistEntry.objects.get(pk=line["entries"][0].pk).status == "offered"
+        assert f"could not email notice {email.pk} to ops@bolt.example" in caplog.text
         smtp.refused.clear()
         summary = contractor_notices_send(now=timezone.now() + dt.timedelta(minutes=2))
         assert (summary.delivered, summary.retried) == (2, 0)  # the email and the webhook
@@ -359,3 +363,20 @@ def test_the_offer_is_accepted_at_its_accept_url(line, receiver):
     assert WaitlistEntry.objects.get(pk=bolt_entry.pk).status == "claimed"
     again = api_client(line["bolt"]).post(path)
     assert again.status_code == 404  # a claimed entry is no longer on the waitlist
+
+
+@pytest.mark.django_db
+def test_staff_see_the_outbox_read_only_filtered_by_event_state_and_contractor(line, receiver, staff_client):
+    territory_release(territory=line["territory"])
+    contractor_notices_send()
+    url = "/admin/contractors/contractornotice/"
+    bolt = line["bolt"].pk
+    page = staff_client.get(url, {"event": "territory.offered", "state": "delivered", "contractor__id__exact": bolt})
+    assert page.status_code == 200
+    assert page.context["cl"].result_count == 2
+    assert staff_client.get(url, {"event": "lead.withdrawn"}).context["cl"].result_count == 0
+    notice = ContractorNotice.objects.get(channel="webhook")
+    assert staff_client.get(f"{url}{notice.pk}/change/").status_code == 200
+    assert staff_client.get(f"{url}add/").status_code == 403
+    staff_client.post(f"{url}{notice.pk}/delete/", {"post": "yes"})
+    assert ContractorNotice.objects.filter(pk=notice.pk).exists()
