@@ -37,8 +37,15 @@ from django.utils import timezone
 
 from contractors.models import Contractor, ContractorNotice
 from contractors.services import webhook_posts
-from contractors.services.webhook_posts import WebhookAnswer, backoff, in_flight_stale, webhook_headers, webhook_post
-from core.retry import db_retry
+from contractors.services.webhook_posts import (
+    DeliveryCounts,
+    DeliveryRun,
+    WebhookAnswer,
+    backoff,
+    in_flight_stale,
+    webhook_headers,
+    webhook_post,
+)
 
 Channel, Event, State = ContractorNotice.Channel, ContractorNotice.Event, ContractorNotice.State
 CLAIM_BATCH = 20  # notices claimed per transaction: a claim is held at most this many timeouts
@@ -51,13 +58,7 @@ SUBJECTS = {
 }
 
 
-@dataclass(frozen=True)
-class NoticeSummary:
-    delivered: int = 0
-    retried: int = 0
-    gave_up: int = 0
-    refused: int = 0
-
+class NoticeSummary(DeliveryCounts):
     def __str__(self) -> str:
         return (
             f"{self.delivered:,} notices delivered, {self.retried:,} to retry, "
@@ -233,6 +234,12 @@ def _record(results: list[tuple[_Claim, WebhookAnswer]], *, now: dt.datetime) ->
     return counts
 
 
+def _send(claims: list[_Claim]) -> list[tuple[_Claim, WebhookAnswer]]:
+    return [
+        (claim, _webhook_send(claim) if claim.channel == Channel.WEBHOOK else _email_send(claim)) for claim in claims
+    ]
+
+
 def contractor_notices_send(
     *, now: dt.datetime | None = None, limit: int | None = None, ids: list[int] | None = None
 ) -> NoticeSummary:
@@ -241,28 +248,11 @@ def contractor_notices_send(
     times are compared with (tests pass it to move through the backoff). A notice is attempted once per
     call: a failed one is not due again before its backoff."""
     now = now or timezone.now()
-    totals = dict.fromkeys(State.values, 0)
-    remaining = limit if limit is not None else float("inf")
-    while remaining > 0:
-        batch = int(min(CLAIM_BATCH, remaining))
-        claims, stale_gave_up = db_retry(
-            partial(_claim, now=now, limit=batch, ids=ids), what="claiming contractor notices"
-        )
-        totals[State.GAVE_UP] += stale_gave_up
-        if not claims:
-            if stale_gave_up:
-                continue
-            break
-        remaining -= len(claims)
-        results = [
-            (claim, _webhook_send(claim) if claim.channel == Channel.WEBHOOK else _email_send(claim))
-            for claim in claims
-        ]
-        for outcome, count in db_retry(partial(_record, results, now=now), what="recording notices").items():
-            totals[outcome] += count
-    return NoticeSummary(
-        delivered=totals[State.DELIVERED],
-        retried=totals[State.RETRY],
-        gave_up=totals[State.GAVE_UP],
-        refused=totals[State.REFUSED],
+    run = DeliveryRun(
+        claim=lambda batch: _claim(now=now, limit=batch, ids=ids),
+        send=_send,
+        record=partial(_record, now=now),
+        what="contractor notices",
+        batch=CLAIM_BATCH,
     )
+    return NoticeSummary.of(run(limit=limit))

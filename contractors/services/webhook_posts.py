@@ -18,13 +18,16 @@ import random
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Generic, Self, TypeVar
 
 from django.conf import settings
 
 from contractors.errors import WebhookTargetRefused, WebhookTargetUnresolved
 from contractors.services.webhook_targets import WebhookTarget, webhook_target_check
+from core.retry import db_retry
 
 USER_AGENT = "LeadEngine-Webhooks/1"
 RETRIED_STATUSES = {408, 429}
@@ -149,3 +152,56 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> WebhookAnswer:
         return WebhookAnswer(None, f"{type(error).__name__}: {error}"[:500])
     finally:
         conn.close()
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    """What a delivery run did: attempts delivered, to retry, given up (after the last retry, or in flight
+    on the last attempt past the stale limit) and refused."""
+
+    delivered: int = 0
+    retried: int = 0
+    gave_up: int = 0
+    refused: int = 0
+
+    @classmethod
+    def of(cls, totals: dict[str, int]) -> Self:
+        return cls(delivered=totals[DELIVERED], retried=totals[RETRY], gave_up=totals[GAVE_UP], refused=totals[REFUSED])
+
+
+ClaimT = TypeVar("ClaimT")
+
+
+@dataclass(frozen=True)
+class DeliveryRun(Generic[ClaimT]):
+    """The steps of a delivery run, each kind of webhook its own: `claim(limit)` claims up to `limit` due
+    items in a transaction of its own and returns them with how many stale ones it gave up; `send(claims)`
+    posts them (no transaction open) and returns each answer; `record(results)` writes the answers in a
+    transaction and counts the outcomes. `what` names the items in the database retry's messages."""
+
+    claim: Callable[[int], tuple[list[ClaimT], int]]
+    send: Callable[[list[ClaimT]], list[tuple[ClaimT, WebhookAnswer]]]
+    record: Callable[[list[tuple[ClaimT, WebhookAnswer]]], dict[str, int]]
+    what: str
+    batch: int
+
+    def __call__(self, *, limit: int | None = None) -> dict[str, int]:
+        """Claim, send and record a batch at a time until nothing is due (at most `limit` items); the
+        outcomes counted. Claimed items stay in flight until their answers are recorded: a restart of
+        PostgreSQL in between is waited out (db_retry) rather than left to the stale limit and a second POST."""
+        totals = dict.fromkeys((DELIVERED, RETRY, GAVE_UP, REFUSED), 0)
+        remaining = limit if limit is not None else float("inf")
+        while remaining > 0:
+            claims, stale_gave_up = db_retry(
+                partial(self.claim, int(min(self.batch, remaining))), what=f"claiming {self.what}"
+            )
+            totals[GAVE_UP] += stale_gave_up
+            if not claims:
+                if stale_gave_up:
+                    continue
+                break
+            remaining -= len(claims)
+            recorded = db_retry(partial(self.record, self.send(claims)), what=f"recording {self.what}")
+            for outcome, count in recorded.items():
+                totals[outcome] = totals.get(outcome, 0) + count
+        return totals

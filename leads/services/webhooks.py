@@ -40,7 +40,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contractors.models import Contractor
-from contractors.services.webhook_posts import WebhookAnswer, backoff, webhook_headers, webhook_post
+from contractors.services.webhook_posts import (
+    DeliveryCounts,
+    DeliveryRun,
+    WebhookAnswer,
+    backoff,
+    webhook_headers,
+    webhook_post,
+)
 from contractors.services.webhook_posts import in_flight_stale as posts_in_flight_stale
 from core.retry import db_retry
 from leads.models import Lead, WebhookAttempt
@@ -58,13 +65,7 @@ def in_flight_stale() -> dt.timedelta:
     return posts_in_flight_stale(CLAIM_BATCH)
 
 
-@dataclass(frozen=True)
-class WebhookSummary:
-    delivered: int = 0
-    retried: int = 0
-    gave_up: int = 0
-    refused: int = 0
-
+class WebhookSummary(DeliveryCounts):
     def __str__(self) -> str:
         return (
             f"{self.delivered:,} leads delivered by webhook, {self.retried:,} to retry, "
@@ -198,41 +199,30 @@ def _record(results: list[tuple[_Claim, WebhookAnswer]], *, now: dt.datetime) ->
     return counts
 
 
+def _send(claims: list[_Claim]) -> list[tuple[_Claim, WebhookAnswer]]:
+    bodies = db_retry(partial(webhook_body, [claim.lead_id for claim in claims]), what="reading the webhook bodies")
+    results = []
+    for claim in claims:
+        body = bodies.get(claim.lead_id)
+        if body is None:  # deleted since the claim; nothing to send
+            continue
+        key = idempotency_key(lead_id=claim.lead_id, assigned_at=claim.assigned_at)
+        headers = webhook_headers(secret=claim.secret, body=body, key=key, event=EVENT)
+        results.append((claim, webhook_post(claim.url, body, headers)))
+    return results
+
+
 def leads_webhook_deliver(*, now: dt.datetime | None = None, limit: int | None = None) -> WebhookSummary:
     """POST the due leads (at most `limit`; None: every one due) to their contractors' webhooks (see the
     module's docstring), a batch claimed at a time, and record each attempt. `now` is the time attempts
     are recorded at and due times are compared with (tests pass it to move through the backoff). A lead
     is attempted once per call: a failed one is not due again before its backoff."""
     now = now or timezone.now()
-    totals = dict.fromkeys(Outcome.values, 0)
-    remaining = limit if limit is not None else float("inf")
-    while remaining > 0:
-        batch = int(min(CLAIM_BATCH, remaining))
-        claims, stale_gave_up = db_retry(partial(_claim, now=now, limit=batch), what="claiming webhook deliveries")
-        totals[Outcome.GAVE_UP] += stale_gave_up
-        if not claims:
-            if stale_gave_up:
-                continue
-            break
-        remaining -= len(claims)
-        # Claimed leads stay in flight until their answers are recorded: a restart of PostgreSQL after the
-        # claim is waited out (db_retry) rather than leaving them for the stale limit and a second POST.
-        lead_ids = [claim.lead_id for claim in claims]
-        bodies = db_retry(partial(webhook_body, lead_ids), what="reading the webhook bodies")
-        results = []
-        for claim in claims:
-            body = bodies.get(claim.lead_id)
-            if body is None:  # deleted since the claim; nothing to send
-                continue
-            key = idempotency_key(lead_id=claim.lead_id, assigned_at=claim.assigned_at)
-            headers = webhook_headers(secret=claim.secret, body=body, key=key, event=EVENT)
-            results.append((claim, webhook_post(claim.url, body, headers)))
-        recorded = db_retry(partial(_record, results, now=now), what="recording webhook answers")
-        for outcome, count in recorded.items():
-            totals[outcome] += count
-    return WebhookSummary(
-        delivered=totals[Outcome.DELIVERED],
-        retried=totals[Outcome.RETRY],
-        gave_up=totals[Outcome.GAVE_UP],
-        refused=totals[Outcome.REFUSED],
+    run = DeliveryRun(
+        claim=lambda batch: _claim(now=now, limit=batch),
+        send=_send,
+        record=partial(_record, now=now),
+        what="webhook deliveries",
+        batch=CLAIM_BATCH,
     )
+    return WebhookSummary.of(run(limit=limit))
