@@ -12,7 +12,7 @@ from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 
-from contractors.models import ContractorNotice
+from contractors.models import Contractor, ContractorNotice
 from contractors.services.notices import contractor_notices_send
 from leads.models import Lead, LeadEvent
 from leads.services.generation import leads_generate
@@ -380,3 +380,60 @@ def test_staff_see_the_outbox_read_only_filtered_by_event_state_and_contractor(l
     assert staff_client.get(f"{url}add/").status_code == 403
     staff_client.post(f"{url}{notice.pk}/delete/", {"post": "yes"})
     assert ContractorNotice.objects.filter(pk=notice.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_notice_left_in_flight_by_a_dead_worker_is_posted_again_with_the_same_key(line, receiver):
+    territory_release(territory=line["territory"])
+    ContractorNotice.objects.filter(channel="email").delete()
+    died_at = timezone.now()
+    # The worker claimed the webhook and died before the POST's answer was recorded.
+    ContractorNotice.objects.filter(channel="webhook").update(
+        state=State.IN_FLIGHT, attempts=1, next_at=died_at + dt.timedelta(minutes=5)
+    )
+    assert contractor_notices_send(now=died_at + dt.timedelta(minutes=4)).delivered == 0  # not stale yet
+    assert receiver.requests == []
+    assert contractor_notices_send(now=died_at + dt.timedelta(minutes=6)).delivered == 1
+    [(headers, _)] = receiver.requests
+    webhook = ContractorNotice.objects.get()
+    assert headers["Idempotency-Key"] == webhook.key
+    assert (webhook.state, webhook.attempts, webhook.error) == ("delivered", 2, "")
+
+
+@pytest.mark.django_db
+def test_the_webhook_delivery_job_sends_the_notices_and_counts_them(line, receiver):
+    from leadengine.models import JobRun
+    from leadengine.services.jobs import job_run_execute
+
+    territory_release(territory=line["territory"])
+    run = job_run_execute(run_id=JobRun.objects.create(job="webhook_delivery", queued_at=timezone.now()).pk)
+    assert (run.status, run.counts) == (
+        "succeeded",
+        {"delivered": 0, "retried": 0, "gave_up": 0, "refused": 0, "notices_delivered": 2, "notices_retried": 0,
+         "notices_gave_up": 0, "notices_refused": 0},
+    )  # fmt: skip
+    assert len(receiver.requests) == 1
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_release_offering_the_zip_to_a_webhook_contractor_asks_for_a_delivery_run_now(line, idle_queue):
+    from leadengine import flows
+    from leadengine.models import JobRun
+
+    flows.territories_release(territories=[line["territory"]])
+    [run] = JobRun.objects.all()
+    assert (run.job, run.status) == ("webhook_delivery", "queued")
+    assert len(idle_queue()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_release_offering_the_zip_to_a_contractor_without_a_webhook_asks_for_no_run(line, idle_queue):
+    from leadengine import flows
+    from leadengine.models import JobRun
+
+    Contractor.objects.filter(pk=line["bolt"].pk).update(webhook_url="")
+    flows.territories_release(territories=[line["territory"]])
+    assert notices() == [("bolt", "territory.offered", "email", "delivered", 1)]
+    assert not JobRun.objects.exists()
+    assert idle_queue() == []
