@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 
 from contractors.errors import ApiKeyOwnerInvalid, ContractorError, MembershipError
-from contractors.models import ApiKey, Contractor, ContractorStatusChange, Membership
+from contractors.models import ApiKey, Contractor, ContractorNotice, ContractorStatusChange, Membership
 from contractors.services.api_keys import api_key_create, api_key_revoke
 from contractors.services.contractors import (
     contractor_member_add,
@@ -348,6 +348,29 @@ class ContractorStatusChangeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # made by the status actions
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ContractorNotice)
+class ContractorNoticeAdmin(admin.ModelAdmin):
+    """The contractors' outbox of events (waitlist offers, territories given, withdrawn leads), read-only:
+    notices are written with the change they report and sent by the "Webhook delivery" job."""
+
+    list_display = ["created_at", "contractor", "event", "channel", "state", "attempts", "status_code", "sent_at",
+                    "next_at", "error"]  # fmt: skip
+    list_filter = ["event", "channel", "state", ("contractor", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["contractor"]
+    search_fields = ["contractor__name", "key"]
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in ContractorNotice._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # recorded by the services that make the change
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

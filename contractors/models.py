@@ -228,3 +228,89 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class ContractorNotice(models.Model):
+    """An event told to one contractor by one channel: a signed webhook POST of the event (type and
+    payload) to its webhook URL, or an email to its contact address. The outbox of everything the
+    contractor is told besides its assigned leads (leads.WebhookAttempt): written in the same
+    transaction as the change it reports (contractors.services.notices), so a change that commits is
+    told and one rolled back is not, then sent by the "Webhook delivery" job (and an email at once after
+    the commit). `state` and `next_at` make the claim: a run locks due rows with SKIP LOCKED and marks
+    them in flight until `next_at`, past which a row still in flight is a worker that died mid-send and
+    is sent again with the same key (the webhook's Idempotency-Key)."""
+
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        EMAIL = "email", "Email"
+
+    class Event(models.TextChoices):
+        TERRITORY_OFFERED = "territory.offered", "Territory offered (waitlist)"
+        TERRITORY_ASSIGNED = "territory.assigned", "Territory assigned (waitlist auto-claim)"
+        LEAD_WITHDRAWN = "lead.withdrawn", "Lead withdrawn"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_FLIGHT = "in_flight", "In flight"
+        RETRY = "retry", "Failed, will retry"
+        DELIVERED = "delivered", "Delivered"
+        GAVE_UP = "gave_up", "Failed, gave up"
+        REFUSED = "refused", "Refused"
+
+    DUE = (State.PENDING, State.RETRY, State.IN_FLIGHT)  # with next_at come: what a run sends
+
+    contractor = models.ForeignKey(Contractor, on_delete=models.CASCADE, db_index=False, related_name="notices")
+    channel = models.CharField(max_length=7, choices=Channel.choices)
+    event = models.CharField(max_length=20, choices=Event.choices)
+    payload = models.JSONField(help_text="The event's fields, as posted (after its type) and as the email says.")
+    key = models.CharField(
+        max_length=100, help_text="The event's own key: the same on every attempt (the webhook's Idempotency-Key)."
+    )
+    created_at = models.DateTimeField()
+    state = models.CharField(max_length=9, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_at = models.DateTimeField(
+        null=True, blank=True, help_text="While not final: when it is due (in flight: when it counts as stale)."
+    )
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When it was delivered.")
+    target = models.CharField(
+        max_length=500, blank=True, help_text="Where the last attempt went: the webhook URL or the email address."
+    )
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Blank: no HTTP answer.")
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The delivery run's scan of due notices.
+            models.Index(
+                fields=["next_at"], condition=Q(state__in=["pending", "retry", "in_flight"]), name="notice_due"
+            ),
+            models.Index(fields=["contractor", "-created_at"], name="notice_contractor"),
+        ]
+        constraints = [
+            # One notice per event and channel: recording an event twice is refused, and the key stays the
+            # receiver's way of dropping a repeated POST.
+            models.UniqueConstraint(fields=["key", "channel"], name="%(app_label)s_%(class)s_one_per_event"),
+            models.CheckConstraint(
+                condition=Q(channel__in=["webhook", "email"]), name="%(app_label)s_%(class)s_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(event__in=["territory.offered", "territory.assigned", "lead.withdrawn"]),
+                name="%(app_label)s_%(class)s_event_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "in_flight", "retry"], next_at__isnull=False)
+                | Q(state__in=["delivered", "gave_up", "refused"], next_at__isnull=True),
+                name="%(app_label)s_%(class)s_next_at_while_open",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="delivered", sent_at__isnull=False)
+                | (~Q(state="delivered") & Q(sent_at__isnull=True)),
+                name="%(app_label)s_%(class)s_sent_at_when_delivered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.contractor} by {self.channel} ({self.get_state_display().lower()})"

@@ -103,6 +103,7 @@ def territories_release(
     """End the ownerships, all or none; each freed ZIP goes to its waitlist (an offer, or with auto-claim
     the territory, whose waiting leads are routed to its new owner)."""
     released = ownership.territory_release_many(territories=territories, released_by=released_by, note=note)
+    _promotions_post_soon(released.promotions)
     return HandOver(released, leads_route_territories(territories=promotions_given(released.promotions)))
 
 
@@ -116,6 +117,7 @@ def waitlist_leave(*, entry: WaitlistEntry) -> HandOver[list[Promotion]]:
     """Take the contractor out of line. Leaving with an offer in hand passes the ZIP to the next in line:
     an offer, or with auto-claim the territory, whose waiting leads are routed to its new owner."""
     promotions = waitlist.waitlist_leave(entry=entry)
+    _promotions_post_soon(promotions)
     return HandOver(promotions, leads_route_territories(territories=promotions_given(promotions)))
 
 
@@ -123,7 +125,15 @@ def waitlist_offers_expire(*, now: dt.datetime | None = None) -> HandOver[Offers
     """Close the offers that ran out; each ZIP goes to the next eligible contractor in line (an offer, or
     with auto-claim the territory, whose waiting leads are routed to its new owner)."""
     expired = waitlist.territory_offers_expire(now=now)
+    _promotions_post_soon(expired.promotions)
     return HandOver(expired, leads_route_territories(territories=promotions_given(expired.promotions)))
+
+
+def _promotions_post_soon(promotions: Sequence[Promotion]) -> None:
+    """A waitlist offer (or territory given) to a contractor that takes webhooks is posted by a delivery
+    run asked for now, not at the next scheduled one: an offer's hours are counted from when it is made."""
+    if any(promotion.entry.contractor.webhook_url for promotion in promotions):
+        webhook_run_soon()
 
 
 # --- Leads: generate, route, deliver ------------------------------------------------------------------

@@ -33,6 +33,7 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from contractors.services.notices import contractor_notices_send
 from core import locks
 from core.errors import DomainError
 from core.retry import db_retry
@@ -144,7 +145,11 @@ def _expire_offers(trade: None) -> dict[str, Any]:
 
 def _deliver_webhooks(trade: None) -> dict[str, Any]:
     sent = leads_webhook_deliver()
-    return {"delivered": sent.delivered, "retried": sent.retried, "gave_up": sent.gave_up, "refused": sent.refused}
+    # The contractors' other events (waitlist offers, withdrawn leads), webhooks and the emails still due.
+    told = contractor_notices_send()
+    return {"delivered": sent.delivered, "retried": sent.retried, "gave_up": sent.gave_up, "refused": sent.refused,
+            "notices_delivered": told.delivered, "notices_retried": told.retried, "notices_gave_up": told.gave_up,
+            "notices_refused": told.refused}  # fmt: skip
 
 
 def _email_digest(trade: None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "leads.lead": ("view", "change"),  # change: the lead actions, which move leads through the services
         "leads.leadevent": VIEW,
         "leads.webhookattempt": VIEW,
+        "contractors.contractornotice": VIEW,
         "leads.suppression": EDIT,
         "leads.leadfilter": VIEW,
         "contractors.contractor": VIEW,
@@ -49,6 +50,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "contractors.membership": ALL,
         "contractors.apikey": EDIT,
         "contractors.contractorstatuschange": VIEW,
+        "contractors.contractornotice": VIEW,
         "leads.lead": VIEW,
         "leads.leadevent": VIEW,
         "scoring.property": VIEW,

@@ -19,12 +19,14 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
-from contractors.models import Contractor
+from contractors.models import Contractor, ContractorNotice
 from contractors.selectors import contractor_serves
+from contractors.services.notices import contractor_event_record
 from core.cache import usage_bump
 from leads.errors import CapReached, ContractorNotReceiving, LeadError, NotTerritoryOwner, ReturnRefused
 from leads.models import Lead, LeadEvent
 from leads.selectors import contractor_cap_usage
+from leads.services.suppressions import leads_on_do_not_contact
 from leads.transitions import from_states, transition_check
 from territories.models import Territory
 
@@ -275,18 +277,48 @@ def _slot_freed(lead: Lead, now: dt.datetime | None = None) -> Lead:
 def lead_withdraw(
     *, lead: Lead, actor: str, user: User | None = None, reason: str, now: dt.datetime | None = None
 ) -> Lead:
-    """Take a lead back (do-not-contact, bad data). A withdrawn lead frees its cap slot."""
+    """Take a lead back (do-not-contact, bad data). A withdrawn lead frees its cap slot. A lead its
+    contractor held (assigned, delivered, accepted) is told to it in the same transaction: the event
+    `lead.withdrawn` by webhook and email, with the reason "do_not_contact" when the lead matches the
+    do-not-contact list, "other" otherwise (staff's own words stay in the lead's history)."""
     if not reason.strip():
         raise LeadError("Say why the lead is withdrawn.")
+    held: list[str] = []
 
     def update(lead: Lead, now: dt.datetime) -> tuple[str, ...]:
+        held.append(lead.state)
         lead.expires_at = None
         return ("expires_at",)
 
     with transaction.atomic():
         lead = _move(lead, action="withdraw", actor=actor, user=user, reason=reason.strip(), update=update, now=now)
         usage_bump([lead.contractor_id])
+        if held[0] in WITHDRAWN_TOLD and lead.contractor is not None:
+            _withdrawal_tell(lead, lead.contractor)
     return _slot_freed(lead, now)
+
+
+# The states a withdrawn lead's contractor is told about: it had the lead (or was about to get it).
+WITHDRAWN_TOLD = (Lead.State.ASSIGNED, Lead.State.DELIVERED, Lead.State.ACCEPTED)
+
+
+def _withdrawal_tell(lead: Lead, contractor: Contractor) -> None:
+    withdrawn_at = lead.closed_at
+    assert withdrawn_at is not None  # a withdrawn lead is closed (a check constraint)
+    do_not_contact = lead.pk in leads_on_do_not_contact([lead.pk])
+    contractor_event_record(
+        contractor=contractor,
+        event=ContractorNotice.Event.LEAD_WITHDRAWN,
+        payload={
+            "id": lead.pk,
+            "trade": lead.trade.slug,
+            "zip_code": lead.zip_code,
+            "reason": "do_not_contact" if do_not_contact else "other",
+            "withdrawn_at": withdrawn_at,
+        },
+        key=f"lead.withdrawn-{lead.pk}",
+        now=withdrawn_at,
+    )
 
 
 @dataclass(frozen=True)

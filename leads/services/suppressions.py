@@ -1,6 +1,8 @@
 """The do-not-contact list. An entry is stored normalized (leads.models.suppression_value_normalize);
 adding one withdraws the open unassigned leads it matches at once, and generation never makes a lead
-that matches one. Leads already with a contractor are left to staff, who see them listed."""
+that matches one. Leads already with a contractor are left to staff, who see them listed; withdrawing one
+(leads.services.lifecycle.lead_withdraw) tells its contractor, `lead.withdrawn` with the reason
+"do_not_contact" while the lead matches an entry (leads_on_do_not_contact)."""
 
 from __future__ import annotations
 
@@ -63,6 +65,31 @@ def suppression_entry_clean(
     return Suppression(kind=kind, value=normalized, zip_code=zip_code, note=note)
 
 
+_PARCEL, _ADDRESS, _OWNER = (
+    SUPPRESSION_NORMALIZE_SQL.format(f"p.{column}") for column in ("parcel_id", "address", "owner_name")
+)
+# Does do-not-contact entry x match property p.
+_ENTRY_MATCHES = f"""(
+     (x.kind = 'parcel' AND x.value = {_PARCEL})
+  OR (x.kind = 'address' AND x.value = {_ADDRESS} AND x.zip_code IN ('', p.zip_code))
+  OR (x.kind = 'owner' AND p.owner_name <> '' AND x.value = {_OWNER}))"""
+
+
+def leads_on_do_not_contact(lead_ids: list[int]) -> set[int]:
+    """Which of these leads' properties match an entry of the do-not-contact list now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT l.id FROM {Lead._meta.db_table} l
+            JOIN {Property._meta.db_table} p ON p.id = l.property_id
+            WHERE l.id = ANY(%s)
+              AND EXISTS (SELECT FROM {Suppression._meta.db_table} x WHERE {_ENTRY_MATCHES})
+            """,
+            [lead_ids],
+        )
+        return {lead_id for (lead_id,) in cursor.fetchall()}
+
+
 def _withdraw_matching(entry_ids: list[int]) -> tuple[int, list[int]]:
     """Withdraw the open unassigned leads matching these entries, with their events; return that count
     and the ids of matching open leads that are with a contractor."""
@@ -72,15 +99,10 @@ def _withdraw_matching(entry_ids: list[int]) -> tuple[int, list[int]]:
         Property._meta.db_table,
         Suppression._meta.db_table,
     )
-    columns = ("parcel_id", "address", "owner_name")
-    parcel, address, owner = (SUPPRESSION_NORMALIZE_SQL.format(f"p.{column}") for column in columns)
     matching = f"""
         SELECT DISTINCT l.id, l.state FROM {lead} l
         JOIN {prop} p ON p.id = l.property_id
-        JOIN {suppression} x ON x.id = ANY(%(ids)s) AND (
-             (x.kind = 'parcel' AND x.value = {parcel})
-          OR (x.kind = 'address' AND x.value = {address} AND x.zip_code IN ('', p.zip_code))
-          OR (x.kind = 'owner' AND p.owner_name <> '' AND x.value = {owner}))
+        JOIN {suppression} x ON x.id = ANY(%(ids)s) AND {_ENTRY_MATCHES}
         WHERE l.state IN ({", ".join(f"'{s}'" for s in Lead.OPEN)})
     """
     now = timezone.now()

@@ -1,5 +1,8 @@
 """Webhook delivery: an assigned lead of a contractor with a webhook URL is POSTed there as JSON, the
-lead's API detail body (leads.representation), signed with the contractor's secret. A 2xx answer
+event `lead.assigned` (header X-LeadEngine-Event, and the body's "event") with the lead's API detail
+(leads.representation), signed with the contractor's secret. The signed POST itself, the target check
+and what an answer means are contractors.services.webhook_posts, shared with the contractors' other
+events (contractors.services.events, posted by the same job run). A 2xx answer
 delivers it (lifecycle.leads_deliver, via "webhook"); timeouts, connection errors, 408, 429 and 5xx are
 retried with exponential backoff and jitter up to WEBHOOK_MAX_ATTEMPTS, then given up; any other answer
 (3xx, 4xx) is refused and not retried. Given up and refused leads stay assigned and are flagged for
@@ -27,26 +30,25 @@ the POST is delivered to the new contractor by its own attempts).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import http.client
 import json
-import random
-import socket
-import ssl
-import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from contractors.errors import WebhookTargetRefused, WebhookTargetUnresolved
 from contractors.models import Contractor
-from contractors.services.webhook_targets import WebhookTarget, webhook_target_check
+from contractors.services.webhook_posts import (
+    DeliveryCounts,
+    DeliveryRun,
+    WebhookAnswer,
+    backoff,
+    webhook_headers,
+    webhook_post,
+)
+from contractors.services.webhook_posts import in_flight_stale as posts_in_flight_stale
 from core.retry import db_retry
 from leads.models import Lead, WebhookAttempt
 from leads.representation import leads_represented
@@ -54,23 +56,16 @@ from leads.services.lifecycle import leads_deliver
 
 Outcome = WebhookAttempt.Outcome
 CLAIM_BATCH = 20  # leads claimed per transaction: a claim is held at most this many timeouts
-USER_AGENT = "LeadEngine-Webhooks/1"
-RETRIED_STATUSES = {408, 429}
+EVENT = "lead.assigned"  # the X-LeadEngine-Event of a lead's POST, and its body's "event"
 
 
 def in_flight_stale() -> dt.timedelta:
     """How long an attempt may stay in flight before it is taken as a dead worker's: longer than a
     whole claimed batch can take to post."""
-    return dt.timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * (CLAIM_BATCH + 1) + 60)
+    return posts_in_flight_stale(CLAIM_BATCH)
 
 
-@dataclass(frozen=True)
-class WebhookSummary:
-    delivered: int = 0
-    retried: int = 0
-    gave_up: int = 0
-    refused: int = 0
-
+class WebhookSummary(DeliveryCounts):
     def __str__(self) -> str:
         return (
             f"{self.delivered:,} leads delivered by webhook, {self.retried:,} to retry, "
@@ -89,9 +84,10 @@ class _Claim:
 
 
 def webhook_body(lead_ids: list[int]) -> dict[int, bytes]:
-    """The body posted for each lead: its API detail, as JSON bytes."""
+    """The body posted for each lead: its API detail, as JSON bytes, with the event's type first (a field
+    the API's lead does not have, so a receiver of several event types tells them apart by the body too)."""
     return {
-        lead["id"]: json.dumps(lead, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+        lead["id"]: json.dumps({"event": EVENT, **lead}, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
         for lead in leads_represented(lead_ids)
     }
 
@@ -99,102 +95,6 @@ def webhook_body(lead_ids: list[int]) -> dict[int, bytes]:
 def idempotency_key(*, lead_id: int, assigned_at: dt.datetime) -> str:
     """The same for every attempt of one assignment of a lead, new for a reassignment."""
     return f"{lead_id}-{int(assigned_at.timestamp() * 1_000_000)}"
-
-
-def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
-    """`sha256=` and the hex HMAC-SHA256, keyed by the secret, of the timestamp, a dot and the body."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def webhook_headers(*, secret: str, body: bytes, key: str, timestamp: int | None = None) -> dict[str, str]:
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    return {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "X-LeadEngine-Timestamp": stamp,
-        "X-LeadEngine-Signature": webhook_signature(secret=secret, timestamp=stamp, body=body),
-        "Idempotency-Key": key,
-    }
-
-
-def backoff(number: int) -> dt.timedelta:
-    """The wait after failed attempt `number`: WEBHOOK_BACKOFF_SECONDS x 2^(number-1), plus up to a quarter
-    of it at random so that leads failing together do not come back together."""
-    delay = settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (number - 1)
-    return dt.timedelta(seconds=delay + random.uniform(0, delay / 4))
-
-
-class _CheckedHTTPConnection(http.client.HTTPConnection):
-    """Connects to the addresses the target check resolved and allowed, never to a new resolution of the
-    host name (which could by now point inside: DNS rebinding); the Host header, and for https the TLS
-    server name and the certificate check, still use the host name."""
-
-    def __init__(self, target: WebhookTarget, **kwargs: Any) -> None:
-        super().__init__(target.host, target.port, **kwargs)
-        self._create_connection = lambda address, timeout, source: _connect_checked(target, timeout, source)
-
-
-class _CheckedHTTPSConnection(_CheckedHTTPConnection, http.client.HTTPSConnection):
-    pass
-
-
-def _connect_checked(target: WebhookTarget, timeout: float, source: tuple[str, int] | None) -> socket.socket:
-    """A connection to the first of the target's checked addresses that answers."""
-    error: OSError | None = None
-    for address in target.addresses:
-        try:
-            return socket.create_connection((address, target.port), timeout, source)
-        except OSError as failed:
-            error = failed
-    raise error or OSError(f"no address for {target.host}")
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int | None
-    error: str = ""
-    refused: bool = False  # not posted: the target is not allowed
-
-
-def _post(url: str, body: bytes, headers: dict[str, str]) -> _Answer:
-    """POST without following redirects, to the target the check allows (contractors' webhook_targets),
-    resolved once: the status code, or the error (a target refused before any connection: `refused`)."""
-    try:
-        target = webhook_target_check(url=url)
-    except WebhookTargetRefused as error:
-        return _Answer(None, str(error), refused=True)
-    except WebhookTargetUnresolved as error:
-        return _Answer(None, str(error))  # DNS down or the name not yet published: tried again
-    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
-    if target.scheme == "https":
-        conn: _CheckedHTTPConnection = _CheckedHTTPSConnection(
-            target, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        conn = _CheckedHTTPConnection(target, timeout=timeout)
-    try:
-        conn.request("POST", target.path, body=body, headers=headers)
-        response = conn.getresponse()
-        response.read(65_536)  # the answer's body is not used
-        return _Answer(response.status)
-    except TimeoutError:
-        return _Answer(None, f"timed out after {timeout} s")
-    except (OSError, http.client.HTTPException) as error:
-        return _Answer(None, f"{type(error).__name__}: {error}"[:500])
-    finally:
-        conn.close()
-
-
-def _outcome(answer: _Answer, number: int) -> str:
-    status = answer.status
-    if answer.refused:
-        return Outcome.REFUSED
-    if status is not None and 200 <= status < 300:
-        return Outcome.DELIVERED
-    if status is None or status >= 500 or status in RETRIED_STATUSES:
-        return Outcome.RETRY if number < settings.WEBHOOK_MAX_ATTEMPTS else Outcome.GAVE_UP
-    return Outcome.REFUSED
 
 
 # Due: assigned leads of contractors with a webhook URL whose current assignment has no attempt yet, a
@@ -274,20 +174,17 @@ def _claim(*, now: dt.datetime, limit: int) -> tuple[list[_Claim], int]:
 
 
 @transaction.atomic
-def _record(results: list[tuple[_Claim, _Answer, int]], *, now: dt.datetime) -> dict[str, int]:
+def _record(results: list[tuple[_Claim, WebhookAnswer]], *, now: dt.datetime) -> dict[str, int]:
     """Write each attempt's answer; deliver the 2xx leads that still have the posted assignment."""
     counts = dict.fromkeys(Outcome.values, 0)
     delivered: list[int] = []
-    for claim, answer, latency_ms in results:
-        outcome = _outcome(answer, claim.number)
-        status, error = answer.status, answer.error
-        if status is not None and not error and outcome != Outcome.DELIVERED:
-            error = f"HTTP {status}"
+    for claim, answer in results:
+        outcome = answer.outcome(claim.number)
         WebhookAttempt.objects.filter(pk=claim.attempt_id).update(
             outcome=outcome,
-            status_code=status,
-            latency_ms=latency_ms,
-            error=error[:500],
+            status_code=answer.status,
+            latency_ms=answer.latency_ms,
+            error=answer.error_text(outcome),
             next_at=now + backoff(claim.number) if outcome == Outcome.RETRY else None,
         )
         counts[outcome] += 1
@@ -302,43 +199,30 @@ def _record(results: list[tuple[_Claim, _Answer, int]], *, now: dt.datetime) -> 
     return counts
 
 
+def _send(claims: list[_Claim]) -> list[tuple[_Claim, WebhookAnswer]]:
+    bodies = db_retry(partial(webhook_body, [claim.lead_id for claim in claims]), what="reading the webhook bodies")
+    results = []
+    for claim in claims:
+        body = bodies.get(claim.lead_id)
+        if body is None:  # deleted since the claim; nothing to send
+            continue
+        key = idempotency_key(lead_id=claim.lead_id, assigned_at=claim.assigned_at)
+        headers = webhook_headers(secret=claim.secret, body=body, key=key, event=EVENT)
+        results.append((claim, webhook_post(claim.url, body, headers)))
+    return results
+
+
 def leads_webhook_deliver(*, now: dt.datetime | None = None, limit: int | None = None) -> WebhookSummary:
     """POST the due leads (at most `limit`; None: every one due) to their contractors' webhooks (see the
     module's docstring), a batch claimed at a time, and record each attempt. `now` is the time attempts
     are recorded at and due times are compared with (tests pass it to move through the backoff). A lead
     is attempted once per call: a failed one is not due again before its backoff."""
     now = now or timezone.now()
-    totals = dict.fromkeys(Outcome.values, 0)
-    remaining = limit if limit is not None else float("inf")
-    while remaining > 0:
-        batch = int(min(CLAIM_BATCH, remaining))
-        claims, stale_gave_up = db_retry(partial(_claim, now=now, limit=batch), what="claiming webhook deliveries")
-        totals[Outcome.GAVE_UP] += stale_gave_up
-        if not claims:
-            if stale_gave_up:
-                continue
-            break
-        remaining -= len(claims)
-        # Claimed leads stay in flight until their answers are recorded: a restart of PostgreSQL after the
-        # claim is waited out (db_retry) rather than leaving them for the stale limit and a second POST.
-        lead_ids = [claim.lead_id for claim in claims]
-        bodies = db_retry(partial(webhook_body, lead_ids), what="reading the webhook bodies")
-        results = []
-        for claim in claims:
-            body = bodies.get(claim.lead_id)
-            if body is None:  # deleted since the claim; nothing to send
-                continue
-            key = idempotency_key(lead_id=claim.lead_id, assigned_at=claim.assigned_at)
-            headers = webhook_headers(secret=claim.secret, body=body, key=key)
-            started = time.monotonic()
-            answer = _post(claim.url, body, headers)
-            results.append((claim, answer, round((time.monotonic() - started) * 1000)))
-        recorded = db_retry(partial(_record, results, now=now), what="recording webhook answers")
-        for outcome, count in recorded.items():
-            totals[outcome] += count
-    return WebhookSummary(
-        delivered=totals[Outcome.DELIVERED],
-        retried=totals[Outcome.RETRY],
-        gave_up=totals[Outcome.GAVE_UP],
-        refused=totals[Outcome.REFUSED],
+    run = DeliveryRun(
+        claim=lambda batch: _claim(now=now, limit=batch),
+        send=_send,
+        record=partial(_record, now=now),
+        what="webhook deliveries",
+        batch=CLAIM_BATCH,
     )
+    return WebhookSummary.of(run(limit=limit))

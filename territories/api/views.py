@@ -128,3 +128,11 @@ class WaitlistViewSet(
 
     def perform_destroy(self, instance):
         flows.waitlist_leave(entry=instance)  # an offer declined passes to the next in line
+
+    @extend_schema(request=None, responses={201: TerritorySerializer})
+    @action(detail=True, methods=["post"])
+    def accept(self, request, pk=None):
+        """Accept the offer of this waitlist entry: the territory becomes mine (refused once the offer has
+        expired or was declined). The `accept_url` of a `territory.offered` webhook event."""
+        accepted = flows.waitlist_offer_accept(entry=self.get_object(), accepted_by=staff_user(self.caller))
+        return Response(TerritorySerializer(accepted.result).data, status=status.HTTP_201_CREATED)

@@ -1,6 +1,8 @@
 """The waitlist: contractors queue for a taken (ZIP, trade); a released territory goes to the first
 eligible one in line, as an offer that expires (TERRITORY_OFFER_HOURS) or, with
-TERRITORY_WAITLIST_AUTO_CLAIM on, as the territory itself.
+TERRITORY_WAITLIST_AUTO_CLAIM on, as the territory itself. Either is told to the contractor (event
+`territory.offered` or `territory.assigned`, by webhook and email: contractors.services.notices) in
+the transaction that makes it.
 
 Eligible means active and serving the trade, checked when the territory comes free: a paused contractor
 keeps its place in line but is passed over until it resumes.
@@ -15,10 +17,12 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from contractors.models import Contractor, ContractorTrade
+from contractors.models import Contractor, ContractorNotice, ContractorTrade
 from contractors.selectors import contractor_assignment_access
+from contractors.services.notices import contractor_event_record
 from scoring.models import Trade
 from territories.errors import WaitlistError
 from territories.models import Territory, WaitlistEntry
@@ -33,6 +37,7 @@ from territories.services.claims import (
 )
 
 Status = WaitlistEntry.Status
+Event = ContractorNotice.Event
 
 
 @dataclass(frozen=True)
@@ -126,12 +131,45 @@ def _promote(entry: WaitlistEntry, *, trade: Trade, now: dt.datetime) -> Promoti
             start_note="Given automatically to the first eligible contractor on the waitlist.",
         )
         entry.refresh_from_db()
+        contractor_event_record(
+            contractor=entry.contractor,
+            event=Event.TERRITORY_ASSIGNED,
+            payload={
+                "id": territory.pk,
+                "trade": trade.slug,
+                "zip_code": entry.zip_code_id,
+                "started_at": territory.started_at,
+                "waitlist_entry_id": entry.pk,
+            },
+            key=f"territory.assigned-{territory.pk}",
+            now=now,
+        )
         return Promotion(entry=entry, territory=territory)
     entry.status = Status.OFFERED
     entry.offered_at = now
     entry.offer_expires_at = now + offer_duration()
     entry.save(update_fields=["status", "offered_at", "offer_expires_at"])
+    # Told in this transaction: the offer and its notices commit together or not at all.
+    contractor_event_record(
+        contractor=entry.contractor,
+        event=Event.TERRITORY_OFFERED,
+        payload={
+            "id": entry.pk,
+            "trade": trade.slug,
+            "zip_code": entry.zip_code_id,
+            "offered_at": entry.offered_at,
+            "offer_expires_at": entry.offer_expires_at,
+            "accept_url": offer_accept_url(entry),
+        },
+        key=f"territory.offered-{entry.pk}-{int(now.timestamp() * 1_000_000)}",
+        now=now,
+    )
     return Promotion(entry=entry, territory=None)
+
+
+def offer_accept_url(entry: WaitlistEntry) -> str:
+    """Where the contractor accepts the offer: the API's accept action of its waitlist entry."""
+    return f"{settings.SITE_URL}{reverse('waitlist-accept', args=[entry.pk])}"
 
 
 @transaction.atomic

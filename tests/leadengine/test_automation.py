@@ -194,11 +194,12 @@ def test_scheduled_jobs_run_by_name_on_a_real_worker_score_generate_route_and_de
         triggered(WEBHOOKS)
     deliveries = list(JobRun.objects.filter(job="webhook_delivery").order_by("pk"))
     assert follow_up == deliveries[0].pk
-    failed = {"delivered": 0, "retried": ASSIGNED, "gave_up": 0, "refused": 0}
+    no_notices = {"notices_delivered": 0, "notices_retried": 0, "notices_gave_up": 0, "notices_refused": 0}
+    failed = {"delivered": 0, "retried": ASSIGNED, "gave_up": 0, "refused": 0} | no_notices
     assert [(run.trade, run.status, run.counts) for run in deliveries] == [
         (None, "succeeded", failed),
         (None, "succeeded", failed),
-        (None, "succeeded", {"delivered": ASSIGNED, "retried": 0, "gave_up": 0, "refused": 0}),
+        (None, "succeeded", {"delivered": ASSIGNED, "retried": 0, "gave_up": 0, "refused": 0} | no_notices),
     ]
     posts = defaultdict(list)
     for headers, body in receiver.requests:
@@ -210,8 +211,8 @@ def test_scheduled_jobs_run_by_name_on_a_real_worker_score_generate_route_and_de
         for headers, body in posts[pk]:
             assert signature_valid(acme.webhook_secret, headers, body)
             assert not signature_valid(other_secret, headers, body)
-            assert headers["Content-Type"] == "application/json"
-            assert json.loads(body) == details[pk]
+            assert (headers["Content-Type"], headers["X-LeadEngine-Event"]) == ("application/json", "lead.assigned")
+            assert json.loads(body) == {"event": "lead.assigned", **details[pk]}
         assert {headers["Idempotency-Key"] for headers, _ in posts[pk]} == {
             idempotency_key(lead_id=pk, assigned_at=lead.assigned_at)
         }

@@ -418,7 +418,11 @@ def test_lead_expiry_and_offer_expiry_runs_record_what_they_expired(roofing):
 def test_a_webhook_delivery_run_records_what_it_sent(roofing):
     run = job_run_execute(run_id=JobRun.objects.create(job="webhook_delivery", queued_at=timezone.now()).pk)
 
-    assert (run.status, run.counts) == ("succeeded", {"delivered": 0, "retried": 0, "gave_up": 0, "refused": 0})
+    assert (run.status, run.counts) == (
+        "succeeded",
+        {"delivered": 0, "retried": 0, "gave_up": 0, "refused": 0, "notices_delivered": 0, "notices_retried": 0,
+         "notices_gave_up": 0, "notices_refused": 0},
+    )  # fmt: skip
 
 
 def test_an_evaluation_run_records_an_evaluation_of_each_version_with_outcomes(roofing):

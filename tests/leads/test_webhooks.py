@@ -66,8 +66,10 @@ def test_2xx_delivers_the_lead_with_a_signed_body_of_its_api_detail(roofing, rec
     assert not signature_valid("other-secret", headers, body)
     assert headers["Idempotency-Key"] == idempotency_key(lead_id=lead.pk, assigned_at=lead.assigned_at)
     assert headers["Content-Type"] == "application/json"
+    assert headers["X-LeadEngine-Event"] == "lead.assigned"
     sent = json.loads(body)
-    assert (sent["id"], sent["state"], sent["zip_code"]) == (lead.pk, "assigned", "80202")
+    assert (sent["event"], sent["id"], sent["state"]) == ("lead.assigned", lead.pk, "assigned")
+    assert sent["zip_code"] == "80202"
     lead.refresh_from_db()
     assert lead.state == Lead.State.DELIVERED
     assert lead.delivered_at is not None
