@@ -260,7 +260,7 @@ def one_run(plan, receiver: Receiver, directory: Path, run: int) -> dict:
         if time.monotonic() > deadline:
             raise SystemExit(f"{seen} of {assigned} leads posted after {WAIT_SECONDS} s")
         time.sleep(0.02)
-    runs = ScoringRun.objects.filter(kind="incremental", cause=f"import {result.run.pk}")
+    runs = ScoringRun.objects.filter(kind="incremental", started_at__gte=result.run.started_at)
     return {
         "import_s": imported,
         "rescoring_s": rescored_at - started,
