@@ -67,7 +67,10 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # a delivery run posts WEBHOOK_CONCURRENCY at a time
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/leads"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -318,6 +318,8 @@ LEARN_AUTO_ACTIVATE = env_bool(ENV, "LEARN_AUTO_ACTIVATE", False)
 WEBHOOK_TIMEOUT_SECONDS = env_int(ENV, "WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 WEBHOOK_MAX_ATTEMPTS = env_int(ENV, "WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
 WEBHOOK_BACKOFF_SECONDS = env_int(ENV, "WEBHOOK_BACKOFF_SECONDS", 60, minimum=1)
+# POSTs a delivery run has under way at once (threads of its worker; contractors/services/webhook_posts.py).
+WEBHOOK_CONCURRENCY = env_int(ENV, "WEBHOOK_CONCURRENCY", 16, minimum=1)
 # Webhook targets (contractors/services/webhook_targets.py): https only, unless DEBUG or WEBHOOK_ALLOW_HTTP is on;
 # public addresses only, unless WEBHOOK_ALLOW_PRIVATE_TARGETS lets loopback, private and carrier-grade NAT ones
 # through for receivers on the premises (cloud metadata, link-local and reserved addresses never).

@@ -60,6 +60,10 @@ class Receiver:
                 pass
 
         class Server(ThreadingHTTPServer):
+            # A delivery run posts WEBHOOK_CONCURRENCY at a time, racing runs several times that: a real
+            # server's backlog, not socketserver's 5 (a full backlog drops connections, which are retried).
+            request_queue_size = 256
+
             def verify_request(self, request, client_address) -> bool:
                 with receiver.lock:
                     receiver.connections += 1

@@ -46,7 +46,7 @@ from contractors.services.webhook_posts import (
     WebhookAnswer,
     backoff,
     webhook_headers,
-    webhook_post,
+    webhook_posts,
 )
 from contractors.services.webhook_posts import in_flight_stale as posts_in_flight_stale
 from core.retry import db_retry
@@ -55,7 +55,9 @@ from leads.representation import leads_represented
 from leads.services.lifecycle import leads_deliver
 
 Outcome = WebhookAttempt.Outcome
-CLAIM_BATCH = 20  # leads claimed per transaction: a claim is held at most this many timeouts
+# Leads claimed per transaction, posted WEBHOOK_CONCURRENCY at a time: a storm's thousands of leads go out
+# in a few seconds (bench/storm.py), and a claim is held at most a few timeouts (in_flight_stale).
+CLAIM_BATCH = 100
 EVENT = "lead.assigned"  # the X-LeadEngine-Event of a lead's POST, and its body's "event"
 
 
@@ -201,15 +203,21 @@ def _record(results: list[tuple[_Claim, WebhookAnswer]], *, now: dt.datetime) ->
 
 def _send(claims: list[_Claim]) -> list[tuple[_Claim, WebhookAnswer]]:
     bodies = db_retry(partial(webhook_body, [claim.lead_id for claim in claims]), what="reading the webhook bodies")
-    results = []
-    for claim in claims:
-        body = bodies.get(claim.lead_id)
-        if body is None:  # deleted since the claim; nothing to send
-            continue
-        key = idempotency_key(lead_id=claim.lead_id, assigned_at=claim.assigned_at)
-        headers = webhook_headers(secret=claim.secret, body=body, key=key, event=EVENT)
-        results.append((claim, webhook_post(claim.url, body, headers)))
-    return results
+    sent = [claim for claim in claims if claim.lead_id in bodies]  # a lead deleted since the claim: nothing to send
+    posts = [
+        (
+            claim.url,
+            bodies[claim.lead_id],
+            webhook_headers(
+                secret=claim.secret,
+                body=bodies[claim.lead_id],
+                key=idempotency_key(lead_id=claim.lead_id, assigned_at=claim.assigned_at),
+                event=EVENT,
+            ),
+        )
+        for claim in sent
+    ]
+    return list(zip(sent, webhook_posts(posts), strict=True))
 
 
 def leads_webhook_deliver(*, now: dt.datetime | None = None, limit: int | None = None) -> WebhookSummary:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import threading
 
 import psycopg
 import pytest
@@ -235,11 +236,13 @@ def test_answers_are_recorded_after_postgresql_drops_the_connection_mid_batch_wi
         cursor.execute("SELECT 1")  # the connection the delivery will run on
     backend = connection.connection.info.backend_pid
     killed = []
+    first = threading.Lock()  # the leads are posted at once (WEBHOOK_CONCURRENCY): one of them kills
 
     def drop_the_delivery_connection(headers) -> None:
-        if not killed:  # while the first lead is being posted: its answer is recorded on a new connection
-            with psycopg.connect(database_url(), autocommit=True) as admin:
-                killed.append(admin.execute("SELECT pg_terminate_backend(%s)", [backend]).fetchone()[0])
+        with first:
+            if not killed:  # while the leads are being posted: their answers are recorded on a new connection
+                with psycopg.connect(database_url(), autocommit=True) as admin:
+                    killed.append(admin.execute("SELECT pg_terminate_backend(%s)", [backend]).fetchone()[0])
 
     receiver.on_request = drop_the_delivery_connection
     summary = leads_webhook_deliver()
