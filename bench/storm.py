@@ -12,8 +12,9 @@ takes the fast path's tasks on a queue of its own.
 Each run empties the lead table, then imports a storm file of --storms hail reports scattered over the
 market's densest metro (around its most populous ZIP), their radius chosen so that together they reach
 about --reach properties; each run's reports are new ones (their own ids and a larger hail), so every run
-changes scores. Timed from the start of the import (data_file_import, in this process): the first and the
-last webhook received, once every lead the fast path assigned was delivered. Then, once, the full nightly
+changes scores (the reports of earlier bench runs are deleted first). Timed from the start of the import
+(data_file_import, in this process): the first and the last webhook received, once every lead the fast path
+assigned was delivered. Then, once, the full nightly
 run (flows.daily_run: every trade scored, every trade's leads made and routed, in this process): the work
 that storm would otherwise wait for. Medians of --runs runs. The last line printed is one JSON object:
 
@@ -220,6 +221,14 @@ def storm_file(path: Path, plan: list[tuple[float, float, float]], *, run: int) 
     return path
 
 
+def storms_forget() -> None:
+    """The storm reports of earlier bench runs deleted, so that this one's (1 inch of hail, then 1.25, 1.5...)
+    are the largest there and change the scores of the homes they reach, as a new storm does."""
+    from scoring.models import StormEvent
+
+    StormEvent.objects.filter(event_id__startswith="BENCH-").delete()
+
+
 def leads_empty() -> None:
     """No lead, and no job run waiting or running (a run left queued by an earlier bench's stopped worker would
     hold the next delivery back)."""
@@ -290,6 +299,7 @@ def main() -> None:
     receiver = Receiver()
     trades = owners_ensure(receiver.url)
     plan = storm_plan(storms=args.storms, reach=min(args.reach, args.properties))
+    storms_forget()
     figures: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as directory:
         worker = Worker(Path(directory) / "worker.log")
