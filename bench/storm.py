@@ -19,7 +19,9 @@ run (flows.daily_run: every trade scored, every trade's leads made and routed, i
 that storm would otherwise wait for. Medians of --runs runs. The last line printed is one JSON object:
 
 {"bench": "storm", "properties": N, "properties_hit": ..., "rescored": ..., "leads": ..., "first_webhook_s":
- ..., "last_webhook_s": ..., "rescoring_s": ..., "full_nightly_s": ..., "speedup": full / last webhook}
+ ..., "last_webhook_s": ..., "rescoring_s": ..., "full_nightly_s": ..., "speedup": full / last webhook,
+ "incremental_scoring_s": the storm's incremental runs, "full_scoring_s": the nightly's scoring runs,
+ "scoring_speedup": the one over the other}
 """
 
 from __future__ import annotations
@@ -279,6 +281,7 @@ def one_run(plan, receiver: Receiver, directory: Path, run: int) -> dict:
         "first_webhook_s": (first - started) if first is not None else None,
         "last_webhook_s": (last - started) if last is not None else None,
         "properties_hit": max((r.properties_scored for r in runs), default=0),
+        "incremental_scoring_s": sum(r.duration_seconds or 0 for r in runs),
         "rescored": sum(r.scores_changed for r in runs),
         "leads": Lead.objects.count(),
         "leads_posted": seen,
@@ -327,11 +330,14 @@ def main() -> None:
         **{key: median([f[key] for f in figures]) for key in ("properties_hit", "rescored", "leads", "leads_posted")},
         **{
             key: round(median([f[key] for f in figures if f[key] is not None] or [0.0]), 3)
-            for key in ("import_s", "rescoring_s", "first_webhook_s", "last_webhook_s")
+            for key in ("import_s", "incremental_scoring_s", "rescoring_s", "first_webhook_s", "last_webhook_s")
         },
         "full_nightly_s": round(full, 1),
+        "full_scoring_s": round(sum(run.duration_seconds or 0 for run in nightly.scoring), 1),
     }
     result["speedup"] = round(full / result["last_webhook_s"], 1) if result["last_webhook_s"] else None
+    incremental = result["incremental_scoring_s"]
+    result["scoring_speedup"] = round(result["full_scoring_s"] / incremental, 1) if incremental else None
     print(json.dumps(result))
 
 
