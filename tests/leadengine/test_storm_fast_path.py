@@ -176,6 +176,7 @@ def test_a_storm_import_sends_signed_webhooks_and_an_urgent_email_within_seconds
     for headers, body in receiver.requests:
         data = json.loads(body)
         assert signature_valid(acme.webhook_secret, headers, body)
+        assert (headers["X-LeadEngine-Event"], data["event"]) == ("lead.assigned", "lead.assigned")
         lead = leads[Property.objects.get(parcel_id=data["property"]["parcel_id"]).pk]
         assert headers["Idempotency-Key"] == idempotency_key(lead_id=lead.pk, assigned_at=lead.assigned_at)
         assert data["urgent"] is True
