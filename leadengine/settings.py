@@ -151,6 +151,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # Security: production (DEBUG off) passes `manage.py check --deploy`. Behind a proxy that terminates
 # TLS, set SECURE_PROXY_SSL_HEADER_ENABLED=true so Django sees the original scheme.
 SECURE_SSL_REDIRECT = env_bool(ENV, "SECURE_SSL_REDIRECT", not DEBUG)
+# A load balancer probes the process over plain HTTP behind its TLS: the two health probes answer it there
+# instead of a redirect to https (paths without the leading slash, anchored: nothing else is exempt).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = env_bool(ENV, "SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool(ENV, "CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int(ENV, "SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
