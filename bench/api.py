@@ -117,8 +117,12 @@ def free_port() -> int:
 
 
 def gunicorn_start(database_url: str, port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
+    from django.conf import settings
+
     env = os.environ | {
         "DATABASE_URL": database_url,
+        # the Redis this process uses, embedded ones included: with DEBUG off an unset URL is refused
+        "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -46,6 +46,26 @@ def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0
     return value
 
 
+# The data stores' variables, each with the shape of its URL (for the message naming an unset one).
+DATA_STORE_VARIABLES = {"DATABASE_URL": "postgres://user:password@host:5432/name", "REDIS_URL": "redis://host:6379/0"}
+
+
+def embedded_servers(env: Mapping[str, str], *, debug: bool) -> tuple[str, ...]:
+    """Which of DATABASE_URL and REDIS_URL the embedded servers stand in for (leadengine/embedded.py): those
+    unset, when LEADENGINE_EMBEDDED allows it (by default, DEBUG's value). Otherwise an unset URL stops the
+    process naming it, so that a production deployment that lost a variable never quietly serves (and keeps)
+    its data in a PostgreSQL of its own on the web server's disk."""
+    unset = tuple(name for name in DATA_STORE_VARIABLES if not env.get(name))
+    if unset and not env_bool(env, "LEADENGINE_EMBEDDED", debug):
+        names = " and ".join(f"{name} ({DATA_STORE_VARIABLES[name]})" for name in unset)
+        when = "LEADENGINE_EMBEDDED is false" if debug else "DEBUG is off"
+        raise ImproperlyConfigured(
+            f"{names} must be set when {when}; LEADENGINE_EMBEDDED=true starts embedded servers under "
+            "LEADENGINE_DATA_DIR instead, for a one-box demo"
+        )
+    return unset
+
+
 def env_list(env: Mapping[str, str], name: str, default: list[str]) -> list[str]:
     raw = env.get(name)
     if raw is None:

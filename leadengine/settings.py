@@ -10,6 +10,7 @@ from leadengine.config import (
     broker_url_beside,
     check_apart,
     check_redis_url,
+    embedded_servers,
     env_bool,
     env_int,
     env_list,
@@ -31,14 +32,16 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list(ENV, "ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list(ENV, "CSRF_TRUSTED_ORIGINS", [])
 
-# Data stores: the URLs when set, otherwise servers embedded under DATA_DIR (leadengine/embedded.py).
-if ENV.get("DATABASE_URL"):
+# Data stores: the URLs when set, otherwise servers embedded under DATA_DIR (leadengine/embedded.py), in
+# development (DEBUG) or by choice (LEADENGINE_EMBEDDED) only: production without a URL refuses to start.
+EMBEDDED_SERVERS = embedded_servers(ENV, debug=DEBUG)
+if "DATABASE_URL" not in EMBEDDED_SERVERS:
     DATABASE_URL = ENV["DATABASE_URL"]
 else:
     from leadengine.embedded import postgres_url
 
     DATABASE_URL = postgres_url(DATA_DIR)
-if ENV.get("REDIS_URL"):
+if "REDIS_URL" not in EMBEDDED_SERVERS:
     REDIS_URL = check_redis_url(ENV["REDIS_URL"])
 else:
     from leadengine.embedded import redis_url

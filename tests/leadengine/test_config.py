@@ -13,6 +13,7 @@ from leadengine.config import (
     broker_url_beside,
     check_apart,
     check_redis_url,
+    embedded_servers,
     env_bool,
     env_int,
     env_list,
@@ -227,10 +228,12 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_production_settings_pass_the_deploy_check():
+def test_production_settings_pass_the_deploy_check(settings):
     result = run_manage(
         "check", "--deploy", "--fail-level", "WARNING",
         DEBUG="false", ALLOWED_HOSTS="leads.example.com",
+        # production names its servers (embedded ones are refused with DEBUG off): the session's own
+        DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL,
         SECRET_KEY="x7!Qm2#vR9$kL4@pZ8^wN1&dF6*hJ3(bT5)cY0-sG2+eU9=aO7",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -286,3 +289,138 @@ def test_a_dead_workers_task_comes_back_only_after_any_task_could_have_ended():
     assert limits
     assert all(limits.values()), limits  # every task of ours has a hard limit
     assert app.conf.broker_transport_options["visibility_timeout"] > max(limits.values())
+
+
+def test_the_data_stores_are_embedded_only_for_unset_urls():
+    urls = {"DATABASE_URL": "postgres://db.internal/leads", "REDIS_URL": "redis://cache.internal:6379/0"}
+
+    assert embedded_servers(urls, debug=False) == ()
+    assert embedded_servers(urls, debug=True) == ()
+    assert embedded_servers({}, debug=True) == ("DATABASE_URL", "REDIS_URL")
+    assert embedded_servers({"REDIS_URL": urls["REDIS_URL"]}, debug=True) == ("DATABASE_URL",)
+    assert embedded_servers({"LEADENGINE_EMBEDDED": "true"}, debug=False) == ("DATABASE_URL", "REDIS_URL")
+    assert embedded_servers({"DATABASE_URL": urls["DATABASE_URL"], "LEADENGINE_EMBEDDED": "yes"}, debug=False) == (
+        "REDIS_URL",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "debug", "message"),
+    [
+        (
+            {},
+            False,
+            "DATABASE_URL (postgres://user:password@host:5432/name) and REDIS_URL (redis://host:6379/0) must be set "
+            "when DEBUG is off; LEADENGINE_EMBEDDED=true starts embedded servers under LEADENGINE_DATA_DIR instead, "
+            "for a one-box demo",
+        ),
+        (
+            {"REDIS_URL": "redis://cache.internal:6379/0", "LEADENGINE_EMBEDDED": "false"},
+            False,
+            "DATABASE_URL (postgres://user:password@host:5432/name) must be set when DEBUG is off;",
+        ),
+        (
+            {"DATABASE_URL": "postgres://db.internal/leads", "LEADENGINE_EMBEDDED": "false"},
+            True,  # a developer who wants their own servers only
+            "REDIS_URL (redis://host:6379/0) must be set when LEADENGINE_EMBEDDED is false;",
+        ),
+    ],
+)
+def test_an_unset_url_without_embedded_servers_is_refused_naming_it(env, debug, message):
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        embedded_servers(env, debug=debug)
+
+
+def test_an_unreadable_embedded_choice_names_the_variable():
+    with pytest.raises(ImproperlyConfigured, match=re.escape("LEADENGINE_EMBEDDED='demo' is not a boolean")):
+        embedded_servers({"LEADENGINE_EMBEDDED": "demo"}, debug=False)
+
+
+# Imports the settings as a process starting does, with a stand-in for leadengine/embedded.py that records which
+# server it was asked to start and answers a URL, so that no server is started; prints what the settings read.
+SETTINGS_IMPORT = """
+import json, sys, types
+started = []
+embedded = types.ModuleType("leadengine.embedded")
+embedded.postgres_url = lambda data_dir: started.append("postgres") or "postgres://pgserver@/leadengine?host=/srv/pg"
+embedded.redis_url = lambda data_dir: started.append("redis") or "unix:///srv/redis/redis.sock"
+sys.modules["leadengine.embedded"] = embedded
+from leadengine import settings
+print(json.dumps({
+    "embedded": settings.EMBEDDED_SERVERS, "started": started,
+    "database": [settings.DATABASES["default"][key] for key in ("HOST", "NAME")], "redis": settings.REDIS_URL,
+}))
+"""
+STORE_VARIABLES = {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CACHE_URL", "CELERY_BROKER_URL"}
+
+
+def import_settings(**env: str) -> subprocess.CompletedProcess:
+    clean = {key: value for key, value in os.environ.items() if key not in STORE_VARIABLES | {"LEADENGINE_EMBEDDED"}}
+    return subprocess.run(
+        [sys.executable, "-c", SETTINGS_IMPORT],
+        cwd=ROOT,
+        env={**clean, "SECRET_KEY": "a-production-secret-for-this-test-only", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_without_a_database_url_refuses_to_start_naming_it():
+    result = import_settings(DEBUG="false", REDIS_URL="redis://cache.internal:6379/0")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert (
+        "django.core.exceptions.ImproperlyConfigured: DATABASE_URL (postgres://user:password@host:5432/name) must be "
+        "set when DEBUG is off; LEADENGINE_EMBEDDED=true starts embedded servers under LEADENGINE_DATA_DIR instead, "
+        "for a one-box demo\n"
+    ) in result.stderr
+
+
+def test_production_without_a_redis_url_refuses_to_start_naming_it():
+    result = import_settings(DEBUG="false", DATABASE_URL="postgres://db.internal/leads")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert (
+        "django.core.exceptions.ImproperlyConfigured: REDIS_URL (redis://host:6379/0) must be set when DEBUG is off;"
+    ) in result.stderr
+
+
+def test_production_with_both_urls_starts_no_embedded_server():
+    result = import_settings(
+        DEBUG="false", DATABASE_URL="postgres://db.internal/leads", REDIS_URL="redis://cache.internal:6379/0"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "embedded": [],
+        "started": [],
+        "database": ["db.internal", "leads"],
+        "redis": "redis://cache.internal:6379/0",
+    }
+
+
+def test_a_one_box_demo_chooses_the_embedded_servers_with_debug_off():
+    result = import_settings(DEBUG="false", LEADENGINE_EMBEDDED="true", REDIS_URL="redis://cache.internal:6379/0")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "embedded": ["DATABASE_URL"],
+        "started": ["postgres"],
+        "database": ["/srv/pg", "leadengine"],
+        "redis": "redis://cache.internal:6379/0",
+    }
+
+
+def test_development_embeds_both_servers_as_make_run_does():
+    result = import_settings(DEBUG="true")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "embedded": ["DATABASE_URL", "REDIS_URL"],
+        "started": ["postgres", "redis"],
+        "database": ["/srv/pg", "leadengine"],
+        "redis": "unix:///srv/redis/redis.sock",
+    }
