@@ -310,9 +310,11 @@ def test_the_data_stores_are_embedded_only_for_unset_urls():
         (
             {},
             False,
-            "DATABASE_URL (postgres://user:password@host:5432/name) and REDIS_URL (redis://host:6379/0) must be set "
-            "when DEBUG is off; LEADENGINE_EMBEDDED=true starts embedded servers under LEADENGINE_DATA_DIR instead, "
-            "for a one-box demo",
+            (
+                "DATABASE_URL (postgres://user:password@host:5432/name) and REDIS_URL (redis://host:6379/0) must be "
+                "set when DEBUG is off; LEADENGINE_EMBEDDED=true starts embedded servers under LEADENGINE_DATA_DIR "
+                "instead, for a one-box demo"
+            ),
         ),
         (
             {"REDIS_URL": "redis://cache.internal:6379/0", "LEADENGINE_EMBEDDED": "false"},
