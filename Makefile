@@ -38,7 +38,7 @@ setup: $(BIN)/.installed
 	$(MANAGE) seed_roles
 	$(MANAGE) ensure_demo_user
 
-## Everything above, then the site, a Celery worker and beat together (Procfile, honcho; Ctrl-C stops all).
+## Everything above, then the site, a Celery worker and beat together (Procfile.dev, honcho; Ctrl-C stops all).
 run: setup
 	@echo ""
 	@echo "LeadEngine is starting on http://$(HOST):$(PORT)/"
@@ -46,7 +46,7 @@ run: setup
 	@echo "  API docs: http://$(HOST):$(PORT)/api/docs/"
 	@echo "  Health:   http://$(HOST):$(PORT)/readyz"
 	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev
 
 ## A Celery worker: background runs started from the API or the admin, distributed scoring partitions.
 worker: $(BIN)/.installed
