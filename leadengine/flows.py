@@ -133,7 +133,7 @@ def _promotions_post_soon(promotions: Sequence[Promotion]) -> None:
     """A waitlist offer (or territory given) to a contractor that takes webhooks is posted by a delivery
     run asked for now, not at the next scheduled one: an offer's hours are counted from when it is made."""
     if any(promotion.entry.contractor.webhook_url for promotion in promotions):
-        webhook_run_soon()
+        job_run_soon(JobRun.Job.WEBHOOK_DELIVERY)
 
 
 # --- Leads: generate, route, deliver ------------------------------------------------------------------
@@ -167,10 +167,9 @@ class LeadsMade:
         return sum(summary.created for summary in self.generation)
 
 
-def webhook_run_soon(job: str = JobRun.Job.WEBHOOK_DELIVERY) -> int | None:
-    """Ask for a webhook delivery run (or another delivery job: the urgent email) now; the id of the run
-    that will send what is assigned (None: the run under way may have missed it, and the next scheduled one
-    sends it)."""
+def job_run_soon(job: str) -> int | None:
+    """Ask for a run of a delivery job (webhook delivery, the urgent email) now; the id of the run that will
+    send what is assigned (None: the run under way may have missed it, and the next one sends it)."""
     try:
         return jobs.job_run_request(job=job).pk
     except jobs.JobBusy as busy:
@@ -207,12 +206,12 @@ def leads_make(
     trade_ids = [trade.pk for trade in trades]
     routing = leads_route(trade_ids=trade_ids, zip_codes=zip_codes, now=now)
     if routing.assigned and leads_to_post_exist(trade_ids=trade_ids):
-        webhooks = WebhookRequest(asked=True, run_id=webhook_run_soon())
+        webhooks = WebhookRequest(asked=True, run_id=job_run_soon(JobRun.Job.WEBHOOK_DELIVERY))
     else:
         webhooks = WebhookRequest(asked=False)
     urgent = None
     if properties_by_trade is not None and routing.assigned and urgent_leads_to_email_exist(trade_ids=trade_ids):
-        urgent = WebhookRequest(asked=True, run_id=webhook_run_soon(JobRun.Job.URGENT_EMAIL))
+        urgent = WebhookRequest(asked=True, run_id=job_run_soon(JobRun.Job.URGENT_EMAIL))
     return LeadsMade(generation=generation, routing=routing, webhooks=webhooks, urgent_email=urgent)
 
 
@@ -269,7 +268,9 @@ def _imports_rescore(now: dt.datetime) -> Rescoring | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [locks.IMPORTS_RESCORE])
     pending = list(
-        ImportRun.objects.select_for_update(skip_locked=True).filter(rescoring="pending").order_by("started_at", "pk")
+        ImportRun.objects.select_for_update(skip_locked=True)
+        .filter(rescoring=ImportRun.Rescoring.PENDING)
+        .order_by("started_at", "pk")
     )
     if not pending:
         return None
@@ -287,7 +288,7 @@ def _imports_rescore(now: dt.datetime) -> Rescoring | None:
             note=f"{len(property_ids):,} properties reached, over RESCORE_MAX_PROPERTIES ({most:,}): the nightly "
             "run scores them.",
         )
-        status = "nightly"
+        status = ImportRun.Rescoring.NIGHTLY
     else:
         cause = f"import{'s' if len(pending) > 1 else ''} {', '.join(map(str, import_ids))}"
         rescored = [
@@ -304,7 +305,7 @@ def _imports_rescore(now: dt.datetime) -> Rescoring | None:
             f"{len(property_ids):,} properties rescored for {len(trades)} trade{'s' if len(trades) != 1 else ''} "
             f"({sum(run.scores_changed for run in scored):,} scores changed); {leads}."
         )
-        outcome, status = Rescoring(import_ids, len(property_ids), scored, made, note), "done"
+        outcome, status = Rescoring(import_ids, len(property_ids), scored, made, note), ImportRun.Rescoring.DONE
     ImportRun.objects.filter(pk__in=import_ids).update(rescoring=status, rescored_at=now, rescoring_note=outcome.note)
     return outcome
 
@@ -313,7 +314,7 @@ def imports_rescore_failed(*, error: BaseException) -> int:
     """Record a fault of the fast path's code on the imports it could not rescore (they stay pending: the
     recovery sweep sends them again, and the nightly run scores them anyway); how many."""
     note = f"Rescoring failed ({type(error).__name__}: {error}); tried again by the recovery sweep."
-    return ImportRun.objects.filter(rescoring="pending").update(rescoring_note=note[:2000])
+    return ImportRun.objects.filter(rescoring=ImportRun.Rescoring.PENDING).update(rescoring_note=note[:2000])
 
 
 # --- The nightly run ----------------------------------------------------------------------------------

@@ -355,15 +355,16 @@ class ImportRun(TimedRun, models.Model):
     )
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    class Rescoring(models.TextChoices):
+        NONE = "", "None needed"
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        NIGHTLY = "nightly", "Left to the nightly run"
+
     rescoring = models.CharField(
         max_length=8,
-        choices=[
-            ("", "None needed"),
-            ("pending", "Pending"),
-            ("done", "Done"),
-            ("nightly", "Left to the nightly run"),
-        ],
-        default="",
+        choices=Rescoring.choices,
+        default=Rescoring.NONE,
         blank=True,
         help_text="The rescoring of what the import changed (storms, permits, sales, properties): pending from the "
         "import's commit until the storm fast path has rescored the properties it reaches.",
@@ -385,6 +386,13 @@ class ImportRun(TimedRun, models.Model):
         indexes = [
             # The fast path and the recovery sweep look for the few pending imports among thousands.
             models.Index(fields=["started_at"], condition=Q(rescoring="pending"), name="importrun_rescoring_pending"),
+        ]
+        constraints = [
+            # Only what an import wrote is rescored: a failed (or unfinished) import has nothing pending.
+            models.CheckConstraint(
+                condition=~Q(rescoring="pending") | Q(status__in=["succeeded", "partial"]),
+                name="%(app_label)s_%(class)s_rescoring_after_writes",
+            ),
         ]
 
     def __str__(self) -> str:

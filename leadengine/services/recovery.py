@@ -122,7 +122,8 @@ def _fast_path_recover(now: dt.datetime) -> dict[str, bool] | None:
     from scoring.services.imports.run import rescoring_send
 
     try:
-        rescoring = ImportRun.objects.filter(rescoring="pending", finished_at__lt=now - UNSENT_GRACE).exists()
+        pending = ImportRun.objects.filter(rescoring=ImportRun.Rescoring.PENDING)
+        rescoring = pending.filter(finished_at__lt=now - UNSENT_GRACE).exists()
         if rescoring:
             rescoring_send()
         urgent = urgent_leads_waiting(since=now - UNSENT_GRACE)

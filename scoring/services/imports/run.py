@@ -334,6 +334,11 @@ def import_attempt(
         raise
 
 
+def rescoring_clear(run: ImportRun) -> None:
+    """Nothing for the run to rescore (nothing changed, or nothing was written)."""
+    run.rescoring, run.changed_storms, run.changed_properties, run.rescoring_note = ImportRun.Rescoring.NONE, [], [], ""
+
+
 def rescoring_record(cursor: CursorWrapper, run: ImportRun, importer: Importer) -> None:
     """Mark the run's rescoring pending, with the storms or properties it changed, in the import's own
     transaction (the rows and the pending rescoring commit together, so a process that dies after the
@@ -342,7 +347,7 @@ def rescoring_record(cursor: CursorWrapper, run: ImportRun, importer: Importer) 
     properties (a county's property file; for storms, the fast path counts the properties they reach). The
     demo's imports are not rescored: its days are played by the nightly run. Nothing changed (the same file
     again): nothing to do."""
-    run.rescoring, run.changed_storms, run.changed_properties, run.rescoring_note = "", [], [], ""
+    rescoring_clear(run)
     if run.origin == "demo" or run.rows_inserted + run.rows_updated == 0:
         return
     most = settings.RESCORE_MAX_PROPERTIES
@@ -353,7 +358,7 @@ def rescoring_record(cursor: CursorWrapper, run: ImportRun, importer: Importer) 
     (changed,) = cursor.fetchone()
     changed = sorted(changed or [])
     if run.kind != ImportRun.Kind.STORMS and len(changed) > most:
-        run.rescoring = "nightly"
+        run.rescoring = ImportRun.Rescoring.NIGHTLY
         run.rescoring_note = f"Over {most:,} properties changed (RESCORE_MAX_PROPERTIES): the nightly run scores them."
         return
     if not changed:
@@ -362,7 +367,7 @@ def rescoring_record(cursor: CursorWrapper, run: ImportRun, importer: Importer) 
         run.changed_storms = changed
     else:
         run.changed_properties = changed
-    run.rescoring = "pending"
+    run.rescoring = ImportRun.Rescoring.PENDING
     transaction.on_commit(rescoring_send)
 
 
@@ -401,7 +406,7 @@ def finish(
     run.status = status
     run.error = error
     if status == ImportRun.Status.FAILED:  # nothing was written: nothing to rescore (a failed try may have marked it)
-        run.rescoring, run.changed_storms, run.changed_properties, run.rescoring_note = "", [], [], ""
+        rescoring_clear(run)
     run.finished_at = run.started_at + dt.timedelta(seconds=time.monotonic() - started)
     # Not heartbeat_at, which the heartbeat's own connection writes.
     run.save(update_fields=OUTCOME_FIELDS)
