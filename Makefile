@@ -17,12 +17,24 @@ export DEBUG ?= true
 # mypy imports the settings (django-stubs): URLs it never connects to, so that no embedded server starts.
 MYPY := DATABASE_URL=postgres://localhost/leadengine REDIS_URL=redis://localhost:6379/0 $(BIN)/mypy
 
-.PHONY: run setup worker beat test lint format bench schema stop reset-data
+.PHONY: run setup worker beat test lint format bench schema stop reset-data lock
 
-$(BIN)/.installed: requirements.txt
+## The virtual environment, installed from the locks: every package pinned, every file checked against its hash.
+## requirements.txt is what production runs; requirements-dev.txt adds development and tests.
+$(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --disable-pip-version-check --require-hashes --progress-bar on \
+	  -r requirements.txt -r requirements-dev.txt
 	touch $@
+
+## Write the locks from requirements.in and requirements-dev.in (README, "Dependencies"). Versions already
+## locked stay unless an .in file asks otherwise; LOCK_FLAGS=--upgrade takes the newest of everything,
+## LOCK_FLAGS="--upgrade-package django" of one package.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+  --custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: $(BIN)/.installed
+	$(LOCK) requirements.in -o requirements.txt
+	$(LOCK) requirements-dev.in -o requirements-dev.txt
 
 ## Migrate, load the ZIP reference, seed the demo market (and its hidden truth) and its contractors once,
 ## play the demo market's last DEMO_DAYS days once (each day the nightly run as of that day, then the demo

