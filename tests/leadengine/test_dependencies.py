@@ -91,9 +91,9 @@ def test_production_lock_installs_on_a_fresh_venv_and_runs_the_site(tmp_path):
     """
     venv.create(tmp_path / "venv", with_pip=True)
     python = str(tmp_path / "venv" / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     install = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "--no-deps"]
-        + ["-r", str(ROOT / LOCKS[0])],
+        [*pip, "--require-hashes", "--no-deps", "-r", str(ROOT / LOCKS[0])],
         capture_output=True,
         text=True,
         timeout=900,
@@ -102,9 +102,7 @@ def test_production_lock_installs_on_a_fresh_venv_and_runs_the_site(tmp_path):
     check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
 
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "PYTEST", "LEADENGINE_"))
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "PYTEST", "LEADENGINE_"))}
     env |= {
         "DEBUG": "false",
         "SECRET_KEY": "a-production-check-key-" + "x" * 40,
