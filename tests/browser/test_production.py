@@ -41,8 +41,10 @@ class Site:
 def production(django_db_setup, tmp_path_factory) -> Iterator[Site]:
     """The Procfile's release step, then its web line (one worker of 4 threads), with production's settings
     except two: no redirect to https, which this plain-HTTP test server cannot answer, and ALLOWED_HOSTS the
-    address it listens on. The release's seeds are committed to the test database: the tests that use this
-    fixture are transactional, so they are flushed after each."""
+    address it listens on. The session and CSRF cookies stay Secure, as in production: Chromium keeps Secure
+    cookies from http://127.0.0.1 (a loopback address counts as a secure origin), so the login works without
+    turning them off. The release's seeds are committed to the test database: the tests that use this fixture
+    are transactional, so they are flushed after each."""
     directory = tmp_path_factory.mktemp("production")
     static_root = directory / "static"
     env = production_env(STATIC_ROOT=str(static_root), SECURE_SSL_REDIRECT="false")
@@ -64,7 +66,7 @@ class Loads:
 
 
 @pytest.fixture
-def screen(request, browser, production: Site, transactional_db) -> Iterator[tuple[Screen, Loads]]:
+def production_screen(request, browser, production: Site, transactional_db) -> Iterator[tuple[Screen, Loads]]:
     with open_screen(request, browser, production.url) as opened:
         loads = Loads(answers=[], failed=[])
         prefix = len(production.url)
@@ -90,8 +92,10 @@ def production_user(username: str, **fields):
     return staff
 
 
-def test_production_serves_the_back_office_and_the_api_docs_with_their_collected_static_files(screen, market):
-    screen, loads = screen
+def test_production_serves_the_back_office_and_the_api_docs_with_their_collected_static_files(
+    production_screen, market
+):
+    screen, loads = production_screen
     production_user("boss", is_superuser=True)
     page = screen.page
 
