@@ -107,6 +107,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, the dashboard's, Swagger UI's) from STATIC_ROOT, answered before any other
+    # middleware runs: see STORAGES below.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # An unreachable database answers 503 with Retry-After (JSON under /api/), not a 500 or a trace page.
     "leadengine.middleware.DatabaseUnavailableMiddleware",
     "leadengine.csp.ContentSecurityPolicyMiddleware",
@@ -149,7 +152,33 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files in production: `manage.py collectstatic` (the release step, see Procfile) copies them here under
+# names holding a hash of their content (admin/css/base.<hash>.css), each beside a gzip copy, and writes the
+# manifest that maps a name to its hashed one. WhiteNoise serves them from here: a hashed name cached for ten
+# years (immutable: its content never changes), the gzip copy to a browser that accepts it. Without a
+# collectstatic the manifest is missing and a page that names a static file fails. In development (DEBUG) names
+# are plain and files are read from the apps' folders.
+STATIC_ROOT = Path(ENV.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+
+# WhiteNoise's hook for a static file's headers: the Content-Security-Policy the site's other answers get (a
+# function of this module because WhiteNoise takes a callable; it imports leadengine/csp.py when WhiteNoise
+# starts, once these settings are made).
+def _static_file_headers(headers, path: str, url: str) -> None:
+    from leadengine.csp import static_file_policy
+
+    static_file_policy(headers, path, url)
+
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _static_file_headers
 
 # Security: production (DEBUG off) passes `manage.py check --deploy`. Behind a proxy that terminates
 # TLS, set SECURE_PROXY_SSL_HEADER_ENABLED=true so Django sees the original scheme.
