@@ -14,7 +14,9 @@ from leadengine.config import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_seconds,
+    env_secret,
     env_time_zone,
     parse_database_url,
 )
@@ -106,6 +108,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that a request's time includes every other middleware's (leadengine/metrics).
+    "leadengine.metrics.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's, the dashboard's, Swagger UI's) from STATIC_ROOT, answered before any other
     # middleware runs: see STORAGES below.
@@ -185,7 +189,9 @@ WHITENOISE_ADD_HEADERS_FUNCTION = _static_file_headers
 SECURE_SSL_REDIRECT = env_bool(ENV, "SECURE_SSL_REDIRECT", not DEBUG)
 # A load balancer probes the process over plain HTTP behind its TLS: the two health probes answer it there
 # instead of a redirect to https (paths without the leading slash, anchored: nothing else is exempt).
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Prometheus scrapes /metrics over plain HTTP inside the network too: a redirect would not protect its bearer
+# token (the first request has already carried it) and only break the scrape.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env_bool(ENV, "SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool(ENV, "CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int(ENV, "SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
@@ -367,3 +373,10 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool(ENV, "WEBHOOK_ALLOW_PRIVATE_TARGETS", F
 LOGIN_FAILURES_PER_USER = env_int(ENV, "LOGIN_FAILURES_PER_USER", 5, minimum=1)
 LOGIN_FAILURES_PER_ADDRESS = env_int(ENV, "LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env_int(ENV, "LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+
+# Prometheus metrics at /metrics (leadengine/metrics): off (404) unless METRICS_TOKEN (a bearer token) or
+# METRICS_ALLOWED_ADDRESSES (addresses and CIDR networks, matched against the client address: see NUM_PROXIES
+# above) is set; with both, a scrape needs both. With PROMETHEUS_MULTIPROC_DIR set (gunicorn, gunicorn.conf.py),
+# every worker process's request figures are added up there.
+METRICS_TOKEN = env_secret(ENV, "METRICS_TOKEN", minimum_length=16)
+METRICS_ALLOWED_ADDRESSES = env_networks(ENV, "METRICS_ALLOWED_ADDRESSES")
