@@ -97,6 +97,8 @@ def broker_queue_lengths() -> dict[str, int]:
     with app.connection_for_read() as connection:
         connection.ensure_connection(max_retries=0)
         channel = connection.default_channel
+        # The keys kombu's Redis channel keeps a queue's messages under, one per priority step (its own _size does
+        # the same, one queue per round trip).
         keys = [(name, channel._q_for_pri(name, priority)) for name in names for priority in channel.priority_steps]
         with channel.client.pipeline(transaction=False) as pipeline:
             for _name, key in keys:

@@ -350,8 +350,10 @@ def broker_unreachable():
 
 
 def test_with_redis_down_the_endpoint_answers_at_once_saying_the_broker_could_not_be_read(
-    client, token, settings, broker_unreachable
+    client, token, settings, roofing, broker_unreachable
 ):
+    scored_home(roofing, score=90, zip_code="80203")
+    leads_generate(trade=roofing)
     cache_at(settings, CLOSED_PORT)  # the cache too: the leads are counted directly
     client.get("/healthz")
 
@@ -365,6 +367,7 @@ def test_with_redis_down_the_endpoint_answers_at_once_saying_the_broker_could_no
     assert value(scraped, "leadengine_database_up") == 1
     assert families(response) == FAMILIES - {"leadengine_broker_queue_messages"}
     assert requests_counted(scraped) == {("healthz", "GET", "2xx"): 1}
+    assert value(scraped, "leadengine_leads", trade="roofing", state="generated") == 1
 
 
 def test_a_broker_that_accepts_and_never_answers_costs_a_scrape_one_timeout(
@@ -409,6 +412,24 @@ def test_with_postgresql_down_the_endpoint_answers_at_once_with_the_broker_and_t
         "leadengine_broker_queue_messages",
     }
     assert requests_counted(scraped) == {("healthz", "GET", "2xx"): 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_postgresql_that_accepts_and_never_answers_costs_a_scrape_one_connect_timeout(
+    client,
+    token,
+    postgres_at,
+    silent_server,  # noqa: F811
+):
+    postgres_at(silent_server, connect_timeout=2)  # DB_CONNECT_TIMEOUT=2 (libpq's least)
+
+    started = time.monotonic()
+    scraped = samples(client.get(URL, **BEARER))
+    took = time.monotonic() - started
+
+    assert value(scraped, "leadengine_database_up") == 0
+    assert value(scraped, "leadengine_broker_up") == 1
+    assert 2 <= took < 4  # one connection attempt: the leads are not tried once the job runs failed
 
 
 # --- Several gunicorn workers ------------------------------------------------------------------------------------
