@@ -2,17 +2,20 @@
 
 The view label is the resolved route's name (namespaced, e.g. "admin:index", "lead-list") or, for a route without
 one, its URL pattern from the root ("/" for the root's redirect); never the path, so that the number of series stays
-bounded whatever URLs clients ask for. A request no route matched (a 404, a redirect to https) is "<unmatched>". Methods
-outside HTTP's own are counted as "OTHER", for the same reason."""
+bounded whatever URLs clients ask for. A request no route matched (a 404, a redirect to https) is "<unmatched>", and
+a static file (under STATIC_URL, answered by WhiteNoise) "<static>". Methods outside HTTP's own are counted as
+"OTHER", for the same reason."""
 
 from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import Histogram, disable_created_metrics
 
 UNMATCHED = "<unmatched>"
+STATIC = "<static>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 # No "_created" series beside each histogram: a per-process start time that only adds series.
@@ -31,7 +34,8 @@ REQUEST_DURATION = Histogram(
 def view_label(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
-        return UNMATCHED
+        # WhiteNoise answers static files before any URL is resolved.
+        return STATIC if request.path.startswith(f"/{settings.STATIC_URL.lstrip('/')}") else UNMATCHED
     if match.url_name:
         return match.view_name
     return f"/{match.route}"

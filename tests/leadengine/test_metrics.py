@@ -6,13 +6,8 @@ saying which source could not be read; and under gunicorn with several workers, 
 add up (PROMETHEUS_MULTIPROC_DIR, gunicorn.conf.py)."""
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -31,10 +26,9 @@ from leads.services.lifecycle import lead_accept, leads_deliver
 from leads.services.routing import leads_route
 from scoring.models import ScoringModel
 from tests.leadengine.test_database_unavailable import closed_port, postgres_at, silent_server  # noqa: F401
-from tests.leadengine.test_procfiles import ROOT, free_port, processes
 from tests.leadengine.test_redis_down import CLOSED_PORT, cache_at
 from tests.leads.factories import owner, scored_home
-from tests.workers import database_url
+from tests.production import fetch, production_env, web
 
 pytestmark = pytest.mark.django_db
 
@@ -229,6 +223,7 @@ def test_requests_are_timed_by_resolved_view_method_and_status_class_never_by_pa
     assert staff_client.get("/no/such/page-2").status_code == 404
     assert staff_client.get("/").status_code == 302  # a route without a name: its pattern
     assert staff_client.generic("BREW", "/healthz").status_code == 405
+    static = staff_client.get("/static/leadengine/admin.css").status_code  # WhiteNoise's, or 404 where not collected
 
     scraped = samples(staff_client.get(URL, **BEARER))
 
@@ -239,6 +234,7 @@ def test_requests_are_timed_by_resolved_view_method_and_status_class_never_by_pa
         ("<unmatched>", "GET", "4xx"): 2,
         ("/", "GET", "3xx"): 1,
         ("healthz", "OTHER", "4xx"): 1,
+        ("<static>", "GET", f"{static // 100}xx"): 1,
     }
     healthz = {"view": "healthz", "method": "GET", "status": "2xx"}
     buckets = of(scraped, "leadengine_http_request_duration_seconds_bucket")
@@ -418,7 +414,7 @@ def test_with_postgresql_down_the_endpoint_answers_at_once_with_the_broker_and_t
 def test_a_postgresql_that_accepts_and_never_answers_costs_a_scrape_one_connect_timeout(
     client,
     token,
-    postgres_at,
+    postgres_at,  # noqa: F811
     silent_server,  # noqa: F811
 ):
     postgres_at(silent_server, connect_timeout=2)  # DB_CONNECT_TIMEOUT=2 (libpq's least)
@@ -435,80 +431,37 @@ def test_a_postgresql_that_accepts_and_never_answers_costs_a_scrape_one_connect_
 # --- Several gunicorn workers ------------------------------------------------------------------------------------
 
 
-def test_under_gunicorn_the_requests_of_every_worker_add_up_in_the_multiprocess_directory(settings, tmp_path):
+def test_under_gunicorn_the_requests_of_every_worker_add_up_in_the_multiprocess_directory(tmp_path):
     """The Procfile's web line, as a platform runs it, with PROMETHEUS_MULTIPROC_DIR set: gunicorn.conf.py empties
     the directory at start; every worker writes its figures there, and a scrape (whichever worker answers it)
     counts them all."""
-    port = free_port()
     directory = tmp_path / "prometheus"
     directory.mkdir()
     (directory / "histogram_99999.db").write_bytes(b"left by a previous server")  # emptied at start
-    clean = {key: value for key, value in os.environ.items() if key not in {"WEB_CONCURRENCY", "DEBUG"}}
-    env = clean | {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PORT": str(port),
-        "DEBUG": "false",
-        "SECRET_KEY": "a-production-secret-for-this-test-only-0123456789",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "METRICS_TOKEN": TOKEN,
-        "PROMETHEUS_MULTIPROC_DIR": str(directory),
-    }
-    log = tmp_path / "gunicorn.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            ["sh", "-c", f"exec {processes('Procfile')['web']}"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        import http.client
+    env = production_env(METRICS_TOKEN=TOKEN, PROMETHEUS_MULTIPROC_DIR=str(directory))
 
-        def get(path: str, headers: dict | None = None) -> tuple[int, str]:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            try:
-                connection.request("GET", path, headers=headers or {})
-                response = connection.getresponse()
-                return response.status, response.read().decode()
-            finally:
-                connection.close()
-
-        deadline = time.monotonic() + 60
-        while log.read_text().count("Booting worker with pid") < 2 or not _answers(get):
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with web(env, tmp_path / "gunicorn.log") as port:
         assert not (directory / "histogram_99999.db").exists()
 
         # Requests from several threads at once, so that both workers answer some.
         def ask() -> None:
             for _ in range(10):
-                assert get("/readyz")[0] == 200
+                assert fetch(port, "/readyz").status == 200
 
         threads = [threading.Thread(target=ask) for _ in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        status, text = get(URL, {"Authorization": f"Bearer {TOKEN}"})
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        scrape = fetch(port, URL, {"Authorization": f"Bearer {TOKEN}"})
 
-    assert status == 200, text
+    assert scrape.status == 200, scrape.body
     counts = {
         sample.labels["view"]: sample.value
-        for family in text_string_to_metric_families(text)
+        for family in text_string_to_metric_families(scrape.body.decode())
         for sample in family.samples
         if sample.name == "leadengine_http_request_duration_seconds_count"
     }
     assert counts["readyz"] == 60
     workers = {path.name.rsplit("_", 1)[1] for path in directory.glob("histogram_*.db")}
     assert len(workers) == 2, sorted(path.name for path in directory.iterdir())
-
-
-def _answers(get) -> bool:
-    try:
-        return get("/healthz")[0] == 200
-    except OSError:
-        return False
