@@ -249,6 +249,43 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"ReturnReasonEnum": "leads.models.Lead.ReturnReason"},
+    # The docs' groups, in this order. Every /api/v1/ operation is tagged with its path's resource
+    # (core/api/schema.py), which must be one of these.
+    "TAGS": [
+        {
+            "name": "leads",
+            "description": "A contractor's leads: the list (JSON, or CSV for a CRM), one lead with its history, and "
+            "what the contractor does with it (accept, contact, convert, reject, return). Staff also assign by hand.",
+        },
+        {
+            "name": "territories",
+            "description": "ZIP x trade territories: those held, the ZIPs nobody owns with their demand, claiming "
+            "and releasing.",
+        },
+        {
+            "name": "waitlist",
+            "description": "Waiting for a territory someone holds: join, leave, and accept the offer when it frees.",
+        },
+        {
+            "name": "profile",
+            "description": "The caller's contractor: trades, caps and their use, delivery settings; pausing and "
+            "resuming new leads.",
+        },
+        {
+            "name": "runs",
+            "description": "Staff only: background runs (scoring, lead generation, the nightly run...) started and "
+            "followed.",
+        },
+        {
+            "name": "storms",
+            "description": "Staff only: storm reports stored, and the leads of the homes they reach sent at once.",
+        },
+        {
+            "name": "quality",
+            "description": "Staff only: lead quality evaluations per trade and scoring model version.",
+        },
+        {"name": "health", "description": "Liveness and readiness, for load balancers and monitors; no key."},
+    ],
 }
 
 # Celery: Redis is the broker, on a database of its own (see CACHES). Kombu spells a Unix socket
