@@ -4,10 +4,17 @@ the Procfile's web line uses it as it is; its command-line flags win over anythi
 With PROMETHEUS_MULTIPROC_DIR set, every worker process keeps its request figures in files there and /metrics adds
 them up (prometheus-client's multiprocess mode; README, "Metrics"). The directory is emptied when the server starts,
 so that figures of a previous server are not added to this one's (a restart starts the counts from zero, as
-Prometheus expects of a counter), and a worker that ends has its live gauges' files removed."""
+Prometheus expects of a counter), and a worker that ends has its live gauges' files removed.
+
+Its own lines (the master's "Booting worker", a worker's timeout) go through LeadEngine's logging (core/logs.py):
+once, on stderr, in LOG_FORMAT, at LOG_LEVEL, like every other line."""
 
 import os
 from pathlib import Path
+
+from core.logs import logging_config
+
+logconfig_dict = logging_config(os.environ)
 
 
 def on_starting(server):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from core.logs import logging_config
 from leadengine.config import (
     broker_url,
     broker_url_beside,
@@ -114,6 +115,8 @@ MIDDLEWARE = [
     # Static files (the admin's, the dashboard's, Swagger UI's) from STATIC_ROOT, answered before any other
     # middleware runs: see STORAGES below.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Each request's id (X-Request-ID, taken or made) on the lines logged while serving it, and in its answer.
+    "core.request_id.RequestIdMiddleware",
     # An unreachable database answers 503 with Retry-After (JSON under /api/), not a 500 or a trace page.
     "leadengine.middleware.DatabaseUnavailableMiddleware",
     "leadengine.csp.ContentSecurityPolicyMiddleware",
@@ -361,14 +364,10 @@ RESCORE_MAX_PROPERTIES = env_int(ENV, "RESCORE_MAX_PROPERTIES", 200_000, minimum
 # job waiting for the run ends, and its nightly chain moves on (leadengine.tasks.scoring_run_ended).
 SCORING_RUN_ENDED_TASK = "leadengine.scoring_run_ended"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": ENV.get("LOG_LEVEL", "INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}},
-}
+# Logs (core/logs.py): each line once, from the root logger, on stderr; LOG_FORMAT=json writes one JSON object per
+# line with the request's id (X-Request-ID) or the task's and job run's. Celery's workers and beat keep it too
+# (leadengine/celery.py), and gunicorn's own lines follow it (gunicorn.conf.py).
+LOGGING = logging_config(ENV)
 
 # Territories: when a territory is released, the first eligible contractor on its waitlist gets an offer
 # valid this many hours, or, with auto-claim on, the territory itself at once.
