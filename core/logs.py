@@ -47,12 +47,26 @@ def log_context() -> Mapping[str, Any]:
 
 @contextmanager
 def log_context_bound(**fields: Any) -> Iterator[None]:
-    """Lines logged inside carry `fields` (besides those already bound); as it was again after."""
+    """Lines logged inside carry `fields` (besides those already bound); as it was again after. An exception
+    that leaves the block keeps the fields of where it was raised (exception_context), for what reports it
+    outside: Celery's line of a failed task, Sentry's event."""
     token = _context.set({**_context.get(), **fields})
     try:
         yield
+    except Exception as error:
+        if _EXCEPTION_CONTEXT not in vars(error):  # the innermost block's, which holds the outer ones'
+            setattr(error, _EXCEPTION_CONTEXT, _context.get())
+        raise
     finally:
         _context.reset(token)
+
+
+_EXCEPTION_CONTEXT = "log_context"
+
+
+def exception_context(error: BaseException | None) -> Mapping[str, Any]:
+    """The fields bound where `error` was raised, when it left a log_context_bound block; empty otherwise."""
+    return getattr(error, _EXCEPTION_CONTEXT, {}) if error is not None else {}
 
 
 def log_context_set(**fields: Any) -> contextvars.Token[Mapping[str, Any]]:
@@ -66,11 +80,12 @@ def log_context_reset(token: contextvars.Token[Mapping[str, Any]]) -> None:
 
 
 class ContextFilter(logging.Filter):
-    """Adds the bound context's fields (request_id, task_id, job_run_id...) to every record; a field the call
-    passed itself (`extra=`) wins."""
+    """Adds the bound context's fields (request_id, task_id, job_run_id...) to every record, and those of
+    where its exception was raised; a field the call passed itself (`extra=`) wins."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for name, value in _context.get().items():
+        raised = exception_context(record.exc_info[1]) if record.exc_info else {}
+        for name, value in {**raised, **_context.get()}.items():
             if not hasattr(record, name):
                 setattr(record, name, value)
         return True

@@ -161,6 +161,20 @@ def env_seconds(env: Mapping[str, str], name: str, default: float, *, minimum: f
     return value
 
 
+def env_fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number from 0 to 1 (a sampling rate)."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number from 0 to 1") from None
+    if not 0 <= value <= 1:  # also refuses nan
+        raise ImproperlyConfigured(f"{name}={raw.strip()} must be from 0 to 1")
+    return value
+
+
 def _redis_parts(url: str, name: str, schemes: frozenset[str]):
     parts = urlsplit(url)
     if parts.scheme not in schemes:

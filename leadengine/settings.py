@@ -21,6 +21,7 @@ from leadengine.config import (
     env_time_zone,
     parse_database_url,
 )
+from leadengine.sentry import sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -368,6 +369,8 @@ SCORING_RUN_ENDED_TASK = "leadengine.scoring_run_ended"
 # line with the request's id (X-Request-ID) or the task's and job run's. Celery's workers and beat keep it too
 # (leadengine/celery.py), and gunicorn's own lines follow it (gunicorn.conf.py).
 LOGGING = logging_config(ENV)
+# Error reports (leadengine/sentry.py): with SENTRY_DSN set, the site's and the tasks' exceptions go to Sentry.
+SENTRY_ENABLED = sentry_init(ENV, debug=DEBUG)
 
 # Territories: when a territory is released, the first eligible contractor on its waitlist gets an offer
 # valid this many hours, or, with auto-claim on, the territory itself at once.

@@ -60,6 +60,25 @@ def test_json_line_holds_time_level_logger_message_exception_context_and_extra_f
     assert log_context() == {}
 
 
+def test_an_exception_logged_outside_its_block_keeps_the_fields_of_where_it_was_raised(json_lines):
+    """Celery logs a failed task's exception after the job run's block has ended."""
+
+    def task() -> None:
+        with log_context_bound(task_id="t-1"), log_context_bound(job_run_id=7):
+            raise ValueError("no such run")
+
+    try:
+        task()
+    except ValueError:
+        logging.getLogger("celery.app.trace").exception("task failed")
+    logging.getLogger("celery.app.trace").warning("next")
+
+    failed, after = json_lines()
+    assert (failed["message"], failed["task_id"], failed["job_run_id"]) == ("task failed", "t-1", 7)
+    assert "job_run_id" not in after
+    assert "task_id" not in after
+
+
 def test_a_value_json_cannot_hold_is_written_as_text(json_lines):
     logging.getLogger("leadengine.test").warning("odd", extra={"when": timezone.datetime(2026, 1, 2)})
 
