@@ -536,6 +536,11 @@ def _run_execute(run: JobRun) -> JobRun:
         except RunTakenOver:
             log.warning("job run %s was taken over by another worker; this copy's end is not recorded", run.pk)
             return run
+        # One line per run that ends (or waits), with its job_run_id (job_run_execute), for the logs' readers.
+        log.info(
+            "job run %s (%s) %s", run.pk, run.job, "waits for its work" if run.waiting else run.status,
+            extra={"job": run.job, "status": run.status, "counts": run.counts},
+        )  # fmt: skip
         if run.status == Status.FAILED:
             job_failure_notify(run=run)
         if not run.waiting:
