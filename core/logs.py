@@ -15,6 +15,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import logging.config
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -54,7 +55,9 @@ def log_context_bound(**fields: Any) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if _EXCEPTION_CONTEXT not in vars(error):  # the innermost block's, which holds the outer ones'
+        # The innermost block's, which holds the outer ones'. An exception without attributes of its own
+        # (__slots__) goes on without.
+        if _EXCEPTION_CONTEXT not in getattr(error, "__dict__", {_EXCEPTION_CONTEXT: None}):
             setattr(error, _EXCEPTION_CONTEXT, _context.get())
         raise
     finally:
@@ -116,6 +119,13 @@ class JsonFormatter(logging.Formatter):
             # Celery's task lines repeat their traceback in `data` (for its own formats): written once.
             line["data"] = {key: value for key, value in line["data"].items() if key != "traceback"}
         return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def logging_configure(config: dict[str, Any]) -> None:
+    """Apply `config` (LOGGING), and send Python's warnings (a library's UserWarning) through it as lines of the
+    py.warnings logger, rather than to stderr in a format of their own (LOGGING_CONFIG; Celery's set-up)."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
 
 
 def log_format(env: Mapping[str, str]) -> str:

@@ -4,7 +4,6 @@ Logging is Django's (LOGGING, core/logs.py) in workers and beat too: Celery's ow
 logger's handler with one in its format (and leave Django's beside it), so it is told not to (setup_logging).
 Every line a task logs carries its task's id and name (task_prerun/task_postrun)."""
 
-import logging.config
 import os
 from collections.abc import Mapping
 from contextvars import Token
@@ -12,7 +11,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from core.logs import log_context_reset, log_context_set
+from core.logs import log_context_reset, log_context_set, logging_configure
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadengine.settings")
 
@@ -27,7 +26,7 @@ def logging_setup(**_) -> None:
     LOG_LEVEL, not the command's `-l`, sets the level."""
     from django.conf import settings
 
-    logging.config.dictConfig(settings.LOGGING)
+    logging_configure(settings.LOGGING)
 
 
 # The context tokens of the tasks under way in this process, by task id (an eager task may run inside another).

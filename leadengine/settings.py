@@ -369,6 +369,7 @@ SCORING_RUN_ENDED_TASK = "leadengine.scoring_run_ended"
 # line with the request's id (X-Request-ID) or the task's and job run's. Celery's workers and beat keep it too
 # (leadengine/celery.py), and gunicorn's own lines follow it (gunicorn.conf.py).
 LOGGING = logging_config(ENV)
+LOGGING_CONFIG = "core.logs.logging_configure"
 # Error reports (leadengine/sentry.py): with SENTRY_DSN set, the site's and the tasks' exceptions go to Sentry.
 SENTRY_ENABLED = sentry_init(ENV, debug=DEBUG)
 

@@ -3,11 +3,13 @@ one JSON object per line), with the request's id (X-Request-ID) or the task's an
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -18,9 +20,9 @@ from core.logs import ContextFilter, JsonFormatter, log_context, log_context_bou
 from core.request_id import REQUEST_ID_MAX_LENGTH
 from leadengine.models import JobRun
 from leadengine.services import jobs
-from tests.faults.servers import Process, free_port, manage, wait_until
+from tests.faults.servers import Process, manage, wait_until
 from tests.leadengine.failing_site import FAILURE
-from tests.workers import database_url
+from tests.production import fetch, free_port, production_env, web
 
 TRACEBACK_END = f"RuntimeError: {FAILURE}"
 
@@ -133,8 +135,8 @@ def test_a_missing_or_malformed_request_id_is_replaced_by_a_new_one(client, sent
     assert first != second
 
 
-# Processes. Each runs with DEBUG on: Django then adds a console handler of its own to its "django" logger,
-# which wrote its lines (a failing request's traceback) a second time beside the root's.
+# Processes. Those counting lines run with DEBUG on: Django then adds a console handler of its own to its
+# "django" logger, which wrote its lines (a failing request's traceback) a second time beside the root's.
 
 
 def test_a_command_writes_each_line_once(tmp_path):
@@ -157,49 +159,46 @@ def test_a_command_writes_each_line_once(tmp_path):
 
 
 def get(port: int, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        return response.status, dict(response.getheaders())
-    finally:
-        connection.close()
+    answer = fetch(port, path, headers)
+    return answer.status, dict(answer.headers)
 
 
-def serve(server: str, *, port: int, env: dict[str, str], log) -> Process:
-    """The failing site (tests/leadengine/failing_site.py) under gunicorn (as Procfile's web runs it, its
-    configuration file included) or runserver, answering on `port`."""
-    env = {"DJANGO_SETTINGS_MODULE": "tests.leadengine.failing_site", "DATABASE_URL": database_url(), **env}
+@contextmanager
+def failing_site(server: str, *, env: dict[str, str], log: Path) -> Iterator[int]:
+    """The failing site (tests/leadengine/failing_site.py) served by the Procfile's web line (gunicorn, its
+    configuration file included; production's settings unless `env` says otherwise) or by runserver; yields its
+    port once it answers, and stops it after. Plain HTTP: no redirect to https."""
+    env = {"DJANGO_SETTINGS_MODULE": "tests.leadengine.failing_site", "SECURE_SSL_REDIRECT": "false", **env}
     if server == "gunicorn":
-        argv = ["-m", "gunicorn", "leadengine.wsgi:application", "--workers", "1", "--worker-class", "gthread",
-                "--threads", "2", "--bind", f"127.0.0.1:{port}"]  # fmt: skip
-    else:
-        argv = ["manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    process = Process(argv, env=env, log=log)
+        with web(production_env(**env), log, workers=1) as port:
+            yield port
+        return
+    port = free_port()
+    process = Process(["manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env, log=log)
 
     def answers() -> bool:
         assert process.process.poll() is None, process.output()
         try:
-            get(port, "/missing", {})
+            fetch(port, "/healthz")
         except OSError:
             return False
         return True
 
-    wait_until(answers, seconds=60, what=f"{server} answering")
-    return process
+    try:
+        wait_until(answers, seconds=60, what="runserver answering")
+        yield port
+    finally:
+        process.terminate()
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("server", ["gunicorn", "runserver"])
 def test_a_failing_request_writes_its_traceback_once_in_plain_lines(server, tmp_path):
-    process = serve(server, port=(port := free_port()), env={"LOG_FORMAT": "plain"}, log=tmp_path / "web.log")
-    try:
+    env = {"LOG_FORMAT": "plain", "DEBUG": "true"}
+    with failing_site(server, env=env, log=(log := tmp_path / "web.log")) as port:
         status, _ = get(port, "/fail/", {})
-    finally:
-        process.terminate()
 
-    output = process.output()
+    output = log.read_text()
     assert status == 500
     assert output.count("serving the failing page") == 1, output
     assert output.count("Internal Server Error: /fail/") == 1, output
@@ -208,13 +207,10 @@ def test_a_failing_request_writes_its_traceback_once_in_plain_lines(server, tmp_
 
 @pytest.mark.django_db
 def test_gunicorn_writes_one_json_object_per_line_with_the_request_id(tmp_path):
-    process = serve("gunicorn", port=(port := free_port()), env={"LOG_FORMAT": "json"}, log=tmp_path / "web.log")
-    try:
+    with failing_site("gunicorn", env={"LOG_FORMAT": "json"}, log=(log := tmp_path / "web.log")) as port:
         status, headers = get(port, "/fail/", {"X-Request-ID": "req-from-the-proxy-42"})
-    finally:
-        process.terminate()
 
-    output = process.output()
+    output = log.read_text()
     lines = [json.loads(line) for line in output.splitlines()]  # every line, gunicorn's own included
     assert status == 500
     assert headers["X-Request-ID"] == "req-from-the-proxy-42"

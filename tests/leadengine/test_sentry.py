@@ -11,9 +11,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from leadengine.sentry import sentry_init
-from tests.faults.servers import free_port, manage, wait_until
+from tests.faults.servers import manage, wait_until
 from tests.leadengine.failing_site import FAILURE
-from tests.leadengine.test_logging import get, serve
+from tests.leadengine.test_logging import failing_site, get
 from tests.receiver import Receiver
 
 
@@ -51,12 +51,9 @@ def ingest():
 def test_a_failing_page_is_reported_with_its_request_id_and_no_personal_data(ingest, tmp_path):
     receiver, dsn = ingest
     env = {"SENTRY_DSN": dsn, "SENTRY_ENVIRONMENT": "staging", "LOG_FORMAT": "json"}
-    process = serve("gunicorn", port=(port := free_port()), env=env, log=tmp_path / "web.log")
-    try:
+    with failing_site("gunicorn", env=env, log=tmp_path / "web.log") as port:
         status, _ = get(port, "/fail/", {"X-Request-ID": "req-7", "Cookie": "sessionid=secret-session"})
         reported = wait_until(lambda: events(receiver), seconds=30, what="the event at the ingest")
-    finally:
-        process.terminate()
 
     assert status == 500
     assert len(reported) == 1, reported  # the exception, not its log line a second time
