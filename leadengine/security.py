@@ -8,6 +8,8 @@ made during a lockout learns nothing and costs nothing.
 
 An attempt is counted before its password is checked (and given back if it succeeds), so that
 concurrent guesses cannot all read "not locked yet" and get more password checks than the limit.
+django-axes, which looks for a lock before the check and counts after it, was measured against this and
+not taken (bench/login_guard.py; README, Back office, Login protection).
 """
 
 from __future__ import annotations
