@@ -80,6 +80,11 @@ BENCHES = [
         tiny_env={"LEARN_MIN_OUTCOMES": "30"},
     ),
     Bench(
+        "login_guard",
+        "--threads 32 --attempts 40",
+        "--threads 8 --attempts 22 --guards ours axes_database",
+    ),
+    Bench(
         "faults",
         "--runs 3",
         "--runs 1 --properties 2000 --scenario api_redis_killed --scenario api_postgres_down",
