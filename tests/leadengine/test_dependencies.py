@@ -87,7 +87,9 @@ def test_production_needs_no_development_package():
 
 def test_production_lock_installs_on_a_fresh_venv_and_runs_the_site(tmp_path):
     """Every package production imports comes from requirements.txt alone: installed with --no-deps (a package the
-    lock forgot fails `pip check`), then Django's checks with the deployment settings and the WSGI application load.
+    lock forgot fails `pip check`), then Django's checks with the deployment settings, the WSGI application loaded,
+    and /readyz answered 200 through it: PostgreSQL, the cache and Celery's broker transport reached with only
+    production's packages (kombu's Redis transport needs `packaging`, which only its `redis` extra asks for).
     """
     venv.create(tmp_path / "venv", with_pip=True)
     python = str(tmp_path / "venv" / "bin" / "python")
@@ -106,12 +108,18 @@ def test_production_lock_installs_on_a_fresh_venv_and_runs_the_site(tmp_path):
     env |= {
         "DEBUG": "false",
         "SECRET_KEY": "a-production-check-key-" + "x" * 40,
-        "ALLOWED_HOSTS": "leads.example.com",
+        "ALLOWED_HOSTS": "leads.example.com,testserver",
         "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
     }
+    script = (
+        "import leadengine.wsgi, django.core.management as m; m.call_command('check', '--deploy')\n"
+        "from django.test import Client\n"
+        "answer = Client().get('/readyz')\n"
+        "print('readyz', answer.status_code, answer.content.decode())\n"
+    )
     site = subprocess.run(
-        [python, "-c", "import leadengine.wsgi, django.core.management as m; m.call_command('check', '--deploy')"],
+        [python, "-c", script],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -120,6 +128,7 @@ def test_production_lock_installs_on_a_fresh_venv_and_runs_the_site(tmp_path):
     )
     assert site.returncode == 0, site.stdout + site.stderr
     assert "no issues" in site.stdout + site.stderr
+    assert "readyz 200" in site.stdout, site.stdout
 
 
 def test_the_embedded_servers_without_their_development_packages_say_what_to_install(tmp_path):
