@@ -84,11 +84,14 @@ def log_context_reset(token: contextvars.Token[Mapping[str, Any]]) -> None:
 
 class ContextFilter(logging.Filter):
     """Adds the bound context's fields (request_id, task_id, job_run_id...) to every record, and those of
-    where its exception was raised; a field the call passed itself (`extra=`) wins."""
+    where its exception was raised; a field the call passed itself (`extra=`) wins. Django logs a response's
+    4xx or 5xx line (django.request) once the middleware has returned, outside the request's context: its record
+    carries the request, whose id it takes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         raised = exception_context(record.exc_info[1]) if record.exc_info else {}
-        for name, value in {**raised, **_context.get()}.items():
+        served = getattr(getattr(record, "request", None), "request_id", None)
+        for name, value in {**raised, **({"request_id": served} if served else {}), **_context.get()}.items():
             if not hasattr(record, name):
                 setattr(record, name, value)
         return True

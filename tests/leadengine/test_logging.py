@@ -135,6 +135,17 @@ def test_a_missing_or_malformed_request_id_is_replaced_by_a_new_one(client, sent
     assert first != second
 
 
+@pytest.mark.django_db
+def test_the_line_django_logs_of_a_refused_request_carries_its_id(client, json_lines):
+    """Django writes a 4xx response's warning after the middleware returned, outside the request's context."""
+    client.get("/api/v1/leads/", HTTP_X_REQUEST_ID="refused-1", secure=True)
+
+    refused = [line for line in json_lines() if line["logger"] == "django.request"]
+    assert [(line["message"], line["request_id"]) for line in refused] == [
+        ("Unauthorized: /api/v1/leads/", "refused-1")
+    ]
+
+
 # Processes. Those counting lines run with DEBUG on: Django then adds a console handler of its own to its
 # "django" logger, which wrote its lines (a failing request's traceback) a second time beside the root's.
 
