@@ -7,6 +7,7 @@ import sys
 import redis
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.staticfiles.storage import ManifestFilesMixin, staticfiles_storage
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
@@ -39,7 +40,8 @@ class HealthView(APIView):
 
 
 class ReadyView(APIView):
-    """The process can reach PostgreSQL, the Redis cache and the broker; 503 naming what is down otherwise.
+    """The process can reach PostgreSQL, the Redis cache and the broker, and (production's storage) its static
+    files were collected; 503 naming what is down otherwise.
     Redis is asked directly (PING), not through the cache, which goes on without it and would hide an outage."""
 
     authentication_classes = []
@@ -49,6 +51,8 @@ class ReadyView(APIView):
     @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer}, tags=["health"])
     def get(self, request):
         checks = {"database": _database_check(), "redis": _redis_check(), "broker": _broker_check()}
+        if _static_manifest_used():
+            checks["static"] = _static_check()
         ready = all(value == "ok" for value in checks.values())
         return Response(
             {"status": "ok" if ready else "unavailable", "checks": checks},
@@ -60,6 +64,20 @@ def _unavailable(what: str, error: Exception) -> str:
     # The answer names the error's kind only (anyone may ask); the log has the whole error.
     log.warning("readyz: %s unavailable: %s: %s", what, type(error).__name__, error)
     return f"unavailable: {type(error).__name__}"
+
+
+def _static_manifest_used() -> bool:
+    """Production's static files storage names files by their hash from a manifest collectstatic writes."""
+    return isinstance(staticfiles_storage, ManifestFilesMixin)
+
+
+def _static_check() -> str:
+    """A process whose release skipped collectstatic would answer every admin page and the API docs 500 (the
+    manifest names no file): not ready, so a load balancer keeps sending to the processes that have them."""
+    if staticfiles_storage.read_manifest() is None:
+        log.warning("readyz: static files not collected into %s: run manage.py collectstatic", settings.STATIC_ROOT)
+        return "unavailable: not collected"
+    return "ok"
 
 
 def _database_check() -> str:
