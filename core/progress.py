@@ -67,7 +67,6 @@ class Steps:
         self.console = Console(file=stream, force_terminal=self.terminal, highlight=False, soft_wrap=True)
         self.number = 0
         self._bar: RichProgress | None = None
-        self.seconds: dict[str, float] = {}
 
     def output(self) -> io.TextIOBase:
         """A writable stream for a step's own messages: each line shown above the bar (or as it is)."""
@@ -100,7 +99,6 @@ class Steps:
         finally:
             self._bar_stop()
         seconds = time.monotonic() - started
-        self.seconds[name] = seconds
         self._line(f"{heading}: done in {seconds:.1f} s")
 
     def _bar_progress(self, name: str) -> Progress:

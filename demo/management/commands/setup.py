@@ -9,8 +9,9 @@ from django.db.migrations.executor import MigrationExecutor
 from core.progress import Progress, StepFailed, Steps
 from demo.management.commands.seed_demo import positive_int
 
-# What `make setup` runs, in order: (command, its options). Each step is the command of that name, run in
-# this process with the options below, so that each keeps its own messages, refusals and idempotence.
+# What `make setup` runs, in order. Each step is the command of that name, run in this process (with the
+# options `handle` gives it, and a Progress when it takes one), so that each keeps its own messages, refusals
+# and idempotence, and still runs on its own.
 STEPS = ("migrate", "load_zipcodes", "seed_demo", "seed_demo_territories", "simulate_days", "seed_schedules",
          "seed_roles", "ensure_demo_user")  # fmt: skip
 
