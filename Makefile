@@ -95,13 +95,13 @@ format: $(BIN)/.installed
 schema: $(BIN)/.installed
 	$(MANAGE) spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
-## Benchmarks print one JSON line of figures last (see README, Speed).
+## Every benchmark at the README's sizes, then one table of their figures (bench/run_all.py; README, Speed), also
+## written to bench/results.json. BENCH=leads (or BENCH="leads storm") runs those only; BENCH_SIZE=tiny runs them
+## at the smoke tests' tiny sizes (figures to bench/results-tiny.json). Exit code 1 when one failed.
+BENCH ?=
+BENCH_SIZE ?= full
 bench: $(BIN)/.installed
-	$(BIN)/python bench/import_properties.py --rows 1000000
-	$(BIN)/python bench/scoring.py --properties 1000000
-	$(BIN)/python bench/leads.py --properties 1000000
-	$(BIN)/python bench/storm.py --properties 1000000
-	$(BIN)/python bench/faults.py --runs 3
+	$(BIN)/python bench/run_all.py --size $(BENCH_SIZE) $(if $(strip $(BENCH)),--bench "$(strip $(BENCH))")
 
 ## Stop the embedded PostgreSQL and Redis (their data stays under .data/).
 stop:

@@ -156,7 +156,7 @@ def main() -> None:
         runs.append(one_run(trade, timezone.now()))
         print(f"run {number + 1}: {json.dumps({k: round(v, 3) for k, v in runs[-1].items()})}", file=sys.stderr)
     leads_empty()
-    figures = {key: round(median([run[key] for run in runs]), 3) for key in runs[0]}
+    figures = {key: round(median([run[key] for run in runs]), 3) for key in runs[0]}  # counts stay integers
     print(
         json.dumps({"bench": "leads", "properties": args.properties, "owned_zips": owned, "runs": args.runs} | figures)
     )

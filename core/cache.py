@@ -91,13 +91,20 @@ def usage_bump(contractor_ids: Iterable[int | None]) -> None:
 T = TypeVar("T")
 
 
-def cached(name: str, parts: Iterable[object], *, depends_on: Iterable[str], compute: Callable[[], T]) -> T:
-    """compute(), cached under `name` and `parts` for CACHE_SECONDS, until a kind it depends on changes;
-    computed directly while Redis cannot be reached."""
+def cached(
+    name: str,
+    parts: Iterable[object],
+    *,
+    depends_on: Iterable[str],
+    compute: Callable[[], T],
+    seconds: int = CACHE_SECONDS,
+) -> T:
+    """compute(), cached under `name` and `parts` for `seconds` (CACHE_SECONDS unless given), until a kind it
+    depends on changes; computed directly while Redis cannot be reached."""
     generations = {kind: generation(kind) for kind in sorted(depends_on)}
     if None in generations.values():
         return compute()
     versions = ",".join(f"{kind}={number}" for kind, number in generations.items())
     key = f"{name}:{':'.join(str(part) for part in parts)}:{versions}"
     # What compute() returned, now or when it was cached (Django's stubs allow for None).
-    return cast(T, cache.get_or_set(key, compute, timeout=CACHE_SECONDS))
+    return cast(T, cache.get_or_set(key, compute, timeout=seconds))

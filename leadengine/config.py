@@ -6,6 +6,7 @@ typo in a deployment's environment stops the process at start-up instead of misb
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -73,6 +74,36 @@ def env_list(env: Mapping[str, str], name: str, default: list[str]) -> list[str]
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_networks(env: Mapping[str, str], name: str) -> list[str]:
+    """A comma-separated list of addresses and CIDR networks (10.0.0.5, 10.0.0.0/8, fd00::/8), each as a network
+    (an address is a network of one); bits set beyond a network's prefix are refused, as a sign of a typo."""
+    networks = []
+    for item in env_list(env, name, []):
+        try:
+            networks.append(str(ipaddress.ip_network(item)))
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an address or a network in CIDR notation (10.0.0.0/8, fd00::/8): {error}"
+            ) from None
+    return networks
+
+
+def env_secret(env: Mapping[str, str], name: str, *, minimum_length: int) -> str:
+    """A secret such as a bearer token: empty (unset), or at least `minimum_length` characters, printable ASCII
+    without spaces (it travels in an HTTP header)."""
+    value = env.get(name, "").strip()
+    if not value:
+        return ""
+    if not (value.isascii() and value.isprintable()) or any(character.isspace() for character in value):
+        raise ImproperlyConfigured(f"{name} must be printable ASCII without spaces (it is sent in an HTTP header)")
+    if len(value) < minimum_length:
+        raise ImproperlyConfigured(
+            f"{name} is {len(value)} characters long; use at least {minimum_length} random ones "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return value
+
+
 def env_time_zone(env: Mapping[str, str], name: str, default: str) -> str:
     value = (env.get(name) or default).strip()
     try:
@@ -127,6 +158,20 @@ def env_seconds(env: Mapping[str, str], name: str, default: float, *, minimum: f
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number of seconds") from None
     if not value >= minimum or value == float("inf"):  # also refuses nan
         raise ImproperlyConfigured(f"{name}={raw.strip()} must be a number of seconds of at least {minimum:g}")
+    return value
+
+
+def env_fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number from 0 to 1 (a sampling rate)."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number from 0 to 1") from None
+    if not 0 <= value <= 1:  # also refuses nan
+        raise ImproperlyConfigured(f"{name}={raw.strip()} must be from 0 to 1")
     return value
 
 

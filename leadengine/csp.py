@@ -10,6 +10,9 @@ own. Everything else (JSON, CSV, the OpenAPI schema, scripts) gets `default-src 
 not a page loads nothing and is never framed. Two kinds of page allow inline styles, and say why below: the
 browsable API, and Django's debugging pages while DEBUG is on (inline scripts too).
 
+Static files are answered by WhiteNoise before this middleware runs (settings.MIDDLEWARE): they get their policy
+from `static_file_policy`, the same rule by content type, when WhiteNoise reads them.
+
 CSP_REPORT_ONLY=true sends the same policies as Content-Security-Policy-Report-Only: the browser reports
 what the policy would block in its console and blocks nothing, a way out while a page that breaks is fixed.
 """
@@ -17,6 +20,7 @@ what the policy would block in its console and blocks nothing, a way out while a
 from __future__ import annotations
 
 from collections.abc import Callable
+from wsgiref.headers import Headers
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -51,10 +55,13 @@ ENFORCED = "Content-Security-Policy"
 REPORT_ONLY = "Content-Security-Policy-Report-Only"
 
 
+def _is_page(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "text/html"
+
+
 def policy_for(response: HttpResponse, *, debug: bool) -> str:
     """The policy a response gets: the page policy for HTML, `default-src 'none'` for anything else."""
-    content_type = response.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_type != "text/html":
+    if not _is_page(response.get("Content-Type", "")):
         return OTHER_POLICY
     if debug and response.status_code in DEBUG_ERROR_STATUSES:
         return DEBUG_ERROR_PAGE_POLICY
@@ -63,16 +70,28 @@ def policy_for(response: HttpResponse, *, debug: bool) -> str:
     return PAGE_POLICY
 
 
+def _header() -> str:
+    return REPORT_ONLY if settings.CSP_REPORT_ONLY else ENFORCED
+
+
+def static_file_policy(headers: Headers, path: str, url: str) -> None:
+    """WhiteNoise's hook for a static file's headers (WHITENOISE_ADD_HEADERS_FUNCTION): the page policy for an HTML
+    file (Swagger UI ships one), `default-src 'none'` for anything else. A stylesheet, a script or an image obeys
+    the policy of the page that loads it; its own matters when it is opened by itself (an SVG's scripts)."""
+    headers[_header()] = PAGE_POLICY if _is_page(headers.get("Content-Type", "")) else OTHER_POLICY
+
+
 class ContentSecurityPolicyMiddleware:
-    """Sets the policy on every response that does not carry one of its own. Placed right after Django's
-    SecurityMiddleware, so responses that other middleware answer (a CSRF failure, a login lock) get it too."""
+    """Sets the policy on every response that does not carry one of its own. Placed before the middleware that
+    answer some requests themselves (a CSRF failure, a login lock), so their answers get it too; static files,
+    answered by WhiteNoise before it, get theirs from `static_file_policy`."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        header = REPORT_ONLY if settings.CSP_REPORT_ONLY else ENFORCED
+        header = _header()
         if ENFORCED not in response and REPORT_ONLY not in response:
             response[header] = policy_for(response, debug=settings.DEBUG)
         return response

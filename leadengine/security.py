@@ -8,6 +8,8 @@ made during a lockout learns nothing and costs nothing.
 
 An attempt is counted before its password is checked (and given back if it succeeds), so that
 concurrent guesses cannot all read "not locked yet" and get more password checks than the limit.
+django-axes, which looks for a lock before the check and counts after it, was measured against this and
+not taken (bench/login_guard.py; README, Back office, Login protection).
 """
 
 from __future__ import annotations
@@ -79,13 +81,17 @@ def lockout_seconds() -> int:
     return max(1, round(settings.LOGIN_LOCKOUT_MINUTES * 60))
 
 
-def client_address(request: HttpRequest | None) -> str:
-    """The address a login comes from, by the API throttles' rule (DRF's get_ident with NUM_PROXIES,
+def client_ip(request: HttpRequest | None) -> str:
+    """The address a request comes from, by the API throttles' rule (DRF's get_ident with NUM_PROXIES,
     TRUSTED_PROXIES in the environment): the connection's address, or behind trusted proxies the one the
-    nearest saw; an X-Forwarded-For a client wrote itself is not believed. An IPv6 address counts as its
-    /64 network, which one client commonly holds whole."""
-    raw = BaseThrottle().get_ident(request) if request is not None else ""
-    return address_group(raw)
+    nearest saw; an X-Forwarded-For a client wrote itself is not believed. As written ("" when unknown)."""
+    return BaseThrottle().get_ident(request).strip() if request is not None else ""
+
+
+def client_address(request: HttpRequest | None) -> str:
+    """The address a login comes from (client_ip); an IPv6 address counts as its /64 network, which one
+    client commonly holds whole."""
+    return address_group(client_ip(request))
 
 
 def address_group(raw: str) -> str:

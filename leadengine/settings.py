@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from core.logs import logging_config
 from leadengine.config import (
     broker_url,
     broker_url_beside,
@@ -14,10 +15,13 @@ from leadengine.config import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_seconds,
+    env_secret,
     env_time_zone,
     parse_database_url,
 )
+from leadengine.sentry import sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -106,7 +110,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that a request's time includes every other middleware's (leadengine/metrics).
+    "leadengine.metrics.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, the dashboard's, Swagger UI's) from STATIC_ROOT, answered before any other
+    # middleware runs: see STORAGES below.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Each request's id (X-Request-ID, taken or made) on the lines logged while serving it, and in its answer.
+    "core.request_id.RequestIdMiddleware",
     # An unreachable database answers 503 with Retry-After (JSON under /api/), not a 500 or a trace page.
     "leadengine.middleware.DatabaseUnavailableMiddleware",
     "leadengine.csp.ContentSecurityPolicyMiddleware",
@@ -149,14 +160,42 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files in production: `manage.py collectstatic` (the release step, see Procfile) copies them here under
+# names holding a hash of their content (admin/css/base.<hash>.css), each beside a gzip copy, and writes the
+# manifest that maps a name to its hashed one. WhiteNoise serves them from here: a hashed name cached for ten
+# years (immutable: its content never changes), the gzip copy to a browser that accepts it. Without a
+# collectstatic the manifest is missing and a page that names a static file fails. In development (DEBUG) names
+# are plain and files are read from the apps' folders.
+STATIC_ROOT = Path(ENV.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+
+# WhiteNoise's hook for a static file's headers: the Content-Security-Policy the site's other answers get (a
+# function of this module because WhiteNoise takes a callable; it imports leadengine/csp.py when WhiteNoise
+# starts, once these settings are made).
+def _static_file_headers(headers, path: str, url: str) -> None:
+    from leadengine.csp import static_file_policy
+
+    static_file_policy(headers, path, url)
+
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _static_file_headers
 
 # Security: production (DEBUG off) passes `manage.py check --deploy`. Behind a proxy that terminates
 # TLS, set SECURE_PROXY_SSL_HEADER_ENABLED=true so Django sees the original scheme.
 SECURE_SSL_REDIRECT = env_bool(ENV, "SECURE_SSL_REDIRECT", not DEBUG)
 # A load balancer probes the process over plain HTTP behind its TLS: the two health probes answer it there
 # instead of a redirect to https (paths without the leading slash, anchored: nothing else is exempt).
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Prometheus scrapes /metrics over plain HTTP inside the network too: a redirect would not protect its bearer
+# token (the first request has already carried it) and only break the scrape.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env_bool(ENV, "SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool(ENV, "CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int(ENV, "SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
@@ -214,6 +253,43 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"ReturnReasonEnum": "leads.models.Lead.ReturnReason"},
+    # The docs' groups, in this order. Every /api/v1/ operation is tagged with its path's resource
+    # (core/api/schema.py), which must be one of these.
+    "TAGS": [
+        {
+            "name": "leads",
+            "description": "A contractor's leads: the list (JSON, or CSV for a CRM), one lead with its history, and "
+            "what the contractor does with it (accept, contact, convert, reject, return). Staff also assign by hand.",
+        },
+        {
+            "name": "territories",
+            "description": "ZIP x trade territories: those held, the ZIPs nobody owns with their demand, claiming "
+            "and releasing.",
+        },
+        {
+            "name": "waitlist",
+            "description": "Waiting for a territory someone holds: join, leave, and accept the offer when it frees.",
+        },
+        {
+            "name": "profile",
+            "description": "The caller's contractor: trades, caps and their use, delivery settings; pausing and "
+            "resuming new leads.",
+        },
+        {
+            "name": "runs",
+            "description": "Staff only: background runs (scoring, lead generation, the nightly run...) started and "
+            "followed.",
+        },
+        {
+            "name": "storms",
+            "description": "Staff only: storm reports stored, and the leads of the homes they reach sent at once.",
+        },
+        {
+            "name": "quality",
+            "description": "Staff only: lead quality evaluations per trade and scoring model version.",
+        },
+        {"name": "health", "description": "Liveness and readiness, for load balancers and monitors; no key."},
+    ],
 }
 
 # Celery: Redis is the broker, on a database of its own (see CACHES). Kombu spells a Unix socket
@@ -289,14 +365,13 @@ RESCORE_MAX_PROPERTIES = env_int(ENV, "RESCORE_MAX_PROPERTIES", 200_000, minimum
 # job waiting for the run ends, and its nightly chain moves on (leadengine.tasks.scoring_run_ended).
 SCORING_RUN_ENDED_TASK = "leadengine.scoring_run_ended"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": ENV.get("LOG_LEVEL", "INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}},
-}
+# Logs (core/logs.py): each line once, from the root logger, on stderr; LOG_FORMAT=json writes one JSON object per
+# line with the request's id (X-Request-ID) or the task's and job run's. Celery's workers and beat keep it too
+# (leadengine/celery.py), and gunicorn's own lines follow it (gunicorn.conf.py).
+LOGGING = logging_config(ENV)
+LOGGING_CONFIG = "core.logs.logging_configure"
+# Error reports (leadengine/sentry.py): with SENTRY_DSN set, the site's and the tasks' exceptions go to Sentry.
+SENTRY_ENABLED = sentry_init(ENV, debug=DEBUG)
 
 # Territories: when a territory is released, the first eligible contractor on its waitlist gets an offer
 # valid this many hours, or, with auto-claim on, the territory itself at once.
@@ -338,3 +413,10 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool(ENV, "WEBHOOK_ALLOW_PRIVATE_TARGETS", F
 LOGIN_FAILURES_PER_USER = env_int(ENV, "LOGIN_FAILURES_PER_USER", 5, minimum=1)
 LOGIN_FAILURES_PER_ADDRESS = env_int(ENV, "LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env_int(ENV, "LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+
+# Prometheus metrics at /metrics (leadengine/metrics): off (404) unless METRICS_TOKEN (a bearer token) or
+# METRICS_ALLOWED_ADDRESSES (addresses and CIDR networks, matched against the client address: see NUM_PROXIES
+# above) is set; with both, a scrape needs both. With PROMETHEUS_MULTIPROC_DIR set (gunicorn, gunicorn.conf.py),
+# every worker process's request figures are added up there.
+METRICS_TOKEN = env_secret(ENV, "METRICS_TOKEN", minimum_length=16)
+METRICS_ALLOWED_ADDRESSES = env_networks(ENV, "METRICS_ALLOWED_ADDRESSES")

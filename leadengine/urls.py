@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from leadengine.api.jobs import JobRunViewSet
+from leadengine.metrics.views import metrics
 from leadengine.views import HealthView, ReadyView
 
 jobs = SimpleRouter()
@@ -15,6 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("readyz", ReadyView.as_view(), name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/", include("leads.api.urls")),
     path("api/v1/", include("contractors.api.urls")),
     path("api/v1/", include("territories.api.urls")),

@@ -16,7 +16,9 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
+from core.numbers import rounded
 from leads.models import Lead
+from leads.representation import DECIMALS
 from leads.services.lifecycle import leads_deliver
 
 CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -52,6 +54,8 @@ COLUMNS = [
     ("exploration", "exploration"),
 ]
 HEADER = [header for header, _ in COLUMNS]
+# A column's figures to the decimals the API answers them with (score, urgency, priority); None: as stored.
+COLUMN_DECIMALS = [DECIMALS.get(header) for header in HEADER]
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such text gets a
 # leading apostrophe, which spreadsheets show as text and do not evaluate.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -94,7 +98,10 @@ def csv_chunks(rows: Iterable[tuple]) -> Iterator[bytes]:
     yield flush()
     written = 0
     for row in rows:
-        writer.writerow([cell(value) for value in row])
+        writer.writerow(
+            [cell(value if decimals is None else rounded(value, decimals))
+             for value, decimals in zip(row, COLUMN_DECIMALS, strict=True)]
+        )  # fmt: skip
         written += 1
         if written % CHUNK_ROWS == 0:
             yield flush()

@@ -16,11 +16,17 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
+from core.numbers import rounded
 from leads.models import Lead, LeadEvent
 from scoring.models import Property, Trade
 
 PENDING_STATES = (Lead.State.DELIVERED, Lead.State.ACCEPTED)
 CENT = Decimal("0.01")
+# The decimals each float of a lead is answered with (here, in LeadSerializer, in the CSV export), so that a
+# figure shows as the figure it is. A score, its urgency and its reasons' points are computed to hundredths;
+# a priority, 0.75 x score + 0.25 x urgency (leads.ranking), is exact to 4 decimals (96.39750000000001 is
+# 96.3975), enough to tell apart every two leads it ranks; coordinates to a millionth of a degree (0.1 m).
+DECIMALS = {"score": 2, "urgency": 2, "priority": 4, "points": 2, "bathrooms": 2, "latitude": 6, "longitude": 6}
 # A lead's fields, in the order they are answered.
 LEAD_BODY_FIELDS = [
     "id", "trade", "state", "zip_code", "score", "urgency", "urgent", "priority", "model_version", "reasons",
@@ -73,9 +79,10 @@ def _instant(value: dt.datetime | None, zone) -> str | None:
 
 def _reasons(reasons: list[dict]) -> list[dict]:
     return [
-        {"feature": str(r["feature"]), "value": r.get("value"), "points": float(r["points"]), "text": str(r["text"])}
+        {"feature": str(r["feature"]), "value": r.get("value"), "points": round(float(r["points"]), DECIMALS["points"]),
+         "text": str(r["text"])}
         for r in reasons
-    ]
+    ]  # fmt: skip
 
 
 def leads_represented(lead_ids: list[int]) -> list[dict]:
@@ -102,6 +109,9 @@ def leads_represented(lead_ids: list[int]) -> list[dict]:
             continue
         lead = dict(zip(LEAD_FIELDS, row[1:split], strict=True))
         requested_at, prop = row[split], dict(zip(PROPERTY_FIELDS, row[split + 1 :], strict=True))
+        for fields in (lead, prop):
+            for name in DECIMALS.keys() & fields.keys():
+                fields[name] = rounded(fields[name], DECIMALS[name])
         for name in ("generated_at", "assigned_at", "delivered_at", "accepted_at", "contacted_at", "converted_at",
                      "closed_at", "expires_at"):  # fmt: skip
             lead[name] = _instant(lead[name], zone)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from contractors.caller import Caller, caller_rows
@@ -313,3 +313,18 @@ def lead_outcomes_known(
         )
         rows = cursor.fetchall()
     return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+
+
+def lead_counts_by_state(*, cache_seconds: int = 0) -> dict[tuple[str, str], int]:
+    """How many leads are in each state, per trade: {(trade slug, state): count}, for the pairs that have any. One
+    grouped count over the whole table: a parallel sequential scan (no index serves it), 0.66 to 1.1 s for 3 million
+    leads on 2 cores (README, "Metrics"); with `cache_seconds`, the answer is kept that long in Django's cache
+    (computed directly while Redis is unavailable)."""
+
+    def count() -> dict[tuple[str, str], int]:
+        rows = Lead.objects.values_list("trade__slug", "state").annotate(leads=Count("id")).order_by()
+        return {(slug, state): leads for slug, state, leads in rows}
+
+    if not cache_seconds:
+        return count()
+    return cached("lead_counts_by_state", (), depends_on=(), compute=count, seconds=cache_seconds)

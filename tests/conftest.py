@@ -15,6 +15,16 @@ def pytest_configure(config):
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Static files as development has them, whatever DEBUG the settings were read with (pytest-django turns DEBUG
+    # off for the tests): plain names, files read from the apps' folders. Production's storage needs a
+    # collectstatic first (its manifest), or every page that names a static file fails; tests render pages
+    # without one. Production's storage and WhiteNoise's answers are tested on a real gunicorn after a real
+    # collectstatic (tests/browser/test_production.py).
+    settings.STORAGES = settings.STORAGES | {
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    }
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.WHITENOISE_AUTOREFRESH = True  # and STATIC_ROOT, which tests never fill, is not read at start
     if not os.environ.get("DATABASE_URL"):
         settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_leadengine_{os.getpid()}"
 

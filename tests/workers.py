@@ -44,10 +44,11 @@ class Worker:
             "DATABASE_URL": database_url(),
             "DEBUG": "true",
             "DJANGO_SETTINGS_MODULE": "leadengine.settings",
+            "LOG_LEVEL": "WARNING",
             **env,
         }
-        argv = ["worker", "-Q", self.queue, "-c", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-l", "warning"]  # fmt: skip
+        # Its lines are LOG_LEVEL's (WARNING unless `env` says otherwise), as every process's (core/logs.py).
+        argv = ["worker", "-Q", self.queue, "-c", "2", "--without-gossip", "--without-mingle", "--without-heartbeat"]
         boot = (
             "from leadengine.celery import app; "
             f"app.conf.task_default_queue = {self.queue!r}; "

@@ -8,6 +8,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from contractors.api.authentication import CallerMixin
+from core.api.fields import RoundedFloatField
 from core.api.pagination import BoundedCursorPagination
 from core.api.permissions import IsStaff
 from leadengine.models import JobRun
@@ -80,7 +81,9 @@ class JobRunSerializer(serializers.ModelSerializer):
     requested_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="None: a schedule, or the system."
     )
-    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    duration_seconds = RoundedFloatField(
+        decimals=3, read_only=True, allow_null=True, help_text="From start to finish, to the millisecond."
+    )
     counts = CountsField(read_only=True)
     chain = serializers.PrimaryKeyRelatedField(
         read_only=True, allow_null=True, help_text="The nightly run this run is a step of (none: a run of its own)."

@@ -36,6 +36,7 @@ from django.utils import timezone
 from contractors.services.notices import contractor_notices_send
 from core import locks
 from core.errors import DomainError
+from core.logs import log_context_bound
 from core.retry import db_retry
 from leadengine import flows  # the steps of the nightly run that the jobs run one at a time
 from leadengine.models import JobRun
@@ -474,12 +475,13 @@ def job_run_execute(*, run_id: int) -> JobRun:
     longer outage fails the run with its error (or leaves it to the recovery sweep when even that cannot
     be written)."""
     what = f"job run {run_id}"
-    run = db_retry(lambda: JobRun.objects.select_related("trade").get(pk=run_id), what=what)
-    if run.status not in JobRun.ACTIVE or run.waiting:
-        return run  # ended, or waiting for its work to end elsewhere: its end comes from there
-    ran = _run_execute(run)
-    _chain_follow(ran)
-    return ran
+    with log_context_bound(job_run_id=run_id):  # every line logged meanwhile names the run (core/logs.py)
+        run = db_retry(lambda: JobRun.objects.select_related("trade").get(pk=run_id), what=what)
+        if run.status not in JobRun.ACTIVE or run.waiting:
+            return run  # ended, or waiting for its work to end elsewhere: its end comes from there
+        ran = _run_execute(run)
+        _chain_follow(ran)
+        return ran
 
 
 def _chain_follow(run: JobRun) -> None:
@@ -534,6 +536,11 @@ def _run_execute(run: JobRun) -> JobRun:
         except RunTakenOver:
             log.warning("job run %s was taken over by another worker; this copy's end is not recorded", run.pk)
             return run
+        # One line per run that ends (or waits), with its job_run_id (job_run_execute), for the logs' readers.
+        log.info(
+            "job run %s (%s) %s", run.pk, run.job, "waits for its work" if run.waiting else run.status,
+            extra={"job": run.job, "status": run.status, "counts": run.counts},
+        )  # fmt: skip
         if run.status == Status.FAILED:
             job_failure_notify(run=run)
         if not run.waiting:

@@ -1,13 +1,17 @@
 from rest_framework import serializers
 
 from contractors.models import Contractor
+from core.api.fields import RoundedFloatField
 from leads.models import Lead, LeadEvent
-from leads.representation import EVENT_FIELDS, LEAD_BODY_FIELDS, PROPERTY_FIELDS
+from leads.representation import DECIMALS, EVENT_FIELDS, LEAD_BODY_FIELDS, PROPERTY_FIELDS
 from scoring.models import Property
 
 
 class PropertySerializer(serializers.ModelSerializer):
     zip_code = serializers.CharField(source="zip_code_id")
+    latitude = RoundedFloatField(decimals=DECIMALS["latitude"], allow_null=True, required=False)
+    longitude = RoundedFloatField(decimals=DECIMALS["longitude"], allow_null=True, required=False)
+    bathrooms = RoundedFloatField(decimals=DECIMALS["bathrooms"], allow_null=True, required=False)
 
     class Meta:
         model = Property
@@ -23,12 +27,25 @@ class LeadEventSerializer(serializers.ModelSerializer):
 class ReasonSerializer(serializers.Serializer):
     feature = serializers.CharField()
     value = serializers.JSONField(allow_null=True)
-    points = serializers.FloatField()
+    points = RoundedFloatField(decimals=DECIMALS["points"])
     text = serializers.CharField()
 
 
 class LeadSerializer(serializers.ModelSerializer):
     trade = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    score = RoundedFloatField(
+        decimals=DECIMALS["score"], read_only=True, help_text="0-100: how well the home fits the trade; to hundredths."
+    )
+    urgency = RoundedFloatField(
+        decimals=DECIMALS["urgency"],
+        read_only=True,
+        help_text="0-100: how much of the score comes from recent events (a storm); to hundredths.",
+    )
+    priority = RoundedFloatField(
+        decimals=DECIMALS["priority"],
+        read_only=True,
+        help_text="The ranking value, 0.75 x score + 0.25 x urgency: best first; to 4 decimals, exact.",
+    )
     property = PropertySerializer(read_only=True)
     reasons = ReasonSerializer(many=True, read_only=True, help_text="Why this lead: the top factors of its score.")
     return_pending = serializers.BooleanField(read_only=True)

@@ -396,3 +396,26 @@ def test_storm_bench_sends_every_lead_of_its_storms_by_webhook_and_prints_its_fi
     )
     assert figures["first_webhook_s"] <= figures["last_webhook_s"]
     assert value_in(database, "SELECT count(*) FROM scoring_scoringrun WHERE kind = 'incremental'") > 0
+
+
+def test_login_guard_bench_races_each_guard_and_ours_checks_no_more_passwords_than_its_limits():
+    """Its own database (no market needed), dropped after."""
+    name = f"{smoke_prefix()}_guard"
+    arguments = ["--threads", "8", "--attempts", "22", "--guards", "ours", "axes_database"]
+    try:
+        figures = bench_run("login_guard", arguments, name)
+    finally:
+        with maintenance(server_url()) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}_login" WITH (FORCE)')
+
+    assert (figures["threads"], figures["attempts"]) == (8, 22)
+    # Ours holds its limits whatever the timing: 5 per username, 20 per address (an IPv6 address by its /64).
+    assert figures["ours"] == {
+        "live_race_user": 5, "race_user": 5, "race_address": 8, "address": 20, "ipv6_walk": 20,
+        "owner_between_guesses": 20, "right_password_after_4_failures": True,
+        "redis_down_right": 302, "redis_down_wrong": 200,
+    }  # fmt: skip
+    axes = figures["axes_database"]
+    assert set(axes) == set(figures["ours"])
+    assert_numbers(axes, positive=["live_race_user", "race_user", "race_address", "address", "ipv6_walk"])
+    assert (axes["redis_down_right"], axes["redis_down_wrong"]) == (302, 200)  # its counts are in PostgreSQL

@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,14 @@ class Screen:
 
 @pytest.fixture
 def screen(request, browser: Browser, live_server) -> Iterator[Screen]:
+    with open_screen(request, browser, live_server.url) as opened:
+        yield opened
+
+
+@contextmanager
+def open_screen(request, browser: Browser, base_url: str) -> Iterator[Screen]:
+    """A new browser context (cookies, storage) on `base_url`, its page's console errors and script errors
+    collected, and a screenshot of the page when the test failed."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -112,14 +121,16 @@ def screen(request, browser: Browser, live_server) -> Iterator[Screen]:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     for stale in artifacts.glob(f"{name}-*.png"):  # a failure shot of an earlier run would mislead
         stale.unlink()
-    screen = Screen(page=page, base_url=live_server.url, artifacts=artifacts, name=name)
+    screen = Screen(page=page, base_url=base_url, artifacts=artifacts, name=name)
     page.on("console", lambda message: _console_error(screen, message))
     page.on("pageerror", lambda error: screen.errors.append(f"page error: {error}"))
-    yield screen
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        screen.shot("failure")
-    context.close()
+    try:
+        yield screen
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            screen.shot("failure")
+    finally:
+        context.close()
 
 
 def _console_error(screen: Screen, message: ConsoleMessage) -> None:

@@ -170,6 +170,21 @@ def test_json_answers_load_nothing_and_are_never_framed(client, db):
     assert missing["Content-Security-Policy"] == OTHER_POLICY
 
 
+def test_static_files_load_nothing_and_are_never_framed_but_an_html_file_is_a_page(client, db):
+    sheet = client.get("/static/leadengine/admin.css")
+    icon = client.get("/static/admin/img/search.svg")
+    page = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/oauth2-redirect.html")
+
+    assert (sheet.status_code, sheet["Content-Type"]) == (200, 'text/css; charset="utf-8"')
+    assert sheet["Content-Security-Policy"] == OTHER_POLICY
+    assert (icon.status_code, icon["Content-Type"]) == (200, "image/svg+xml")
+    assert icon["Content-Security-Policy"] == OTHER_POLICY
+    assert (page.status_code, page["Content-Type"]) == (200, 'text/html; charset="utf-8"')
+    assert page["Content-Security-Policy"] == PAGE_POLICY
+    for response in (sheet, icon, page):
+        response.close()
+
+
 def test_the_browsable_api_may_use_inline_styles_and_runs_no_inline_script(staff_client, roofing):
     response = staff_client.get("/api/v1/leads/", HTTP_ACCEPT="text/html")
 
@@ -190,6 +205,10 @@ def test_report_only_sends_the_same_policy_without_enforcing_it(client, db, sett
     assert "Content-Security-Policy" not in page
     assert health["Content-Security-Policy-Report-Only"] == OTHER_POLICY
     assert "Content-Security-Policy" not in health
+    sheet = client.get("/static/leadengine/admin.css")
+    sheet.close()
+    assert sheet["Content-Security-Policy-Report-Only"] == OTHER_POLICY
+    assert "Content-Security-Policy" not in sheet
 
 
 def test_a_report_only_setting_that_is_no_boolean_stops_the_site_naming_it():

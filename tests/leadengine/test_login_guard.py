@@ -28,14 +28,17 @@ ADDRESS_LOCKED = "Too many failed logins from this address. Try again in 15 minu
 
 
 class CountingBackend(ModelBackend):
-    """Django's usual backend, counting the password checks it is asked for, from any thread."""
+    """Django's usual backend, counting the password checks it is asked for, from any thread; each check
+    takes `seconds` at least."""
 
     calls = 0
+    seconds = 0.0
     _lock = threading.Lock()
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         with CountingBackend._lock:
             CountingBackend.calls += 1
+        time.sleep(CountingBackend.seconds)
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
@@ -47,7 +50,16 @@ def password_checks(settings):
     settings.LOGIN_FAILURES_PER_ADDRESS = 20
     settings.LOGIN_LOCKOUT_MINUTES = 15
     CountingBackend.calls = 0
+    CountingBackend.seconds = 0.0
     return lambda: CountingBackend.calls
+
+
+@pytest.fixture
+def slow_password_checks():
+    """Password checks as slow as production's (the real hasher takes about 0.4 s; the tests' is instant): a
+    guard that only looked for a lock before the check and counted the failure after it would let every
+    concurrent guess through, as django-axes does (bench/login_guard.py)."""
+    CountingBackend.seconds = 0.3
 
 
 @pytest.fixture
@@ -256,7 +268,9 @@ def test_unlocking_a_username_that_is_not_locked_says_so(alice):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_wrong_passwords_for_one_username_check_no_more_passwords_than_the_limit(alice, password_checks):
+def test_concurrent_wrong_passwords_for_one_username_check_no_more_passwords_than_the_limit(
+    alice, password_checks, slow_password_checks
+):
     def guess(index):
         return log_in(Client(), "alice", f"wrong-{index}").content.decode()
 
@@ -273,7 +287,7 @@ def test_concurrent_wrong_passwords_for_one_username_check_no_more_passwords_tha
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_wrong_passwords_from_one_address_check_no_more_passwords_than_its_limit(
-    alice, settings, password_checks
+    alice, settings, password_checks, slow_password_checks
 ):
     settings.LOGIN_FAILURES_PER_ADDRESS = 6
 
@@ -286,3 +300,22 @@ def test_concurrent_wrong_passwords_from_one_address_check_no_more_passwords_tha
     assert password_checks() == 6
     assert sum(INVALID in page for page in pages) == 6
     assert sum(ADDRESS_LOCKED in page for page in pages) == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_guesses_from_addresses_walking_one_ipv6_64_check_no_more_passwords_than_its_limit(
+    alice, settings, password_checks, slow_password_checks
+):
+    settings.LOGIN_FAILURES_PER_ADDRESS = 6
+
+    def guess(index):
+        return log_in(Client(), f"user-{index}", "wrong", address=f"2001:db8:0:7::{index + 1:x}").content.decode()
+
+    pages, errors = race(guess, range(14))
+
+    assert errors == []
+    assert password_checks() == 6
+    assert sum(INVALID in page for page in pages) == 6
+    assert sum(ADDRESS_LOCKED in page for page in pages) == 8
+    assert_refused(log_in(Client(), "alice", PASSWORD, address="2001:db8:0:7::abcd"), ADDRESS_LOCKED)
+    assert password_checks() == 6

@@ -2,10 +2,12 @@
 version, paginated, with the figures; contractors and anonymous callers are refused."""
 
 import datetime as dt
+import json
 
 import pytest
 from rest_framework.test import APIClient
 
+from leads.api.quality import FIGURE_DECIMALS
 from leads.services.quality import models_evaluate
 from scoring.models import EvaluationRun, ScoringModel
 from tests.leads.factories import active_model, api_client, owner, tiny_set
@@ -45,11 +47,15 @@ def test_staff_list_evaluations_newest_first_with_their_figures(staff_api, runs,
     assert (newest_roofing["outcomes"], newest_roofing["conversions"], newest_roofing["exploration_outcomes"]) == (
         10, 4, 1,
     )  # fmt: skip
-    assert newest_roofing["auc"] == pytest.approx(14 / 48)
-    assert newest_roofing["top_decile_lift"] == pytest.approx(14 / 8)
+    assert newest_roofing["auc"] == round(14 / 48, 4) == 0.2917  # figures to 4 decimals, no floating-point tail
+    assert newest_roofing["top_decile_lift"] == 1.75
     assert [decile["leads"] for decile in newest_roofing["figures"]["deciles"]] == [1, 2, 1, 2, 1, 1, 1, 0, 1, 0]
     assert newest_roofing["figures"]["reasons"][0]["feature"] == "roof_age"
     assert newest_roofing["figures"]["missing"] == {}
+    written: list[str] = []  # every float of the answer, as written in its JSON
+    json.loads(response.content, parse_float=lambda text: written.append(text) or float(text))
+    assert written
+    assert max(len(text.partition(".")[2]) for text in written) <= FIGURE_DECIMALS
     assert body["results"][0]["auc"] is None
 
 
