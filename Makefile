@@ -39,16 +39,10 @@ lock: $(BIN)/.installed
 ## Migrate, load the ZIP reference, seed the demo market (and its hidden truth) and its contractors once,
 ## play the demo market's last DEMO_DAYS days once (each day the nightly run as of that day, then the demo
 ## contractors' moves and outcomes; the last day is today's run), create the default job schedules that
-## are missing and the staff roles, create the demo login.
+## are missing and the staff roles, create the demo login: `manage.py setup`, every step in one process,
+## numbered and timed, with a progress bar for the long ones (demo/management/commands/setup.py).
 setup: $(BIN)/.installed
-	$(MANAGE) migrate --noinput
-	$(MANAGE) load_zipcodes
-	$(MANAGE) seed_demo --if-empty --properties $(DEMO_PROPERTIES) --seed $(DEMO_SEED)
-	$(MANAGE) seed_demo_territories --if-empty
-	$(MANAGE) simulate_days --days $(DEMO_DAYS) --seed $(DEMO_SEED) --if-quiet
-	$(MANAGE) seed_schedules
-	$(MANAGE) seed_roles
-	$(MANAGE) ensure_demo_user
+	$(MANAGE) setup --properties $(DEMO_PROPERTIES) --seed $(DEMO_SEED) --days $(DEMO_DAYS)
 
 ## Everything above, then the site, a Celery worker and beat together (Procfile.dev, honcho; Ctrl-C stops all).
 run: setup

@@ -33,6 +33,7 @@ Demo data never goes where real data lives: demo/guard.py.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ import pandas as pd
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.progress import Progress, no_progress
 from demo.guard import DEMO_ORIGIN, demo_market_owner_check, demo_production_check
 from demo.truth import truth_seed
 from scoring import geo, selectors
@@ -221,6 +223,7 @@ def demo_market_seed(
     today: dt.date | None = None,
     only_if_empty: bool = False,
     allow_production: bool = False,
+    progress: Progress = no_progress,
 ) -> DemoSeed:
     """Generate the demo market, write its four CSV files to `out_dir` and import them like real files.
 
@@ -230,7 +233,7 @@ def demo_market_seed(
     (the imports are upserts). With `only_if_empty`, a database that already has properties is left
     alone. Once every file is loaded, the market's hidden truth is drawn (demo/truth.py: truth_seed).
     DemoRefused with DEBUG off unless `allow_production`, and over properties the demo did not write
-    (`demo_market_owner_check`).
+    (`demo_market_owner_check`). `progress` hears each stage, and each file's rows as they are read.
     """
     if properties < 1:
         raise DemoMarketError("the demo market needs at least one property")
@@ -246,10 +249,12 @@ def demo_market_seed(
     demo_market_owner_check()
 
     started = time.monotonic()
+    progress(f"generating {properties:,} homes")
     frames = demo_market_frames(properties=properties, seed=seed, zips=selectors.residential_zip_frame(), today=today)
     seeded["generate_seconds"] = time.monotonic() - started
 
     started = time.monotonic()
+    progress("writing the CSV files")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for kind in IMPORT_ORDER:
@@ -261,15 +266,29 @@ def demo_market_seed(
     del frames  # the imports stream the files; the frames of a large market would only hold memory
 
     for kind in IMPORT_ORDER:
-        result = data_file_import(kind=kind, path=seeded["files"][kind], today=today, origin=DEMO_ORIGIN)
+        rows = seeded["rows"][kind]
+        progress(f"importing {kind}", 0, rows)
+        result = data_file_import(
+            kind=kind,
+            path=seeded["files"][kind],
+            today=today,
+            origin=DEMO_ORIGIN,
+            progress=functools.partial(_rows_read, progress, f"importing {kind}", rows),
+        )
         seeded["results"][kind] = result
         if result.run.status == ImportRun.Status.FAILED:
             break
     else:
         started = time.monotonic()
+        progress("drawing the hidden truth")
         seeded["truth_rows"] = truth_seed(seed=seed, today=today)
         seeded["truth_seconds"] = time.monotonic() - started
     return seeded
+
+
+def _rows_read(progress: Progress, doing: str, rows: int, read_bytes: int, total_bytes: int, read_rows: int) -> None:
+    """An import's progress (bytes and rows read) as rows of the file: the demo knows how many it wrote."""
+    progress(doing, min(read_rows, rows), rows)
 
 
 def demo_frame_write(frame: pd.DataFrame, path: Path) -> None:

@@ -36,6 +36,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from contractors.models import Contractor
+from core.progress import Progress, no_progress
 from demo.guard import DemoRefused, demo_production_check
 from demo.models import HiddenTruth, TruthDraw
 from demo.truth import TRUTH_TRADES, truth_on_day
@@ -138,12 +139,13 @@ def days_simulate(
     today: dt.date | None = None,
     now: dt.datetime | None = None,
     on_day: Callable[[SimulatedDay], None] | None = None,
+    progress: Progress = no_progress,
 ) -> Simulation:
     """Play `days` days ending `today` (default: the local date of `now`, default the clock, read once so
     that every day's moves are on one clock whatever the time), each a nightly run of `trades` (slugs;
     default every trade with an active model) and the demo contractors' moves on that day's clock;
-    `on_day` hears of each day as it ends. With `only_if_quiet`, nothing once a demo contractor has
-    answered a lead (so `make run` plays the days once).
+    `on_day` hears of each day as it ends, `progress` of each step of a day (counted in days played). With
+    `only_if_quiet`, nothing once a demo contractor has answered a lead (so `make run` plays the days once).
 
     DemoRefused with DEBUG off unless `allow_production`, without demo contractors (the moves are made
     up: on a real contractor's leads they would pass for their business), and without the hidden truth
@@ -169,8 +171,10 @@ def days_simulate(
     now = now or timezone.now()
     today = today or timezone.localdate(now)
     simulation = Simulation()
-    for offset in range(days - 1, -1, -1):
-        result = _day_play(day=today - dt.timedelta(days=offset), seed=seed, trades=chosen, clock=now)
+    for played, offset in enumerate(range(days - 1, -1, -1)):
+        day = today - dt.timedelta(days=offset)
+        step = _day_progress(progress, day, played, days)
+        result = _day_play(day=day, seed=seed, trades=chosen, clock=now, progress=step)
         simulation.days.append(result)
         if on_day is not None:
             on_day(result)
@@ -178,15 +182,27 @@ def days_simulate(
     return simulation
 
 
-def _day_play(*, day: dt.date, seed: int, trades: list[Trade] | None, clock: dt.datetime) -> SimulatedDay:
+def _day_progress(progress: Progress, day: dt.date, played: int, days: int) -> Progress:
+    """The day's steps told as the simulation's progress: the day named, counted in days played."""
+
+    def step(doing: str, done: float | None = None, total: float | None = None) -> None:
+        progress(f"{day.isoformat()}: {doing}", played, days)
+
+    return step
+
+
+def _day_play(
+    *, day: dt.date, seed: int, trades: list[Trade] | None, clock: dt.datetime, progress: Progress
+) -> SimulatedDay:
     now = day_morning(day, clock)
-    run = daily_run(trades=trades, as_of=day, now=now)
+    run = daily_run(trades=trades, as_of=day, now=now, progress=progress)
     assert run.leads is not None
     assert run.expiry is not None
     result = SimulatedDay(day=day, made=run.leads.created, expired=run.expiry.unassigned + run.expiry.unaccepted)
     demo_leads = Lead.objects.filter(contractor__is_demo=True)
     if trades is not None:
         demo_leads = demo_leads.filter(trade__in=trades)
+    progress("the demo contractors' moves")
     _truth_draw(demo_leads)
     _outcomes(demo_leads, seed=seed, day=day, now=now, result=result)
     _answers(demo_leads, seed=seed, now=now, result=result)

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from contractors.models import Contractor
 from core import locks
+from core.progress import Progress, no_progress
 from core.retry import db_retry
 from leadengine.models import JobRun
 from leadengine.services import jobs  # a module: its job functions call back into this one
@@ -351,24 +352,32 @@ class DailyRunSummary:
 
 
 def daily_run(
-    *, trades: list[Trade] | None = None, as_of: dt.date | None = None, now: dt.datetime | None = None
+    *,
+    trades: list[Trade] | None = None,
+    as_of: dt.date | None = None,
+    now: dt.datetime | None = None,
+    progress: Progress = no_progress,
 ) -> DailyRunSummary:
     """The nightly run, in order: score (the trades given, or every trade with an active scoring model),
     generate, route and deliver their leads, expire overdue leads, expire waitlist offers and route what
     they hand over. A trade whose scoring fails or is busy still gets leads from its current scores (the
     error is in the summary): one bad run does not stop the day's leads. The steps after scoring are
     idempotent, so each rides out a lost database connection (a restart) by being done again on a new one
-    (db_retry, DB_RETRY_SECONDS); scoring rides it out in its partitions."""
+    (db_retry, DB_RETRY_SECONDS); scoring rides it out in its partitions. `progress` hears each step start."""
     now = now or timezone.now()
     if trades is None:
         trades = db_retry(lambda: list(trades_with_active_model()), what="reading the trades to run")
     summary = DailyRunSummary()
     for trade in trades:
+        progress(f"scoring {trade.slug}")
         try:
             summary.scoring.append(runs.trade_score(trade=trade, as_of=as_of or timezone.localdate(now)))
         except ScoringError as error:
             summary.scoring_errors.append(f"{trade.slug}: {error}")
+    progress("generating and routing leads")
     summary.leads = db_retry(lambda: leads_make(trades=trades, now=now), what="lead generation and routing")
+    progress("expiring leads")
     summary.expiry = db_retry(lambda: leads_expire(now=now), what="lead expiry")
+    progress("expiring waitlist offers")
     summary.offers = db_retry(lambda: waitlist_offers_expire(now=now), what="waitlist offer expiry")
     return summary

@@ -6,6 +6,7 @@ import pandas as pd
 from django.db import connection, transaction
 
 from core import locks
+from core.progress import Progress, no_progress
 from scoring.bulk import copy_rows, upsert
 from scoring.models import ZipCode
 
@@ -38,9 +39,11 @@ def reference_frame() -> pd.DataFrame:
 
 
 @transaction.atomic
-def zip_codes_load() -> dict[str, int]:
-    """Insert new ZIPs and update changed ones; running it again changes nothing."""
+def zip_codes_load(*, progress: Progress = no_progress) -> dict[str, int]:
+    """Insert new ZIPs and update changed ones; running it again changes nothing. `progress` hears each stage."""
+    progress("reading the zipcodes package")
     frame = reference_frame()
+    progress(f"writing {len(frame):,} ZIP codes")
     columns = list(frame.columns)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS zip_stage")

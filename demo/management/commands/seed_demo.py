@@ -3,6 +3,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.progress import no_progress
 from demo.guard import ALLOW_PRODUCTION_FLAG, DemoRefused
 from demo.market import IMPORT_ORDER, DemoMarketError, demo_market_seed
 
@@ -23,6 +24,9 @@ class Command(BaseCommand):
         "otherwise the worst import exit code (3: rows rejected, 2: a file was not loaded)."
     )
 
+    # Given by a caller in the same process (manage.py setup): a core.progress.Progress.
+    stealth_options = ("progress",)
+
     def add_arguments(self, parser):
         parser.add_argument("--properties", type=positive_int, default=50_000, help="Number of properties (50,000).")
         parser.add_argument("--seed", type=int, default=42, help="Random seed (42).")
@@ -36,7 +40,7 @@ class Command(BaseCommand):
             help="Seed even with DEBUG off (production settings), into a database meant for the demo.",
         )
 
-    def handle(self, *args, properties, seed, out, if_empty, allow_production, **options):
+    def handle(self, *args, properties, seed, out, if_empty, allow_production, progress=no_progress, **options):
         out_dir = settings.DATA_DIR / "demo" if out is None else out
         try:
             seeded = demo_market_seed(
@@ -45,6 +49,7 @@ class Command(BaseCommand):
                 out_dir=out_dir,
                 only_if_empty=if_empty,
                 allow_production=allow_production,
+                progress=progress,
             )
         except (DemoMarketError, DemoRefused) as error:
             raise CommandError(str(error)) from None

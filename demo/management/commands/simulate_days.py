@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from core.progress import no_progress
 from demo.guard import ALLOW_PRODUCTION_FLAG, DemoRefused
 from demo.management.commands.seed_demo import positive_int
 from demo.simulation import days_simulate
@@ -13,6 +14,9 @@ class Command(BaseCommand):
         f"leads are touched. Refused without demo contractors or hidden truth, and with DEBUG off unless given "
         f"{ALLOW_PRODUCTION_FLAG}."
     )
+
+    # Given by a caller in the same process (manage.py setup): a core.progress.Progress.
+    stealth_options = ("progress",)
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=positive_int, required=True, help="Days to play, ending today.")
@@ -29,7 +33,7 @@ class Command(BaseCommand):
             help="Play even with DEBUG off (production settings), in a database meant for the demo.",
         )
 
-    def handle(self, *args, days, seed, trades, if_quiet, allow_production, **options):
+    def handle(self, *args, days, seed, trades, if_quiet, allow_production, progress=no_progress, **options):
         slugs = [slug.strip() for slug in trades.split(",") if slug.strip()]
         try:
             simulation = days_simulate(
@@ -39,6 +43,7 @@ class Command(BaseCommand):
                 only_if_quiet=if_quiet,
                 allow_production=allow_production,
                 on_day=lambda day: self.stdout.write(str(day)),
+                progress=progress,
             )
         except (DemoRefused, ValueError) as error:
             raise CommandError(str(error)) from None
