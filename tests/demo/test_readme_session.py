@@ -38,8 +38,6 @@ SAME_VALUE = {"state", "code", "detail", "fields", "trade", "job", "status", "re
 SHOWN_PAIR = re.compile(r'"(\w+)": ("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|null|true|false|\{\})')
 SETUP = ["--properties", "2000", "--days", "1"]
 
-pytestmark = pytest.mark.skipif(not (ROOT / ".venv/bin/activate").exists(), reason="README's sessions use .venv")
-
 
 def api_sessions() -> list[list[tuple[str, str]]]:
     """The shell blocks of README's API section: each a list of (command, the answer README shows under it)."""
@@ -206,6 +204,7 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def test_readme_api_sessions_run_verbatim_against_a_freshly_set_up_demo(demo_database, tmp_path):
+    assert (ROOT / ".venv/bin/activate").exists(), "README's first step activates .venv, which make creates"
     servers = {"DATABASE_URL": demo_database, "REDIS_URL": settings.REDIS_URL}
     venv_bin = str(Path(sys.executable).parent)
     # A new terminal: no virtual environment on the PATH, DEBUG unset (README's first step sets both).
