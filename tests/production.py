@@ -4,13 +4,16 @@ session's Redis. Each process runs in a session of its own, so that it is stoppe
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,21 +40,41 @@ def free_port() -> int:
 
 def production_env(**env: str) -> dict[str, str]:
     """This environment with production's settings on the test database (call it inside a database test) and the
-    session's Redis, the virtual environment's programs first on PATH, then `env`. WEB_CONCURRENCY is unset, as a
-    platform leaves it unless asked."""
+    session's Redis, the virtual environment's programs first on PATH, static files collected as a release
+    collects them (once a session: collected_static_root), then `env`. WEB_CONCURRENCY is unset, as a platform
+    leaves it unless asked."""
     from django.conf import settings
 
     clean = {key: value for key, value in os.environ.items() if key not in {"WEB_CONCURRENCY", "DEBUG", "PORT"}}
     clean.pop("PYTEST_CURRENT_TEST", None)
-    return clean | {
+    production = clean | {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "DEBUG": "false",
         "SECRET_KEY": "a-production-secret-for-this-test-only-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
-        **env,
     }
+    if "STATIC_ROOT" not in env:
+        production["STATIC_ROOT"] = str(collected_static_root(production))
+    return production | env
+
+
+_static_roots: list[Path] = []  # the session's collected STATIC_ROOT, once made
+
+
+def collected_static_root(env: dict[str, str]) -> Path:
+    """A STATIC_ROOT that production's collectstatic filled (with `env`'s settings), once a test session, removed
+    at its end: a production process without its static files is not ready (/readyz 503, "static")."""
+    if not _static_roots:
+        static_root = Path(tempfile.mkdtemp(prefix="leadengine-test-static-"))
+        atexit.register(shutil.rmtree, static_root, ignore_errors=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+            cwd=ROOT, env=env | {"STATIC_ROOT": str(static_root)}, check=True, timeout=300,
+        )  # fmt: skip
+        _static_roots.append(static_root)
+    return _static_roots[0]
 
 
 def release(env: dict[str, str], *, timeout: float = 300) -> subprocess.CompletedProcess:
