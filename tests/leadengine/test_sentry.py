@@ -15,6 +15,7 @@ from tests.faults.servers import manage, wait_until
 from tests.leadengine.failing_site import FAILURE
 from tests.leadengine.test_logging import failing_site, get
 from tests.receiver import Receiver
+from tests.workers import database_url
 
 
 def events(receiver: Receiver) -> list[dict]:
@@ -71,7 +72,9 @@ def test_a_failing_task_is_reported_with_its_task(ingest, tmp_path):
     """A job run's task asked for a run that does not exist, run eagerly in a process of its own."""
     receiver, dsn = ingest
     snippet = "from leadengine.tasks import job_run\njob_run.apply(args=[0])\n"
-    command = manage("shell", "-c", snippet, env={"SENTRY_DSN": dsn}, log=tmp_path / "task.log")
+    command = manage(
+        "shell", "-c", snippet, env={"SENTRY_DSN": dsn, "DATABASE_URL": database_url()}, log=tmp_path / "task.log"
+    )
 
     assert command.wait(60) == 0, command.output()
     reported = events(receiver)  # sent before the process exited (the SDK flushes at exit)
