@@ -5,7 +5,7 @@ refuses a connection or does not answer within CACHE_TIMEOUT_SECONDS, a read is 
 dropped, and the request goes on with PostgreSQL alone. Counters are the exception: an increment cannot
 be answered without Redis, so incr() and decr() raise CacheUnavailable, and their callers choose (cached
 generations are bumped later, the login guard lets the login through; see core/cache.py and
-leadengine/security.py). The API throttles' windows (hit_window, peek_window) answer None instead, and the
+leadengine/security.py). The API throttles' window (hit_window) answers None instead, and the
 throttles let the request through uncounted (core/api/throttling.py).
 
 After a failure the process leaves Redis alone for RETRY_SECONDS, so a Redis that hangs costs one timeout
@@ -195,20 +195,6 @@ class FallbackRedisCache(RedisCache):
             return Window(count=int(count), seconds_left=int(left_ms) / 1000)
 
         return self._guarded(hit, lambda: None)
-
-    def peek_window(self, key: str) -> Window | None:
-        """`key`'s window without counting a hit (a window not started: count 0, no time left), in one round
-        trip; None while Redis is unreachable."""
-
-        def peek() -> Window:
-            stored = self.make_and_validate_key(key)
-            pipeline = self._cache.get_client(stored).pipeline(transaction=True)
-            pipeline.get(stored)
-            pipeline.pttl(stored)
-            count, left_ms = pipeline.execute()
-            return Window(count=int(count or 0), seconds_left=max(int(left_ms), 0) / 1000)
-
-        return self._guarded(peek, lambda: None)
 
     def _unavailable(self) -> NoReturn:
         raise CacheUnavailable(f"Redis cache at {self.outage.location} is unavailable: {self.outage.error}")

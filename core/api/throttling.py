@@ -111,9 +111,8 @@ class AddressRateThrottle(WindowThrottle):
 
 
 class AuthFailureThrottle(WindowThrottle):
-    """Refused API keys per client address. allow_request only looks; count_failure counts one. A refused key
-    past the limit is not counted, so it does not matter that two processes may both look before either
-    counts: the counter itself is exact."""
+    """Refused API keys per client address, counted by allow_request only once a key is refused
+    (contractors/api/authentication.py): a valid key never touches the counter."""
 
     scope = "auth_failure"
 
@@ -124,16 +123,3 @@ class AuthFailureThrottle(WindowThrottle):
 
     def get_cache_key(self, request: Request, view: APIView | None) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-    def allow_request(self, request: Request, view: APIView | None) -> bool:
-        self.key = self.get_cache_key(request, view)
-        self.window = self.cache.peek_window(self.key)  # type: ignore[attr-defined]
-        if self.window is None:
-            _note_uncounted(self.cache)
-            return True
-        return self.window.count < self.num_requests
-
-    def count_failure(self) -> None:
-        if self.key is not None:
-            self.cache.hit_window(self.key, seconds=self.duration)  # type: ignore[attr-defined]
-        _note_uncounted(self.cache)
