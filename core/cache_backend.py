@@ -5,7 +5,8 @@ refuses a connection or does not answer within CACHE_TIMEOUT_SECONDS, a read is 
 dropped, and the request goes on with PostgreSQL alone. Counters are the exception: an increment cannot
 be answered without Redis, so incr() and decr() raise CacheUnavailable, and their callers choose (cached
 generations are bumped later, the login guard lets the login through; see core/cache.py and
-leadengine/security.py).
+leadengine/security.py). The API throttles' window (hit_window) answers None instead, and the
+throttles let the request through uncounted (core/api/throttling.py).
 
 After a failure the process leaves Redis alone for RETRY_SECONDS, so a Redis that hangs costs one timeout
 per process in that time, not one per call. An outage is logged once as a warning when it starts, again
@@ -15,10 +16,13 @@ when Redis answers again; never once per call.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import redis
@@ -35,6 +39,29 @@ REMINDER_SECONDS = 300.0
 # What says the server, not the call, is at fault: refused, reset or timed-out connections, a server still
 # loading its data after a restart (BusyLoadingError is a ConnectionError), a socket error.
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+# One fixed window's counter, counted in one atomic step: the first hit sets the window's expiry (and a counter
+# found without one gets it, so no counter outlives its window). Redis runs a script alone, with its clock
+# frozen for the script, so the counter cannot expire between INCR and PTTL. Returns {count, ms left}.
+_HIT_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+    left = tonumber(ARGV[1])
+end
+return {count, left}
+"""
+_HIT_WINDOW_SHA = hashlib.sha1(_HIT_WINDOW.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fixed window's counter as Redis holds it: hits counted so far, and the seconds until it resets."""
+
+    count: int
+    seconds_left: float
 
 
 class CacheUnavailable(Exception):
@@ -152,6 +179,22 @@ class FallbackRedisCache(RedisCache):
             return fallback()
         self.outage.answered()
         return result
+
+    def hit_window(self, key: str, *, seconds: float) -> Window | None:
+        """Count one hit in `key`'s window of `seconds` (started by its first hit), atomically, in one round
+        trip (EVALSHA; EVAL once per Redis that has not seen the script); None while Redis is unreachable."""
+
+        def hit() -> Window:
+            stored = self.make_and_validate_key(key)
+            client = self._cache.get_client(stored, write=True)
+            window_ms = math.ceil(seconds * 1000)
+            try:
+                count, left_ms = client.evalsha(_HIT_WINDOW_SHA, 1, stored, window_ms)
+            except redis.exceptions.NoScriptError:  # a Redis started since: EVAL also keeps the script
+                count, left_ms = client.eval(_HIT_WINDOW, 1, stored, window_ms)
+            return Window(count=int(count), seconds_left=int(left_ms) / 1000)
+
+        return self._guarded(hit, lambda: None)
 
     def _unavailable(self) -> NoReturn:
         raise CacheUnavailable(f"Redis cache at {self.outage.location} is unavailable: {self.outage.error}")

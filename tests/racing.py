@@ -1,5 +1,6 @@
 """Run a function on several threads at the same moment, each on its own database connection."""
 
+import multiprocessing
 import threading
 from collections.abc import Callable, Iterable
 
@@ -31,3 +32,32 @@ def race(target: Callable, arguments: Iterable, *, timeout: float = 60) -> tuple
     for thread in threads:
         thread.join(timeout=timeout)
     return results, errors
+
+
+def race_processes(target: Callable, arguments: Iterable, *, timeout: float = 120) -> list:
+    """Call `target(argument, start)` for every argument, each in a process of its own (a fresh interpreter:
+    its own connections, nothing shared with the test's), all released together by `start()`, which the
+    target calls once it is ready. `target` must live in a module that imports without Django set up (not a
+    test module importing models); Django is set up in each process first. Returns what each returned, in
+    argument order."""
+    arguments = list(arguments)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(len(arguments))  # handed to the processes as they start: a barrier is inherited
+    with context.Pool(len(arguments), initializer=_process_ready, initargs=(barrier,)) as pool:
+        pending = [pool.apply_async(_in_process, (target, argument)) for argument in arguments]
+        return [result.get(timeout=timeout) for result in pending]
+
+
+_barrier = None
+
+
+def _process_ready(barrier) -> None:
+    global _barrier
+    _barrier = barrier
+    import django
+
+    django.setup()
+
+
+def _in_process(target: Callable, argument):
+    return target(argument, lambda: _barrier.wait(timeout=60))

@@ -50,8 +50,9 @@ class ApiKeyFailed(exceptions.AuthenticationFailed):
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Refused keys are counted per client address (Redis); past API_AUTH_FAILURES_PER_MINUTE in a minute
-    the address's refused keys get 429 instead of 401 and are no longer counted, but a valid key from it is
-    still authenticated: one bad actor behind a NAT must not lock out everyone sharing its address.
+    the address's refused keys get 429 instead of 401 until the minute is over, but a valid key from it is
+    still authenticated, and costs no look at the counter: one bad actor behind a NAT must not lock out
+    everyone sharing its address.
 
     That costs nothing in safety: a key holds 256 random bits, so guessing one is hopeless at any rate. The
     throttle is there to bound what a flood of bad keys costs, and that stays small: a string without a key's
@@ -70,18 +71,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             ) from None
         if keyword != KEYWORD:
             return None
-        failures = AuthFailureThrottle()
-        over_limit = not failures.allow_request(request, None)
         try:
             if not raw_key.strip() or " " in raw_key.strip():
                 raise ApiKeyUnknown(f'Give the key as "Authorization: {KEYWORD} <key>".')
             key = api_key_authenticate(raw_key=raw_key)
         except ApiKeyRejected as rejection:
-            if over_limit:
+            failures = AuthFailureThrottle()
+            if not failures.allow_request(request, None):  # counts this refusal; a valid key is never counted
                 raise exceptions.Throttled(
                     wait=failures.wait(), detail="Too many refused API keys from this address."
                 ) from None
-            failures.count_failure()
             raise ApiKeyFailed(rejection) from None
         if key.user_id is not None:
             return key.user, key

@@ -1,8 +1,18 @@
 """Throttling per API key (or staff user's session), and per client address for calls without
 credentials. The counters live in Django's cache, Redis (CACHES), shared by every server process.
 
-While Redis cannot be reached the throttles fail open: the cache reads no history and drops the new one
-(core/cache_backend.py), so every request goes through uncounted, and one warning per outage says so.
+Each throttle is a fixed window per key or address: its first request starts a window of the rate's duration
+(a minute), and each request is counted in one atomic Redis step, one round trip (a Lua script that INCRs
+the counter and sets its expiry on the first hit: FallbackRedisCache.hit_window). Past the rate the request
+gets 429 with Retry-After, the seconds left in the window. DRF's SimpleRateThrottle, used before, read a
+list of timestamps, changed it in Python and wrote it back: two round trips, and two processes reading the
+same list each added their request and one write won, so more requests went through than the rate. A fixed
+window can let up to twice the rate through in the seconds either side of a window's end; a sliding window
+would not, at the cost of one entry per request in Redis and a longer script. A throttle bounds load, and an
+outage already lets more through (below), so the fixed window's O(1) counter is worth that.
+
+While Redis cannot be reached the throttles fail open: the window answers nothing (core/cache_backend.py), so
+every request goes through uncounted, and one warning per outage says so.
 Failing closed would turn a cache outage into an API outage for every client; counting in PostgreSQL instead
 would add a write to every request on the one store the API still has, when it must carry the reads the
 cache no longer answers. What a throttle guards against is bounded anyway: API keys are still checked on
@@ -18,7 +28,7 @@ from typing import TYPE_CHECKING
 from django.core.cache.backends.base import BaseCache
 from rest_framework.throttling import SimpleRateThrottle
 
-from core.cache_backend import cache_outage
+from core.cache_backend import Window, cache_outage
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -41,14 +51,34 @@ def _note_uncounted(cache: BaseCache) -> None:
     log.warning("API throttles let requests through uncounted while Redis (%s) is unavailable", outage.location)
 
 
-class FailOpenThrottle(SimpleRateThrottle):
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        allowed = super().allow_request(request, view)
-        _note_uncounted(self.cache)
-        return allowed
+class WindowThrottle(SimpleRateThrottle):
+    """A fixed window per get_cache_key (see the module's docstring). SimpleRateThrottle gives the rate's
+    parsing (get_rate, parse_rate), the client's address (get_ident, NUM_PROXIES) and the cache; its history
+    list is not used."""
+
+    # Not DRF's "throttle_%(scope)s_%(ident)s": a counter must never meet a history list DRF left in Redis.
+    cache_format = "throttle:%(scope)s:%(ident)s"
+    # Set from the rate by SimpleRateThrottle.__init__; DRF's stubs do not declare them.
+    num_requests: int
+    duration: int
+    window: Window | None = None
+
+    def allow_request(self, request: Request, view: APIView | None) -> bool:
+        self.key = self.get_cache_key(request, view)  # type: ignore[arg-type]
+        if self.key is None:
+            return True
+        self.window = self.cache.hit_window(self.key, seconds=self.duration)  # type: ignore[attr-defined]
+        if self.window is None:
+            _note_uncounted(self.cache)
+            return True
+        return self.window.count <= self.num_requests
+
+    def wait(self) -> float | None:
+        """The seconds until the window resets (Retry-After: DRF rounds them up)."""
+        return self.window.seconds_left if self.window is not None else None
 
 
-class ClientRateThrottle(FailOpenThrottle):
+class ClientRateThrottle(WindowThrottle):
     """API_RATE requests per key, whoever owns it (a staff user's keys each have their own bucket, apart
     from the user's session), or per user for a session; anonymous callers (including failed
     authentication, which DRF answers before throttles run for the user) are counted by address under
@@ -68,7 +98,7 @@ class ClientRateThrottle(FailOpenThrottle):
         return None
 
 
-class AddressRateThrottle(FailOpenThrottle):
+class AddressRateThrottle(WindowThrottle):
     def get_rate(self) -> str:
         from django.conf import settings
 
@@ -80,31 +110,16 @@ class AddressRateThrottle(FailOpenThrottle):
         return self.cache_format % {"scope": "address", "ident": self.get_ident(request)}
 
 
-class AuthFailureThrottle(FailOpenThrottle):
-    """Refused API keys per client address. allow_request only looks; count_failure records one."""
+class AuthFailureThrottle(WindowThrottle):
+    """Refused API keys per client address, counted by allow_request only once a key is refused
+    (contractors/api/authentication.py): a valid key never touches the counter."""
 
     scope = "auth_failure"
-    # Set from the rate by SimpleRateThrottle.__init__; DRF's stubs do not declare them.
-    num_requests: int
-    duration: int
 
     def get_rate(self) -> str:
         from django.conf import settings
 
         return settings.API_AUTH_FAILURE_RATE
 
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+    def get_cache_key(self, request: Request, view: APIView | None) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        self.key = self.get_cache_key(request, view)
-        self.history = self.cache.get(self.key, [])
-        self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - self.duration:
-            self.history.pop()
-        _note_uncounted(self.cache)
-        return len(self.history) < self.num_requests
-
-    def count_failure(self) -> None:
-        self.history.insert(0, self.now)
-        self.cache.set(self.key, self.history, self.duration)

@@ -5,6 +5,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+import redis
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from contractors.services.api_keys import api_key_create, api_key_revoke
@@ -304,6 +306,21 @@ def test_a_key_is_throttled_with_retry_after(roofing, settings):
     response = client.get(URL)
     assert response.json()["code"] == "throttled"
     assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_retry_after_is_the_seconds_left_in_the_keys_window(roofing, settings):
+    settings.API_RATE = "2/min"
+    client = api_client(owner(roofing, "80202"))
+    assert [client.get(URL).status_code for _ in range(2)] == [200, 200]
+    counters = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    (key,) = counters.keys(cache.make_key("throttle:client:key:*"))
+    counters.pexpire(key, 12_300)  # the window began 47.7 s ago
+
+    response = client.get(URL)
+
+    assert (response.status_code, response.json()["code"]) == (429, "throttled")
+    assert response["Retry-After"] == "13"
+    assert response.json()["detail"] == "Request was throttled. Expected available in 13 seconds."
 
 
 def test_refused_keys_are_throttled_per_address(roofing, settings):
