@@ -33,7 +33,7 @@ def test_a_generation_moved_in_redis_drops_the_entries():
     assert len(cache) == 0
 
 
-def test_the_generation_is_read_at_most_every_check_seconds(django_assert_num_queries):
+def test_the_generation_is_read_at_most_every_check_seconds():
     cache = fresh(check_seconds=3600)
     cache.put("a", "A", cache.stamp())
     _bump_now(["test_things"])
