@@ -75,9 +75,13 @@ def fresh_cache():
     test's database is rolled back, so an answer cached for it must not be read by the next."""
     from django.core.cache import cache
 
+    from contractors.services.api_keys import KEYS
+
     cache.clear()
+    KEYS.clear()  # the API keys this process cached: their generation was in the Redis just emptied
     yield
     cache.clear()
+    KEYS.clear()
 
 
 @pytest.fixture
