@@ -67,6 +67,7 @@ from bench.leads import TRADE, owners_ensure, scores_ensure
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 4
 KEY_NAME = "bench api"
+HELD_STATES = ("assigned", "delivered")  # a contractor's leads it has yet to accept (Lead.State values)
 LEAD_IDS_PER_CLIENT = 2_000  # of its contractor's leads a client picks details and accepts from
 WRK_SCRIPT = ROOT / "bench" / "api_wrk.lua"
 WRK_TIMEOUT = "30s"  # a request slower than this is a socket error (timeout), as the old clients' timeout
@@ -82,7 +83,7 @@ def leads_ensure(trade, count: int) -> int:
     from leads.services.generation import leads_generate
     from leads.services.routing import leads_route
 
-    held = Lead.objects.filter(trade=trade, state__in=[Lead.State.ASSIGNED, Lead.State.DELIVERED])
+    held = Lead.objects.filter(trade=trade, state__in=HELD_STATES)
     have = held.count()
     if have >= count:
         return have
@@ -103,23 +104,20 @@ def leads_ensure(trade, count: int) -> int:
 
 
 def clients_prepare(trade) -> list[dict]:
-    """One API key per contractor holding leads of the trade, with a sample of its lead ids."""
+    """One API key per contractor holding leads of the trade, with a sample of its leads not yet accepted
+    (assigned or delivered): reading one delivers it, and a client accepts the leads it saw delivered, so that
+    the share of accepts stays the same from run to run as accepted leads pile up."""
     from contractors.models import ApiKey, Contractor
     from contractors.services.api_keys import api_key_create
     from leads.models import Lead
 
     ApiKey.objects.filter(name=KEY_NAME).delete()
-    contractors = Contractor.objects.filter(
-        pk__in=Lead.objects.filter(trade=trade, state__in=Lead.OPEN, contractor__isnull=False).values("contractor")
-    ).order_by("pk")
+    held = Lead.objects.filter(trade=trade, state__in=HELD_STATES)
+    contractors = Contractor.objects.filter(pk__in=held.filter(contractor__isnull=False).values("contractor"))
     clients = []
-    for contractor in contractors:
+    for contractor in contractors.order_by("pk"):
         _, raw_key = api_key_create(contractor=contractor, name=KEY_NAME)
-        ids = list(
-            Lead.objects.filter(contractor=contractor, trade=trade, state__in=Lead.OPEN)
-            .order_by("?")
-            .values_list("pk", flat=True)[:LEAD_IDS_PER_CLIENT]
-        )
+        ids = list(held.filter(contractor=contractor).order_by("?").values_list("pk", flat=True)[:LEAD_IDS_PER_CLIENT])
         clients.append({"contractor": contractor.slug, "key": raw_key, "lead_ids": ids})
     return clients
 
