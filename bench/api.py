@@ -339,9 +339,11 @@ def load_run(wrk: str, port: int, count: int, seconds: int, mode: str, connectio
     server_seconds = process_tree_cpu_seconds(server.pid) - server_before
     postgres_seconds = backends.stop()
     lines = result.stdout.strip().splitlines()
-    print("\n".join(lines[:-1]), result.stderr.strip(), sep="\n", file=sys.stderr)
     if result.returncode != 0 or not lines or not lines[-1].startswith('{"wrk"'):
-        raise RuntimeError(f"wrk failed (exit code {result.returncode}): {shlex.join(command)}\n{result.stderr}")
+        raise RuntimeError(
+            f"wrk failed (exit code {result.returncode}): {shlex.join(command)}\n{result.stdout}\n{result.stderr}"
+        )
+    print("\n".join(lines[:-1]), result.stderr.strip(), sep="\n", file=sys.stderr)  # wrk's own report
     report = json.loads(lines[-1])
     requests = report["requests"]
     error_kinds = {kind: number for kind, number in report["statuses"].items() if not kind.endswith(OK_STATUSES)}
