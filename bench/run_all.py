@@ -66,7 +66,7 @@ BENCHES = [
     Bench("storm", "--properties 1000000 --runs 3", "--properties 2000 --storms 5 --reach 200 --runs 1"),
     Bench(
         "api",
-        "--properties 1000000 --leads 100000 --clients 32 --seconds 30 --floor",
+        "--properties 1000000 --leads 100000 --clients 4,32 --seconds 30 --floor",
         "--properties 2000 --leads 200 --clients 2 --seconds 2 --workers 1 --threads 2 --floor",
     ),
     Bench("dashboard", "--properties 1000000 --leads 100000 --runs 5", "--properties 2000 --leads 200 --runs 1"),
