@@ -70,9 +70,17 @@ beat: $(BIN)/.installed
 	  echo "The browser tests need Debian's Chromium: sudo apt-get install chromium"; exit 1; \
 	fi
 
+## Debian's wrk, the API benchmark's load generator (bench/api.py; its smoke test runs in make test).
+/usr/bin/wrk:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	else \
+	  echo "The API benchmark needs Debian's wrk: sudo apt-get install wrk"; exit 1; \
+	fi
+
 ## Lint (the floor plan's import contracts included) and run the test suite (browser tests included)
 ## against real PostgreSQL and Redis.
-test: $(BIN)/.installed /usr/bin/chromium
+test: $(BIN)/.installed /usr/bin/chromium /usr/bin/wrk
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
@@ -100,7 +108,7 @@ schema: $(BIN)/.installed
 ## at the smoke tests' tiny sizes (figures to bench/results-tiny.json). Exit code 1 when one failed.
 BENCH ?=
 BENCH_SIZE ?= full
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed /usr/bin/wrk
 	$(BIN)/python bench/run_all.py --size $(BENCH_SIZE) $(if $(strip $(BENCH)),--bench "$(strip $(BENCH))")
 
 ## Stop the embedded PostgreSQL and Redis (their data stays under .data/).

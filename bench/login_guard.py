@@ -44,6 +44,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -212,11 +213,13 @@ def live_race_user(threads: int) -> int:
     gunicorn."""
     from django.conf import settings
 
-    from bench.api import free_port, gunicorn_stop, ready_wait
+    from bench.api import free_port, gunicorn_stop, ready_wait, static_collect
 
     forget_everything()
     port = free_port()
+    static_root = Path(tempfile.mkdtemp(prefix="bench-login-guard-static-"))
     env = os.environ | {
+        "STATIC_ROOT": str(static_root),
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
@@ -230,6 +233,7 @@ def live_race_user(threads: int) -> int:
         "--workers", str(SERVER_WORKERS), "--worker-class", "gthread", "--threads", str(SERVER_THREADS),
         "--timeout", "120", "--log-level", "warning",
     ]  # fmt: skip
+    static_collect(env)  # production's storage: /readyz answers 503 until the static files are collected
     log = Path(tempfile.mkstemp(prefix="bench-login-guard-", suffix=".log")[1])
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -241,6 +245,7 @@ def live_race_user(threads: int) -> int:
         together(http_guess, [(port, "alice", start) for _ in range(threads)])
     finally:
         gunicorn_stop(server)
+        shutil.rmtree(static_root, ignore_errors=True)
     log.unlink()
     return password_checks()
 
