@@ -6,6 +6,7 @@ body over DATA_UPLOAD_MAX_MEMORY_SIZE 413 too_large."""
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import (
@@ -141,7 +142,7 @@ def api_exception_handler(error: Exception, context: dict[str, Any]) -> Response
     # Throttled.wait is set by its __init__; DRF's stubs do not declare it.
     wait: float | None = getattr(error, "wait", None) if isinstance(error, exceptions.Throttled) else None
     if wait is not None:
-        response.data["retry_after_seconds"] = int(wait) + 1
+        response.data["retry_after_seconds"] = math.ceil(wait)  # as Retry-After says (DRF rounds it up already)
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = "Api-Key"
     return response

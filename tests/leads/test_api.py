@@ -324,6 +324,7 @@ def test_retry_after_is_the_seconds_left_in_the_keys_window(roofing, settings):
     assert (response.status_code, response.json()["code"]) == (429, "throttled")
     assert response["Retry-After"] == "13"
     assert response.json()["detail"] == "Request was throttled. Expected available in 13 seconds."
+    assert response.json()["retry_after_seconds"] == 13  # the body and the header agree
 
 
 def test_refused_keys_are_throttled_per_address(roofing, settings):
