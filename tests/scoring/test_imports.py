@@ -13,6 +13,7 @@ from django.db import connection
 
 from scoring.models import ImportRun, Permit, Property, Sale, StormEvent, Trade
 from scoring.services.imports import ImportResult, data_file_import
+from scoring.services.imports.files import RejectsFile
 
 # Service-level imports run "on" this day, so that year and date limits are fixed.
 TODAY = dt.date(2025, 6, 30)
@@ -725,7 +726,22 @@ def test_the_import_run_records_file_counts_and_rejects_file(reference, tmp_path
         "rejects_file": str(rejects_path(path)), "error": "",
     }  # fmt: skip
     assert run.finished_at >= run.started_at
-    assert not path.with_name("properties.csv.rejects.csv.partial").exists()
+    assert list(tmp_path.glob("*.partial")) == []
+
+
+def test_two_imports_of_one_file_at_once_each_write_a_rejects_file_of_their_own(tmp_path):
+    source = write(tmp_path, "properties.csv", "parcel_id,address,zip")
+    first, second = RejectsFile(source), RejectsFile(source)
+    first.write_found([(3, "zip", "99999", "unknown ZIP code"), (2, "zip", "1", "not a ZIP code")])
+    second.write_found([(5, "zip", "00000", "unknown ZIP code")])
+    assert first.finish() == str(rejects_path(source))
+    assert (
+        rejects_path(source).read_text()
+        == "line,column,value,reason\n2,zip,1,not a ZIP code\n3,zip,99999,unknown ZIP code\n"
+    )
+    assert second.finish() == str(rejects_path(source))
+    assert rejects_path(source).read_text() == "line,column,value,reason\n5,zip,00000,unknown ZIP code\n"
+    assert list(tmp_path.glob("*.partial")) == []
 
 
 def test_a_stale_rejects_file_is_removed_when_the_file_imports_cleanly(reference, tmp_path):

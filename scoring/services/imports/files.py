@@ -6,6 +6,7 @@ import codecs
 import csv
 import os
 import re
+import secrets
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -132,11 +133,15 @@ def rejected_values_shown(values: pd.Series) -> pd.Series:
 
 
 class RejectsFile:
-    """The rejects CSV next to the input, written as rows are refused; removed when there are none."""
+    """The rejects CSV next to the input, written as rows are refused; removed when there are none.
+
+    It is written under a name of its own (a random token) and moved into place whole when the import ends, so
+    that two imports of the same file at once (into two databases, or one waiting on the other's lock) never
+    write into one file: the rejects file is the whole file of whichever import finished last."""
 
     def __init__(self, source: Path) -> None:
         self.path = source.with_name(source.name + ".rejects.csv")
-        self.partial = source.with_name(source.name + ".rejects.csv.partial")
+        self.partial = source.with_name(f"{source.name}.rejects.csv.{secrets.token_hex(6)}.partial")
         self.handle = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed by finish/discard)
         self.handle.write("line,column,value,reason\n")
         self.rows = 0
