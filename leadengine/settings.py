@@ -220,6 +220,11 @@ REST_FRAMEWORK = {
         "core.api.throttling.AddressRateThrottle",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's JSON, written by orjson (core/api/renderers.py); the browsable API for a browser.
+    "DEFAULT_RENDERER_CLASSES": [
+        "core.api.renderers.FastJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     # JSON nested deeper than core.api.parsers.MAX_JSON_DEPTH is a parse error, not a server error.
     "DEFAULT_PARSER_CLASSES": [
         "core.api.parsers.BoundedJSONParser",

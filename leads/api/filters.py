@@ -4,6 +4,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
+from core.api.filters import SharedFilterSet
 from leads.models import Lead
 
 MAX_UTC_OFFSET = dt.timedelta(hours=14)
@@ -29,7 +30,7 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
-class LeadFilterSet(django_filters.FilterSet):
+class LeadFilterSet(SharedFilterSet):
     state = django_filters.MultipleChoiceFilter(choices=Lead.State.choices, distinct=False)
     trade = django_filters.CharFilter(field_name="trade__slug")
     zip_code = django_filters.CharFilter(

@@ -7,6 +7,7 @@ from rest_framework import mixins, serializers, viewsets
 
 from contractors.api.authentication import CallerMixin
 from core.api.fields import RoundedFloatField
+from core.api.filters import SharedFilterSet
 from core.api.pagination import BoundedCursorPagination
 from core.api.permissions import IsStaff
 from core.numbers import floats_rounded
@@ -134,7 +135,7 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EvaluationRunFilterSet(django_filters.FilterSet):
+class EvaluationRunFilterSet(SharedFilterSet):
     trade = django_filters.CharFilter(field_name="trade__slug", help_text="A trade's slug.")
     model = django_filters.NumberFilter(field_name="model_id", help_text="A scoring model version's id.")
 

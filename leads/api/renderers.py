@@ -6,6 +6,7 @@ JSON whatever format was asked."""
 
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
+from core.api.renderers import FastJSONRenderer
 from core.api.schema import ApiSchema
 
 
@@ -19,7 +20,7 @@ class LeadCsvRenderer(BaseRenderer):
         response = (renderer_context or {}).get("response")
         if response is not None:
             response["Content-Type"] = JSONRenderer.media_type
-        return JSONRenderer().render(data, JSONRenderer.media_type, renderer_context)
+        return FastJSONRenderer().render(data, JSONRenderer.media_type, renderer_context)
 
 
 class LeadListSchema(ApiSchema):

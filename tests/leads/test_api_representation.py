@@ -38,6 +38,12 @@ def leads(roofing):
     )
     # Whole seconds: ISO 8601 as DRF writes it leaves the fraction out.
     Lead.objects.filter(pk=made[2].pk).update(assigned_at=dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC))
+    # PostgreSQL's text of a fraction drops its trailing zeros (.1); ISO 8601 as DRF writes it has six digits.
+    Lead.objects.filter(pk=made[3].pk).update(
+        assigned_at=dt.datetime(2026, 11, 2, 8, 0, 0, 100_000, tzinfo=dt.UTC),
+        delivered_at=dt.datetime(2026, 11, 2, 8, 0, 0, 5, tzinfo=dt.UTC),
+        expires_at=dt.datetime(2026, 11, 9, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+    )
     return made
 
 
@@ -64,6 +70,15 @@ def test_the_fast_representation_answers_in_the_sites_time_zone_as_the_serialize
     assert answered == expected
     assert answered[1]["assigned_at"].endswith(("-07:00", "-06:00"))
     assert answered[2]["assigned_at"] == "2026-11-02T01:00:00-07:00"
+
+
+def test_fractions_of_a_second_have_six_digits_or_none_as_the_serializer_writes_them(leads):
+    (answered,) = leads_represented([leads[3].pk])
+
+    assert answered == serialized([leads[3]])[0]
+    assert [answered[name] for name in ("assigned_at", "delivered_at", "expires_at")] == [
+        "2026-11-02T08:00:00.100000Z", "2026-11-02T08:00:00.000005Z", "2026-11-09T23:59:59.999999Z",
+    ]  # fmt: skip
 
 
 def test_leads_come_back_in_the_order_asked_and_unknown_ids_are_left_out(leads):
