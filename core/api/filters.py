@@ -15,8 +15,8 @@ from typing import Any
 
 import django_filters
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.forms.utils import ErrorDict, ErrorList
 from django.db.models import QuerySet
+from django.forms.utils import ErrorDict, ErrorList
 from django.http import HttpRequest, QueryDict
 from django_filters.filters import QuerySetRequestMixin
 
