@@ -71,7 +71,7 @@ def test_time_zone_must_be_an_iana_name():
 def test_database_url_with_every_part():
     config = parse_database_url("postgres://lead%40user:p%3Ass@db.internal:6432/leads?sslmode=require")
     assert {key: config[key] for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")} == {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "core.postgresql",
         "NAME": "leads",
         "USER": "lead@user",
         "PASSWORD": "p:ss",
