@@ -46,10 +46,19 @@ class Caller:
 M = TypeVar("M", bound=Model)
 
 
-def caller_rows(queryset: QuerySet[M], *, caller: Caller) -> QuerySet[M]:
-    """The rows of `queryset` (a model with a `contractor`) `caller` may see: all for staff, its own for a
-    contractor's key or member, none for anyone else. The one visibility rule of the API's models, which
-    each app's selectors apply to theirs (leads_visible, territories_visible)."""
+def caller_contractor_ids(*, caller: Caller) -> list[int] | None:
+    """The contractors whose rows `caller` may see: None for every contractor's (staff), its own for a
+    contractor's key or member, none ([]) for anyone else. The one visibility rule of the API's models, which
+    caller_rows applies to a queryset, and SQL written by hand (leads.representation) to its WHERE."""
     if caller.is_staff:
+        return None
+    return [caller.contractor.pk] if caller.contractor is not None else []
+
+
+def caller_rows(queryset: QuerySet[M], *, caller: Caller) -> QuerySet[M]:
+    """The rows of `queryset` (a model with a `contractor`) `caller` may see (caller_contractor_ids), which each
+    app's selectors apply to theirs (leads_visible, territories_visible)."""
+    contractor_ids = caller_contractor_ids(caller=caller)
+    if contractor_ids is None:
         return queryset
-    return queryset.filter(contractor=caller.contractor) if caller.contractor is not None else queryset.none()
+    return queryset.filter(contractor__in=contractor_ids) if contractor_ids else queryset.none()

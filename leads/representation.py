@@ -72,6 +72,7 @@ LEAD_SQL = f"""
     JOIN {Property._meta.db_table} p ON p.id = l.property_id
     WHERE l.id = ANY(%s)
 """
+OF_CONTRACTORS = f" AND l.{Lead._meta.get_field('contractor').column} = ANY(%s)"
 EVENT_SQL = f"""
     SELECT lead_id, {", ".join(_column(LeadEvent, "e", name) for name in EVENT_FIELDS)}
     FROM {LeadEvent._meta.db_table} e
@@ -103,13 +104,17 @@ def _reasons(reasons: list[dict]) -> list[dict]:
     ]  # fmt: skip
 
 
-def leads_represented(lead_ids: list[int]) -> list[dict]:
-    """The API body of each lead in `lead_ids`, in that order (ids not found are left out)."""
-    if not lead_ids:
+def leads_represented(lead_ids: list[int], *, contractor_ids: list[int] | None = None) -> list[dict]:
+    """The API body of each lead in `lead_ids`, in that order (ids not found are left out); with
+    `contractor_ids`, only of the leads these contractors hold (contractors.caller.caller_contractor_ids)."""
+    if not lead_ids or contractor_ids == []:
         return []
     zone = timezone.get_current_timezone()
     with connection.cursor() as cursor:
-        cursor.execute(LEAD_SQL, [list(lead_ids)])  # by primary key
+        if contractor_ids is None:
+            cursor.execute(LEAD_SQL, [list(lead_ids)])  # by primary key
+        else:
+            cursor.execute(LEAD_SQL + OF_CONTRACTORS, [list(lead_ids), contractor_ids])
         rows = {row[0]: row for row in cursor.fetchall()}
         cursor.execute(EVENT_SQL, [list(rows)])
         event_rows = cursor.fetchall()

@@ -17,3 +17,17 @@ class RoundedFloatField(serializers.FloatField):
 
     def to_representation(self, value: float) -> Any:  # a float (DRF answers null itself)
         return round(float(value), self.decimals)
+
+
+BIGINT = 2**63
+
+
+def path_id(value: str) -> int | None:
+    """A row's id as a URL names it (`/leads/<id>/`), read as the ORM reads a primary key (int()), or None when
+    no row could have it: not a whole number, or beyond PostgreSQL's bigint. A view answers None with 404, as
+    get_object does."""
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if -BIGINT <= number < BIGINT else None

@@ -5,9 +5,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from contractors.api.authentication import CallerMixin
+from contractors.caller import caller_contractor_ids
+from core.api.fields import path_id
 from core.api.pagination import BoundedCursorPagination, StableOrderingFilter
 from core.api.permissions import IsAuthenticatedClient, IsStaff
 from leads.api.filters import LeadFilterSet
@@ -102,9 +105,17 @@ class LeadViewSet(CallerMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return self.get_paginated_response(leads_represented([row["id"] for row in rows]))
 
     def retrieve(self, request, *args, **kwargs):
-        lead = self.get_object()
-        self.deliver([(lead.pk, lead.state)])
-        return self.answer(lead)
+        # The lead's body straight from its row, visible to the caller or not found (get_object's rule without
+        # a model instance: half of a detail's CPU); read again only when reading it delivered it.
+        lead_id = path_id(kwargs[self.lookup_field])
+        contractor_ids = caller_contractor_ids(caller=self.caller)
+        found = leads_represented([lead_id], contractor_ids=contractor_ids) if lead_id is not None else []
+        if not found:
+            raise NotFound
+        if found[0]["state"] == Lead.State.ASSIGNED and self.actor() == Actor.CONTRACTOR:
+            self.deliver([(lead_id, Lead.State.ASSIGNED)])
+            found = leads_represented([lead_id])
+        return Response(found[0])
 
     def answer(self, lead: Lead) -> Response:
         return Response(leads_represented([lead.pk])[0])

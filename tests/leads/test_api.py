@@ -71,6 +71,26 @@ def test_another_contractors_lead_is_not_found_and_nothing_changes(market):
     assert snapshot(theirs) == before
 
 
+@pytest.mark.parametrize("lead_id", ["abc", "1.5", "0", "-1", str(2**63), str(-(2**63) - 1), "9" * 40, "%20"])
+def test_a_detail_of_an_id_no_lead_has_is_not_found_as_an_actions(market, lead_id):
+    acme, _, _ = market
+    client = api_client(acme)
+
+    for path in (f"{URL}{lead_id}/", f"{URL}{lead_id}/accept/"):
+        response = client.get(path) if path.endswith(f"{lead_id}/") else client.post(path)
+        assert (response.status_code, response.json()["code"]) == (404, "not_found"), path
+
+
+def test_a_detail_read_by_staff_is_any_lead_and_delivers_nothing(market, staff_client):
+    _, _, (first, _, theirs) = market
+
+    answers = [staff_client.get(f"{URL}{lead.pk}/") for lead in (first, theirs)]
+
+    assert [(answer.status_code, answer.json()["id"]) for answer in answers] == [(200, first.pk), (200, theirs.pk)]
+    assert [answer.json()["state"] for answer in answers] == ["assigned", "assigned"]
+    assert not LeadEvent.objects.filter(action="deliver").exists()
+
+
 def test_accept_then_convert_records_the_job_value(market):
     acme, _, (first, _, _) = market
     client = api_client(acme)
