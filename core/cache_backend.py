@@ -178,13 +178,13 @@ class FallbackRedisCache(RedisCache):
     DEFAULT_TIMEOUT_SECONDS unless set) that goes on without Redis while it is unreachable: see the
     module's docstring."""
 
-    _class = KeptClientRedisCacheClient
     # Set by RedisCache.__init__; Django's stubs do not declare them.
     _options: dict[str, Any]
     _servers: list[str]
 
     def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         super().__init__(server, params)
+        self._class = KeptClientRedisCacheClient  # RedisCache.__init__ sets its own
         self._options = {
             "socket_connect_timeout": DEFAULT_TIMEOUT_SECONDS,
             "socket_timeout": DEFAULT_TIMEOUT_SECONDS,
