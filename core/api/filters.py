@@ -31,7 +31,6 @@ class SharedFilterSet(django_filters.FilterSet):
                 raise ImproperlyConfigured(
                     f"{cls.__name__}.{name}: a shared filter cannot read its FilterSet (a method, a request's queryset)"
                 )
-            filter_.model = cls._meta.model
         return filters
 
     def __init__(

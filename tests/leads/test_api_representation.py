@@ -86,3 +86,19 @@ def test_leads_come_back_in_the_order_asked_and_unknown_ids_are_left_out(leads):
 
     assert [lead["id"] for lead in leads_represented(ids)] == [leads[2].pk, leads[0].pk]
     assert leads_represented([]) == []
+
+
+def test_with_contractor_ids_only_the_leads_these_contractors_hold_are_answered(leads, roofing):
+    other = owner(roofing, "80203")
+    ids = [lead.pk for lead in leads]
+    held = Lead.objects.filter(pk__in=ids, contractor__isnull=False)
+    contractor_id = held.values_list("contractor", flat=True).first()
+    theirs = set(held.filter(contractor=contractor_id).values_list("pk", flat=True))
+
+    answered = [lead["id"] for lead in leads_represented(ids, contractor_ids=[contractor_id])]
+
+    assert answered == [pk for pk in ids if pk in theirs]
+    assert 0 < len(answered) < len(ids)
+    assert leads_represented(ids, contractor_ids=[other.pk]) == []
+    assert leads_represented(ids, contractor_ids=[]) == []
+    assert len(leads_represented(ids, contractor_ids=None)) == len(leads)
