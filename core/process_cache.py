@@ -1,5 +1,6 @@
-"""A small cache inside one process, shared by its threads, of rows a hot path would otherwise read from
-PostgreSQL on every call (an API key and its owner), which every process drops soon after a change.
+"""Small caches inside one process, shared by its threads: VersionedCache (at the end) of values keyed by the
+version they were made from; ProcessCache of rows a hot path would otherwise read from PostgreSQL on every
+call (an API key and its owner), which every process drops soon after a change.
 
 A change calls `changed()`: once its transaction commits, the kind's generation in Redis is bumped
 (core.cache) and this process drops its entries at once. Every process reads the generation at most every
@@ -119,6 +120,38 @@ class ProcessCache(Generic[V]):
             self._generation = None
             self._epoch += 1
             self._checked_at = -math.inf
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class VersionedCache(Generic[V]):
+    """Values by a key that names the version of what they were made from (a row's id and its xmin, say), at
+    most `max_entries`, the least recently used going first. A change makes a new version, so a new key: an
+    entry is never stale and nothing needs dropping; the old versions age out. Thread-safe, as ProcessCache."""
+
+    def __init__(self, *, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[object, V] = OrderedDict()
+
+    def get(self, key: object) -> V | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: object, value: V) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

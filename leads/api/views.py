@@ -1,6 +1,7 @@
 """The leads a caller holds: list, detail, and the lifecycle moves a contractor makes. Reading a lead
 through the API delivers it (leads_deliver) when it was not yet delivered."""
 
+import orjson
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
@@ -25,7 +26,7 @@ from leads.api.serializers import (
 )
 from leads.export import lead_export_response
 from leads.models import Lead, LeadEvent
-from leads.representation import leads_represented
+from leads.representation import lead_bodies
 from leads.selectors import leads_visible
 from leads.services.lifecycle import (
     lead_accept,
@@ -102,23 +103,25 @@ class LeadViewSet(CallerMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         # moves only leads still assigned), then the leads' bodies as they are after it.
         rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()).values(*PAGE_COLUMNS))
         self.deliver([(row["id"], row["state"]) for row in rows])
-        return self.get_paginated_response(leads_represented([row["id"] for row in rows]))
+        bodies = lead_bodies([row["id"] for row in rows])
+        return self.get_paginated_response([orjson.Fragment(body) for _, _, body in bodies])
 
     def retrieve(self, request, *args, **kwargs):
-        # The lead's body straight from its row, visible to the caller or not found (get_object's rule without
-        # a model instance: half of a detail's CPU); read again only when reading it delivered it.
+        # The lead's body, visible to the caller or not found (get_object's rule without a model instance: half
+        # of a detail's CPU); read again only when reading it delivered it.
         lead_id = path_id(kwargs[self.lookup_field])
         contractor_ids = caller_contractor_ids(caller=self.caller)
-        found = leads_represented([lead_id], contractor_ids=contractor_ids) if lead_id is not None else []
+        found = lead_bodies([lead_id], contractor_ids=contractor_ids) if lead_id is not None else []
         if not found:
             raise NotFound
-        if found[0]["state"] == Lead.State.ASSIGNED and self.actor() == Actor.CONTRACTOR:
-            self.deliver([(lead_id, Lead.State.ASSIGNED)])
-            found = leads_represented([lead_id])
-        return Response(found[0])
+        (_, state, body) = found[0]
+        if state == Lead.State.ASSIGNED and self.actor() == Actor.CONTRACTOR:
+            self.deliver([(lead_id, state)])
+            (_, _, body) = lead_bodies([lead_id])[0]
+        return Response(orjson.Fragment(body))
 
     def answer(self, lead: Lead) -> Response:
-        return Response(leads_represented([lead.pk])[0])
+        return Response(orjson.Fragment(lead_bodies([lead.pk])[0][2]))
 
     @extend_schema(request=None, responses=LeadSerializer)
     @action(detail=True, methods=["post"])

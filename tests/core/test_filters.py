@@ -77,7 +77,7 @@ def test_a_filter_that_reads_its_filterset_is_refused_when_the_class_is_made():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_threads_filtering_at_once_each_get_their_own_leads(roofing):  # noqa: F811
+def test_threads_filtering_at_once_each_get_their_own_leads(zip_codes, roofing):  # noqa: F811
     acme = owner(roofing, "80202", "80203")
     for score in range(40, 100, 5):
         scored_home(roofing, score=score, zip_code="80202" if score % 2 else "80203")

@@ -6,12 +6,14 @@ import datetime as dt
 import json
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 
 from leads.api.serializers import LeadSerializer
-from leads.models import Lead
-from leads.representation import leads_represented
-from scoring.models import Property
+from leads.models import Lead, LeadEvent
+from leads.representation import BODIES, lead_bodies, leads_represented
+from leads.services.lifecycle import lead_contact
+from scoring.models import Property, Trade
 from tests.leads.factories import owner
 from tests.leads.test_lifecycle import lead_in
 
@@ -102,3 +104,48 @@ def test_with_contractor_ids_only_the_leads_these_contractors_hold_are_answered(
     assert leads_represented(ids, contractor_ids=[other.pk]) == []
     assert leads_represented(ids, contractor_ids=[]) == []
     assert len(leads_represented(ids, contractor_ids=None)) == len(leads)
+
+
+def test_kept_bodies_are_the_representation_and_a_change_of_anything_in_them_makes_a_new_one(leads, roofing):
+    BODIES.clear()
+    ids = [lead.pk for lead in leads]
+    accepted = Lead.objects.filter(pk__in=ids, state=State.ACCEPTED, return_requested_at__isnull=True).get()
+
+    def bodies() -> list[dict]:
+        return [json.loads(body) for _, _, body in lead_bodies(ids)]
+
+    assert bodies() == json.loads(json.dumps(leads_represented(ids)))
+    assert len(BODIES) == len(leads)
+    assert bodies() == json.loads(json.dumps(leads_represented(ids)))  # from the kept bodies
+    assert len(BODIES) == len(leads)
+
+    lead_contact(lead=accepted, actor=LeadEvent.Actor.CONTRACTOR, user=None, note="Visit booked")  # row, event
+    Property.objects.filter(pk=leads[0].property_id).update(address="1 New Street")  # its property's row
+    with connection.cursor() as cursor:  # an event alone, the lead's row untouched
+        cursor.execute(
+            "INSERT INTO leads_leadevent (lead_id, action, from_state, to_state, actor, reason, at, override)"
+            " VALUES (%s, 'note', 'generated', 'generated', 'staff', 'Called the owner', now(), false)",
+            [leads[1].pk],
+        )
+    Trade.objects.filter(pk=roofing.pk).update(slug="roofs")  # its trade's row
+
+    answered = bodies()
+
+    assert answered == json.loads(json.dumps(leads_represented(ids)))
+    by_id = {lead["id"]: lead for lead in answered}
+    assert by_id[accepted.pk]["contacted_at"] is not None
+    assert by_id[leads[0].pk]["property"]["address"] == "1 New Street"
+    assert "Called the owner" in [event["reason"] for event in by_id[leads[1].pk]["events"]]
+    assert {lead["trade"] for lead in answered} == {"roofs"}
+
+
+@override_settings(TIME_ZONE="America/Denver")
+def test_a_kept_body_is_kept_per_time_zone(leads):
+    BODIES.clear()
+    with override_settings(TIME_ZONE="UTC"):
+        (_, _, utc), *_ = lead_bodies([leads[2].pk])
+
+    (_, _, denver), *_ = lead_bodies([leads[2].pk])
+
+    assert json.loads(utc)["assigned_at"] == "2026-11-02T08:00:00Z"
+    assert json.loads(denver)["assigned_at"] == "2026-11-02T01:00:00-07:00"
