@@ -23,6 +23,7 @@ from leadengine.services import jobs
 from tests.faults.servers import Process, manage, wait_until
 from tests.leadengine.failing_site import FAILURE
 from tests.production import fetch, free_port, production_env, web
+from tests.workers import database_url
 
 TRACEBACK_END = f"RuntimeError: {FAILURE}"
 
@@ -185,6 +186,7 @@ def failing_site(server: str, *, env: dict[str, str], log: Path) -> Iterator[int
             yield port
         return
     port = free_port()
+    env = {"DATABASE_URL": database_url(), **env}  # the test database, as production_env gives gunicorn
     process = Process(["manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env, log=log)
 
     def answers() -> bool:
