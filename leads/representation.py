@@ -53,7 +53,6 @@ INSTANT_FIELDS = (
     "generated_at", "assigned_at", "delivered_at", "accepted_at", "contacted_at", "converted_at", "closed_at",
     "expires_at",
 )  # fmt: skip
-LEAD_SOURCES = {"trade": "t.slug", "generated_at": f"l.{Lead._meta.get_field('created_at').column}::text"}
 
 
 def _column(model, alias: str, name: str) -> str:
@@ -62,18 +61,23 @@ def _column(model, alias: str, name: str) -> str:
     return f"{column}::text" if isinstance(field, (models.DateTimeField, models.JSONField)) else column
 
 
+LEAD_SOURCES = {"trade": "t.slug", "generated_at": _column(Lead, "l", "created_at")}
 # Composed once from the models' metadata: planning the ORM's query would be a fifth of a request's CPU.
-LEAD_SQL = f"""
-    SELECT l.id,
-           {", ".join(LEAD_SOURCES.get(name) or _column(Lead, "l", name) for name in LEAD_FIELDS)},
-           l.{Lead._meta.get_field("return_requested_at").column},
-           {", ".join(_column(Property, "p", name) for name in PROPERTY_FIELDS)}
+# The leads asked for (by id), with their trades and homes; OF_CONTRACTORS keeps those some contractors hold.
+LEADS_FROM = f"""
     FROM {Lead._meta.db_table} l
     JOIN {Trade._meta.db_table} t ON t.id = l.trade_id
     JOIN {Property._meta.db_table} p ON p.id = l.property_id
     WHERE l.id = ANY(%s)
 """
 OF_CONTRACTORS = f" AND l.{Lead._meta.get_field('contractor').column} = ANY(%s)"
+LEAD_SQL = f"""
+    SELECT l.id,
+           {", ".join(LEAD_SOURCES.get(name) or _column(Lead, "l", name) for name in LEAD_FIELDS)},
+           l.{Lead._meta.get_field("return_requested_at").column},
+           {", ".join(_column(Property, "p", name) for name in PROPERTY_FIELDS)}
+    {LEADS_FROM}
+"""
 EVENT_SQL = f"""
     SELECT lead_id, {", ".join(_column(LeadEvent, "e", name) for name in EVENT_FIELDS)}
     FROM {LeadEvent._meta.db_table} e
@@ -87,10 +91,7 @@ EVENT_SQL = f"""
 VERSION_SQL = f"""
     SELECT l.id, l.state, l.xmin::text || ' ' || p.xmin::text || ' ' || t.xmin::text || ' ' || coalesce(
         (SELECT max(e.id) FROM {LeadEvent._meta.db_table} e WHERE e.lead_id = l.id), 0)
-    FROM {Lead._meta.db_table} l
-    JOIN {Trade._meta.db_table} t ON t.id = l.trade_id
-    JOIN {Property._meta.db_table} p ON p.id = l.property_id
-    WHERE l.id = ANY(%s)
+    {LEADS_FROM}
 """
 # About 1.5 kB each: 10,000 bodies are 15 MB a process, a few pages of every contractor's leads.
 BODIES: VersionedCache[bytes] = VersionedCache(max_entries=10_000)
@@ -98,7 +99,8 @@ BODIES: VersionedCache[bytes] = VersionedCache(max_entries=10_000)
 
 def lead_bodies(lead_ids: list[int], *, contractor_ids: list[int] | None = None) -> list[tuple[int, str, bytes]]:
     """The API body of each lead in `lead_ids` as JSON, with its id and state, in that order (ids not found are
-    left out; with `contractor_ids`, as leads_represented). One query reads the leads' versions; only the
+    left out); with `contractor_ids`, only of the leads these contractors hold (contractors.caller.
+    caller_contractor_ids: None for all, [] for none). One query reads the leads' versions; only the
     bodies this process has not made for those versions are made (leads_represented), and kept."""
     if not lead_ids or contractor_ids == []:
         return []
@@ -141,17 +143,13 @@ def _reasons(reasons: list[dict]) -> list[dict]:
     ]  # fmt: skip
 
 
-def leads_represented(lead_ids: list[int], *, contractor_ids: list[int] | None = None) -> list[dict]:
-    """The API body of each lead in `lead_ids`, in that order (ids not found are left out); with
-    `contractor_ids`, only of the leads these contractors hold (contractors.caller.caller_contractor_ids)."""
-    if not lead_ids or contractor_ids == []:
+def leads_represented(lead_ids: list[int]) -> list[dict]:
+    """The API body of each lead in `lead_ids`, in that order (ids not found are left out)."""
+    if not lead_ids:
         return []
     zone = timezone.get_current_timezone()
     with connection.cursor() as cursor:
-        if contractor_ids is None:
-            cursor.execute(LEAD_SQL, [list(lead_ids)])  # by primary key
-        else:
-            cursor.execute(LEAD_SQL + OF_CONTRACTORS, [list(lead_ids), contractor_ids])
+        cursor.execute(LEAD_SQL, [list(lead_ids)])  # by primary key
         rows = {row[0]: row for row in cursor.fetchall()}
         cursor.execute(EVENT_SQL, [list(rows)])
         event_rows = cursor.fetchall()

@@ -97,13 +97,13 @@ def test_with_contractor_ids_only_the_leads_these_contractors_hold_are_answered(
     contractor_id = held.values_list("contractor", flat=True).first()
     theirs = set(held.filter(contractor=contractor_id).values_list("pk", flat=True))
 
-    answered = [lead["id"] for lead in leads_represented(ids, contractor_ids=[contractor_id])]
+    answered = [lead_id for lead_id, _, _ in lead_bodies(ids, contractor_ids=[contractor_id])]
 
     assert answered == [pk for pk in ids if pk in theirs]
     assert 0 < len(answered) < len(ids)
-    assert leads_represented(ids, contractor_ids=[other.pk]) == []
-    assert leads_represented(ids, contractor_ids=[]) == []
-    assert len(leads_represented(ids, contractor_ids=None)) == len(leads)
+    assert lead_bodies(ids, contractor_ids=[other.pk]) == []
+    assert lead_bodies(ids, contractor_ids=[]) == []
+    assert len(lead_bodies(ids, contractor_ids=None)) == len(leads)
 
 
 def test_kept_bodies_are_the_representation_and_a_change_of_anything_in_them_makes_a_new_one(leads, roofing):
