@@ -56,6 +56,8 @@ class ContractorForm(forms.ModelForm):
             "daily_cap",
             "weekly_cap",
             "monthly_cap",
+            "billing",
+            "credit_limit",
             "time_zone",
             "webhook_url",
             "notes",
@@ -131,6 +133,7 @@ class ContractorAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "slug", "served_trades", "contact_email", "contact_phone", "time_zone", "notes"]}),
         ("Status", {"fields": ["status", "status_reason", "status_changed_at"]}),
         ("Lead caps", {"fields": ["daily_cap", "weekly_cap", "monthly_cap"]}),
+        ("Billing", {"fields": ["billing", "credit_limit"]}),
         ("Lead delivery", {"fields": ["webhook_url", "webhook_secret"]}),
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]

@@ -55,6 +55,10 @@ class Contractor(models.Model):
         PAUSED = "paused", "Paused (no new assignments)"
         SUSPENDED = "suspended", "Suspended (no new assignments, no API access)"
 
+    class Billing(models.TextChoices):
+        ARREARS = "arrears", "Billed in arrears"
+        PREPAID = "prepaid", "Prepaid, with a credit limit"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
     trades = models.ManyToManyField(Trade, through="ContractorTrade", related_name="contractors", blank=True)
@@ -74,6 +78,19 @@ class Contractor(models.Model):
     weekly_cap = models.PositiveIntegerField(null=True, blank=True, help_text="Most leads per week; blank: no cap.")
     monthly_cap = models.PositiveIntegerField(null=True, blank=True, help_text="Most leads per month; blank: no cap.")
     time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[validate_time_zone])
+    billing = models.CharField(
+        max_length=8,
+        choices=Billing.choices,
+        default=Billing.ARREARS,
+        help_text="Billed in arrears (pays its statements) or prepaid (takes leads only while its balance allows).",
+    )
+    credit_limit = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=0,
+        help_text="Prepaid only: how much it may owe at most; routing holds back a lead whose price would go past it. "
+        "0: only what it has paid in advance.",
+    )
     webhook_url = models.URLField(
         blank=True,
         validators=[validate_webhook_target],
@@ -105,6 +122,10 @@ class Contractor(models.Model):
                 & (Q(weekly_cap__isnull=True) | Q(monthly_cap__isnull=True) | Q(weekly_cap__lte=F("monthly_cap")))
                 & (Q(daily_cap__isnull=True) | Q(monthly_cap__isnull=True) | Q(daily_cap__lte=F("monthly_cap"))),
                 name="%(app_label)s_%(class)s_caps_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(billing__in=["arrears", "prepaid"], credit_limit__gte=0),
+                name="%(app_label)s_%(class)s_billing_valid",
             ),
         ]
 
@@ -248,6 +269,7 @@ class ContractorNotice(models.Model):
         TERRITORY_OFFERED = "territory.offered", "Territory offered (waitlist)"
         TERRITORY_ASSIGNED = "territory.assigned", "Territory assigned (waitlist auto-claim)"
         LEAD_WITHDRAWN = "lead.withdrawn", "Lead withdrawn"
+        BALANCE_HELD = "balance.held", "Leads held back for balance (prepaid)"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -297,7 +319,7 @@ class ContractorNotice(models.Model):
                 condition=Q(channel__in=["webhook", "email"]), name="%(app_label)s_%(class)s_channel_valid"
             ),
             models.CheckConstraint(
-                condition=Q(event__in=["territory.offered", "territory.assigned", "lead.withdrawn"]),
+                condition=Q(event__in=["territory.offered", "territory.assigned", "lead.withdrawn", "balance.held"]),
                 name="%(app_label)s_%(class)s_event_valid",
             ),
             models.CheckConstraint(

@@ -113,6 +113,13 @@ def env_time_zone(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def env_currency(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).strip()
+    if not (len(value) == 3 and value.isascii() and value.isalpha() and value.isupper()):
+        raise ImproperlyConfigured(f"{name}={value!r} is not an ISO 4217 currency code such as USD")
+    return value
+
+
 def parse_database_url(url: str, *, conn_max_age: int = 60) -> dict:
     """Turn postgres://user:password@host:port/name?option=value into a Django DATABASES entry.
 

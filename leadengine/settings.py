@@ -13,6 +13,7 @@ from leadengine.config import (
     check_redis_url,
     embedded_servers,
     env_bool,
+    env_currency,
     env_int,
     env_list,
     env_networks,
@@ -391,6 +392,9 @@ LEAD_ACCEPT_SLA_HOURS = env_int(ENV, "LEAD_ACCEPT_SLA_HOURS", 72, minimum=1)
 LEAD_POOL_DAYS = env_int(ENV, "LEAD_POOL_DAYS", 14, minimum=1)
 LEAD_RETURN_WINDOW_DAYS = env_int(ENV, "LEAD_RETURN_WINDOW_DAYS", 7, minimum=0)
 LEAD_RETURN_RATE_PERCENT = env_int(ENV, "LEAD_RETURN_RATE_PERCENT", 15, minimum=0)
+
+# Money: every price, charge, credit, fee and payment is in this one currency (ISO 4217), as Decimal.
+CURRENCY = env_currency(ENV, "CURRENCY", "USD")
 
 # Learning (leads/services/learning.py, manage.py learn_model): a trade needs LEARN_MIN_OUTCOMES leads with a
 # known outcome to learn a new scoring model version from. A learned draft activates itself only when

@@ -30,6 +30,13 @@ class CapReached(LeadError):
     http_status = 409
 
 
+class CreditLimitReached(LeadError):
+    """A prepaid contractor's balance would go past its credit limit."""
+
+    code = "credit_limit_reached"
+    http_status = 409
+
+
 class ContractorNotReceiving(LeadError):
     """The contractor is paused or suspended, or does not serve the lead's trade."""
 

@@ -40,6 +40,7 @@ COLUMNS = [
     ("converted_at", "converted_at"),
     ("expires_at", "expires_at"),
     ("job_value", "job_value"),
+    ("price", "price"),
     ("return_reason", "return_reason"),
     ("address", "property__address"),
     ("city", "property__city"),

@@ -234,6 +234,14 @@ class Lead(models.Model):
         "stands for the candidates below the day's cut it was drawn from. Evaluation weighs by it; learning "
         "counts it at most 5 times.",
     )
+    price = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="What its contractor pays for it: the price list's price in force when it was assigned (a "
+        "snapshot, kept when prices change); blank: unpriced (in the pool, or no price list of its trade then).",
+    )
     generated_on = models.DateField(help_text="The business day (TIME_ZONE) the lead was generated.")
     created_at = models.DateTimeField()
     assigned_at = models.DateTimeField(null=True, blank=True)
@@ -336,6 +344,10 @@ class Lead(models.Model):
             models.CheckConstraint(
                 condition=Q(score__gte=0, score__lte=100, urgency__gte=0, urgency__lte=100),
                 name="%(app_label)s_%(class)s_score_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(price__isnull=True) | Q(price__gte=0, assigned_at__isnull=False),
+                name="%(app_label)s_%(class)s_price_on_assignment",
             ),
             # 1 for a lead picked best first, pool / draws (at least 1) for an exploration lead; finite, so
             # evaluation and learning never meet a weight they must refuse (NaN sorts above Infinity here).
@@ -449,3 +461,127 @@ class WebhookAttempt(models.Model):
     def __str__(self) -> str:
         code = f" {self.status_code}" if self.status_code is not None else ""
         return f"Webhook attempt {self.number} of lead {self.lead_id}:{code} {self.get_outcome_display().lower()}"
+
+
+class PriceList(models.Model):
+    """The lead prices of one trade from `effective_from` on, until the trade's next list takes over. A
+    lead is priced by the list in force when it is assigned (leads.pricing); a list in force is never
+    edited, so a new price is a new list and what any lead cost stays explainable."""
+
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="price_lists")
+    effective_from = models.DateTimeField(help_text="From when leads assigned are priced by this list.")
+    exploration_free = models.BooleanField(
+        default=True, help_text="Exploration leads (drawn to learn from, not picked best first) cost nothing."
+    )
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["trade", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["trade", "effective_from"], name="%(app_label)s_%(class)s_one_per_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trade} prices from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class Price(models.Model):
+    """One band of a price list: leads scoring at least `min_score` (up to the next band) cost `amount`;
+    a band marked urgent prices urgent leads, which take the urgent bands when the list has one."""
+
+    price_list = models.ForeignKey(PriceList, on_delete=models.CASCADE, related_name="prices")
+    min_score = models.FloatField(default=0, help_text="Leads scoring at least this (0-100), up to the next band.")
+    urgent = models.BooleanField(default=False, help_text="Prices urgent leads only.")
+    amount = models.DecimalField(max_digits=10, decimal_places=2, help_text="The price of one lead; 0: free.")
+
+    class Meta:
+        ordering = ["price_list", "urgent", "min_score"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["price_list", "min_score", "urgent"], name="%(app_label)s_%(class)s_one_per_band"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="%(app_label)s_%(class)s_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(min_score__gte=0, min_score__lte=100), name="%(app_label)s_%(class)s_min_score_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        band = f"{'urgent, ' if self.urgent else ''}score {self.min_score:g}+"
+        return f"{band}: {self.amount} {settings.CURRENCY}"
+
+
+class LedgerEntry(models.Model):
+    """One line of a contractor's account, never changed or deleted (a trigger refuses both, migration
+    0012_money): a correction is a new entry. `amount` is what the entry adds to what the contractor owes:
+    positive for a lead charge or a territory fee, negative for a credit or a payment, either for an
+    adjustment. The balance is the sum of a contractor's entries."""
+
+    class Kind(models.TextChoices):
+        LEAD_CHARGE = "lead_charge", "Lead charge"
+        LEAD_CREDIT = "lead_credit", "Lead credit (returned or withdrawn)"
+        TERRITORY_FEE = "territory_fee", "Territory fee"
+        PAYMENT = "payment", "Payment"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    contractor = models.ForeignKey(Contractor, on_delete=models.PROTECT, related_name="ledger_entries")
+    kind = models.CharField(max_length=13, choices=Kind.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    at = models.DateTimeField()
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries")
+    assigned_at = models.DateTimeField(
+        null=True, blank=True, help_text="Lead charges: the assignment charged (the lead's assigned_at then)."
+    )
+    reverses = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reversed_by",
+        help_text="Lead credits: the charge it gives back.",
+    )
+    note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["contractor", "at", "id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["contractor", "at"], name="ledger_contractor_at")]
+        constraints = [
+            # A lead is charged at most once per assignment.
+            models.UniqueConstraint(
+                fields=["lead", "assigned_at"],
+                condition=Q(kind="lead_charge"),
+                name="%(app_label)s_%(class)s_one_charge_per_assignment",
+            ),
+            # Each kind its sign and what it names. A credit's at-most-once is `reverses` being one-to-one.
+            models.CheckConstraint(
+                condition=Q(
+                    kind="lead_charge",
+                    amount__gte=0,
+                    lead__isnull=False,
+                    assigned_at__isnull=False,
+                    reverses__isnull=True,
+                )
+                | Q(
+                    kind="lead_credit",
+                    amount__lte=0,
+                    lead__isnull=False,
+                    assigned_at__isnull=True,
+                    reverses__isnull=False,
+                )
+                | Q(kind="territory_fee", amount__gte=0, lead__isnull=True, reverses__isnull=True)
+                | Q(kind="payment", amount__lt=0, lead__isnull=True, reverses__isnull=True)
+                | (Q(kind="adjustment", lead__isnull=True, reverses__isnull=True) & ~Q(amount=0) & ~Q(note="")),
+                name="%(app_label)s_%(class)s_kind_consistent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} {settings.CURRENCY} ({self.contractor})"

@@ -35,8 +35,10 @@ LEAD_BODY_FIELDS = [
     "id", "trade", "state", "zip_code", "score", "urgency", "urgent", "priority", "model_version", "reasons",
     "exploration",
     "property", "generated_at", "assigned_at", "delivered_at", "accepted_at", "contacted_at", "converted_at",
-    "closed_at", "expires_at", "job_value", "return_reason", "return_note", "return_pending", "events",
+    "closed_at", "expires_at", "job_value", "price", "return_reason", "return_note", "return_pending", "events",
 ]  # fmt: skip
+# Its amounts of money, answered as DRF answers a DecimalField: a string with 2 decimals.
+MONEY_FIELDS = ("job_value", "price")
 # Its property's fields and its events' fields.
 PROPERTY_FIELDS = [
     "parcel_id", "address", "city", "state", "zip_code", "latitude", "longitude", "year_built", "roof_year",
@@ -172,8 +174,9 @@ def leads_represented(lead_ids: list[int]) -> list[dict]:
                 fields[name] = rounded(fields[name], decimals)
         for name in INSTANT_FIELDS:
             lead[name] = _instant(lead[name], zone)
-        if lead["job_value"] is not None:
-            lead["job_value"] = format(lead["job_value"].quantize(CENT), "f")
+        for name in MONEY_FIELDS:
+            if lead[name] is not None:
+                lead[name] = format(lead[name].quantize(CENT), "f")
         lead["reasons"] = _reasons(orjson.loads(lead["reasons"]))
         if prop["last_sale_date"] is not None:
             prop["last_sale_date"] = prop["last_sale_date"].isoformat()

@@ -6,18 +6,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from contractors.caller import Caller, caller_rows
 from contractors.models import Contractor
 from core.cache import cached, usage
-from leads.models import Lead, LeadEvent
+from leads.models import Lead, LeadEvent, LedgerEntry
 from scoring.models import Trade, ZipCode
 
 
@@ -133,6 +134,21 @@ def contractor_cap_usage_cached(*, contractor: Contractor, now: dt.datetime) -> 
         depends_on=(usage(contractor.pk),),
         compute=lambda: contractor_cap_usage(contractor_ids=[contractor.pk], now=now)[contractor.pk],
     )
+
+
+def contractor_balances(*, contractor_ids: Iterable[int]) -> dict[int, Decimal]:
+    """What each contractor owes now (the sum of its ledger entries; negative: paid in advance). A
+    contractor without entries is left out (it owes 0)."""
+    ids = sorted(set(contractor_ids))
+    if not ids:
+        return {}
+    rows = (
+        LedgerEntry.objects.filter(contractor_id__in=ids)
+        .values("contractor_id")
+        .annotate(balance=Sum("amount"))
+        .values_list("contractor_id", "balance")
+    )
+    return dict(rows)
 
 
 def lead_pool_by_zip(*, trade: Trade, state: str | None = None) -> dict[str, int]:

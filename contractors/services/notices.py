@@ -55,6 +55,7 @@ SUBJECTS = {
     Event.TERRITORY_OFFERED: "LeadEngine: {zip_code} {trade} is offered to you",
     Event.TERRITORY_ASSIGNED: "LeadEngine: {zip_code} {trade} is now yours",
     Event.LEAD_WITHDRAWN: "LeadEngine: lead {id} was withdrawn",
+    Event.BALANCE_HELD: "LeadEngine: {leads_held} leads are waiting for a payment",
 }
 
 

@@ -20,8 +20,9 @@ from scoring.models import Property
 
 Actor = LeadEvent.Actor
 
-# lead_assign adds "(overrode exclusivity and caps)" to the reason, and the event keeps 300 characters.
-ASSIGN_REASON_LENGTH = 250
+# lead_assign adds "(overrode exclusivity and caps and credit limit) (free of charge)" to the reason, and the
+# event keeps 300 characters.
+ASSIGN_REASON_LENGTH = 220
 
 
 def refusal_text(lead: Lead, error: LeadError) -> str:
@@ -40,9 +41,14 @@ class AssignForm(forms.Form):
     )
     override = forms.BooleanField(
         required=False,
-        label="Override exclusivity and caps (recorded)",
-        help_text="Give the leads even if the contractor does not own their ZIP codes or has reached its caps. "
-        "Each lead's history records what was overridden.",
+        label="Override exclusivity, caps and credit limit (recorded)",
+        help_text="Give the leads even if the contractor does not own their ZIP codes, has reached its caps or, "
+        "prepaid, its credit limit. Each lead's history records what was overridden.",
+    )
+    comp = forms.BooleanField(
+        required=False,
+        label="Free of charge",
+        help_text="Price the leads at 0 instead of the price list's price (a make-good); recorded in their history.",
     )
 
 
@@ -165,7 +171,7 @@ class LeadAdmin(BigTableAdmin):
             },
         ),
         ("Return", {"fields": ["return_waiting", "return_reason", "return_note", "return_requested_at"]}),
-        ("Conversion", {"fields": ["job_value"]}),
+        ("Price and conversion", {"fields": ["price", "job_value"]}),
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
 
@@ -230,7 +236,8 @@ class LeadAdmin(BigTableAdmin):
             title="Assign leads",
             submit_label="Assign",
             intro="Unassigned leads are assigned, leads with another contractor are reassigned. The contractor "
-            "must own each lead's ZIP code for its trade and have room under its caps, unless you override.",
+            "must own each lead's ZIP code for its trade and have room under its caps and, prepaid, its credit limit, "
+            "unless you override. Each lead is charged the price in force, unless given free of charge.",
         )
         if page is not None:
             return page
@@ -239,7 +246,12 @@ class LeadAdmin(BigTableAdmin):
             request,
             queryset,
             lambda lead: lead_assign(
-                lead=lead, contractor=contractor, user=request.user, reason=data["reason"], override=data["override"]
+                lead=lead,
+                contractor=contractor,
+                user=request.user,
+                reason=data["reason"],
+                override=data["override"],
+                comp=data["comp"],
             ),
             f"{{leads}} assigned to {contractor}",
         )

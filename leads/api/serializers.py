@@ -1,3 +1,4 @@
+from django.conf import settings
 from rest_framework import serializers
 
 from contractors.models import Contractor
@@ -51,6 +52,14 @@ class LeadSerializer(serializers.ModelSerializer):
     return_pending = serializers.BooleanField(read_only=True)
     events = LeadEventSerializer(many=True, read_only=True)
     generated_at = serializers.DateTimeField(source="created_at", read_only=True)
+    price = serializers.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        read_only=True,
+        allow_null=True,
+        help_text=f"What the lead costs you, in {settings.CURRENCY}: the price in force when it was assigned to you "
+        "(kept when prices change later); 0.00 for a lead given free; null when its trade had no price.",
+    )
 
     class Meta:
         model = Lead

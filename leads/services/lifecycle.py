@@ -23,9 +23,18 @@ from contractors.models import Contractor, ContractorNotice
 from contractors.selectors import contractor_serves
 from contractors.services.notices import contractor_event_record
 from core.cache import usage_bump
-from leads.errors import CapReached, ContractorNotReceiving, LeadError, NotTerritoryOwner, ReturnRefused
+from leads.errors import (
+    CapReached,
+    ContractorNotReceiving,
+    CreditLimitReached,
+    LeadError,
+    NotTerritoryOwner,
+    ReturnRefused,
+)
 from leads.models import Lead, LeadEvent
+from leads.pricing import lead_price
 from leads.selectors import contractor_cap_usage
+from leads.services.billing import lead_charge, lead_credit, money_rooms
 from leads.services.suppressions import leads_on_do_not_contact
 from leads.transitions import from_states, transition_check
 from territories.models import Territory
@@ -76,10 +85,20 @@ def _owner_of(lead: Lead) -> int | None:
 
 
 @transaction.atomic
-def lead_assign(*, lead: Lead, contractor: Contractor, user: User | None, reason: str, override: bool = False) -> Lead:
+def lead_assign(
+    *,
+    lead: Lead,
+    contractor: Contractor,
+    user: User | None,
+    reason: str,
+    override: bool = False,
+    comp: bool = False,
+) -> Lead:
     """Staff give `lead` (in the pool, or assigned/delivered to another contractor: a reassignment) to
-    `contractor`. The contractor must own the lead's ZIP for its trade and have cap room, unless staff
-    override; the event records what was overridden. It must always serve the trade and be active."""
+    `contractor`, at the price in force (leads.pricing), or free when `comp`. The contractor must own the
+    lead's ZIP for its trade, have cap room and, prepaid, the balance for the price, unless staff
+    override; the event records what was overridden. It must always serve the trade and be active. A
+    reassignment gives the previous contractor's charge back."""
     if not reason.strip():
         raise LeadError("Say why the lead is assigned by hand.")
     contractor = Contractor.objects.select_for_update().get(pk=contractor.pk)
@@ -108,15 +127,28 @@ def lead_assign(*, lead: Lead, contractor: Contractor, user: User | None, reason
         if not override:
             raise CapReached(f"{contractor} has reached its lead cap; assign with an override to exceed it.")
         overridden.append("caps")
+    price = Decimal(0) if comp else lead_price(lead_id=lead.pk, now=now)
+    room_left = money_rooms(contractors=[contractor])[contractor.pk]
+    if price is not None and room_left is not None and price > room_left:
+        if not override:
+            raise CreditLimitReached(
+                f"{contractor} is prepaid and has {room_left} {settings.CURRENCY} of credit left; this lead costs "
+                f"{price}. Record its payment first, or assign with an override."
+            )
+        overridden.append("credit limit")
+    if action == "reassign":
+        lead_credit(lead=lead, now=now, note=f"Reassigned to {contractor}")
     from_state = lead.state
     usage_bump([lead.contractor_id, contractor.pk])  # a reassignment moves the lead out of one count into another
-    lead.state, lead.contractor, lead.assigned_at = to_state, contractor, now
+    lead.state, lead.contractor, lead.assigned_at, lead.price = to_state, contractor, now, price
     lead.delivered_at = None
     lead.expires_at = now + dt.timedelta(hours=settings.LEAD_ACCEPT_SLA_HOURS)
     # A return the previous contractor asked for is not the new one's.
     lead.return_reason, lead.return_note, lead.return_requested_at = "", "", None
     note = f"{reason.strip()} (overrode {' and '.join(overridden)})" if overridden else reason.strip()
-    return _record(
+    if comp:
+        note += " (free of charge)"
+    lead = _record(
         lead,
         action=action,
         from_state=from_state,
@@ -133,8 +165,11 @@ def lead_assign(*, lead: Lead, contractor: Contractor, user: User | None, reason
             "return_reason",
             "return_note",
             "return_requested_at",
+            "price",
         ),
     )
+    lead_charge(lead=lead, now=now)
+    return lead
 
 
 def _move(
@@ -293,6 +328,7 @@ def lead_withdraw(
     with transaction.atomic():
         lead = _move(lead, action="withdraw", actor=actor, user=user, reason=reason.strip(), update=update, now=now)
         usage_bump([lead.contractor_id])
+        lead_credit(lead=lead, now=lead.closed_at or timezone.now(), note=f"Withdrawn: {reason.strip()}")
         if held[0] in WITHDRAWN_TOLD and lead.contractor is not None:
             _withdrawal_tell(lead, lead.contractor)
     return _slot_freed(lead, now)
@@ -395,12 +431,11 @@ def _lead_return(
     usage_bump([lead.contractor_id])
     from_state, lead.state, lead.closed_at, lead.expires_at = lead.state, State.RETURNED, now, None
     fields += ("closed_at", "expires_at")
-    return ReturnOutcome(
-        _record(
-            lead, action="return", from_state=from_state, actor=actor, at=now, user=user, reason=text, fields=fields
-        ),
-        pending=False,
+    lead = _record(
+        lead, action="return", from_state=from_state, actor=actor, at=now, user=user, reason=text, fields=fields
     )
+    lead_credit(lead=lead, now=now, note=f"Returned: {lead.get_return_reason_display()}")
+    return ReturnOutcome(lead, pending=False)
 
 
 def lead_return_approve(*, lead: Lead, user: User | None, note: str = "", now: dt.datetime | None = None) -> Lead:
@@ -416,6 +451,8 @@ def lead_return_approve(*, lead: Lead, user: User | None, note: str = "", now: d
             lead, action="return_approve", actor=Actor.STAFF, user=user, reason=note.strip(), update=update, now=now
         )
         usage_bump([lead.contractor_id])
+        credit_note = f"Return approved: {lead.get_return_reason_display()}"
+        lead_credit(lead=lead, now=lead.closed_at or timezone.now(), note=credit_note)
     return _slot_freed(lead, now)
 
 

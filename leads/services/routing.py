@@ -1,8 +1,11 @@
 """Routing: unassigned (generated) leads go to the active owner of their ZIP for their trade, exploration
 leads first, then the best (leads.ranking), as many as each owner's caps leave room for
-(leads.selectors.CAP_USAGE_SQL).
+(leads.selectors.CAP_USAGE_SQL) and, for a prepaid owner, as many as its balance can pay for, in the same
+order: the first lead that does not fit holds back the ones after it, so that a payment brings the best
+waiting lead rather than a cheaper one that jumped the line. Each lead is stamped with its price
+(leads.pricing) and charged to its owner in the same statement (leads.services.billing).
 
-Caps hold under any concurrency because every write that gives a contractor a lead (this and
+Caps and prepaid credit limits hold under any concurrency because every write that gives a contractor a lead (this and
 lifecycle.lead_assign) first locks the contractor's row, then counts, then assigns, in one transaction:
 a second router waits for the first to commit and then counts its leads. Locks are taken contractors
 first (by id), then leads, everywhere.
@@ -22,9 +25,10 @@ from django.utils import timezone
 from contractors.models import Contractor
 from core.cache import usage_bump
 from core.text import counted
-from leads import ranking
-from leads.models import Lead, LeadEvent
+from leads import pricing, ranking
+from leads.models import Lead, LeadEvent, LedgerEntry
 from leads.selectors import contractor_cap_usage
+from leads.services.billing import balance_held_tell, money_rooms
 from territories.models import Territory
 
 
@@ -33,10 +37,14 @@ class RoutingSummary:
     assigned: int
     by_contractor: dict[int, int] = field(default_factory=dict)
     waiting: int = 0  # leads left in the pool of the ZIPs looked at
+    held: dict[int, int] = field(default_factory=dict)  # per prepaid owner: leads its balance held back
 
     def __str__(self) -> str:
         contractors = counted(len(self.by_contractor), "contractor")
-        return f"{counted(self.assigned, 'lead')} assigned to {contractors}, {self.waiting:,} in the pool"
+        text = f"{counted(self.assigned, 'lead')} assigned to {contractors}, {self.waiting:,} in the pool"
+        if self.held:
+            text += f" ({counted(sum(self.held.values()), 'lead')} held back for prepaid balance)"
+        return text
 
 
 def _pool_filter(trade_ids: list[int] | None, zip_codes: list[str] | None) -> tuple[str, dict[str, Any]]:
@@ -62,6 +70,7 @@ def leads_route(
     """Assign the pool's leads (of these trades / ZIPs / owners; all by default) to their owners."""
     now = now or timezone.now()
     lead, territory, event = Lead._meta.db_table, Territory._meta.db_table, LeadEvent._meta.db_table
+    ledger = LedgerEntry._meta.db_table
     trade_list = sorted(set(trade_ids)) if trade_ids is not None else None
     zip_list = sorted(set(zip_codes)) if zip_codes is not None else None
     where, params = _pool_filter(trade_list, zip_list)
@@ -78,21 +87,19 @@ def leads_route(
         owners = {row[0] for row in cursor.fetchall()}
     if contractor_ids is not None:
         owners &= set(contractor_ids)
-    # The lock that makes caps safe; a paused or suspended owner gets nothing and its leads wait.
-    locked = list(
-        Contractor.objects.receiving_assignments()
-        .select_for_update()
-        .filter(pk__in=owners)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    usage = contractor_cap_usage(contractor_ids=locked, now=now)
-    rooms = [usage[pk].room for pk in locked]
+    # The lock that makes caps and prepaid balances safe; a paused or suspended owner gets nothing and its
+    # leads wait.
+    locked = list(Contractor.objects.receiving_assignments().select_for_update().filter(pk__in=owners).order_by("pk"))
+    ids = [contractor.pk for contractor in locked]
+    usage = contractor_cap_usage(contractor_ids=ids, now=now)
+    money = money_rooms(contractors=locked)
     by_contractor: dict[int, int] = {}
+    held: dict[int, int] = {}
     if locked:
         params |= {
-            "ids": locked,
-            "rooms": rooms,
+            "ids": ids,
+            "rooms": [usage[pk].room for pk in ids],
+            "money": [money[pk] for pk in ids],
             "now": now,
             "due": now + dt.timedelta(hours=settings.LEAD_ACCEPT_SLA_HOURS),
         }
@@ -100,8 +107,10 @@ def leads_route(
             cursor.execute(
                 f"""
                 WITH room AS (
-                    SELECT * FROM unnest(%(ids)s::bigint[], %(rooms)s::int[]) AS r(contractor_id, room)
+                    SELECT * FROM unnest(%(ids)s::bigint[], %(rooms)s::int[], %(money)s::numeric[])
+                        AS r(contractor_id, room, money)
                 ),
+                {pricing.IN_FORCE_SQL},
                 pool AS (
                     SELECT l.id, t.contractor_id, row_number() OVER (
                                PARTITION BY t.contractor_id ORDER BY {ranking.routing_order_sql("l")}) AS n
@@ -111,34 +120,54 @@ def leads_route(
                     JOIN room r ON r.contractor_id = t.contractor_id
                     WHERE l.state = 'generated' {where}
                 ),
-                chosen AS (
-                    SELECT p.id, p.contractor_id FROM pool p JOIN room r ON r.contractor_id = p.contractor_id
+                chosen AS (  -- within the caps, priced
+                    SELECT p.id, p.contractor_id, p.n, r.money, {pricing.price_sql("l")} AS price
+                    FROM pool p JOIN room r ON r.contractor_id = p.contractor_id JOIN {lead} l ON l.id = p.id
                     WHERE r.room IS NULL OR p.n <= r.room
+                ),
+                affordable AS (  -- and, for a prepaid owner, the best it can pay for (prices are never negative)
+                    SELECT id, contractor_id, price FROM (
+                        SELECT c.*, sum(coalesce(c.price, 0)) OVER (
+                                   PARTITION BY c.contractor_id ORDER BY c.n) AS spent
+                        FROM chosen c) s
+                    WHERE money IS NULL OR spent <= money
                 ),
                 moved AS (
                     UPDATE {lead} l
-                    SET state = 'assigned', contractor_id = c.contractor_id, assigned_at = %(now)s,
-                        expires_at = %(due)s
-                    FROM chosen c
-                    WHERE l.id = c.id AND l.state = 'generated'
-                    RETURNING l.id, l.contractor_id
+                    SET state = 'assigned', contractor_id = a.contractor_id, assigned_at = %(now)s,
+                        expires_at = %(due)s, price = a.price
+                    FROM affordable a
+                    WHERE l.id = a.id AND l.state = 'generated'
+                    RETURNING l.id, l.contractor_id, l.price
                 ),
                 logged AS (
                     INSERT INTO {event} (lead_id, action, from_state, to_state, actor, contractor_id, reason,
                                          override, at)
                     SELECT id, 'assign', 'generated', 'assigned', 'system', contractor_id, '', false, %(now)s
                     FROM moved
+                ),
+                charged AS (
+                    INSERT INTO {ledger} (contractor_id, kind, amount, at, lead_id, assigned_at, note)
+                    SELECT contractor_id, 'lead_charge', price, %(now)s, id, %(now)s, '' FROM moved
+                    WHERE price IS NOT NULL
                 )
-                SELECT contractor_id, count(*) FROM moved GROUP BY contractor_id
+                SELECT contractor_id, 'assigned', count(*) FROM moved GROUP BY contractor_id
+                UNION ALL
+                SELECT contractor_id, 'held', count(*) FROM chosen c
+                WHERE NOT EXISTS (SELECT 1 FROM affordable a WHERE a.id = c.id) GROUP BY contractor_id
                 """,
                 params,
             )
-            by_contractor = dict(cursor.fetchall())
+            for contractor_id, outcome, count in cursor.fetchall():
+                (by_contractor if outcome == "assigned" else held)[contractor_id] = count
         usage_bump(by_contractor)  # their cached cap usage, once this commits
+        for contractor in locked:
+            if contractor.pk in held:  # prepaid: told what its balance held back
+                balance_held_tell(contractor=contractor, held=held[contractor.pk], now=now)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {lead} l WHERE l.state = 'generated' {where}", params)
         (waiting,) = cursor.fetchone()
-    return RoutingSummary(sum(by_contractor.values()), by_contractor, waiting)
+    return RoutingSummary(sum(by_contractor.values()), by_contractor, waiting, held)
 
 
 def leads_route_territories(*, territories: Iterable[Territory]) -> RoutingSummary:

@@ -24,7 +24,7 @@ CHANGELIST = "/admin/leads/lead/"
 SUPPRESSIONS = "/admin/leads/suppression/"
 HAND = "Homeowner called the office"
 RETURN_NOTE = "Phone number is disconnected"
-OVERRIDE_LABEL = "Override exclusivity and caps (recorded)"
+OVERRIDE_LABEL = "Override exclusivity, caps and credit limit (recorded)"
 
 
 @pytest.fixture

@@ -55,8 +55,8 @@ def test_the_export_is_a_csv_download_of_flat_rows(roofing):
     rows = csv_rows(response)
     assert rows[0] == [
         "id", "trade", "state", "zip_code", "score", "urgency", "priority", "generated_at", "assigned_at",
-        "delivered_at", "accepted_at", "converted_at", "expires_at", "job_value", "return_reason", "address", "city",
-        "property_state", "owner_name", "parcel_id", "year_built", "roof_year", "living_sqft", "market_value",
+        "delivered_at", "accepted_at", "converted_at", "expires_at", "job_value", "price", "return_reason", "address",
+        "city", "property_state", "owner_name", "parcel_id", "year_built", "roof_year", "living_sqft", "market_value",
         "reasons", "exploration",
     ]  # fmt: skip
     assert rows[0] == HEADER
@@ -78,6 +78,7 @@ def test_the_export_is_a_csv_download_of_flat_rows(roofing):
             "converted_at": json["converted_at"],
             "expires_at": "",
             "job_value": "14250.00",
+            "price": "",  # no price list: unpriced
             "return_reason": "",
             "address": "12 Elm St",
             "city": "Denver",

@@ -1,0 +1,201 @@
+"""Money in the back office: price lists (added through the service, read-only once in force) and the
+contractors' ledger (read-only; staff add payments and adjustments through the service)."""
+
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminSplitDateTime, AutocompleteSelect
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.utils import timezone
+
+from contractors.models import Contractor
+from core.admin import BigTableAdmin, service_form_response
+from core.text import sentence
+from leads.errors import LeadError
+from leads.models import LedgerEntry, Price, PriceList
+from leads.services.billing import Band, ledger_entry_add, price_list_create
+from scoring.models import Trade
+
+
+def bands_parse(text: str) -> list[Band]:
+    """Bands as staff type them, one a line: "<lowest score> <price>", "urgent" after it for an urgent band."""
+    bands, errors = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.replace(",", " ").split()
+        if not words:
+            continue
+        urgent = words[-1].lower() == "urgent"
+        words = words[:-1] if urgent else words
+        try:
+            band = Band(float(words[0]), Decimal(words[1]), urgent=urgent) if len(words) == 2 else None
+        except (ValueError, InvalidOperation):
+            band = None
+        if band is None or not band.amount.is_finite() or band.min_score != band.min_score:
+            errors.append(f'line {number}: "{line.strip()}" is not "<lowest score> <price>" [urgent]')
+        else:
+            bands.append(band)
+    if errors:
+        raise forms.ValidationError(errors)
+    return bands
+
+
+class PriceListForm(forms.Form):
+    trade = forms.ModelChoiceField(Trade.objects.all())
+    effective_from = forms.SplitDateTimeField(
+        widget=AdminSplitDateTime,
+        help_text="Leads assigned from then on get these prices (now or later; leads already assigned keep theirs).",
+    )
+    bands = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 40}),
+        help_text=f"One band a line: the lowest score it prices, then the price in {settings.CURRENCY}, and "
+        '"urgent" for a band of urgent leads only. The bands start at 0, e.g. "0 20.00", "80 35.00", '
+        '"0 50.00 urgent".',
+    )
+    exploration_free = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Exploration leads free",
+        help_text=PriceList.exploration_free.field.help_text,
+    )
+    note = forms.CharField(max_length=300, required=False)
+
+    def clean_bands(self) -> list[Band]:
+        return bands_parse(self.cleaned_data["bands"])
+
+
+class PriceInline(admin.TabularInline):
+    model = Price
+    extra = 0
+    fields = ["min_score", "urgent", "amount"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PriceList)
+class PriceListAdmin(admin.ModelAdmin):
+    """A price list is added through price_list_create and never edited: a new price is a new list. A
+    list not yet in force may be deleted."""
+
+    list_display = ["trade", "effective_from", "in_force", "band_texts", "exploration_free", "note", "created_by"]
+    list_filter = ["trade"]
+    list_select_related = ["trade", "created_by"]
+    inlines = [PriceInline]
+    fields = ["trade", "effective_from", "exploration_free", "note", "created_at", "created_by"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("prices")
+
+    @admin.display(description="Prices")
+    def band_texts(self, price_list: PriceList) -> str:
+        return "; ".join(str(price) for price in price_list.prices.all())
+
+    @admin.display(description="Started", boolean=True)
+    def in_force(self, price_list: PriceList) -> bool:
+        return price_list.effective_from <= timezone.now()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        started = obj is not None and obj.effective_from <= timezone.now()
+        return not started and super().has_delete_permission(request, obj)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = PriceListForm(request.POST or None, initial={"effective_from": timezone.now()})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                price_list = price_list_create(
+                    trade=data["trade"],
+                    bands=data["bands"],
+                    effective_from=data["effective_from"],
+                    exploration_free=data["exploration_free"],
+                    note=data["note"],
+                    user=request.user,
+                )
+            except LeadError as error:
+                form.add_error(None, sentence(str(error)))
+            else:
+                self.message_user(request, f"{price_list} added.", messages.SUCCESS)
+                return redirect("admin:leads_pricelist_changelist")
+        return service_form_response(
+            self,
+            request,
+            form=form,
+            title="Add a price list",
+            submit_label="Add",
+            intro="The list prices the trade's leads assigned from its start until the trade's next list. It is "
+            "never edited once it starts: to change a price, add a new list.",
+        )
+
+
+class LedgerEntryForm(forms.Form):
+    contractor = forms.ModelChoiceField(
+        Contractor.objects.all(), widget=AutocompleteSelect(LedgerEntry._meta.get_field("contractor"), admin.site)
+    )
+    kind = forms.ChoiceField(choices=[(kind.value, kind.label) for kind in (LedgerEntry.Kind.PAYMENT,
+                                                                            LedgerEntry.Kind.ADJUSTMENT)])  # fmt: skip
+    amount = forms.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        help_text=f"In {settings.CURRENCY}. A payment: the amount received. An adjustment: positive adds to what "
+        "the contractor owes, negative takes off.",
+    )
+    note = forms.CharField(max_length=300, help_text="A payment's reference, an adjustment's reason.")
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(BigTableAdmin):
+    """The ledger, read-only: entries are never edited or deleted (the database refuses); a correction is
+    a new adjustment."""
+
+    list_display = ["at", "contractor", "kind", "amount", "lead", "note", "created_by"]
+    list_filter = ["kind", ("at", admin.DateFieldListFilter)]
+    list_select_related = ["contractor", "created_by"]
+    search_fields = ["contractor__name", "lead__id__exact"]
+    autocomplete_fields = ["contractor"]
+    fields = ["contractor", "kind", "amount", "at", "lead", "assigned_at", "reverses", "note", "created_by"]
+    readonly_fields = fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = LedgerEntryForm(request.POST or None, initial={"contractor": request.GET.get("contractor")})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                entry = ledger_entry_add(
+                    contractor=data["contractor"],
+                    kind=data["kind"],
+                    amount=data["amount"],
+                    note=data["note"],
+                    user=request.user,
+                )
+            except LeadError as error:
+                form.add_error(None, sentence(str(error)))
+            else:
+                self.message_user(request, f"{entry} recorded.", messages.SUCCESS)
+                return redirect("admin:leads_ledgerentry_changelist")
+        return service_form_response(
+            self,
+            request,
+            form=form,
+            title="Record a payment or an adjustment",
+            submit_label="Record",
+            intro="Entries are never edited or deleted: a mistake is corrected by another adjustment.",
+        )
