@@ -20,7 +20,9 @@ commit:
   the trade that passes the filters below the cut);
 - leads_100000_zip_limit: the same with a ZIP limit of 10,000 (every candidate ranked within its ZIP);
 - route_100000: leads_route() of those 100,000 pool leads to the owners of their ZIPs;
-- expire_100000: leads_expire() of them 73 hours later, past the acceptance SLA.
+- expire_100000: leads_expire() of them 73 hours later, past the acceptance SLA;
+- route_100000_priced: 100,000 new pool leads routed again with a price list in force (three score bands
+  and an urgent band): each lead stamped with its price and charged in the ledger in the same statement.
 Medians of --runs runs. The last line printed is one JSON object of figures.
 """
 
@@ -32,6 +34,7 @@ import json
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -93,7 +96,8 @@ def timed(call) -> tuple[float, object]:
 
 
 def one_run(trade, now: dt.datetime) -> dict:
-    from leads.models import LeadFilter
+    from leads.models import LeadFilter, LedgerEntry, PriceList
+    from leads.services.billing import Band, price_list_create
     from leads.services.generation import leads_generate
     from leads.services.lifecycle import leads_expire
     from leads.services.routing import leads_route
@@ -132,6 +136,18 @@ def one_run(trade, now: dt.datetime) -> dict:
     later = now + dt.timedelta(hours=73)
     figures["expire_100000_seconds"], expired = timed(lambda: leads_expire(now=later))
     figures["expire_100000_expired"] = expired.unaccepted
+
+    # The same routing with a price list in force: each lead priced by its band and charged in the ledger.
+    leads_empty()
+    leads_generate(trade=trade, limit=100_000, now=now)
+    PriceList.objects.filter(trade=trade).delete()
+    bands = [Band(0, Decimal("20.00")), Band(60, Decimal("30.00")), Band(80, Decimal("45.00"))]
+    bands.append(Band(0, Decimal("60.00"), urgent=True))
+    start = now - dt.timedelta(days=1)
+    price_list_create(trade=trade, bands=bands, effective_from=start, now=start)
+    figures["route_100000_priced_seconds"], routed = timed(lambda: leads_route(now=now))
+    figures["route_100000_priced_charged"] = LedgerEntry.objects.filter(kind="lead_charge").count()
+    PriceList.objects.filter(trade=trade).delete()
     return figures
 
 

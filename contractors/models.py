@@ -270,6 +270,8 @@ class ContractorNotice(models.Model):
         TERRITORY_ASSIGNED = "territory.assigned", "Territory assigned (waitlist auto-claim)"
         LEAD_WITHDRAWN = "lead.withdrawn", "Lead withdrawn"
         BALANCE_HELD = "balance.held", "Leads held back for balance (prepaid)"
+        CLAIM_APPROVED = "claim.approved", "Claim request approved"
+        CLAIM_DENIED = "claim.denied", "Claim request denied"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -319,7 +321,16 @@ class ContractorNotice(models.Model):
                 condition=Q(channel__in=["webhook", "email"]), name="%(app_label)s_%(class)s_channel_valid"
             ),
             models.CheckConstraint(
-                condition=Q(event__in=["territory.offered", "territory.assigned", "lead.withdrawn", "balance.held"]),
+                condition=Q(
+                    event__in=[
+                        "territory.offered",
+                        "territory.assigned",
+                        "lead.withdrawn",
+                        "balance.held",
+                        "claim.approved",
+                        "claim.denied",
+                    ]
+                ),
                 name="%(app_label)s_%(class)s_event_valid",
             ),
             models.CheckConstraint(

@@ -16,6 +16,9 @@ services as a CRM would through the API:
 simulation approves them as staff would: the homeowner's "no" is the outcome evaluation and learning
 need, and leaving it pending would hide most of the market's failures.
 
+A prepaid demo contractor running out of room pays a top-up at the end of the day (TOP_UP), as a card on
+file would, so the ledger gets payments beside the charges and credits of the days.
+
 Every draw is a hash of the seed, the lead (its home's parcel id, trade and day) and what is drawn,
 never of the order of play, so a seed gives the same outcomes whatever else ran. The truth each lead
 was drawn from is kept (TruthDraw), for benchmarks comparing the truth's and the oracle's
@@ -43,6 +46,7 @@ from demo.truth import TRUTH_TRADES, truth_on_day
 from leadengine.flows import daily_run
 from leads.errors import ReturnRefused
 from leads.models import Lead, LeadEvent
+from leads.services.billing import ledger_entry_add, money_rooms
 from leads.services.lifecycle import (
     lead_accept,
     lead_contact,
@@ -70,6 +74,7 @@ JOB_VALUES = {
 }
 DEFAULT_JOB_VALUE = (5_000, 25_000)
 NAMED_BY = ("property", "trade")  # what draw() names a lead by
+TOP_UP_BELOW, TOP_UP = Decimal("150.00"), Decimal("750.00")  # a prepaid demo contractor's card on file
 
 
 @dataclass
@@ -206,7 +211,24 @@ def _day_play(
     _truth_draw(demo_leads)
     _outcomes(demo_leads, seed=seed, day=day, now=now, result=result)
     _answers(demo_leads, seed=seed, now=now, result=result)
+    _top_ups(now)
     return result
+
+
+def _top_ups(now: dt.datetime) -> None:
+    """A prepaid demo contractor left with less than TOP_UP_BELOW of room pays TOP_UP, as a card on file
+    would; the leads its balance held back are routed to it then."""
+    prepaid = list(Contractor.objects.filter(is_demo=True, billing=Contractor.Billing.PREPAID).order_by("pk"))
+    for contractor, room in money_rooms(contractors=prepaid).items():
+        if room is not None and room < TOP_UP_BELOW:
+            ledger_entry_add(
+                contractor=next(item for item in prepaid if item.pk == contractor),
+                kind="payment",
+                amount=TOP_UP,
+                note="Demo: card top-up",
+                user=None,
+                at=now,
+            )
 
 
 def _truth_draw(leads: QuerySet[Lead]) -> None:

@@ -6,26 +6,36 @@ the least, the first contractor of a trade the biggest. The rest stay free for s
 shows them ranked by demand). A few contractors wait in line for a rival's ZIPs, one is paused.
 Everything goes through the services, so the demo data obeys every rule real data does. The contractors
 are marked `is_demo`: the demo day plays only their leads. The demo trades explore (EXPLORATION_SHARE).
+
+Money: each demo trade has a price list (DEMO_PRICES) from PRICES_SINCE days back, so the simulated days
+charge their leads; every fourth contractor is prepaid (PREPAID: a credit limit and a first payment, topped
+up by the demo days, demo.simulation), the rest are billed in arrears. Solar is open for self-service up to
+SELF_SERVICE_ZIPS ZIPs a contractor; the other trades' claims wait for staff.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections import defaultdict
+from decimal import Decimal
 from typing import TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count
+from django.utils import timezone
 from django.utils.text import slugify
 
 from contractors.models import Contractor, validate_time_zone
 from contractors.services.contractors import contractor_create, contractor_status_change
 from demo.guard import demo_production_check
 from demo.market import METROS, metro_zip_frame
+from leads.services.billing import Band, ledger_entry_add, price_list_create
 from leads.services.filters import lead_filter_for
 from scoring import selectors as scoring_selectors
 from scoring.models import Property, Trade, ZipCode
+from territories.models import SelfService
 from territories.services.claims import territory_claim_many
 from territories.services.waitlist import waitlist_join
 
@@ -41,6 +51,16 @@ WAITLIST_SHARE = 0.05  # of owned ZIPs, where a rival of the owner waits in line
 # and learning see outcomes beyond the default models' top (production's default is none).
 EXPLORATION_SHARE = 0.05
 CAPS = [(None, None, None), (10, 50, 180), (5, 25, None), (None, 40, 150)]
+# trade slug: bands of its price list, (lowest score, price in CURRENCY, urgent only)
+DEMO_PRICES: dict[str, list[tuple[float, str, bool]]] = {
+    "roofing": [(0, "25.00", False), (70, "40.00", False), (85, "60.00", False), (0, "75.00", True)],
+    "hvac": [(0, "20.00", False), (75, "35.00", False), (0, "45.00", True)],
+    "windows": [(0, "15.00", False), (80, "28.00", False)],
+    "solar": [(0, "30.00", False), (80, "55.00", False)],
+}
+PRICES_SINCE = 120  # days: before any day the demo plays (simulate_days --days at most this)
+PREPAID = ("200.00", "1000.00")  # the prepaid contractors' credit limit and first payment
+SELF_SERVICE_ZIPS = 10
 
 
 class DemoTerritories(TypedDict):
@@ -136,6 +156,7 @@ def territories_demo_seed(
                         result["waitlist"] += 1
             result["free"] += len(codes) - sum(len(zip_codes) for zip_codes in owned.values())
             result["contractors"] += len(contractors)
+    _money_seed(trades)
     for trade in trades.values():
         lead_filter = lead_filter_for(trade=trade)
         lead_filter.exploration_share = EXPLORATION_SHARE
@@ -146,3 +167,29 @@ def territories_demo_seed(
             contractor=paused, status=Contractor.Status.PAUSED, reason="Crews fully booked until next month."
         )
     return result
+
+
+def _money_seed(trades: dict[str, Trade]) -> None:
+    """The demo trades' price lists, every fourth demo contractor prepaid with its first payment, and solar
+    open for self-service."""
+    start = timezone.now() - dt.timedelta(days=PRICES_SINCE)
+    for slug, bands in DEMO_PRICES.items():
+        if slug in trades:
+            price_list_create(
+                trade=trades[slug],
+                bands=[Band(score, Decimal(price), urgent=urgent) for score, price, urgent in bands],
+                effective_from=start,
+                note="Demo prices.",
+                now=start,
+            )
+    limit, payment = (Decimal(amount) for amount in PREPAID)
+    for contractor in Contractor.objects.filter(is_demo=True).order_by("pk")[::4]:
+        contractor.billing, contractor.credit_limit = Contractor.Billing.PREPAID, limit
+        contractor.save(update_fields=["billing", "credit_limit", "updated_at"])
+        ledger_entry_add(
+            contractor=contractor, kind="payment", amount=payment, note="Demo: first payment", user=None, at=start
+        )
+    if "solar" in trades:
+        SelfService.objects.update_or_create(
+            trade=trades["solar"], defaults={"enabled": True, "zip_limit": SELF_SERVICE_ZIPS}
+        )

@@ -1,11 +1,12 @@
 """The business at a glance on the admin index page: the lead funnel per trade for a period, leads per
-day, conversion and return rates by contractor and by ZIP, territory coverage per trade, the score
+day, conversion and return rates by contractor and by ZIP, revenue (per day and trade, credits, top
+spenders, unpaid balances), territory coverage per trade, the score
 distribution of the last scoring runs per trade (drift), lead quality per trade (the active version's AUC
 over its evaluation runs and its latest conversion rate by score decile), and recent job runs with their
 failures.
 
 The figures that cost more than a few milliseconds at a market's size (the funnel, leads per day, the
-outcomes and the coverage) are cached in Redis (core.cache) with the time they were computed, which
+outcomes, the revenue and the coverage) are cached in Redis (core.cache) with the time they were computed, which
 the page shows. They are invalidated by generation: the job runs that change leads bump LEADS and warm
 the default period again (dashboard_refresh, called by leadengine.services.jobs), scoring runs and
 territory claims bump SCORES and TERRITORIES themselves; lead moves made outside a job (a contractor
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +30,7 @@ from core import charts
 from core.cache import SCORES, TERRITORIES, cached, generation_bump
 from leadengine.models import JobRun
 from leadengine.selectors import jobs_overdue
-from leads.selectors import FUNNEL_STEPS, lead_outcomes, leads_funnel, leads_per_day
+from leads.selectors import FUNNEL_STEPS, Revenue, lead_outcomes, leads_funnel, leads_per_day, revenue
 from scoring import quality_display
 from scoring.models import Trade
 from scoring.selectors import evaluation_trends_active, scoring_runs_latest
@@ -114,6 +116,12 @@ def dashboard_outcomes(period: Period) -> tuple[dict, dt.datetime]:
     return _figure("outcomes", period, (LEADS,), lambda: lead_outcomes(start=period.start, end=period.end))
 
 
+def dashboard_revenue(period: Period) -> tuple[Revenue, dt.datetime]:
+    return _figure(
+        "revenue", period, (LEADS,), lambda: revenue(start=period.start, end=period.end, zone=settings.TIME_ZONE)
+    )
+
+
 def dashboard_coverage() -> tuple[list, dt.datetime]:
     return _figure(
         "coverage",
@@ -134,6 +142,7 @@ def dashboard_refresh(*, job: str, counts: dict | None = None) -> None:
         dashboard_funnel(period)
         dashboard_leads_per_day(period)
         dashboard_outcomes(period)
+        dashboard_revenue(period)
     if job in SCORE_JOBS:
         dashboard_coverage()  # the run bumped SCORES when it closed
 
@@ -203,6 +212,59 @@ def _outcome_chart(label: str, rows: list, names: dict[str, str]):
     )
 
 
+def _money(amount: Decimal) -> str:
+    return f"{amount:,.2f} {settings.CURRENCY}"
+
+
+def _revenue_section(money: Revenue, period: Period, names: dict[str, str]) -> dict:
+    """The period's lead revenue per day and trade (charged less credited), its totals and return credit
+    rate, the top contractors by spend and the unpaid balances, with the contractors' names read fresh."""
+    days = [period.first_day + dt.timedelta(days=n) for n in range(period.days)]
+    trades = sorted(money.by_trade)
+    series = [
+        (names.get(slug, slug), [float(money.per_day.get(day, {}).get(slug, 0)) for day in days]) for slug in trades
+    ]
+    ids = {contractor_id for contractor_id, _ in money.spenders + money.unpaid}
+    contractors = dict(Contractor.objects.filter(pk__in=ids).values_list("pk", "name"))
+    return {
+        "charged": _money(money.charged),
+        "credited": _money(money.credited),
+        "net": _money(money.charged - money.credited),
+        "credit_rate": _rate_decimal(money.credited, money.charged),
+        "unpaid_total": _money(money.unpaid_total),
+        "unpaid_count": money.unpaid_count,
+        "by_trade": [
+            (names.get(slug, slug), _money(charged), _money(credited), _rate_decimal(credited, charged))
+            for slug, (charged, credited) in sorted(money.by_trade.items())
+        ],
+        "chart": charts.line_chart(
+            f"Lead revenue per day and trade, charged less credited ({settings.CURRENCY}), last {period.days} days",
+            [f"{day:%b} {day.day}" for day in days],
+            series,
+            width=640,
+            decimals=0,
+        ),
+        "legend": charts.legend([name for name, _ in series]),
+        "spenders_chart": charts.stacked_bars(
+            f"Top contractors by spend, last {period.days} days ({settings.CURRENCY})",
+            [(contractors.get(pk, str(pk)), [float(amount)]) for pk, amount in money.spenders],
+            ["spent"],
+            label_width=220,
+        ),
+        "unpaid_chart": charts.stacked_bars(
+            f"Unpaid balances now ({settings.CURRENCY})",
+            [(contractors.get(pk, str(pk)), [float(amount)]) for pk, amount in money.unpaid],
+            ["owed"],
+            label_width=220,
+        ),
+        "ledger_url": reverse("admin:leads_ledgerentry_changelist"),
+    }
+
+
+def _rate_decimal(part: Decimal, whole: Decimal) -> float | None:
+    return round(float(100 * part / whole), 1) if whole else None
+
+
 def _distribution_section(latest: dict[str, list], names: dict[str, str]) -> list[dict]:
     trades = []
     for slug, runs in latest.items():
@@ -264,13 +326,14 @@ def dashboard_build(*, days: int, now: dt.datetime | None = None) -> dict:
     per_day, per_day_at = dashboard_leads_per_day(period)
     outcomes, outcomes_at = dashboard_outcomes(period)
     coverage, coverage_at = dashboard_coverage()
+    money, money_at = dashboard_revenue(period)
     contractor_names = {
         str(pk): name
         for pk, name in Contractor.objects.filter(
             pk__in=[int(row.key) for row in outcomes["contractor"][:TOP_ROWS]]
         ).values_list("pk", "name")
     }  # read fresh: a renamed contractor shows at once
-    as_of = min(funnel_at, per_day_at, outcomes_at, coverage_at)
+    as_of = min(funnel_at, per_day_at, outcomes_at, coverage_at, money_at)
     totals = {step: sum(steps[step] for steps in funnel.values()) for step in FUNNEL_STEPS}
     runs = list(JobRun.objects.select_related("trade")[:RECENT_RUNS])
     return {
@@ -301,6 +364,7 @@ def dashboard_build(*, days: int, now: dt.datetime | None = None) -> dict:
         ),
         "zip_chart": _outcome_chart(f"Conversion and return rate by ZIP, last {days} days", outcomes["zip"], {}),
         "rate_legend": charts.legend(["converted", "returned"]),
+        "revenue": _revenue_section(money, period, names),
         "coverage": coverage,
         "coverage_chart": charts.stacked_bars(
             "Territory coverage per trade: ZIPs of the market owned, free with high demand, free",

@@ -11,8 +11,9 @@ leadengine/services/chains.py, and lead and offer expiry hourly):
   4. expire waitlist offers that ran out, and route the ZIPs given to the next in line
      (`waitlist_offers_expire`; job "offer_expiry")
 
-Where a territory changes hands: `territories_claim`, `territories_transfer`, `territories_release`,
-`waitlist_offer_accept`, `waitlist_leave`, `waitlist_offers_expire`. Each calls its territories service,
+Where a territory changes hands: `territories_claim` (and a contractor's own, `territories_claim_or_request`,
+and `claim_request_approve`), `territories_transfer`, `territories_release`, `waitlist_offer_accept`,
+`waitlist_leave`, `waitlist_offers_expire`. Each calls its territories service,
 then routes the waiting leads of the ZIPs that got a new owner, and returns both (HandOver).
 """
 
@@ -48,8 +49,9 @@ from scoring.selectors import (
     trades_with_active_model,
 )
 from scoring.services import runs
-from territories.models import Territory, WaitlistEntry
-from territories.services import claims, ownership, waitlist
+from territories.errors import SelfServiceLimitReached
+from territories.models import ClaimRequest, Territory, WaitlistEntry
+from territories.services import claims, ownership, requests, waitlist
 from territories.services.ownership import Released
 from territories.services.waitlist import OffersExpired, Promotion, promotions_given
 
@@ -76,11 +78,48 @@ def territories_claim(
     zip_codes: Iterable[str],
     claimed_by: User | None = None,
     note: str = "",
+    self_service_limit: int | None = None,
 ) -> HandOver[list[Territory]]:
     """Claim the ZIPs, all or none (territory_claim_many's refusals), then route their waiting leads."""
     created = claims.territory_claim_many(
-        contractor=contractor, trade=trade, zip_codes=zip_codes, claimed_by=claimed_by, note=note
+        contractor=contractor,
+        trade=trade,
+        zip_codes=zip_codes,
+        claimed_by=claimed_by,
+        note=note,
+        self_service_limit=self_service_limit,
     )
+    return HandOver(created, leads_route_territories(territories=created))
+
+
+def territories_claim_or_request(
+    *,
+    contractor: Contractor,
+    trade: Trade,
+    zip_codes: Iterable[str],
+    note: str = "",
+    requested_by: User | None = None,
+) -> HandOver[list[Territory]] | ClaimRequest:
+    """A contractor's own claim: made at once (and the ZIPs' waiting leads routed) when its trade is open
+    for self-service and the contractor stays within the trade's self-service ZIP limit; otherwise a claim
+    request for staff. A conflict refuses either, as a claim is refused."""
+    codes = list(zip_codes)
+    limit = requests.self_service_limit(trade=trade)
+    if limit is not None:
+        try:
+            return territories_claim(
+                contractor=contractor, trade=trade, zip_codes=codes, note=note, self_service_limit=limit
+            )
+        except SelfServiceLimitReached:
+            pass  # past the limit: staff decide
+    return requests.claim_request_create(
+        contractor=contractor, trade=trade, zip_codes=codes, note=note, requested_by=requested_by
+    )
+
+
+def claim_request_approve(*, request: ClaimRequest, user: User | None, note: str = "") -> HandOver[list[Territory]]:
+    """Approve a claim request (its ZIPs claimed, all or none), then route their waiting leads."""
+    created = requests.claim_request_approve(request=request, user=user, note=note)
     return HandOver(created, leads_route_territories(territories=created))
 
 

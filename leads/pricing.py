@@ -22,13 +22,15 @@ IN_FORCE_SQL = f"""
 
 
 def price_sql(lead: str) -> str:
-    """The price of the lead row aliased `lead` (trade_id, score, urgent, exploration) by in_force."""
+    """The price of the lead row aliased `lead` (trade_id, score, urgent, exploration) by in_force. Its own
+    aliases, price_list and band, are not to be the caller's."""
     return f"""(
-        SELECT CASE WHEN f.exploration_free AND {lead}.exploration THEN 0 ELSE (
-            SELECT p.amount FROM {Price._meta.db_table} p
-            WHERE p.price_list_id = f.id AND p.min_score <= {lead}.score AND (NOT p.urgent OR {lead}.urgent)
-            ORDER BY p.urgent DESC, p.min_score DESC LIMIT 1) END
-        FROM in_force f WHERE f.trade_id = {lead}.trade_id)"""
+        SELECT CASE WHEN price_list.exploration_free AND {lead}.exploration THEN 0 ELSE (
+            SELECT band.amount FROM {Price._meta.db_table} band
+            WHERE band.price_list_id = price_list.id AND band.min_score <= {lead}.score
+              AND (NOT band.urgent OR {lead}.urgent)
+            ORDER BY band.urgent DESC, band.min_score DESC LIMIT 1) END
+        FROM in_force price_list WHERE price_list.trade_id = {lead}.trade_id)"""
 
 
 def lead_price(*, lead_id: int, now: dt.datetime) -> Decimal | None:

@@ -151,6 +151,76 @@ def contractor_balances(*, contractor_ids: Iterable[int]) -> dict[int, Decimal]:
     return dict(rows)
 
 
+@dataclass(frozen=True)
+class Revenue:
+    """Money of a period, from the ledger: per day (its time zone) and trade, what leads were charged and
+    what was given back; per contractor, what it spent (charges less credits, fees); and what contractors
+    owe now (balances above 0), most first."""
+
+    per_day: dict[dt.date, dict[str, Decimal]]  # day: trade slug: charged less credited
+    by_trade: dict[str, tuple[Decimal, Decimal]]  # trade slug: (charged, credited, as a positive amount)
+    spenders: list[tuple[int, Decimal]]  # (contractor id, spent in the period), most first
+    unpaid: list[tuple[int, Decimal]]  # (contractor id, balance owed now), most first
+    unpaid_total: Decimal
+    unpaid_count: int
+
+    @property
+    def charged(self) -> Decimal:
+        return sum((charged for charged, _ in self.by_trade.values()), Decimal(0))
+
+    @property
+    def credited(self) -> Decimal:
+        return sum((credited for _, credited in self.by_trade.values()), Decimal(0))
+
+
+def revenue(*, start: dt.datetime, end: dt.datetime, zone: str, top: int = 10) -> Revenue:
+    ledger, lead, trade = LedgerEntry._meta.db_table, Lead._meta.db_table, Trade._meta.db_table
+    per_day: dict[dt.date, dict[str, Decimal]] = {}
+    by_trade: dict[str, tuple[Decimal, Decimal]] = {}
+    period: dict[str, Any] = {"start": start, "end": end, "zone": zone, "top": top}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT (e.at AT TIME ZONE %(zone)s)::date, t.slug, e.kind, sum(e.amount)
+            FROM {ledger} e JOIN {lead} l ON l.id = e.lead_id JOIN {trade} t ON t.id = l.trade_id
+            WHERE e.kind IN ('lead_charge', 'lead_credit') AND e.at >= %(start)s AND e.at < %(end)s
+            GROUP BY 1, 2, 3
+            """,
+            period,
+        )
+        for day, slug, kind, amount in cursor.fetchall():
+            per_day.setdefault(day, {})[slug] = per_day.get(day, {}).get(slug, Decimal(0)) + amount
+            charged, credited = by_trade.get(slug, (Decimal(0), Decimal(0)))
+            by_trade[slug] = (charged + amount, credited) if kind == "lead_charge" else (charged, credited - amount)
+        cursor.execute(
+            f"""
+            SELECT contractor_id, sum(amount) FROM {ledger}
+            WHERE kind IN ('lead_charge', 'lead_credit', 'territory_fee') AND at >= %(start)s AND at < %(end)s
+            GROUP BY 1 HAVING sum(amount) > 0 ORDER BY 2 DESC, 1 LIMIT %(top)s
+            """,
+            period,
+        )
+        spenders = cursor.fetchall()
+        cursor.execute(
+            f"""
+            WITH owed AS (SELECT contractor_id, sum(amount) AS balance FROM {ledger} GROUP BY 1
+                          HAVING sum(amount) > 0)
+            SELECT contractor_id, balance, sum(balance) OVER (), count(*) OVER () FROM owed
+            ORDER BY balance DESC, contractor_id LIMIT %(top)s
+            """,
+            period,
+        )
+        rows = cursor.fetchall()
+    return Revenue(
+        per_day=per_day,
+        by_trade=by_trade,
+        spenders=[(contractor_id, amount) for contractor_id, amount in spenders],
+        unpaid=[(contractor_id, balance) for contractor_id, balance, _, _ in rows],
+        unpaid_total=rows[0][2] if rows else Decimal(0),
+        unpaid_count=rows[0][3] if rows else 0,
+    )
+
+
 def lead_pool_by_zip(*, trade: Trade, state: str | None = None) -> dict[str, int]:
     """Unassigned (generated) leads of `trade` per ZIP, optionally of one US state (index lead_pool)."""
     with connection.cursor() as cursor:

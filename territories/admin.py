@@ -16,8 +16,9 @@ from leadengine import flows
 from leads.selectors import lead_pool_by_zip
 from scoring.models import Trade
 from territories.errors import TerritoryError
-from territories.models import Territory, WaitlistEntry
+from territories.models import ClaimRequest, SelfService, Territory, WaitlistEntry
 from territories.selectors import DEFAULT_DEMAND_MIN_SCORE, DEFAULT_UNOWNED_LIMIT, territory_coverage_cached
+from territories.services.requests import claim_request_deny
 from territories.services.waitlist import waitlist_join
 
 ZIP_SEPARATORS = re.compile(r"[\s,;]+")
@@ -360,6 +361,82 @@ class WaitlistEntryAdmin(BigTableAdmin):
 # A contractor's page shows its territories and waitlist places, and refuses to drop a trade the contractor
 # still owns territories of, naming the ZIPs. Territories sit above contractors, so that part of the page is
 # added here: the contractors app's ContractorAdmin with these inlines and this check, registered in its place.
+
+
+class DenyForm(forms.Form):
+    note = forms.CharField(max_length=300, help_text="Why the requests are denied; the contractors see it.")
+
+
+@admin.register(ClaimRequest)
+class ClaimRequestAdmin(BigTableAdmin):
+    """Contractors' claims waiting for staff. Approving claims each request's ZIPs through the claim service
+    (all of a request or none of it) and routes their waiting leads; denying needs a reason. Either is told
+    to the contractor."""
+
+    list_display = ["id", "contractor", "trade", "zip_list", "note", "status", "requested_at", "decided_at"]
+    list_filter = ["status", "trade"]
+    list_select_related = ["trade", "contractor"]
+    search_fields = ["contractor__name"]
+    actions = ["approve", "deny"]
+    fields = ["contractor", "trade", "zip_codes", "note", "status", "requested_at", "requested_by", "decided_at",
+              "decided_by", "decision_note"]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="ZIPs")
+    def zip_list(self, request: ClaimRequest) -> str:
+        shown = ", ".join(request.zip_codes[:8])
+        return shown + (f" and {len(request.zip_codes) - 8} more" if len(request.zip_codes) > 8 else "")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # contractors ask through the API; staff claim directly (Territories, "Claim")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_decide_permission(self, request) -> bool:
+        return request.user.has_perm("territories.add_territory")  # deciding claims territories
+
+    @admin.action(description="Approve the selected claim requests", permissions=["decide"])
+    def approve(self, request, queryset):
+        for claim in queryset.select_related("contractor", "trade").order_by("requested_at", "pk"):
+            try:
+                approved = flows.claim_request_approve(request=claim, user=request.user)
+            except TerritoryError as error:
+                self.message_user(request, f"Claim request {claim.pk}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"Claim request {claim.pk} approved: {len(approved.result)} territories "
+                                  f"to {claim.contractor}.", messages.SUCCESS)  # fmt: skip
+                routing_report(self, request, approved)
+
+    @admin.action(description="Deny the selected claim requests", permissions=["decide"])
+    def deny(self, request, queryset):
+        data, page = action_form(
+            self,
+            request,
+            queryset.select_related("trade", "contractor"),
+            form_class=DenyForm,
+            action="deny",
+            title="Deny claim requests",
+            intro="The contractors are told, with your reason.",
+        )
+        if data is None:
+            return page
+        for claim in queryset.order_by("requested_at", "pk"):
+            try:
+                claim_request_deny(request=claim, user=request.user, note=data["note"])
+            except TerritoryError as error:
+                self.message_user(request, f"Claim request {claim.pk}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"Claim request {claim.pk} denied.", messages.SUCCESS)
+        return None
+
+
+@admin.register(SelfService)
+class SelfServiceAdmin(admin.ModelAdmin):
+    list_display = ["trade", "enabled", "zip_limit"]
 
 
 class ContractorWithTerritoriesForm(ContractorForm):

@@ -92,3 +92,18 @@ class TerritoryNotActive(TerritoryError):
 class WaitlistError(TerritoryError):
     code = "waitlist_error"
     http_status = 409
+
+
+class SelfServiceLimitReached(TerritoryError):
+    """A self-service claim would take the contractor past the trade's self-service ZIP limit: what turns a
+    contractor's claim into a claim request (leadengine.flows.territories_claim_or_request)."""
+
+    code = "self_service_limit"
+    http_status = 409
+
+
+class ClaimRequestError(TerritoryError):
+    """A claim request that cannot be made or decided: already decided, or ZIPs already asked for."""
+
+    code = "claim_request_error"
+    http_status = 409

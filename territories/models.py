@@ -1,6 +1,7 @@
 """Exclusive territories (ZIP x trade) owned by contractors, their history, and the waitlist for them."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
@@ -160,3 +161,73 @@ class WaitlistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contractor} for {self.zip_code_id} {self.trade} ({self.get_status_display().lower()})"
+
+
+class SelfService(models.Model):
+    """Whether contractors may claim territories of a trade themselves through the API, and how many: a
+    claim that keeps the contractor within `zip_limit` active territories of the trade is made at once;
+    any other claim of a contractor becomes a ClaimRequest for staff to approve or deny. A trade without
+    a row is not open for self-service."""
+
+    trade = models.OneToOneField(Trade, on_delete=models.CASCADE, related_name="self_service")
+    enabled = models.BooleanField(default=False, help_text="Contractors may claim free ZIPs of this trade at once.")
+    zip_limit = models.PositiveIntegerField(
+        default=10,
+        help_text="Most active territories of this trade a contractor may hold through self-service; a claim "
+        "past it waits for staff.",
+    )
+
+    class Meta:
+        ordering = ["trade"]
+        verbose_name = "self-service claims"
+        verbose_name_plural = "self-service claims"
+        constraints = [
+            models.CheckConstraint(condition=Q(zip_limit__gte=1), name="%(app_label)s_%(class)s_zip_limit_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trade}: {'open, up to ' + str(self.zip_limit) + ' ZIPs' if self.enabled else 'closed'}"
+
+
+class ClaimRequest(models.Model):
+    """A contractor's claim of ZIPs for a trade that waits for staff: approved, it claims them all through
+    the claim service (exclusivity stays the database's), or none when one has been taken meanwhile."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for staff"
+        APPROVED = "approved", "Approved"
+        DENIED = "denied", "Denied"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    contractor = models.ForeignKey(Contractor, on_delete=models.PROTECT, related_name="claim_requests")
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="claim_requests")
+    zip_codes = ArrayField(models.CharField(max_length=5), help_text="All of them, or none.")
+    note = models.CharField(max_length=300, blank=True, help_text="The contractor's words.")
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.PENDING)
+    requested_at = models.DateTimeField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decision_note = models.CharField(max_length=300, blank=True, help_text="Why; the contractor sees it.")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [
+            models.Index(fields=["trade", "requested_at"], condition=Q(status="pending"), name="claim_request_pending")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="pending", decided_at__isnull=True)
+                | Q(status__in=["approved", "denied", "withdrawn"], decided_at__isnull=False),
+                name="%(app_label)s_%(class)s_decided_consistent",
+            ),
+            models.CheckConstraint(condition=Q(zip_codes__len__gte=1), name="%(app_label)s_%(class)s_zip_codes_given"),
+        ]
+
+    def __str__(self) -> str:
+        count = len(self.zip_codes)
+        return f"Claim request {self.pk}: {self.contractor}, {count} {self.trade} ZIP{'s' if count != 1 else ''}"

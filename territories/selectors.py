@@ -15,7 +15,7 @@ from contractors.caller import Caller, caller_rows
 from contractors.models import Contractor
 from core.cache import SCORES, TERRITORIES, cached
 from scoring.models import Property, Score, Trade, ZipCode, score_band
-from territories.models import Territory, WaitlistEntry
+from territories.models import ClaimRequest, Territory, WaitlistEntry
 
 # Demand counts the properties whose current score for the trade is at least this. A default, not the
 # trade's lead threshold: that is the leads app's quality filter (LeadFilter.min_score, 80 unless staff
@@ -32,6 +32,11 @@ def territories_visible(*, caller: Caller) -> QuerySet[Territory]:
 def waitlist_entries_visible(*, caller: Caller) -> QuerySet[WaitlistEntry]:
     """Staff see every place in line; a contractor its own; anyone else none."""
     return caller_rows(WaitlistEntry.objects.all(), caller=caller)
+
+
+def claim_requests_visible(*, caller: Caller) -> QuerySet[ClaimRequest]:
+    """Staff see every claim request; a contractor its own; anyone else none."""
+    return caller_rows(ClaimRequest.objects.all(), caller=caller)
 
 
 @dataclass(frozen=True)

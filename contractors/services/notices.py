@@ -56,6 +56,8 @@ SUBJECTS = {
     Event.TERRITORY_ASSIGNED: "LeadEngine: {zip_code} {trade} is now yours",
     Event.LEAD_WITHDRAWN: "LeadEngine: lead {id} was withdrawn",
     Event.BALANCE_HELD: "LeadEngine: {leads_held} leads are waiting for a payment",
+    Event.CLAIM_APPROVED: "LeadEngine: your {trade} claim request {id} is approved",
+    Event.CLAIM_DENIED: "LeadEngine: your {trade} claim request {id} is denied",
 }
 
 

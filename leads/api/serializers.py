@@ -100,5 +100,10 @@ class AssignSerializer(serializers.Serializer):
     contractor = serializers.SlugRelatedField(slug_field="slug", queryset=Contractor.objects.all())
     reason = serializers.CharField(max_length=300, help_text="Why the lead is assigned by hand (in its history).")
     override = serializers.BooleanField(
-        default=False, help_text="Give it even if the contractor does not own the ZIP or has reached a cap."
+        default=False,
+        help_text="Give it even if the contractor does not own the ZIP, has reached a cap or, prepaid, its credit "
+        "limit.",
+    )
+    comp = serializers.BooleanField(
+        default=False, help_text="Give it free of charge (price 0) instead of at the price in force; in its history."
     )

@@ -163,8 +163,9 @@ class LeadViewSet(CallerMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @action(detail=True, methods=["post"], permission_classes=[IsStaff])
     def assign(self, request, pk=None):
         """Staff only: give the lead (in the pool, or another contractor's: a reassignment) to a contractor,
-        with a reason. Refused (409) when the contractor does not own the ZIP or is at its cap, unless
-        `override`; the lead's history records what was overridden."""
+        with a reason, at the price in force (or free, `comp`). Refused (409) when the contractor does not own
+        the ZIP, is at its cap or, prepaid, at its credit limit, unless `override`; the lead's history records
+        what was overridden."""
         lead, data = self.get_object(), self.valid(AssignSerializer)
         return self.answer(lead_assign(lead=lead, user=self.caller.user, **data))
 

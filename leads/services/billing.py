@@ -164,7 +164,7 @@ def ledger_entry_add(
     if amount < 0 and contractor.billing == Contractor.Billing.PREPAID:
         from leads.services.routing import leads_route  # routing charges through this module
 
-        leads_route(contractor_ids=[contractor.pk])
+        leads_route(contractor_ids=[contractor.pk], now=entry.at)
     return entry
 
 

@@ -112,7 +112,7 @@ def leads_route(
                 ),
                 {pricing.IN_FORCE_SQL},
                 pool AS (
-                    SELECT l.id, t.contractor_id, row_number() OVER (
+                    SELECT l.id, t.contractor_id, l.trade_id, l.score, l.urgent, l.exploration, row_number() OVER (
                                PARTITION BY t.contractor_id ORDER BY {ranking.routing_order_sql("l")}) AS n
                     FROM {lead} l
                     JOIN {territory} t
@@ -121,23 +121,21 @@ def leads_route(
                     WHERE l.state = 'generated' {where}
                 ),
                 chosen AS (  -- within the caps, priced
-                    SELECT p.id, p.contractor_id, p.n, r.money, {pricing.price_sql("l")} AS price
-                    FROM pool p JOIN room r ON r.contractor_id = p.contractor_id JOIN {lead} l ON l.id = p.id
+                    SELECT p.id, p.contractor_id, p.n, r.money, {pricing.price_sql("p")} AS price
+                    FROM pool p JOIN room r ON r.contractor_id = p.contractor_id
                     WHERE r.room IS NULL OR p.n <= r.room
                 ),
-                affordable AS (  -- and, for a prepaid owner, the best it can pay for (prices are never negative)
-                    SELECT id, contractor_id, price FROM (
-                        SELECT c.*, sum(coalesce(c.price, 0)) OVER (
-                                   PARTITION BY c.contractor_id ORDER BY c.n) AS spent
-                        FROM chosen c) s
-                    WHERE money IS NULL OR spent <= money
+                paid AS (  -- and, for a prepaid owner, what it can pay for, best first (prices are never negative)
+                    SELECT c.id, c.contractor_id, c.price, c.money IS NULL OR sum(coalesce(c.price, 0)) OVER (
+                               PARTITION BY c.contractor_id ORDER BY c.n) <= c.money AS fits
+                    FROM chosen c
                 ),
                 moved AS (
                     UPDATE {lead} l
                     SET state = 'assigned', contractor_id = a.contractor_id, assigned_at = %(now)s,
                         expires_at = %(due)s, price = a.price
-                    FROM affordable a
-                    WHERE l.id = a.id AND l.state = 'generated'
+                    FROM paid a
+                    WHERE l.id = a.id AND a.fits AND l.state = 'generated'
                     RETURNING l.id, l.contractor_id, l.price
                 ),
                 logged AS (
@@ -153,8 +151,7 @@ def leads_route(
                 )
                 SELECT contractor_id, 'assigned', count(*) FROM moved GROUP BY contractor_id
                 UNION ALL
-                SELECT contractor_id, 'held', count(*) FROM chosen c
-                WHERE NOT EXISTS (SELECT 1 FROM affordable a WHERE a.id = c.id) GROUP BY contractor_id
+                SELECT contractor_id, 'held', count(*) FROM paid WHERE NOT fits GROUP BY contractor_id
                 """,
                 params,
             )

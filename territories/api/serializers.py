@@ -3,7 +3,7 @@ from rest_framework import serializers
 from contractors.models import Contractor
 from core.fields import validate_zip_code
 from scoring.models import Trade
-from territories.models import Territory, WaitlistEntry
+from territories.models import ClaimRequest, Territory, WaitlistEntry
 
 
 class TerritorySerializer(serializers.ModelSerializer):
@@ -61,3 +61,22 @@ class WaitlistEntrySerializer(serializers.ModelSerializer):
         model = WaitlistEntry
         fields = ["id", "zip_code", "trade", "contractor", "status", "joined_at", "offered_at", "offer_expires_at"]
         read_only_fields = ["id", "status", "joined_at", "offered_at", "offer_expires_at"]
+
+
+class ClaimRequestSerializer(serializers.ModelSerializer):
+    trade = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    contractor = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    zip_codes = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = ClaimRequest
+        fields = ["id", "contractor", "trade", "zip_codes", "note", "status", "requested_at", "decided_at",
+                  "decision_note"]  # fmt: skip
+        read_only_fields = fields
+        extra_kwargs = {"status": {"help_text": "pending until staff approve (the ZIPs become yours) or deny it."}}
+
+
+class DecisionSerializer(serializers.Serializer):
+    note = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="", help_text="Why; the contractor sees it."
+    )

@@ -1,7 +1,8 @@
 """Territories through the API: mine, the ZIPs still for sale with their demand (cached until a claim,
-release or scoring run changes them), claim, release, and the waitlist."""
+release or scoring run changes them), claim (at once where self-service allows, otherwise a claim request
+for staff), release, the waitlist, and the claim requests."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -10,19 +11,27 @@ from rest_framework.response import Response
 from contractors.api.authentication import CallerMixin
 from contractors.caller import Caller
 from core.api.pagination import BoundedCursorPagination
-from core.api.permissions import IsAuthenticatedClient
+from core.api.permissions import IsAuthenticatedClient, IsStaff
 from core.cache import SCORES, TERRITORIES, cached
 from leadengine import flows
 from territories.api.serializers import (
     AvailableQuerySerializer,
     AvailableZipSerializer,
+    ClaimRequestSerializer,
     ClaimSerializer,
+    DecisionSerializer,
     NoteSerializer,
     TerritorySerializer,
     WaitlistEntrySerializer,
 )
-from territories.models import WaitlistEntry
-from territories.selectors import territories_visible, territory_coverage, waitlist_entries_visible
+from territories.models import ClaimRequest, WaitlistEntry
+from territories.selectors import (
+    claim_requests_visible,
+    territories_visible,
+    territory_coverage,
+    waitlist_entries_visible,
+)
+from territories.services.requests import claim_request_deny, claim_request_withdraw
 from territories.services.waitlist import waitlist_join
 
 
@@ -72,21 +81,43 @@ class TerritoryViewSet(CallerMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         parts = (data["trade"].pk, state, prefix, data["min_score"], data["limit"])
         return Response(cached("available", parts, depends_on=(SCORES, TERRITORIES), compute=compute))
 
-    @extend_schema(request=ClaimSerializer, responses={201: TerritorySerializer(many=True)})
+    @extend_schema(
+        request=ClaimSerializer,
+        responses={
+            201: OpenApiResponse(TerritorySerializer(many=True), description="Claimed: the ZIPs are yours now."),
+            202: OpenApiResponse(
+                ClaimRequestSerializer,
+                description="Asked for: the trade is not open for self-service (or the claim would pass its "
+                "self-service ZIP limit), so the claim waits for staff as a claim request.",
+            ),
+        },
+    )
     @action(detail=False, methods=["post"], pagination_class=None, filterset_fields=None)
     def claim(self, request):
-        """Claim ZIPs for a trade, all or none; 409 naming every ZIP already owned or on offer."""
+        """Claim ZIPs for a trade, all or none; 409 naming every ZIP already owned or on offer. A contractor's
+        claim is made at once only where its trade is open for self-service, within the trade's ZIP limit;
+        otherwise it becomes a claim request (202) that staff approve or deny. Staff claim at once."""
         body = ClaimSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        contractor = acting_contractor(self.caller, data.get("contractor"))
-        claimed = flows.territories_claim(  # the new ZIPs' waiting leads go to their owner
-            contractor=contractor,
-            trade=data["trade"],
-            zip_codes=data["zip_codes"],
-            claimed_by=staff_user(self.caller),
-            note=data["note"],
-        )
+        if self.caller.is_staff:
+            claimed = flows.territories_claim(  # the new ZIPs' waiting leads go to their owner
+                contractor=acting_contractor(self.caller, data.get("contractor")),
+                trade=data["trade"],
+                zip_codes=data["zip_codes"],
+                claimed_by=staff_user(self.caller),
+                note=data["note"],
+            )
+        else:
+            claimed = flows.territories_claim_or_request(
+                contractor=acting_contractor(self.caller, None),
+                trade=data["trade"],
+                zip_codes=data["zip_codes"],
+                note=data["note"],
+                requested_by=self.caller.user,
+            )
+            if isinstance(claimed, ClaimRequest):
+                return Response(ClaimRequestSerializer(claimed).data, status=status.HTTP_202_ACCEPTED)
         return Response(TerritorySerializer(claimed.result, many=True).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=NoteSerializer, responses=TerritorySerializer)
@@ -136,3 +167,47 @@ class WaitlistViewSet(
         expired or was declined). The `accept_url` of a `territory.offered` webhook event."""
         accepted = flows.waitlist_offer_accept(entry=self.get_object(), accepted_by=staff_user(self.caller))
         return Response(TerritorySerializer(accepted.result).data, status=status.HTTP_201_CREATED)
+
+
+class ClaimRequestPagination(BoundedCursorPagination):
+    ordering = ("-requested_at", "-id")
+
+
+class ClaimRequestViewSet(
+    CallerMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    """My claims waiting for staff, and what staff decided: list, read, withdraw one still waiting
+    (DELETE). Staff see every request and approve or deny it."""
+
+    serializer_class = ClaimRequestSerializer
+    permission_classes = [IsAuthenticatedClient]
+    pagination_class = ClaimRequestPagination
+    filterset_fields = {"status": ["exact"], "trade__slug": ["exact"]}
+
+    def get_queryset(self):
+        return claim_requests_visible(caller=self.caller).select_related("trade", "contractor")
+
+    def perform_destroy(self, instance):
+        claim_request_withdraw(request=instance, user=staff_user(self.caller))
+
+    @extend_schema(request=DecisionSerializer, responses={200: TerritorySerializer(many=True)})
+    @action(detail=True, methods=["post"], permission_classes=[IsStaff])
+    def approve(self, request, pk=None):
+        """Staff: claim the request's ZIPs for its contractor, all or none (409 naming the ZIPs taken since),
+        and route their waiting leads. The contractor is told (event claim.approved)."""
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        approved = flows.claim_request_approve(
+            request=self.get_object(), user=self.caller.user, note=body.validated_data["note"]
+        )
+        return Response(TerritorySerializer(approved.result, many=True).data)
+
+    @extend_schema(request=DecisionSerializer, responses={200: ClaimRequestSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsStaff])
+    def deny(self, request, pk=None):
+        """Staff: refuse the request, saying why (a note is required). The contractor is told (event
+        claim.denied)."""
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        denied = claim_request_deny(request=self.get_object(), user=self.caller.user, note=body.validated_data["note"])
+        return Response(ClaimRequestSerializer(denied).data)

@@ -28,6 +28,7 @@ from scoring.models import Trade, ZipCode
 from territories.errors import (
     Conflict,
     ContractorNotEligible,
+    SelfServiceLimitReached,
     TerritoryError,
     TerritoryTaken,
     TradeNotServed,
@@ -175,11 +176,15 @@ def territory_claim_many(
     zip_codes: Iterable[str],
     claimed_by: User | None = None,
     note: str = "",
+    self_service_limit: int | None = None,
 ) -> list[Territory]:
-    """Give `contractor` the (ZIP, `trade`) territories of all `zip_codes`, or none of them.
+    """Give `contractor` the (ZIP, `trade`) territories of all `zip_codes`, or none of them; with a
+    `self_service_limit`, only while it would hold at most that many active territories of the trade
+    (counted under its row lock, so concurrent claims cannot pass it together).
 
     Raises TerritoryTaken naming every ZIP owned by anyone or offered to another contractor,
-    UnknownZipCodes, TradeNotServed or ContractorNotEligible; nothing is written then.
+    UnknownZipCodes, TradeNotServed, ContractorNotEligible or SelfServiceLimitReached; nothing is written
+    then.
     """
     codes = zip_codes_normalize(zip_codes)
     zip_codes_check(codes)
@@ -190,6 +195,12 @@ def territory_claim_many(
     conflicts = territory_conflicts(trade_id=trade.pk, zip_codes=codes, contractor_id=contractor.pk, now=now)
     if conflicts:
         raise TerritoryTaken(trade_name=trade.name, conflicts=conflicts)
+    if self_service_limit is not None:
+        held = Territory.objects.active().filter(contractor=contractor, trade=trade).count()
+        if held + len(codes) > self_service_limit:
+            raise SelfServiceLimitReached(
+                f"{contractor} holds {held} {trade} territories; self-service claims stop at {self_service_limit}."
+            )
     return territories_insert(
         contractor=contractor,
         trade=trade,

@@ -31,6 +31,8 @@ def contractor_form(contractor, **changes):
         "daily_cap": "",
         "weekly_cap": "",
         "monthly_cap": "",
+        "billing": contractor.billing,
+        "credit_limit": str(contractor.credit_limit),
     }
     for prefix in ("memberships", "territories", "waitlist_entries", "api_keys", "status_changes"):
         data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})

@@ -4,6 +4,7 @@ period asked for, its cache in Redis and the job runs that refresh it; and the S
 import datetime as dt
 import re
 import xml.etree.ElementTree as ET
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -18,7 +19,8 @@ from leadengine.dashboard import (
 from leadengine.models import JobRun
 from leadengine.services.jobs import job_run_scheduled
 from leads.models import Lead, LeadEvent
-from leads.selectors import lead_outcomes, leads_per_day
+from leads.selectors import lead_outcomes, leads_per_day, revenue
+from leads.services.billing import Band, ledger_entry_add, price_list_create
 from leads.services.generation import leads_generate
 from leads.services.lifecycle import lead_accept, lead_convert, lead_return, leads_deliver, leads_expire
 from leads.services.routing import leads_route
@@ -433,3 +435,34 @@ def test_lead_quality_says_how_figures_appear_before_any_evaluation(staff_client
     assert "Roofing: its active version has not been evaluated yet." in section
     assert "manage.py evaluate_models" in section
     assert svgs_of(section) == []
+
+
+# Revenue
+
+
+def test_revenue_per_day_and_trade_credits_top_spenders_and_unpaid_balances(staff_client, roofing, settings):
+    start = timezone.now() - dt.timedelta(days=1)
+    bands = [Band(0, Decimal("20.00")), Band(90, Decimal("50.00"))]
+    price_list_create(trade=roofing, bands=bands, effective_from=start, now=start)
+    figures = market(roofing, settings)  # Acme: 95 and 90 (50.00 each), 85 (20.00), one of the 50s returned
+    acme, bolt = figures["acme"], figures["bolt"]
+    ledger_entry_add(contractor=bolt, kind="payment", amount=Decimal("5.00"), note="check", user=None)
+    period = period_of(days=30)
+
+    money = revenue(start=period.start, end=period.end, zone=settings.TIME_ZONE)
+
+    assert money.by_trade == {"roofing": (Decimal("140.00"), Decimal("50.00"))}
+    assert money.per_day == {timezone.localdate(): {"roofing": Decimal("90.00")}}
+    assert money.spenders == [(acme.pk, Decimal("70.00")), (bolt.pk, Decimal("20.00"))]
+    assert money.unpaid == [(acme.pk, Decimal("70.00")), (bolt.pk, Decimal("15.00"))]
+    assert (money.unpaid_total, money.unpaid_count) == (Decimal("85.00"), 2)
+
+    html = staff_client.get("/admin/").content.decode()
+    section = html.split('id="dashboard-revenue"')[1].split("</section>")[0]
+    assert "<b>140.00 USD</b> charged for leads" in section
+    assert "<b>35.7%</b> return credit rate" in section
+    assert "<b>85.00 USD</b> unpaid by 2 contractors" in section
+    spenders = svgs_of(section)[1]
+    assert titles_of(spenders) == [
+        "Top contractors by spend, last 30 days (USD)", "Acme Roofing: 70 spent", "Bolt Roofing: 20 spent"
+    ]  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 from leads.models import Lead
 from leads.services.generation import leads_generate
 from scoring.services.runs import scoring_run_finish, scoring_run_start
-from territories.models import Territory, WaitlistEntry
+from territories.models import SelfService, Territory, WaitlistEntry
 from tests.leads.factories import api_client, filters, owner, scored_home
 
 URL = "/api/v1/territories/"
@@ -15,7 +15,10 @@ URL = "/api/v1/territories/"
 
 @pytest.fixture
 def roofing(trades):
+    """Roofing, open for self-service: a contractor's claim is made at once (tests/territories/
+    test_claim_requests.py has the claims that wait for staff)."""
     filters(trades["roofing"])
+    SelfService.objects.create(trade=trades["roofing"], enabled=True, zip_limit=100)
     return trades["roofing"]
 
 
