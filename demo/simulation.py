@@ -17,7 +17,8 @@ simulation approves them as staff would: the homeowner's "no" is the outcome eva
 need, and leaving it pending would hide most of the market's failures.
 
 A prepaid demo contractor running out of room pays a top-up at the end of the day (TOP_UP), as a card on
-file would, so the ledger gets payments beside the charges and credits of the days.
+file would, so the ledger gets payments beside the charges and credits of the days; a day past the 1st
+closes the month before (territory fees and statements), as the hourly Month close job would.
 
 Every draw is a hash of the seed, the lead (its home's parcel id, trade and day) and what is drawn,
 never of the order of play, so a seed gives the same outcomes whatever else ran. The truth each lead
@@ -56,6 +57,7 @@ from leads.services.lifecycle import (
     lead_return_approve,
     leads_deliver,
 )
+from leads.services.statements import months_close
 from scoring.models import Trade
 from scoring.selectors import trades_named
 
@@ -212,6 +214,7 @@ def _day_play(
     _outcomes(demo_leads, seed=seed, day=day, now=now, result=result)
     _answers(demo_leads, seed=seed, now=now, result=result)
     _top_ups(now)
+    months_close(now=now)  # the hourly job's work, on the day's clock: a day past the 1st closes the month
     return result
 
 

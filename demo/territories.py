@@ -7,9 +7,10 @@ shows them ranked by demand). A few contractors wait in line for a rival's ZIPs,
 Everything goes through the services, so the demo data obeys every rule real data does. The contractors
 are marked `is_demo`: the demo day plays only their leads. The demo trades explore (EXPLORATION_SHARE).
 
-Money: each demo trade has a price list (DEMO_PRICES) from PRICES_SINCE days back, so the simulated days
-charge their leads; every fourth contractor is prepaid (PREPAID: a credit limit and a first payment, topped
-up by the demo days, demo.simulation), the rest are billed in arrears. Solar is open for self-service up to
+Money: each demo trade has a price list (DEMO_PRICES, DEMO_FEES) from PRICES_SINCE days back, so the
+simulated days charge their leads and the months they cross close with territory fees; every fourth
+contractor is prepaid (PREPAID: a credit limit and a first payment, topped up by the demo days,
+demo.simulation), the rest are billed in arrears. Solar is open for self-service up to
 SELF_SERVICE_ZIPS ZIPs a contractor; the other trades' claims wait for staff.
 """
 
@@ -31,11 +32,11 @@ from contractors.models import Contractor, validate_time_zone
 from contractors.services.contractors import contractor_create, contractor_status_change
 from demo.guard import demo_production_check
 from demo.market import METROS, metro_zip_frame
-from leads.services.billing import Band, ledger_entry_add, price_list_create
+from leads.services.billing import Band, FeeTier, ledger_entry_add, price_list_create
 from leads.services.filters import lead_filter_for
 from scoring import selectors as scoring_selectors
 from scoring.models import Property, Trade, ZipCode
-from territories.models import SelfService
+from territories.models import SelfService, Territory
 from territories.services.claims import territory_claim_many
 from territories.services.waitlist import waitlist_join
 
@@ -57,6 +58,13 @@ DEMO_PRICES: dict[str, list[tuple[float, str, bool]]] = {
     "hvac": [(0, "20.00", False), (75, "35.00", False), (0, "45.00", True)],
     "windows": [(0, "15.00", False), (80, "28.00", False)],
     "solar": [(0, "30.00", False), (80, "55.00", False)],
+}
+# trade slug: its monthly territory fee tiers, (lowest ZIP demand, fee a month in CURRENCY)
+DEMO_FEES: dict[str, list[tuple[int, str]]] = {
+    "roofing": [(0, "49.00"), (25, "99.00")],
+    "hvac": [(0, "39.00"), (25, "79.00")],
+    "windows": [(0, "29.00")],
+    "solar": [(0, "59.00"), (25, "119.00")],
 }
 PRICES_SINCE = 120  # days: before any day the demo plays (simulate_days --days at most this)
 PREPAID = ("200.00", "1000.00")  # the prepaid contractors' credit limit and first payment
@@ -171,13 +179,16 @@ def territories_demo_seed(
 
 def _money_seed(trades: dict[str, Trade]) -> None:
     """The demo trades' price lists, every fourth demo contractor prepaid with its first payment, and solar
-    open for self-service."""
+    open for self-service. The demo territories are held since the lists started, as a business that has
+    sold them for months, so the months the demo plays charge their fees."""
     start = timezone.now() - dt.timedelta(days=PRICES_SINCE)
+    Territory.objects.filter(contractor__is_demo=True, ended_at__isnull=True).update(started_at=start)
     for slug, bands in DEMO_PRICES.items():
         if slug in trades:
             price_list_create(
                 trade=trades[slug],
                 bands=[Band(score, Decimal(price), urgent=urgent) for score, price, urgent in bands],
+                fees=[FeeTier(demand, Decimal(monthly)) for demand, monthly in DEMO_FEES.get(slug, [])],
                 effective_from=start,
                 note="Demo prices.",
                 now=start,

@@ -24,6 +24,7 @@ class JobRun(models.Model):
         EVALUATION = "evaluation", "Evaluate lead quality"
         URGENT_EMAIL = "urgent_email", "Email urgent leads to contractors without a webhook"
         NIGHTLY_RUN = "nightly_run", "Nightly run: score, then make and route leads, per trade"
+        MONTH_CLOSE = "month_close", "Close last month's statements (territory fees, balances)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -277,6 +277,11 @@ SPECTACULAR_SETTINGS = {
             "description": "Waiting for a territory someone holds: join, leave, and accept the offer when it frees.",
         },
         {
+            "name": "statements",
+            "description": "My monthly statements: balances, lead charges and credits, territory fees and payments of "
+            "each month, and each as CSV.",
+        },
+        {
             "name": "claim-requests",
             "description": "Claims that wait for staff (a trade closed to self-service, or past its self-service ZIP "
             "limit): mine, withdrawing one; staff approve (the ZIPs are claimed, all or none) or deny with a reason.",

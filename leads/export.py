@@ -1,7 +1,8 @@
 """Leads as CSV: every lead a queryset selects, not one page, streamed in chunks from one query, in flat
 columns a CRM can import. The API's list answers it (`GET /api/v1/leads/?format=csv`, or
 `Accept: text/csv`; leads/api/renderers.py), and the admin's export action. A contractor's export delivers
-the assigned leads it contains, as reading the list does."""
+the assigned leads it contains, as reading the list does. A contractor's monthly statement as CSV too
+(statement_csv_response)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import io
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from core.numbers import rounded
-from leads.models import Lead
+from leads.models import Lead, Statement
 from leads.representation import DECIMALS
+from leads.selectors import month_bounds, statement_entries
 from leads.services.lifecycle import leads_deliver
 
 CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -129,3 +132,29 @@ def cell(value) -> str:
 
 def safe_text(text: str) -> str:
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+# A statement's CSV: its opening balance, every ledger entry of its month, its closing balance.
+STATEMENT_HEADER = ["at", "kind", "amount", "currency", "lead_id", "trade", "zip_code", "note"]
+
+
+def statement_csv_response(statement: Statement) -> HttpResponse:
+    """The statement as a CSV download, for the admin and the API alike: one row per ledger entry of the
+    month, between an opening_balance and a closing_balance row (their amounts the balances)."""
+    start, end = month_bounds(month=statement.month, zone=statement.contractor.time_zone)
+    currency = settings.CURRENCY
+    rows: list[list] = [[start, "opening_balance", statement.opening_balance, currency, None, None, None, ""]]
+    for entry in statement_entries(statement=statement):
+        source = entry.lead or entry.territory
+        trade = source.trade.slug if source is not None else None
+        zip_code = entry.lead.zip_code if entry.lead else entry.territory.zip_code_id if entry.territory else None
+        rows.append([entry.at, entry.kind, entry.amount, currency, entry.lead_id, trade, zip_code, entry.note])
+    rows.append([end, "closing_balance", statement.closing_balance, currency, None, None, None, ""])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(STATEMENT_HEADER)
+    writer.writerows([cell(value) for value in row] for row in rows)
+    response = HttpResponse(buffer.getvalue().encode(), content_type=CONTENT_TYPE)
+    filename = f"statement-{statement.contractor.slug}-{statement.month:%Y-%m}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

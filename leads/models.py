@@ -13,6 +13,7 @@ from django.db.models import Q
 from contractors.models import Contractor
 from core.fields import ZIP_CODE_REGEX, WrittenJSONField
 from scoring.models import Property, ScoringModel, Trade
+from territories.models import Territory
 
 _LOWER, _UPPER = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ASCII_UPPER = str.maketrans(_LOWER, _UPPER)
@@ -515,6 +516,26 @@ class Price(models.Model):
         return f"{band}: {self.amount} {settings.CURRENCY}"
 
 
+class TerritoryFee(models.Model):
+    """One tier of a price list's monthly territory fees: a ZIP whose demand (coverage's figure: properties
+    scoring at least 70 for the trade) is at least `min_demand`, up to the next tier, costs its owner
+    `monthly` a month, prorated by the share of the month it was owned (leads.services.statements)."""
+
+    price_list = models.ForeignKey(PriceList, on_delete=models.CASCADE, related_name="fees")
+    min_demand = models.PositiveIntegerField(default=0, help_text="ZIPs with at least this demand, to the next tier.")
+    monthly = models.DecimalField(max_digits=10, decimal_places=2, help_text="The fee of a whole month; 0: none.")
+
+    class Meta:
+        ordering = ["price_list", "min_demand"]
+        constraints = [
+            models.UniqueConstraint(fields=["price_list", "min_demand"], name="%(app_label)s_%(class)s_one_per_tier"),
+            models.CheckConstraint(condition=Q(monthly__gte=0), name="%(app_label)s_%(class)s_monthly_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"demand {self.min_demand}+: {self.monthly} {settings.CURRENCY} a month"
+
+
 class LedgerEntry(models.Model):
     """One line of a contractor's account, never changed or deleted (a trigger refuses both, migration
     0012_money): a correction is a new entry. `amount` is what the entry adds to what the contractor owes:
@@ -544,6 +565,10 @@ class LedgerEntry(models.Model):
         related_name="reversed_by",
         help_text="Lead credits: the charge it gives back.",
     )
+    territory = models.ForeignKey(
+        Territory, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="Territory fees."
+    )
+    period = models.DateField(null=True, blank=True, help_text="Territory fees: the month charged (its first day).")
     note = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -559,6 +584,12 @@ class LedgerEntry(models.Model):
                 fields=["lead", "assigned_at"],
                 condition=Q(kind="lead_charge"),
                 name="%(app_label)s_%(class)s_one_charge_per_assignment",
+            ),
+            # A territory is charged at most once a month.
+            models.UniqueConstraint(
+                fields=["territory", "period"],
+                condition=Q(kind="territory_fee"),
+                name="%(app_label)s_%(class)s_one_fee_per_month",
             ),
             # Each kind its sign and what it names. A credit's at-most-once is `reverses` being one-to-one.
             models.CheckConstraint(
@@ -576,7 +607,14 @@ class LedgerEntry(models.Model):
                     assigned_at__isnull=True,
                     reverses__isnull=False,
                 )
-                | Q(kind="territory_fee", amount__gte=0, lead__isnull=True, reverses__isnull=True)
+                | Q(
+                    kind="territory_fee",
+                    amount__gte=0,
+                    lead__isnull=True,
+                    reverses__isnull=True,
+                    territory__isnull=False,
+                    period__day=1,
+                )
                 | Q(kind="payment", amount__lt=0, lead__isnull=True, reverses__isnull=True)
                 | (Q(kind="adjustment", lead__isnull=True, reverses__isnull=True) & ~Q(amount=0) & ~Q(note="")),
                 name="%(app_label)s_%(class)s_kind_consistent",
@@ -585,3 +623,45 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount} {settings.CURRENCY} ({self.contractor})"
+
+
+class Statement(models.Model):
+    """A contractor's month, closed once (leads.services.statements.month_close): the balance it opened
+    with, what the month's ledger entries of each kind added (in its time zone's month), and the balance it
+    closed with, which the database checks adds up. Never changed once written."""
+
+    contractor = models.ForeignKey(Contractor, on_delete=models.PROTECT, related_name="statements")
+    month = models.DateField(help_text="The month, as its first day.")
+    opening_balance = models.DecimalField(max_digits=12, decimal_places=2)
+    lead_charges = models.DecimalField(max_digits=12, decimal_places=2)
+    lead_credits = models.DecimalField(max_digits=12, decimal_places=2)
+    territory_fees = models.DecimalField(max_digits=12, decimal_places=2)
+    payments = models.DecimalField(max_digits=12, decimal_places=2)
+    adjustments = models.DecimalField(max_digits=12, decimal_places=2)
+    closing_balance = models.DecimalField(max_digits=12, decimal_places=2)
+    leads_charged = models.PositiveIntegerField(help_text="Lead charges of the month.")
+    by_trade = models.JSONField(
+        default=dict, help_text='Per trade slug: {"leads": n, "charged": "0.00", "credited": "0.00", "fees": "0.00"}.'
+    )
+    closed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-month", "contractor"]
+        constraints = [
+            models.UniqueConstraint(fields=["contractor", "month"], name="%(app_label)s_%(class)s_one_per_month"),
+            models.CheckConstraint(condition=Q(month__day=1), name="%(app_label)s_%(class)s_month_first_day"),
+            models.CheckConstraint(
+                condition=Q(
+                    closing_balance=models.F("opening_balance")
+                    + models.F("lead_charges")
+                    + models.F("lead_credits")
+                    + models.F("territory_fees")
+                    + models.F("payments")
+                    + models.F("adjustments")
+                ),
+                name="%(app_label)s_%(class)s_adds_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contractor}, {self.month:%B %Y}"

@@ -18,7 +18,7 @@ from django.utils import timezone
 from contractors.caller import Caller, caller_rows
 from contractors.models import Contractor
 from core.cache import cached, usage
-from leads.models import Lead, LeadEvent, LedgerEntry
+from leads.models import Lead, LeadEvent, LedgerEntry, Statement
 from scoring.models import Trade, ZipCode
 
 
@@ -218,6 +218,28 @@ def revenue(*, start: dt.datetime, end: dt.datetime, zone: str, top: int = 10) -
         unpaid=[(contractor_id, balance) for contractor_id, balance, _, _ in rows],
         unpaid_total=rows[0][2] if rows else Decimal(0),
         unpaid_count=rows[0][3] if rows else 0,
+    )
+
+
+def month_bounds(*, month: dt.date, zone: str) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of `month` (its first day) in time zone `zone`: a contractor's month."""
+    tz = ZoneInfo(zone)
+    after = (month + dt.timedelta(days=32)).replace(day=1)
+    return dt.datetime.combine(month, dt.time(), tzinfo=tz), dt.datetime.combine(after, dt.time(), tzinfo=tz)
+
+
+def statements_visible(*, caller: Caller) -> QuerySet[Statement]:
+    """Staff see every statement; a contractor its own; anyone else none."""
+    return caller_rows(Statement.objects.all(), caller=caller)
+
+
+def statement_entries(*, statement: Statement) -> QuerySet[LedgerEntry]:
+    """The ledger entries a statement sums: its contractor's, in its month (the contractor's time zone)."""
+    start, end = month_bounds(month=statement.month, zone=statement.contractor.time_zone)
+    return (
+        LedgerEntry.objects.filter(contractor_id=statement.contractor_id, at__gte=start, at__lt=end)
+        .select_related("lead__trade", "territory__trade")
+        .order_by("at", "id")
     )
 
 

@@ -39,6 +39,24 @@ def claim_requests_visible(*, caller: Caller) -> QuerySet[ClaimRequest]:
     return caller_rows(ClaimRequest.objects.all(), caller=caller)
 
 
+def zip_demand(*, trade_id: int, zip_codes: list[str], min_score: float = DEFAULT_DEMAND_MIN_SCORE) -> dict[str, int]:
+    """The demand of these ZIPs for a trade as coverage counts it: properties whose current score for the
+    trade is at least min_score (index score_trade_band). A ZIP without any is left out (0)."""
+    score, prop = Score._meta, Property._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT p.{prop.get_field("zip_code").column}, count(*) FROM {score.db_table} s
+            JOIN {prop.db_table} p ON p.{prop.pk.column} = s.{score.get_field("property").column}
+            WHERE s.{score.get_field("trade").column} = %(trade)s AND s.score_band >= %(min_band)s
+              AND s.score >= %(min_score)s AND p.{prop.get_field("zip_code").column} = ANY(%(codes)s)
+            GROUP BY 1
+            """,
+            {"trade": trade_id, "min_band": score_band(min_score), "min_score": min_score, "codes": zip_codes},
+        )
+        return dict(cursor.fetchall())
+
+
 @dataclass(frozen=True)
 class CoverageRow:
     zip_code: str

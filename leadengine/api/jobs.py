@@ -44,6 +44,10 @@ COUNTS_BY_JOB: dict[str, dict[str, dict]] = {
         "evaluations": {"type": "integer", "description": "Evaluation runs recorded: one per version with outcomes."},
         "outcomes": {"type": "integer", "description": "Leads with a known outcome they cover, all versions."},
     },
+    JobRun.Job.MONTH_CLOSE: {
+        "statements": {"type": "integer", "description": "Contractors' months closed."},
+        "territory_fees": {"type": "string", "format": "decimal", "description": "Territory fees charged."},
+    },
     JobRun.Job.NIGHTLY_RUN: {
         "trades": {
             "type": "object", "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},

@@ -44,6 +44,7 @@ from leadengine.services.monitoring import daily_report_send, overdue_check
 from leads.services.digest import leads_email_digest
 from leads.services.lifecycle import leads_expire
 from leads.services.quality import models_evaluate
+from leads.services.statements import months_close
 from leads.services.webhooks import leads_webhook_deliver
 from scoring.models import Trade
 from scoring.services import runs
@@ -182,6 +183,11 @@ def _daily_report(trade: None) -> dict[str, Any]:
     return daily_report_send()
 
 
+def _month_close(trade: None) -> dict[str, Any]:
+    closed = months_close()
+    return {"statements": closed.statements, "territory_fees": str(closed.fees)}
+
+
 def _evaluate(trade: None) -> dict[str, Any]:
     runs = models_evaluate()
     return {"evaluations": len(runs), "outcomes": sum(run.outcomes for run in runs)}
@@ -222,6 +228,8 @@ JOBS: dict[str, JobSpec] = {
     # Its runs are written in one transaction: after a lost connection, none was, and all are again.
     Job.EVALUATION: JobSpec(run=_evaluate, repeatable=True),
     Job.NIGHTLY_RUN: JobSpec(run=_nightly, takes_run=True),
+    # Each contractor's month closes in a transaction of its own, and a closed month is not closed again.
+    Job.MONTH_CLOSE: JobSpec(run=_month_close, repeatable=True),
 }
 
 

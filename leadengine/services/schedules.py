@@ -38,9 +38,9 @@ class DefaultSchedule:
 def schedules_default() -> list[DefaultSchedule]:
     """The nightly run at 02:00 (per trade with an active scoring model, read when it fires: scoring on the
     workers, then lead generation and routing; leadengine/services/chains.py); for every trade: webhook
-    delivery every two minutes, lead expiry and waitlist offer expiry every hour, lead quality evaluation
-    at 05:00, the daily report at 06:30, the contractors' lead email digest at 07:00, the overdue check
-    every 15 minutes, and the recovery sweep (leadengine.services.recovery) every minute. None is per
+    delivery every two minutes, lead expiry, waitlist offer expiry and the month close every hour, lead
+    quality evaluation at 05:00, the daily report at 06:30, the contractors' lead email digest at 07:00, the
+    overdue check every 15 minutes, and the recovery sweep (leadengine.services.recovery) every minute. None is per
     trade: a trade added, or given an active model, in the admin is in the next nightly run, with no
     schedule to create."""
     return [
@@ -80,6 +80,12 @@ def schedules_default() -> list[DefaultSchedule]:
             kwargs={"job": JobRun.Job.EVALUATION},
             description=f"Evaluate every scoring model version's leads with known outcomes over the last "
             f"{EVALUATION_DAYS} days (AUC, deciles, lift, calibration, per reason), so the figures have a history.",
+        ),
+        DefaultSchedule(
+            name="Month close", task="leadengine.job_scheduled", minute="20", hour="*",
+            kwargs={"job": JobRun.Job.MONTH_CLOSE},
+            description="On the 1st in each contractor's time zone, close its last month: charge its territory "
+            "fees and write its statement. Every other hour finds nothing to close.",
         ),
         DefaultSchedule(
             name="Overdue job check", task="leadengine.job_scheduled", minute="*/15", hour="*",

@@ -1,22 +1,29 @@
-"""Money in the back office: price lists (added through the service, read-only once in force) and the
-contractors' ledger (read-only; staff add payments and adjustments through the service)."""
+"""Money in the back office: price lists (added through the service, read-only once in force), the
+contractors' ledger (read-only; staff add payments and adjustments through the service) and their monthly
+statements (read-only, printable, as CSV)."""
 
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminSplitDateTime, AutocompleteSelect
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from contractors.models import Contractor
 from core.admin import BigTableAdmin, service_form_response
 from core.text import sentence
 from leads.errors import LeadError
-from leads.models import LedgerEntry, Price, PriceList
-from leads.services.billing import Band, ledger_entry_add, price_list_create
+from leads.export import statement_csv_response
+from leads.models import LedgerEntry, Price, PriceList, Statement, TerritoryFee
+from leads.selectors import statement_entries
+from leads.services.billing import Band, FeeTier, ledger_entry_add, price_list_create
 from scoring.models import Trade
 
 
@@ -42,6 +49,26 @@ def bands_parse(text: str) -> list[Band]:
     return bands
 
 
+def fees_parse(text: str) -> list[FeeTier]:
+    """Fee tiers as staff type them, one a line: "<lowest demand> <monthly fee>"."""
+    tiers, errors = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.replace(",", " ").split()
+        if not words:
+            continue
+        try:
+            tier = FeeTier(int(words[0]), Decimal(words[1])) if len(words) == 2 else None
+        except (ValueError, InvalidOperation):
+            tier = None
+        if tier is None or not tier.monthly.is_finite():
+            errors.append(f'line {number}: "{line.strip()}" is not "<lowest demand> <monthly fee>"')
+        else:
+            tiers.append(tier)
+    if errors:
+        raise forms.ValidationError(errors)
+    return tiers
+
+
 class PriceListForm(forms.Form):
     trade = forms.ModelChoiceField(Trade.objects.all())
     effective_from = forms.SplitDateTimeField(
@@ -54,6 +81,13 @@ class PriceListForm(forms.Form):
         '"urgent" for a band of urgent leads only. The bands start at 0, e.g. "0 20.00", "80 35.00", '
         '"0 50.00 urgent".',
     )
+    fees = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
+        label="Territory fees",
+        help_text=f"One tier a line: the lowest ZIP demand it charges (properties scoring 70+ for the trade), then "
+        f'the monthly fee in {settings.CURRENCY}, e.g. "0 49.00", "25 99.00". Blank: territories cost nothing.',
+    )
     exploration_free = forms.BooleanField(
         required=False,
         initial=True,
@@ -64,6 +98,9 @@ class PriceListForm(forms.Form):
 
     def clean_bands(self) -> list[Band]:
         return bands_parse(self.cleaned_data["bands"])
+
+    def clean_fees(self) -> list[FeeTier]:
+        return fees_parse(self.cleaned_data["fees"])
 
 
 class PriceInline(admin.TabularInline):
@@ -77,20 +114,31 @@ class PriceInline(admin.TabularInline):
         return False
 
 
+class TerritoryFeeInline(PriceInline):
+    model = TerritoryFee
+    fields = ["min_demand", "monthly"]
+    readonly_fields = fields
+
+
 @admin.register(PriceList)
 class PriceListAdmin(admin.ModelAdmin):
     """A price list is added through price_list_create and never edited: a new price is a new list. A
     list not yet in force may be deleted."""
 
-    list_display = ["trade", "effective_from", "in_force", "band_texts", "exploration_free", "note", "created_by"]
+    list_display = ["trade", "effective_from", "in_force", "band_texts", "fee_texts", "exploration_free", "note",
+                    "created_by"]  # fmt: skip
     list_filter = ["trade"]
     list_select_related = ["trade", "created_by"]
-    inlines = [PriceInline]
+    inlines = [PriceInline, TerritoryFeeInline]
     fields = ["trade", "effective_from", "exploration_free", "note", "created_at", "created_by"]
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("prices")
+        return super().get_queryset(request).prefetch_related("prices", "fees")
+
+    @admin.display(description="Territory fees")
+    def fee_texts(self, price_list: PriceList) -> str:
+        return "; ".join(str(fee) for fee in price_list.fees.all()) or "none"
 
     @admin.display(description="Prices")
     def band_texts(self, price_list: PriceList) -> str:
@@ -118,6 +166,7 @@ class PriceListAdmin(admin.ModelAdmin):
                     trade=data["trade"],
                     bands=data["bands"],
                     effective_from=data["effective_from"],
+                    fees=data["fees"],
                     exploration_free=data["exploration_free"],
                     note=data["note"],
                     user=request.user,
@@ -199,3 +248,57 @@ class LedgerEntryAdmin(BigTableAdmin):
             submit_label="Record",
             intro="Entries are never edited or deleted: a mistake is corrected by another adjustment.",
         )
+
+
+@admin.register(Statement)
+class StatementAdmin(BigTableAdmin):
+    """Monthly statements, closed by the "Month close" job (or `manage.py close_months`), read-only: each as a
+    printable page and as CSV."""
+
+    list_display = ["month", "contractor", "opening_balance", "lead_charges", "lead_credits", "territory_fees",
+                    "payments", "adjustments", "closing_balance", "print_link"]  # fmt: skip
+    list_filter = ["month"]
+    list_select_related = ["contractor"]
+    search_fields = ["contractor__name"]
+    actions = ["export_csv"]
+    fields = ["contractor", "month", "opening_balance", "lead_charges", "lead_credits", "territory_fees", "payments",
+              "adjustments", "closing_balance", "leads_charged", "by_trade", "closed_at", "print_link"]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="Statement")
+    def print_link(self, statement: Statement) -> str:
+        url = reverse("admin:leads_statement_print", args=[statement.pk])
+        return format_html('<a href="{}">Printable page</a>', url)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.print_view)
+        return [path("<int:pk>/print/", view, name="leads_statement_print"), *super().get_urls()]
+
+    def print_view(self, request, pk: int):
+        statement = get_object_or_404(Statement.objects.select_related("contractor"), pk=pk)
+        if not self.has_view_permission(request, statement):
+            raise PermissionDenied
+        context = {
+            "statement": statement,
+            "entries": statement_entries(statement=statement),
+            "currency": settings.CURRENCY,
+            "zone": ZoneInfo(statement.contractor.time_zone),
+        }
+        return TemplateResponse(request, "admin/leads/statement/print.html", context)
+
+    @admin.action(description="Export the selected statement as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        chosen = list(queryset.select_related("contractor")[:2])
+        if len(chosen) != 1:
+            self.message_user(request, "Select one statement to export.", messages.ERROR)
+            return None
+        return statement_csv_response(chosen[0])

@@ -12,6 +12,7 @@ too), or taken away by a reassignment.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from django.utils import timezone
 from contractors.models import Contractor, ContractorNotice
 from contractors.services.notices import contractor_event_record
 from leads.errors import LeadError
-from leads.models import Lead, LedgerEntry, Price, PriceList
+from leads.models import Lead, LedgerEntry, Price, PriceList, Statement, TerritoryFee
 from leads.selectors import contractor_balances
 from scoring.models import Trade
 
@@ -40,6 +41,12 @@ class Band:
     urgent: bool = False
 
 
+@dataclass(frozen=True)
+class FeeTier:
+    min_demand: int
+    monthly: Decimal
+
+
 def _amount_check(amount: object, *, what: str) -> Decimal:
     """A money amount as entered: a Decimal of whole cents, finite."""
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount != amount.quantize(CENT):
@@ -53,6 +60,7 @@ def price_list_create(
     trade: Trade,
     bands: list[Band],
     effective_from: dt.datetime,
+    fees: Sequence[FeeTier] = (),
     exploration_free: bool = True,
     note: str = "",
     user: User | None = None,
@@ -60,7 +68,8 @@ def price_list_create(
 ) -> PriceList:
     """A new price list for `trade`, in force from `effective_from` (now or later: what leads were priced
     at is never rewritten) until the trade's next list. Every score must have a price, so the bands start
-    at 0 (urgent bands are optional and price urgent leads only)."""
+    at 0 (urgent bands are optional and price urgent leads only). `fees`: the monthly territory fee tiers by
+    ZIP demand (leads.services.statements charges them); none, no fee."""
     now = now or timezone.now()
     if effective_from < now - dt.timedelta(minutes=1):
         raise LeadError(
@@ -78,6 +87,12 @@ def price_list_create(
         seen.add((band.min_score, band.urgent))
         if _amount_check(band.amount, what="A price") < 0:
             raise LeadError(f"A price is never negative; got {band.amount}.")
+    tiers = [tier.min_demand for tier in fees]
+    if len(set(tiers)) != len(tiers):
+        raise LeadError("Two territory fee tiers start at the same demand.")
+    for tier in fees:
+        if tier.min_demand < 0 or _amount_check(tier.monthly, what="A territory fee") < 0:
+            raise LeadError(f"A fee tier is a demand of 0 or more and a fee of 0 or more; got {tier}.")
     if PriceList.objects.filter(trade=trade, effective_from=effective_from).exists():
         raise LeadError(f"{trade} already has a price list starting {effective_from:%Y-%m-%d %H:%M}.")
     price_list = PriceList.objects.create(
@@ -89,6 +104,9 @@ def price_list_create(
     )
     Price.objects.bulk_create(
         Price(price_list=price_list, min_score=band.min_score, urgent=band.urgent, amount=band.amount) for band in bands
+    )
+    TerritoryFee.objects.bulk_create(
+        TerritoryFee(price_list=price_list, min_demand=tier.min_demand, monthly=tier.monthly) for tier in fees
     )
     return price_list
 
@@ -147,6 +165,10 @@ def ledger_entry_add(
     if not note.strip():
         raise LeadError("Say what the entry is for (a payment's reference, an adjustment's reason).")
     _amount_check(amount, what="The amount")
+    at = at or timezone.now()
+    local = timezone.localtime(at, timezone=ZoneInfo(contractor.time_zone)).date().replace(day=1)
+    if Statement.objects.filter(contractor=contractor, month__gte=local).exists():
+        raise LeadError(f"{contractor}'s {local:%B %Y} is closed (its statement is written); date the entry later.")
     if kind == Kind.PAYMENT:
         if amount <= 0:
             raise LeadError("A payment is a positive amount received.")
@@ -157,7 +179,7 @@ def ledger_entry_add(
         contractor=contractor,
         kind=kind,
         amount=amount,
-        at=at or timezone.now(),
+        at=at,
         note=note.strip(),
         created_by=user if user is not None and user.is_authenticated else None,
     )

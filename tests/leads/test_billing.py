@@ -264,12 +264,17 @@ def test_staff_add_a_price_list_in_the_admin_and_cannot_edit_it_once_it_starts(r
     assert "A price list needs a band from score 0" in page_of(refused)
     assert not PriceList.objects.exists()
 
-    added = staff_client.post(url, form | {"bands": "0 20.00\n80, 35.00\n0 50 urgent"}, follow=True)
+    refused = staff_client.post(url, form | {"bands": "0 20.00", "fees": "0 49.00\nten 99.00"})
+    assert 'line 2: "ten 99.00" is not "<lowest demand> <monthly fee>"' in page_of(refused)
+    added = staff_client.post(
+        url, form | {"bands": "0 20.00\n80, 35.00\n0 50 urgent", "fees": "0 49.00\n25 99"}, follow=True
+    )
 
     assert messages_of(added) == [("success", f"{PriceList.objects.get()} added.")]
     price_list = PriceList.objects.get()
     bands = sorted(price_list.prices.values_list("min_score", "urgent", "amount"))
     assert bands == [(0, False, D("20.00")), (0, True, D("50.00")), (80, False, D("35.00"))]
+    assert list(price_list.fees.values_list("min_demand", "monthly")) == [(0, D("49.00")), (25, D("99.00"))]
     page = page_of(staff_client.get(f"/admin/leads/pricelist/{price_list.pk}/change/"))
     assert 'name="_save"' not in page
     assert "/delete/" in page  # not started yet: it may still be deleted
