@@ -103,7 +103,9 @@ def territory_fees_charge(*, contractor: Contractor, month: dt.date) -> list[Led
     return LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
 
 
-def _sums(contractor: Contractor, start: dt.datetime, end: dt.datetime) -> tuple[Decimal, dict[str, Any], dict[str, Any]]:
+def _sums(
+    contractor: Contractor, start: dt.datetime, end: dt.datetime
+) -> tuple[Decimal, dict[str, Any], dict[str, Any]]:
     """The balance before `start`, the sums and counts of each kind in [start, end), and per trade."""
     ledger, lead, trade, territory = (
         LedgerEntry._meta.db_table, Lead._meta.db_table, Trade._meta.db_table, Territory._meta.db_table
