@@ -2,7 +2,10 @@
 contractors' ledger (read-only; staff add payments and adjustments through the service) and their monthly
 statements (read-only, printable, as CSV)."""
 
+import math
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -26,47 +29,42 @@ from leads.selectors import statement_entries
 from leads.services.billing import Band, FeeTier, ledger_entry_add, price_list_create
 from scoring.models import Trade
 
-
-def bands_parse(text: str) -> list[Band]:
-    """Bands as staff type them, one a line: "<lowest score> <price>", "urgent" after it for an urgent band."""
-    bands, errors = [], []
-    for number, line in enumerate(text.splitlines(), 1):
-        words = line.replace(",", " ").split()
-        if not words:
-            continue
-        urgent = words[-1].lower() == "urgent"
-        words = words[:-1] if urgent else words
-        try:
-            band = Band(float(words[0]), Decimal(words[1]), urgent=urgent) if len(words) == 2 else None
-        except (ValueError, InvalidOperation):
-            band = None
-        if band is None or not band.amount.is_finite() or band.min_score != band.min_score:
-            errors.append(f'line {number}: "{line.strip()}" is not "<lowest score> <price>" [urgent]')
-        else:
-            bands.append(band)
-    if errors:
-        raise forms.ValidationError(errors)
-    return bands
+T = TypeVar("T")
 
 
-def fees_parse(text: str) -> list[FeeTier]:
-    """Fee tiers as staff type them, one a line: "<lowest demand> <monthly fee>"."""
-    tiers, errors = [], []
+def lines_parse(text: str, parse: Callable[[list[str]], T | None], shape: str) -> list[T]:
+    """One item a line as staff type it (words split by spaces or commas; blank lines skipped), each made by
+    `parse` from its words (None, or a ValueError, when they are not `shape`); every bad line named at once."""
+    items, errors = [], []
     for number, line in enumerate(text.splitlines(), 1):
         words = line.replace(",", " ").split()
         if not words:
             continue
         try:
-            tier = FeeTier(int(words[0]), Decimal(words[1])) if len(words) == 2 else None
+            item = parse(words)
         except (ValueError, InvalidOperation):
-            tier = None
-        if tier is None or not tier.monthly.is_finite():
-            errors.append(f'line {number}: "{line.strip()}" is not "<lowest demand> <monthly fee>"')
+            item = None
+        if item is None:
+            errors.append(f'line {number}: "{line.strip()}" is not {shape}')
         else:
-            tiers.append(tier)
+            items.append(item)
     if errors:
         raise forms.ValidationError(errors)
-    return tiers
+    return items
+
+
+def _band(words: list[str]) -> Band | None:
+    urgent = words[-1].lower() == "urgent"
+    words = words[:-1] if urgent else words
+    if len(words) != 2:
+        return None
+    band = Band(float(words[0]), Decimal(words[1]), urgent=urgent)
+    return band if band.amount.is_finite() and math.isfinite(band.min_score) else None
+
+
+def _fee_tier(words: list[str]) -> FeeTier | None:
+    tier = FeeTier(int(words[0]), Decimal(words[1])) if len(words) == 2 else None
+    return tier if tier is not None and tier.monthly.is_finite() else None
 
 
 class PriceListForm(forms.Form):
@@ -97,10 +95,10 @@ class PriceListForm(forms.Form):
     note = forms.CharField(max_length=300, required=False)
 
     def clean_bands(self) -> list[Band]:
-        return bands_parse(self.cleaned_data["bands"])
+        return lines_parse(self.cleaned_data["bands"], _band, '"<lowest score> <price>" [urgent]')
 
     def clean_fees(self) -> list[FeeTier]:
-        return fees_parse(self.cleaned_data["fees"])
+        return lines_parse(self.cleaned_data["fees"], _fee_tier, '"<lowest demand> <monthly fee>"')
 
 
 class PriceInline(admin.TabularInline):
