@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from contractors.models import Contractor
@@ -18,7 +18,8 @@ from demo.models import HiddenTruth, TruthDraw
 from demo.simulation import day_morning, days_simulate
 from demo.territories import territories_demo_seed
 from demo.truth import truth_for_leads
-from leads.models import Lead, LeadEvent, LeadFilter
+from leads.models import Lead, LeadEvent, LeadFilter, LedgerEntry, Statement
+from leads.selectors import month_bounds
 from scoring.models import ScoringRun
 from tests.demo.conftest import seeded_market
 
@@ -200,3 +201,33 @@ def test_a_day_played_before_its_morning_is_played_at_the_one_clock_given(tiny_m
     moves = LeadEvent.objects.filter(actor__in=["contractor", "staff"])
     assert moves.exists()
     assert set(moves.values_list("at", flat=True)) <= {before, now}
+
+
+def test_played_days_charge_the_leads_and_close_the_month_they_cross(tiny_market):
+    """The demo's money: its price lists price every lead routed on the played days, a prepaid contractor
+    starts with its first payment, and the days past the 1st close the month before with territory fees
+    and a statement per contractor that had business, whose figures are the ledger's."""
+    first = timezone.localdate().replace(day=1)
+    if first + dt.timedelta(days=2) > timezone.localdate():  # the 1st or the 2nd: the month before
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+    days_simulate(days=DAYS, seed=3, today=first + dt.timedelta(days=2))
+
+    routed = Lead.objects.filter(contractor__is_demo=True, assigned_at__isnull=False)
+    assert routed.exists()
+    assert not routed.filter(price__isnull=True).exists()
+    charged = LedgerEntry.objects.filter(kind="lead_charge").values_list("lead_id", flat=True)
+    assert set(charged) == set(Lead.objects.filter(price__isnull=False).values_list("pk", flat=True))
+    prepaid = Contractor.objects.filter(is_demo=True, billing="prepaid")
+    assert prepaid.exists()
+    assert LedgerEntry.objects.filter(kind="payment", contractor__in=prepaid).count() >= prepaid.count()
+
+    month = (first - dt.timedelta(days=1)).replace(day=1)
+    statements = Statement.objects.filter(month=month)
+    assert statements.count() == Contractor.objects.filter(territories__isnull=False).distinct().count() > 0
+    assert LedgerEntry.objects.filter(kind="territory_fee", period=month).count() > 0
+    for statement in statements.select_related("contractor"):
+        start, end = month_bounds(month=month, zone=statement.contractor.time_zone)
+        entries = LedgerEntry.objects.filter(contractor=statement.contractor, at__lt=end)
+        assert statement.closing_balance == (entries.aggregate(total=Sum("amount"))["total"] or 0)
+        fees = entries.filter(kind="territory_fee", at__gte=start).aggregate(total=Sum("amount"))["total"]
+        assert statement.territory_fees == (fees or 0)
