@@ -549,7 +549,8 @@ class LedgerEntry(models.Model):
         PAYMENT = "payment", "Payment"
         ADJUSTMENT = "adjustment", "Adjustment"
 
-    contractor = models.ForeignKey(Contractor, on_delete=models.PROTECT, related_name="ledger_entries")
+    # Indexed by ledger_contractor_at (contractor, at); the other references are indexed only where read.
+    contractor = models.ForeignKey(Contractor, on_delete=models.PROTECT, db_index=False, related_name="ledger_entries")
     kind = models.CharField(max_length=13, choices=Kind.choices)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     at = models.DateTimeField()
@@ -557,27 +558,38 @@ class LedgerEntry(models.Model):
     assigned_at = models.DateTimeField(
         null=True, blank=True, help_text="Lead charges: the assignment charged (the lead's assigned_at then)."
     )
-    reverses = models.OneToOneField(
+    reverses = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
+        db_index=False,
         related_name="reversed_by",
-        help_text="Lead credits: the charge it gives back.",
+        help_text="Lead credits: the charge it gives back (at most one credit a charge).",
     )
     territory = models.ForeignKey(
-        Territory, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="Territory fees."
+        Territory,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        db_index=False,
+        related_name="+",
+        help_text="Territory fees.",
     )
     period = models.DateField(null=True, blank=True, help_text="Territory fees: the month charged (its first day).")
     note = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="+"
     )
 
     class Meta:
         ordering = ["contractor", "at", "id"]
         verbose_name_plural = "ledger entries"
-        indexes = [models.Index(fields=["contractor", "at"], name="ledger_contractor_at")]
+        indexes = [
+            models.Index(fields=["contractor", "at"], name="ledger_contractor_at"),
+            # Staff's own entries (a user deleted sets them to NULL); charges and credits have none.
+            models.Index(fields=["created_by"], condition=Q(created_by__isnull=False), name="ledger_created_by"),
+        ]
         constraints = [
             # A lead is charged at most once per assignment.
             models.UniqueConstraint(
@@ -585,13 +597,19 @@ class LedgerEntry(models.Model):
                 condition=Q(kind="lead_charge"),
                 name="%(app_label)s_%(class)s_one_charge_per_assignment",
             ),
+            # A charge is given back at most once.
+            models.UniqueConstraint(
+                fields=["reverses"],
+                condition=Q(reverses__isnull=False),
+                name="%(app_label)s_%(class)s_one_credit_per_charge",
+            ),
             # A territory is charged at most once a month.
             models.UniqueConstraint(
                 fields=["territory", "period"],
                 condition=Q(kind="territory_fee"),
                 name="%(app_label)s_%(class)s_one_fee_per_month",
             ),
-            # Each kind its sign and what it names. A credit's at-most-once is `reverses` being one-to-one.
+            # Each kind its sign and what it names.
             models.CheckConstraint(
                 condition=Q(
                     kind="lead_charge",

@@ -128,7 +128,7 @@ def lead_charge(*, lead: Lead, now: dt.datetime) -> LedgerEntry | None:
 
 def lead_credit(*, lead: Lead, now: dt.datetime, note: str) -> LedgerEntry | None:
     """Give back the charge of the lead's current assignment, once: a second credit of the same charge
-    (two approvals racing, a retried job) writes nothing, by the one-to-one `reverses`. Returns the
+    (two approvals racing, a retried job) writes nothing, by the unique index one_credit_per_charge. Returns the
     credit written, None when there was no charge or it was already given back."""
     if lead.assigned_at is None:
         return None
@@ -139,7 +139,7 @@ def lead_credit(*, lead: Lead, now: dt.datetime, note: str) -> LedgerEntry | Non
             INSERT INTO {table} (contractor_id, kind, amount, at, lead_id, reverses_id, note)
             SELECT contractor_id, %(kind)s, -amount, %(now)s, lead_id, id, %(note)s FROM {table}
             WHERE kind = 'lead_charge' AND lead_id = %(lead)s AND assigned_at = %(assigned_at)s
-            ON CONFLICT (reverses_id) DO NOTHING
+            ON CONFLICT (reverses_id) WHERE reverses_id IS NOT NULL DO NOTHING
             RETURNING id
             """,
             {
