@@ -5,7 +5,7 @@ driven by wrk.
                         [--workers 2] [--threads 4] [--floor]
 
 The bench database gets the demo market of N properties (seed 7; reused when it is there), its roofing
-scores, every ZIP owned with caps lifted (as bench/leads.py does), and at least --leads roofing leads
+scores, every ZIP owned with caps and prepaid limits lifted (as bench/leads.py does), and at least --leads roofing leads
 assigned or delivered to their contractors: topped up with leads_generate (score floor lowered to 50,
 then 0, no ZIP limit, a one-day cooldown) and leads_route only when fewer are there, so runs reuse them. Each
 contractor holding leads gets a new API key (the previous run's bench keys are deleted).

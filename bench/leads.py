@@ -5,7 +5,7 @@
 The bench database gets the demo market of N properties (seed 7; reused when it is there), its roofing
 scores (`manage.py score --trade roofing` when they are missing), and the demo contractors with their
 territories. So that every lead has an owner to go to, a "Bench Roofing" contractor claims the demo
-market's ZIPs nobody owns, and the roofing owners' caps are lifted (bench database only).
+market's ZIPs nobody owns, and the roofing owners' caps and prepaid limits are lifted (bench database only).
 
 Each run starts from an empty lead table and times, in this process, each service call including its
 commit:
@@ -54,7 +54,8 @@ def scores_ensure(properties: int) -> None:
 
 
 def owners_ensure() -> int:
-    """Every demo ZIP of the trade owned, and its owners without caps; returns the owned ZIP count."""
+    """Every demo ZIP of the trade owned, and its owners without caps or prepaid limits; returns the owned ZIP
+    count."""
     from django.core.management import call_command
     from django.db import connection
 
@@ -74,7 +75,9 @@ def owners_ensure() -> int:
             name="Bench Roofing", slug="bench-roofing", trades=[trade]
         )
         territory_claim_many(contractor=bench, trade=trade, zip_codes=free)
-    Contractor.objects.filter(territories__trade=trade).update(daily_cap=None, weekly_cap=None, monthly_cap=None)
+    Contractor.objects.filter(territories__trade=trade).update(
+        daily_cap=None, weekly_cap=None, monthly_cap=None, billing=Contractor.Billing.ARREARS
+    )
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE scoring_score")
         cursor.execute("VACUUM ANALYZE scoring_property")

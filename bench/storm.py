@@ -5,9 +5,9 @@
 The bench database gets the demo market of N properties (seed 7; reused when it is there), every trade with
 an active model scored (`manage.py score` when scores are missing), and every ZIP of the market owned for
 each trade whose model reads storms (the demo contractors, and a "Bench <trade>" contractor for the ZIPs
-nobody owns; caps lifted, bench database only), every owner's webhook pointed at a receiver in this process
-(http://127.0.0.1, answering 200 at once). A real Celery worker (two pool processes, as `make worker` runs)
-takes the fast path's tasks on a queue of its own.
+nobody owns; caps and prepaid limits lifted, bench database only), every owner's webhook pointed at a
+receiver in this process (http://127.0.0.1, answering 200 at once). A real Celery worker (two pool
+processes, as `make worker` runs) takes the fast path's tasks on a queue of its own.
 
 Each run empties the lead table, then imports a storm file of --storms hail reports scattered over the
 market's densest metro (around its most populous ZIP), their radius chosen so that together they reach
@@ -136,7 +136,8 @@ def scores_ensure(properties: int) -> None:
 
 
 def owners_ensure(url: str) -> list[str]:
-    """Every ZIP of the market owned for each trade whose model reads storms, owners uncapped, every webhook at
+    """Every ZIP of the market owned for each trade whose model reads storms, owners uncapped (caps and prepaid
+    limits), every webhook at
     `url`; returns those trades' slugs."""
     from django.core.management import call_command
     from django.db import connection
@@ -163,7 +164,12 @@ def owners_ensure(url: str) -> list[str]:
             territory_claim_many(contractor=bench, trade=trade, zip_codes=free)
     owners = Contractor.objects.filter(territories__ended_at__isnull=True).distinct()
     Contractor.objects.filter(pk__in=owners).update(
-        daily_cap=None, weekly_cap=None, monthly_cap=None, webhook_url=url, status=Contractor.Status.ACTIVE
+        daily_cap=None,
+        weekly_cap=None,
+        monthly_cap=None,
+        webhook_url=url,
+        status=Contractor.Status.ACTIVE,
+        billing=Contractor.Billing.ARREARS,  # no prepaid limit holds a lead back
     )
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE scoring_score")

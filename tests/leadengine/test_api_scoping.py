@@ -3,6 +3,7 @@ objects: each detail operation answers 404 (403 where the operation is for staff
 Acme's rows out, and nothing in the database changes. A new endpoint is walked without editing this test;
 one whose objects this test does not know fails it until it is added to OBJECTS."""
 
+import datetime as dt
 import re
 
 import pytest
@@ -12,11 +13,13 @@ from drf_spectacular.generators import SchemaGenerator
 
 from contractors.models import Contractor
 from leadengine.models import JobRun
-from leads.models import Lead, LeadEvent
+from leads.models import Lead, LeadEvent, LedgerEntry, Statement
 from leads.services.generation import leads_generate
 from leads.services.routing import leads_route
+from leads.services.statements import month_close
 from scoring.models import EvaluationRun
-from territories.models import Territory, WaitlistEntry
+from territories.models import ClaimRequest, Territory, WaitlistEntry
+from territories.services.requests import claim_request_create
 from territories.services.waitlist import waitlist_join
 from tests.contractors.conftest import trades  # noqa: F401  (fixture)
 from tests.leads.conftest import roofing  # noqa: F401  (fixture)
@@ -24,7 +27,7 @@ from tests.leads.factories import api_client, owner, scored_home
 
 STAFF_ONLY = {
     "/api/v1/leads/{id}/assign/", "/api/v1/runs/", "/api/v1/runs/{id}/", "/api/v1/quality/evaluations/",
-    "/api/v1/quality/evaluations/{id}/",
+    "/api/v1/quality/evaluations/{id}/", "/api/v1/claim-requests/{id}/approve/", "/api/v1/claim-requests/{id}/deny/",
 }  # fmt: skip
 # A body that would be valid for the operation, so a refusal cannot come from validation instead.
 BODIES = {
@@ -36,7 +39,9 @@ BODIES = {
     "/api/v1/runs/": {"job": "scoring", "trade": "roofing"},
 }
 QUERIES = {"/api/v1/territories/available/": {"trade": "roofing"}}
-TABLES: list[type[Model]] = [Lead, LeadEvent, Territory, WaitlistEntry, Contractor, JobRun, EvaluationRun]
+TABLES: list[type[Model]] = [
+    Lead, LeadEvent, Territory, WaitlistEntry, Contractor, JobRun, EvaluationRun, ClaimRequest, Statement, LedgerEntry,
+]  # fmt: skip
 
 
 def operations() -> list[tuple[str, str]]:
@@ -56,7 +61,8 @@ def database() -> dict:
 
 @pytest.fixture
 def acme_and_bolt(roofing):  # noqa: F811
-    """Acme owns 80202 (a delivered lead, a territory) and waits for Bolt's 80203; Bolt owns 80203."""
+    """Acme owns 80202 (a delivered lead, a territory), waits for Bolt's 80203, asks staff for 80204 and has
+    last month's statement; Bolt owns 80203."""
     acme, bolt = owner(roofing, "80202", slug="acme"), owner(roofing, "80203", slug="bolt")
     scored_home(roofing, score=90, zip_code="80202")
     leads_generate(trade=roofing)
@@ -68,7 +74,12 @@ def acme_and_bolt(roofing):  # noqa: F811
     evaluation = EvaluationRun.objects.create(
         trade=roofing, model=lead.model, first_day=lead.generated_on, last_day=lead.generated_on
     )
+    request = claim_request_create(contractor=acme, trade=roofing, zip_codes=["80204"])
+    last_month = (timezone.localdate().replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    statement = month_close(contractor=acme, month=last_month)
     objects = {
+        "/api/v1/claim-requests/": request.pk,
+        "/api/v1/statements/": statement.pk,
         "/api/v1/leads/": Lead.objects.get(contractor=acme).pk,
         "/api/v1/territories/": Territory.objects.get(contractor=acme).pk,
         "/api/v1/waitlist/": WaitlistEntry.objects.get(contractor=acme).pk,

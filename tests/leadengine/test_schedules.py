@@ -44,6 +44,7 @@ def test_seeding_creates_one_nightly_run_and_nothing_per_trade(roofing):
         "Lead email digest",
         "Daily report",
         "Lead quality evaluation",
+        "Month close",
         "Overdue job check",
         "Recovery sweep",
     ]
@@ -55,6 +56,7 @@ def test_seeding_creates_one_nightly_run_and_nothing_per_trade(roofing):
         "Lead email digest": ("leadengine.job_scheduled", {"job": "email_digest"}, "7", "0", True),
         "Daily report": ("leadengine.job_scheduled", {"job": "daily_report"}, "6", "30", True),
         "Lead quality evaluation": ("leadengine.job_scheduled", {"job": "evaluation"}, "5", "0", True),
+        "Month close": ("leadengine.job_scheduled", {"job": "month_close"}, "*", "20", True),
         "Overdue job check": ("leadengine.job_scheduled", {"job": "overdue_check"}, "*", "*/15", True),
         "Recovery sweep": ("leadengine.jobs_recover", {}, "*", "*", True),
     }
