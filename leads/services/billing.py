@@ -154,17 +154,20 @@ def lead_credit(*, lead: Lead, now: dt.datetime, note: str) -> LedgerEntry | Non
     return None if row is None else LedgerEntry.objects.get(pk=row[0])
 
 
+@transaction.atomic
 def ledger_entry_add(
     *, contractor: Contractor, kind: str, amount: Decimal, note: str, user: User | None, at: dt.datetime | None = None
 ) -> LedgerEntry:
     """A payment received (a positive amount, written as what it takes off the balance) or an adjustment
     (either sign: positive adds to what the contractor owes), entered by staff with a note. An entry that
-    lowers a prepaid contractor's balance routes the leads its balance held back at once."""
+    lowers a prepaid contractor's balance routes the leads its balance held back at once. Written under the
+    contractor's row lock, as every charge is, so a prepaid room read under that lock stays true."""
     if kind not in STAFF_KINDS:
         raise LeadError(f"Staff enter payments and adjustments; {kind!r} entries are written by LeadEngine.")
     if not note.strip():
         raise LeadError("Say what the entry is for (a payment's reference, an adjustment's reason).")
     _amount_check(amount, what="The amount")
+    contractor = Contractor.objects.select_for_update().get(pk=contractor.pk)
     at = at or timezone.now()
     local = timezone.localtime(at, timezone=ZoneInfo(contractor.time_zone)).date().replace(day=1)
     if Statement.objects.filter(contractor=contractor, month__gte=local).exists():
