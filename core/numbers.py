@@ -3,7 +3,10 @@ to the decimals it means (99.175), wherever it is answered (the API, a webhook's
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
+
+CENT = Decimal("0.01")  # money's decimals: every amount is a Decimal of whole cents
 
 
 def rounded(value: float | None, decimals: int) -> float | None:

@@ -147,8 +147,8 @@ def dashboard_refresh(*, job: str, counts: dict | None = None) -> None:
         dashboard_coverage()  # the run bumped SCORES when it closed
 
 
-def _rate(part: int, whole: int) -> float | None:
-    return round(100 * part / whole, 1) if whole else None
+def _rate(part: float | Decimal, whole: float | Decimal) -> float | None:
+    return round(float(100 * part / whole), 1) if whole else None
 
 
 def _ago(at: dt.datetime, now: dt.datetime) -> str:
@@ -230,11 +230,11 @@ def _revenue_section(money: Revenue, period: Period, names: dict[str, str]) -> d
         "charged": _money(money.charged),
         "credited": _money(money.credited),
         "net": _money(money.charged - money.credited),
-        "credit_rate": _rate_decimal(money.credited, money.charged),
+        "credit_rate": _rate(money.credited, money.charged),
         "unpaid_total": _money(money.unpaid_total),
         "unpaid_count": money.unpaid_count,
         "by_trade": [
-            (names.get(slug, slug), _money(charged), _money(credited), _rate_decimal(credited, charged))
+            (names.get(slug, slug), _money(charged), _money(credited), _rate(credited, charged))
             for slug, (charged, credited) in sorted(money.by_trade.items())
         ],
         "chart": charts.line_chart(
@@ -259,10 +259,6 @@ def _revenue_section(money: Revenue, period: Period, names: dict[str, str]) -> d
         ),
         "ledger_url": reverse("admin:leads_ledgerentry_changelist"),
     }
-
-
-def _rate_decimal(part: Decimal, whole: Decimal) -> float | None:
-    return round(float(100 * part / whole), 1) if whole else None
 
 
 def _distribution_section(latest: dict[str, list], names: dict[str, str]) -> list[dict]:

@@ -11,20 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
-from decimal import Decimal
 
 import orjson
 from django.db import connection, models
 from django.utils import timezone
 
-from core.numbers import rounded
+from core.numbers import CENT, rounded
 from core.process_cache import VersionedCache
 from leads.models import Lead, LeadEvent
 from scoring.models import Property, Trade
 
 PENDING_STATES = (Lead.State.DELIVERED, Lead.State.ACCEPTED)
 UTC_ZONES = (dt.UTC, zoneinfo.ZoneInfo("UTC"), zoneinfo.ZoneInfo("Etc/UTC"))
-CENT = Decimal("0.01")
 # The decimals each float of a lead is answered with (here, in LeadSerializer, in the CSV export), so that a
 # figure shows as the figure it is. A score, its urgency and its reasons' points are computed to hundredths;
 # a priority, 0.75 x score + 0.25 x urgency (leads.ranking), is exact to 4 decimals (96.39750000000001 is

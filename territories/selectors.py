@@ -39,19 +39,30 @@ def claim_requests_visible(*, caller: Caller) -> QuerySet[ClaimRequest]:
     return caller_rows(ClaimRequest.objects.all(), caller=caller)
 
 
-def zip_demand(*, trade_id: int, zip_codes: list[str], min_score: float = DEFAULT_DEMAND_MIN_SCORE) -> dict[str, int]:
-    """The demand of these ZIPs for a trade as coverage counts it: properties whose current score for the
-    trade is at least min_score (index score_trade_band). A ZIP without any is left out (0)."""
+def demand_sql(*, per_trade: bool = False, of_zip_codes: bool = False) -> str:
+    """Demand as coverage counts it, the one definition: per ZIP (`code`), the properties whose current score
+    for the trade is at least %(min_score)s (%(min_band)s its score band: index score_trade_band), as
+    `demand`. For the trade %(trade)s, or with `per_trade` for every trade (with its `trade_id`); with
+    `of_zip_codes`, of the ZIPs %(codes)s only."""
     score, prop = Score._meta, Property._meta
+    trade, code = score.get_field("trade").column, prop.get_field("zip_code").column
+    keys = f"s.{trade} AS trade_id, p.{code} AS code" if per_trade else f"p.{code} AS code"
+    where = "" if per_trade else f"AND s.{trade} = %(trade)s"
+    if of_zip_codes:
+        where += f" AND p.{code} = ANY(%(codes)s)"
+    return f"""
+        SELECT {keys}, count(*) AS demand
+        FROM {score.db_table} s
+        JOIN {prop.db_table} p ON p.{prop.pk.column} = s.{score.get_field("property").column}
+        WHERE s.score_band >= %(min_band)s AND s.score >= %(min_score)s {where}
+        GROUP BY {"1, 2" if per_trade else "1"}"""
+
+
+def zip_demand(*, trade_id: int, zip_codes: list[str], min_score: float = DEFAULT_DEMAND_MIN_SCORE) -> dict[str, int]:
+    """The demand of these ZIPs for a trade (demand_sql); a ZIP without any is left out (0)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            SELECT p.{prop.get_field("zip_code").column}, count(*) FROM {score.db_table} s
-            JOIN {prop.db_table} p ON p.{prop.pk.column} = s.{score.get_field("property").column}
-            WHERE s.{score.get_field("trade").column} = %(trade)s AND s.score_band >= %(min_band)s
-              AND s.score >= %(min_score)s AND p.{prop.get_field("zip_code").column} = ANY(%(codes)s)
-            GROUP BY 1
-            """,
+            demand_sql(of_zip_codes=True),
             {"trade": trade_id, "min_band": score_band(min_score), "min_score": min_score, "codes": zip_codes},
         )
         return dict(cursor.fetchall())
@@ -94,16 +105,9 @@ def territory_coverage(
     then full-joined with the trade's active territories (the one_active_owner index) so that owned
     ZIPs without demand are listed too. Unowned ZIPs are sellable ones only (active in the reference).
     """
-    score, prop, territory = Score._meta, Property._meta, Territory._meta
+    territory = Territory._meta
     sql = f"""
-        WITH demand AS (
-            SELECT p.{prop.get_field("zip_code").column} AS code, count(*) AS demand
-            FROM {score.db_table} s
-            JOIN {prop.db_table} p ON p.{prop.pk.column} = s.{score.get_field("property").column}
-            WHERE s.{score.get_field("trade").column} = %(trade)s AND s.score_band >= %(min_band)s
-              AND s.score >= %(min_score)s
-            GROUP BY 1
-        ),
+        WITH demand AS ({demand_sql()}),
         owned AS (
             SELECT {territory.get_field("zip_code").column} AS code, contractor_id, started_at
             FROM {territory.db_table}
@@ -206,19 +210,12 @@ def territory_coverage_summary(
     grouped by ZIP), each trade's active territories (the one_active_owner index) and each trade's demand
     (scores at or above min_score through the score_trade_band index). ZIPs owned outside the market
     count as owned."""
-    score, prop, territory = Score._meta, Property._meta, Territory._meta
+    prop, territory = Property._meta, Territory._meta
     sql = f"""
         WITH market AS (
             SELECT DISTINCT p.{prop.get_field("zip_code").column} AS code FROM {prop.db_table} p
         ),
-        demand AS (
-            SELECT s.{score.get_field("trade").column} AS trade_id, p.{prop.get_field("zip_code").column} AS code,
-                   count(*) AS demand
-            FROM {score.db_table} s
-            JOIN {prop.db_table} p ON p.{prop.pk.column} = s.{score.get_field("property").column}
-            WHERE s.score_band >= %(min_band)s AND s.score >= %(min_score)s
-            GROUP BY 1, 2
-        ),
+        demand AS ({demand_sql(per_trade=True)}),
         free AS (
             -- per pair, a probe of the one_active_owner index
             SELECT t.id AS trade_id, m.code

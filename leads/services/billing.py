@@ -24,13 +24,13 @@ from django.utils import timezone
 
 from contractors.models import Contractor, ContractorNotice
 from contractors.services.notices import contractor_event_record
+from core.numbers import CENT
 from leads.errors import LeadError
 from leads.models import Lead, LedgerEntry, Price, PriceList, Statement, TerritoryFee
 from leads.selectors import contractor_balances
 from scoring.models import Trade
 
 Kind = LedgerEntry.Kind
-CENT = Decimal("0.01")
 STAFF_KINDS = (Kind.PAYMENT, Kind.ADJUSTMENT)
 
 

@@ -21,10 +21,11 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from contractors.models import Contractor
+from core.numbers import CENT
 from leads.errors import LeadError
 from leads.models import Lead, LedgerEntry, PriceList, Statement
 from leads.selectors import month_bounds
@@ -33,7 +34,6 @@ from territories.models import Territory
 from territories.selectors import zip_demand
 
 Kind = LedgerEntry.Kind
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 
 
@@ -206,19 +206,16 @@ def months_close(*, now: dt.datetime | None = None) -> MonthsClosed:
     runs. Each contractor in a transaction of its own."""
     now = now or timezone.now()
     closed, fees = 0, ZERO
-    for contractor in Contractor.objects.order_by("pk"):
-        local_today = timezone.localtime(now, timezone=ZoneInfo(contractor.time_zone)).date()
+    for zone in sorted(set(Contractor.objects.values_list("time_zone", flat=True))):
+        local_today = timezone.localtime(now, timezone=ZoneInfo(zone)).date()
         month = month_start(month_start(local_today) - dt.timedelta(days=1))
-        _start, end = month_bounds(month=month, zone=contractor.time_zone)
-        if Statement.objects.filter(contractor=contractor, month=month).exists():
-            continue
-        had_business = (
-            LedgerEntry.objects.filter(contractor=contractor, at__lt=end).exists()
-            or Territory.objects.filter(contractor=contractor, started_at__lt=end).exists()
-        )
-        if not had_business:  # nothing to state: no statement for a month before its first territory or entry
-            continue
-        statement = month_close(contractor=contractor, month=month, now=now)
-        closed += 1
-        fees += statement.territory_fees
+        _start, end = month_bounds(month=month, zone=zone)
+        business = Exists(LedgerEntry.objects.filter(contractor=OuterRef("pk"), at__lt=end)) | Exists(
+            Territory.objects.filter(contractor=OuterRef("pk"), started_at__lt=end)
+        )  # nothing to state before a contractor's first territory or entry
+        due = Contractor.objects.filter(business, time_zone=zone).exclude(statements__month=month).order_by("pk")
+        for contractor in due:
+            statement = month_close(contractor=contractor, month=month, now=now)
+            closed += 1
+            fees += statement.territory_fees
     return MonthsClosed(statements=closed, fees=fees)
