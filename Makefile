@@ -17,7 +17,7 @@ export DEBUG ?= true
 # mypy imports the settings (django-stubs): URLs it never connects to, so that no embedded server starts.
 MYPY := DATABASE_URL=postgres://localhost/leadengine REDIS_URL=redis://localhost:6379/0 $(BIN)/mypy
 
-.PHONY: run setup worker beat test lint format bench schema stop reset-data lock
+.PHONY: run setup worker beat test lint format bench schema screenshots stop reset-data lock
 
 ## The virtual environment, installed from the locks: every package pinned, every file checked against its hash.
 ## requirements.txt is what production runs; requirements-dev.txt adds development and tests.
@@ -110,6 +110,11 @@ BENCH ?=
 BENCH_SIZE ?= full
 bench: $(BIN)/.installed /usr/bin/wrk
 	$(BIN)/python bench/run_all.py --size $(BENCH_SIZE) $(if $(strip $(BENCH)),--bench "$(strip $(BENCH))")
+
+## The back office's screenshots in docs/screenshots/ (README, Back office): the demo set up as `make setup` does,
+## then `manage.py screenshots` serves it on a free local port and takes each page in Chromium at 1440 x 900.
+screenshots: setup /usr/bin/chromium
+	$(MANAGE) screenshots
 
 ## Stop the embedded PostgreSQL and Redis (their data stays under .data/).
 stop:

@@ -11,11 +11,12 @@ from contractors.services.contractors import (
     contractor_member_add,
     contractor_member_remove,
     contractor_status_change,
+    contractor_status_may,
     contractor_trades_set,
     contractor_webhook_secret_rotate,
 )
 from contractors.services.webhook_targets import validate_webhook_url
-from core.admin import action_form
+from core.admin import ObjectActionsAdmin, action_form
 from scoring.models import Trade
 
 
@@ -109,9 +110,10 @@ class StatusChangeInline(admin.TabularInline):
 
 
 @admin.register(Contractor)
-class ContractorAdmin(admin.ModelAdmin):
+class ContractorAdmin(ObjectActionsAdmin):
     """Status changes only through the actions (each is audited); trades through the service, which
-    refuses to drop a trade the contractor still owns territories of."""
+    refuses to drop a trade the contractor still owns territories of. The page offers the status changes
+    contractor_status_change accepts from the present status."""
 
     form = ContractorForm
     list_display = [
@@ -140,6 +142,12 @@ class ContractorAdmin(admin.ModelAdmin):
     # territories/admin.py registers this page with the contractor's territories and waitlist places too.
     inlines = [MembershipInline, ApiKeyInline, StatusChangeInline]
     actions = ["pause", "resume", "suspend", "rotate_webhook_secret"]
+    object_actions = {
+        "pause": ("Pause", lambda contractor: contractor_status_may(contractor, Contractor.Status.PAUSED)),
+        "resume": ("Resume", lambda contractor: contractor_status_may(contractor, Contractor.Status.ACTIVE)),
+        "suspend": ("Suspend", lambda contractor: contractor_status_may(contractor, Contractor.Status.SUSPENDED)),
+        "rotate_webhook_secret": ("Rotate the webhook secret", lambda contractor: bool(contractor.webhook_url)),
+    }
 
     def get_queryset(self, request):
         return (

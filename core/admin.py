@@ -14,17 +14,19 @@ count is exact, as it is cheap there and a small set is where an exact number ma
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import EmptyResultSet
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import EmptyResultSet, PermissionDenied
 from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import connections
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponseBase, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.functional import cached_property
 
 # Sets estimated to hold fewer rows than this are counted exactly.
@@ -187,3 +189,67 @@ def action_form(
         action=action,
     )
     return None, page
+
+
+class ObjectActionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """A ModelAdmin whose object pages carry the bulk actions the object's state allows, as buttons.
+
+    `object_actions` names the actions that stand on an object's page, each with the rule that says
+    whether the object's state allows it (the same rule the action's service applies, from the model's
+    transition table or the service's own checks), so that a button never offers a move the service
+    would refuse. A button runs the bulk action itself on a selection of that one object: its
+    permission (`get_actions` keeps only those the user may run), its form page where it asks for input,
+    and its messages are the bulk action's. Afterwards the object's page is shown again."""
+
+    # action name -> (the button's label, the rule: does the object's state allow the action?)
+    object_actions: dict[str, tuple[str, Callable[[Any], bool]]] = {}
+
+    def get_urls(self) -> list[Any]:
+        opts = self.opts
+        return [
+            path(
+                "<path:object_id>/act/<str:name>/",
+                self.admin_site.admin_view(self.object_action_view),
+                name=f"{opts.app_label}_{opts.model_name}_act",
+            ),
+            *super().get_urls(),
+        ]
+
+    def object_actions_offered(self, request: HttpRequest, obj: Any) -> list[tuple[str, str]]:
+        """(name, label) of the actions `request`'s user may run on `obj` in its state."""
+        permitted = self.get_actions(request)
+        return [
+            (name, label) for name, (label, allows) in self.object_actions.items() if name in permitted and allows(obj)
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):  # type: ignore[no-untyped-def]
+        if obj is not None and not add:
+            opts = self.opts
+            context["object_actions"] = [
+                (reverse(f"admin:{opts.app_label}_{opts.model_name}_act", args=[obj.pk, name]), label)
+                for name, label in self.object_actions_offered(request, obj)
+            ]
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def object_action_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponseBase:
+        """Run action `name` on the object: POST only (a move), refused unless offered to this user."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No {self.opts.verbose_name} with id {object_id!r}.")
+        action = self.get_actions(request).get(name)  # None when this user may not run it
+        if name not in self.object_actions or action is None:
+            raise PermissionDenied
+        page = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+        label, allows = self.object_actions[name]
+        if not allows(obj):
+            # The state moved since the page was drawn (another user, a job): its buttons were stale.
+            self.message_user(
+                request, f"Nothing done: {obj} no longer allows “{label}”; see what it allows now.", "error"
+            )
+            return HttpResponseRedirect(page)
+        response = action[0](self, request, self.get_queryset(request).filter(pk=obj.pk))
+        if isinstance(response, HttpResponseBase):
+            return response  # the action's form page, or a file
+        return HttpResponseRedirect(page)

@@ -3,7 +3,12 @@ is an `img` with a label, each bar or point carries a <title> with its exact fig
 
 Every function takes plain numbers and returns markup that is safe to put in a template as it is (every
 label is escaped). The value axis starts at zero and ends at a round number (1, 2 or 5 times a power of
-ten) at or above the largest value, with ticks at round steps."""
+ten) at or above the largest value, with ticks at round steps.
+
+A chart is drawn in its own units (its viewBox) and takes the width its container gives it: the page's CSS
+lays charts out. A bar or point may link to what it counts (`links`, shaped as the figures: the list of
+the leads behind a funnel step, say). A row label too long for its room is wrapped onto two lines, cut in
+the middle if need be, kept distinct from the other rows' and whole in its <title>."""
 
 from __future__ import annotations
 
@@ -41,10 +46,75 @@ def ticks(top: float) -> list[float]:
     return [0.0, top]
 
 
-def _fit(text: str, width: float, char_width: float = 5.6) -> str:
-    """`text` cut to what `width` pixels hold at the charts' font (the full text stays in the bar's title)."""
-    room = max(int(width // char_width), 4)
-    return text if len(text) <= room else text[: room - 1].rstrip() + "…"
+CHAR_WIDTH = 5.6  # an average character's width at the charts' 10 px font, in the chart's units
+# One address (or None: not linked) per figure, shaped as the figures: per series for bar and line charts,
+# per row for stacked bars.
+Links = Sequence[Sequence[str | None]] | None
+
+
+def _room(width: float) -> int:
+    """How many characters `width` units hold at the charts' font."""
+    return max(int(width // CHAR_WIDTH), 4)
+
+
+def _cut_middle(text: str, room: int) -> str:
+    """`text` in at most `room` characters, its middle dropped for an ellipsis: both ends stay readable
+    (the end often tells names apart: "… of Phoenix", "… (346)")."""
+    if len(text) <= room:
+        return text
+    head = room // 2
+    tail = room - 1 - head
+    return text[:head].rstrip() + "…" + (text[len(text) - tail :].lstrip() if tail > 0 else "")
+
+
+def label_lines(text: str, width: float) -> list[str]:
+    """`text` on one line, or on two broken at a space, in what `width` units hold; a second line still
+    too long, or a first word longer than a line, is cut in the middle."""
+    room = _room(width)
+    if len(text) <= room:
+        return [text]
+    words = text.split(" ")
+    for count in range(len(words) - 1, 0, -1):
+        first = " ".join(words[:count])
+        if len(first) <= room:
+            return [first, _cut_middle(" ".join(words[count:]), room)]
+    return [_cut_middle(text, room)]
+
+
+def labels_distinct(texts: Sequence[str], width: float) -> list[list[str]]:
+    """label_lines of each of `texts`, with different texts kept apart once fitted: those that would still
+    read alike are numbered in their order (#1, #2), their full text being in the label's title."""
+    fitted = [label_lines(text, width) for text in texts]
+    alike: dict[tuple[str, ...], list[int]] = {}
+    for index, lines in enumerate(fitted):
+        alike.setdefault(tuple(lines), []).append(index)
+    for indexes in alike.values():
+        if len({texts[index] for index in indexes}) < 2:
+            continue
+        for number, index in enumerate(indexes, start=1):
+            suffix = f" #{number}"
+            lines = fitted[index]
+            fitted[index] = [*lines[:-1], _cut_middle(lines[-1], _room(width) - len(suffix)) + suffix]
+    return fitted
+
+
+def _label(lines: Sequence[str], full: str, *, x: float, y: float, line_height: float = 10) -> str:
+    """A row label of one or two lines (centred on `y`), with the full text as its title."""
+    top = y - line_height * (len(lines) - 1) / 2
+    spans = "".join(
+        f'<tspan x="{x:.1f}" y="{top + line_height * number:.1f}">{escape(line)}</tspan>'
+        for number, line in enumerate(lines)
+    )
+    return f'<text class="chart-label" text-anchor="end"><title>{escape(full)}</title>{spans}</text>'
+
+
+def _link(markup: str, href: str | None) -> str:
+    """`markup` (a bar, a point) as a link to `href`, or as it is without one."""
+    return f'<a class="chart-link" href="{escape(href)}">{markup}</a>' if href else markup
+
+
+def _link_of(links: Links, outer: int, inner: int) -> str | None:
+    return links[outer][inner] if links is not None else None
 
 
 def _number(value: float, decimals: int = 1) -> str:
@@ -55,7 +125,7 @@ def _number(value: float, decimals: int = 1) -> str:
 def _svg(label: str, width: int, height: int, body: list[str]) -> SafeString:
     return mark_safe(
         f'<svg class="chart" role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" preserveAspectRatio="xMinYMin meet">'
+        f'viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMinYMin meet">'
         f"<title>{escape(label)}</title>{''.join(body)}</svg>"
     )
 
@@ -96,6 +166,7 @@ def bar_chart(
     unit: str = "",
     top: float | None = None,
     compare: bool = False,
+    links: Links = None,
 ) -> SafeString:
     """Vertical bars: one group per category, one bar per series in each group. With `compare`, the series
     after the first are earlier figures of the same thing (a histogram of the previous run beside this
@@ -117,9 +188,12 @@ def bar_chart(
             colour = MUTED if compare and number else COLOURS[number % len(COLOURS)]
             title = f"{category}: {_number(value)}{unit}" + (f" ({name})" if name else "")
             body.append(
-                f'<rect class="chart-bar" x="{x0 + bar * number:.1f}" y="{plot_bottom - bar_height:.1f}" '
-                f'width="{max(bar - 1, 1):.1f}" height="{bar_height:.1f}" fill="{colour}">'
-                f"<title>{escape(title)}</title></rect>"
+                _link(
+                    f'<rect class="chart-bar" x="{x0 + bar * number:.1f}" y="{plot_bottom - bar_height:.1f}" '
+                    f'width="{max(bar - 1, 1):.1f}" height="{bar_height:.1f}" fill="{colour}">'
+                    f"<title>{escape(title)}</title></rect>",
+                    _link_of(links, number, index),
+                )
             )
         if index % every == 0:
             body.append(
@@ -137,6 +211,7 @@ def line_chart(
     width: int = 560,
     height: int = 200,
     decimals: int = 1,
+    links: Links = None,
 ) -> SafeString:
     """One line per series over the categories (days), each point a circle with its figure (to `decimals`
     decimals: 3 for an AUC)."""
@@ -156,10 +231,14 @@ def line_chart(
         points = [(x_of(i), plot_bottom - (plot_bottom - plot_top) * value / top) for i, value in enumerate(numbers)]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         body.append(f'<polyline class="chart-line" points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        for (x, y), category, value in zip(points, categories, numbers, strict=True):
+        for index, ((x, y), category, value) in enumerate(zip(points, categories, numbers, strict=True)):
+            href = _link_of(links, number, index)
             body.append(
-                f'<circle class="chart-point" cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}">'
-                f"<title>{escape(f'{category}: {_number(value, decimals)} {name}'.strip())}</title></circle>"
+                _link(
+                    f'<circle class="chart-point" cx="{x:.1f}" cy="{y:.1f}" r="{4 if href else 2.5}" fill="{colour}">'
+                    f"<title>{escape(f'{category}: {_number(value, decimals)} {name}'.strip())}</title></circle>",
+                    href,
+                )
             )
     every = _label_every(len(categories), plot_right - plot_left, width_per_label=44)
     for index, category in enumerate(categories):
@@ -182,6 +261,7 @@ def stacked_bars(
     unit: str = "",
     top: float | None = None,
     grouped: bool = False,
+    links: Links = None,
 ) -> SafeString:
     """Horizontal bars, one per row, each cut into `parts` (e.g. owned and free ZIPs per trade). With one
     part it is a plain horizontal bar chart; `grouped` draws the parts as thin bars one under the other
@@ -199,20 +279,22 @@ def stacked_bars(
         body.append(
             f'<text class="chart-tick" x="{x:.1f}" y="{height - 6}" text-anchor="middle">{_number(value)}{unit}</text>'
         )
+    labels = labels_distinct([name for name, _ in rows], plot_left - 8)
     for index, (name, values) in enumerate(rows):
         y = TOP + row_height * index
-        body.append(
-            f'<text class="chart-label" x="{plot_left - 6}" y="{y + row_height * 0.65:.1f}" text-anchor="end">'
-            f"{escape(_fit(name, plot_left - 8))}</text>"
-        )
+        body.append(_label(labels[index], name, x=plot_left - 6, y=y + row_height * 0.65))
         x, thickness = float(plot_left), (row_height - 6) / (len(parts) if grouped else 1)
         for number, (part, value) in enumerate(zip(parts, values, strict=True)):
             bar_width = (plot_right - plot_left) * min(value, top) / top
             title = f"{name}: {_number(value)}{unit}" + (f" {part}" if part else "")
             bar_y = y + 3 + (thickness * number if grouped else 0)
             body.append(
-                f'<rect class="chart-bar" x="{x:.1f}" y="{bar_y:.1f}" width="{bar_width:.1f}" height="{thickness:.1f}" '
-                f'fill="{COLOURS[number % len(COLOURS)]}"><title>{escape(title)}</title></rect>'
+                _link(
+                    f'<rect class="chart-bar" x="{x:.1f}" y="{bar_y:.1f}" width="{bar_width:.1f}" '
+                    f'height="{thickness:.1f}" fill="{COLOURS[number % len(COLOURS)]}">'
+                    f"<title>{escape(title)}</title></rect>",
+                    _link_of(links, index, number),
+                )
             )
             if not grouped:
                 x += bar_width

@@ -1,14 +1,18 @@
+import datetime as dt
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, PeriodicTask, SolarSchedule
 
 from core.admin import BigTableAdmin, service_form_response
 from leadengine.models import JobRun
+from leadengine.schedule_words import crontab_text, periodic_task_words
 from leadengine.selectors import jobs_overdue, schedule_states
 from leadengine.services.jobs import JobError, job_run_request
 from leadengine.services.schedules import schedules_default, schedules_seed
@@ -17,12 +21,51 @@ from scoring.models import Trade
 ALERT_STYLE = '<strong class="status-alert">{}</strong>'  # leadengine/static/leadengine/admin.css
 
 
+def crontab_label(crontab: CrontabSchedule) -> str:
+    """A crontab as a choice: "every day at 02:00 UTC (0 2 * * *)", or django-celery-beat's text when not
+    phrased ("0 2 1 * 1 (m/h/dM/MY/d) UTC")."""
+    words = periodic_task_words(PeriodicTask(crontab=crontab))
+    return str(crontab) if words is None else f"{words} ({crontab_text(crontab)})"
+
+
 def overdue_warn(request) -> None:
     """Tell staff, at the top of the page, which job schedules are overdue."""
     overdue = jobs_overdue()
     if overdue:
         names = ", ".join(state.name for state in overdue)
         messages.warning(request, f"Overdue (not succeeded since due): {names}. Check that beat and a worker run.")
+
+
+class QueuedWithinFilter(admin.SimpleListFilter):
+    """Runs queued lately: the dashboard's failed runs "in the last 24 hours" link here."""
+
+    title = "queued"
+    parameter_name = "within"
+    HOURS = {"24h": ("In the last 24 hours", 24), "7d": ("In the last 7 days", 24 * 7)}
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in self.HOURS.items()]
+
+    def queryset(self, request, queryset):
+        if self.value() in self.HOURS:
+            _, hours = self.HOURS[self.value()]
+            return queryset.filter(queued_at__gte=timezone.now() - dt.timedelta(hours=hours))
+        return queryset
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    """Job schedules that are overdue now (jobs_overdue), as the "On time" column says."""
+
+    title = "on time"
+    parameter_name = "on_time"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Overdue")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return queryset.filter(pk__in=[state.task_id for state in jobs_overdue()])
+        return queryset
 
 
 class RunJobForm(forms.Form):
@@ -39,7 +82,7 @@ class JobRunAdmin(BigTableAdmin):
 
     change_list_template = "admin/leadengine/jobrun/change_list.html"
     list_display = ["id", "job", "trade", "outcome", "requested_by", "queued_at", "started_at", "duration", "error"]
-    list_filter = ["status", "job", "trade"]
+    list_filter = ["status", QueuedWithinFilter, "job", "trade"]
     list_select_related = ["trade", "requested_by"]
     date_hierarchy = "queued_at"
     readonly_fields = [field.name for field in JobRun._meta.fields] + ["duration"]
@@ -115,16 +158,61 @@ class JobRunAdmin(BigTableAdmin):
             self._request(request, job=job, trade=trades.get(trade_id))
 
 
-admin.site.unregister(PeriodicTask)
+# Schedules are crontabs (every default one) or intervals: sun-relative ("Solar events") and one-time
+# ("Clocked") schedules have no use here, and their menu entries only puzzled staff.
+admin.site.unregister([PeriodicTask, SolarSchedule, ClockedSchedule])
 
 
 @admin.register(PeriodicTask)
 class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
     """django-celery-beat's schedules, where ops enable, disable, re-time and run jobs now, with each job
-    schedule's last success and whether it is overdue (leadengine.selectors.schedule_states)."""
+    schedule's last success and whether it is overdue (leadengine.selectors.schedule_states), and each
+    schedule in words beside its cron text (leadengine.schedule_words)."""
 
+    list_filter = [OverdueFilter, *BeatPeriodicTaskAdmin.list_filter]
     # django-celery-beat's form with its crontab help script as a static file (Content-Security-Policy).
     change_form_template = "admin/django_celery_beat/periodictask/change_form.html"
+
+    def get_fieldsets(self, request, obj=None):
+        """django-celery-beat's, without the solar and clocked schedules (not registered, above), unless this
+        schedule, made some other way, has one: it must show (and be cleared to choose another)."""
+        unused = {name for name in ("solar", "clocked") if obj is None or getattr(obj, f"{name}_id") is None}
+        return [
+            (name, {**options, "fields": [field for field in options["fields"] if field not in unused]})
+            for name, options in super().get_fieldsets(request, obj)
+        ]
+
+    @admin.display(description="Schedule")
+    def schedule(self, task: PeriodicTask) -> str:
+        """In words, beside the cron text; the cron text alone, with its zone, when not phrased."""
+        words = periodic_task_words(task)
+        if task.crontab is None:
+            return words or str(task.interval or task.solar or task.clocked or "")
+        if words is None:
+            return str(task.crontab)
+        return format_html('{} <span class="schedule-cron">{}</span>', words, crontab_text(task.crontab))
+
+    @admin.display(description="Crontab in words")
+    def crontab_translation(self, task: PeriodicTask | None) -> str:
+        return self.schedule(task) if task is not None and task.crontab is not None else ""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """Crontabs to choose from in words, then as cron text."""
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "crontab":
+            field.label_from_instance = crontab_label
+        return field
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        """The crontab chosen, in words under the field (the form's script): ours rather than
+        django-celery-beat's, which reads "At 02:00 AM UTC" for a time of the crontab's own zone."""
+        readable = {}
+        for crontab in CrontabSchedule.objects.all():
+            words = periodic_task_words(PeriodicTask(crontab=crontab))
+            if words is not None:
+                readable[crontab.pk] = words
+        context["readable_crontabs"] = readable
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_list_display(self, request):
         """The columns, with each job schedule's state read once for the page."""
@@ -142,7 +230,7 @@ class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
                 return ""  # not a job schedule, or disabled
             return format_html(ALERT_STYLE, "Overdue") if state.overdue else "Yes"
 
-        return ["name", "enabled", "scheduler", "last_run_at", last_success, on_time, "one_off"]
+        return ["name", "enabled", "schedule", "last_run_at", last_success, on_time, "one_off"]
 
     def changelist_view(self, request, extra_context=None):
         overdue_warn(request)

@@ -160,6 +160,10 @@ class Suppression(models.Model):
 
 
 class LeadQuerySet(models.QuerySet["Lead"]):
+    def return_waiting(self) -> "LeadQuerySet":
+        """Leads whose return waits for staff: the rule of Lead.return_pending, as a filter."""
+        return self.filter(return_requested_at__isnull=False, state__in=[Lead.State.DELIVERED, Lead.State.ACCEPTED])
+
     def webhook_failed(self) -> "LeadQuerySet":
         """Assigned leads whose webhook delivery for their current assignment was refused by the receiver
         or given up after the last retry: staff must look at them. A reassignment is a new delivery, so
@@ -299,6 +303,12 @@ class Lead(models.Model):
             ),
             # The webhook delivery scan (leads.services.webhooks): assigned leads, joined to their contractor.
             models.Index(fields=["contractor"], condition=Q(state="assigned"), name="lead_assigned"),
+            # Returns waiting for staff (the dashboard's attention count, the list's filter): a handful of rows.
+            models.Index(
+                fields=["contractor"],
+                condition=Q(return_requested_at__isnull=False, state__in=["delivered", "accepted"]),
+                name="lead_return_waiting",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

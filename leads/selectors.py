@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from django.db import connection
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from contractors.caller import Caller, caller_rows
@@ -287,6 +287,26 @@ def leads_funnel(*, start: dt.datetime, end: dt.datetime) -> dict[str, dict[str,
         for slug, step, count in cursor.fetchall():
             funnel[slug][step] = count
     return funnel
+
+
+def leads_reached(*, step: str, start: dt.datetime, end: dt.datetime) -> QuerySet[LeadEvent, Any]:
+    """The ids (lead_id) of the leads that reached funnel step `step` in [start, end), as leads_funnel and
+    leads_per_day count them: the set behind one of their figures (BRIN index lead_event_at)."""
+    return (
+        LeadEvent.objects.filter(at__gte=start, at__lt=end, to_state=step)
+        .filter(Q(from_state__isnull=True) | ~Q(from_state=F("to_state")))
+        .values("lead_id")
+    )
+
+
+def contractors_at_cap(*, now: dt.datetime) -> list[int]:
+    """The ids of the active contractors with a cap that has no room left now (contractor_cap_usage):
+    routing passes them by until their day, week or month turns."""
+    capped = Contractor.objects.filter(status=Contractor.Status.ACTIVE).filter(
+        Q(daily_cap__isnull=False) | Q(weekly_cap__isnull=False) | Q(monthly_cap__isnull=False)
+    )
+    usage_of = contractor_cap_usage(contractor_ids=capped.values_list("pk", flat=True), now=now)
+    return sorted(pk for pk, used in usage_of.items() if used.room == 0)
 
 
 def leads_per_day(

@@ -97,6 +97,12 @@ def from_states(action: str) -> list[str]:
     return list(TRANSITIONS[action])
 
 
+def staff_may(lead: Lead, action: str) -> bool:
+    """Whether the table lets staff make `action` from `lead`'s state: what the lead's page offers."""
+    move = TRANSITIONS[action].get(lead.state)
+    return move is not None and STAFF in move.actors
+
+
 def transition_check(*, lead: Lead, action: str, actor: str) -> str:
     """The state `action` by `actor` takes `lead` to; TransitionRefused naming the current state when the
     table does not allow it."""

@@ -1,23 +1,38 @@
 import re
+from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import QueryDict
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from contractors.admin import ApiKeyInline, ContractorAdmin, ContractorForm, MembershipInline, StatusChangeInline
 from contractors.models import Contractor
-from core.admin import BigTableAdmin, action_form, service_form_response
+from core.admin import BigTableAdmin, ObjectActionsAdmin, action_form, service_form_response
 from core.fields import ZipCodeFormField, is_zip_code
 from leadengine import flows
-from leads.selectors import lead_pool_by_zip
+from leads.selectors import contractors_at_cap, lead_pool_by_zip
 from scoring.models import Trade
 from territories.errors import TerritoryError
+from territories.market_map import STATUSES, market_map, zip_status
 from territories.models import ClaimRequest, SelfService, Territory, WaitlistEntry
-from territories.selectors import DEFAULT_DEMAND_MIN_SCORE, DEFAULT_UNOWNED_LIMIT, territory_coverage_cached
+from territories.selectors import (
+    DEFAULT_DEMAND_MIN_SCORE,
+    OFFER_EXPIRING_HOURS,
+    MarketZip,
+    coverage_default_trade,
+    market_zips,
+    waitlist_offers_expiring,
+)
 from territories.services.requests import claim_request_deny
 from territories.services.waitlist import waitlist_join
 
@@ -66,22 +81,101 @@ class JoinForm(forms.Form):
     zip_code = ZipCodeFormField()
 
 
+# The coverage table's orders: (value, label); the first is the default.
+COVERAGE_SORTS = [("demand", "Demand, most first"), ("zip", "ZIP code")]
+COVERAGE_PAGE_SIZE = 100
+
+
 class CoverageForm(forms.Form):
-    trade = forms.ModelChoiceField(Trade.objects.all())
+    trade = forms.ModelChoiceField(Trade.objects.order_by("name"))
     min_score = forms.FloatField(
         min_value=0,
         max_value=100,
-        initial=DEFAULT_DEMAND_MIN_SCORE,
+        required=False,
         help_text="Demand counts properties scoring this or more.",
     )
     state = forms.CharField(max_length=2, required=False, help_text="Two-letter US state; blank for all.")
-    limit = forms.IntegerField(min_value=1, max_value=1000, initial=DEFAULT_UNOWNED_LIMIT, label="Unowned ZIPs shown")
+    status = forms.ChoiceField(choices=[("", "Every ZIP"), *STATUSES.items()], required=False, label="ZIPs listed")
+    zip = ZipCodeFormField(required=False, help_text="That ZIP's row alone, whatever its status.")
+    contractor = contractor_field(required=False, help_text="Its ZIPs outlined on the map.")
+    sort = forms.ChoiceField(choices=COVERAGE_SORTS, required=False)
+
+    def clean_min_score(self) -> float:
+        score = self.cleaned_data["min_score"]
+        return DEFAULT_DEMAND_MIN_SCORE if score is None else score
+
+    def clean_state(self) -> str:
+        return self.cleaned_data["state"].upper()
+
+
+def coverage_query(query: QueryDict) -> QueryDict | None:
+    """The coverage page's parameters with its defaults filled in: the default trade (so that the page opens
+    on a market, not an empty form), the default demand threshold and order. None when there is no trade."""
+    query = query.copy()
+    if not query.get("trade"):
+        trade = coverage_default_trade()
+        if trade is None:
+            return None
+        query["trade"] = str(trade.pk)
+    query.setdefault("min_score", str(DEFAULT_DEMAND_MIN_SCORE))
+    query.setdefault("sort", COVERAGE_SORTS[0][0])
+    return query
+
+
+def coverage_row_link(
+    trade: Trade, *, contractor: Contractor | None = None, relative: bool = False, **query: str
+) -> Callable[[MarketZip], str]:
+    """A map circle's link: the coverage page on the ZIP's row (its anchor), with `query` kept; `relative`
+    (only the query) from the coverage page itself, which keeps a market's thousands of links short."""
+    page = "" if relative else reverse("admin:territories_territory_coverage")
+    kept = {"trade": str(trade.pk), **({"contractor": str(contractor.pk)} if contractor else {}), **query}
+    prefix = f"{page}?{urlencode(kept)}&zip="  # encoded once: a ZIP code is five digits
+    return lambda row: f"{prefix}{row.zip_code}#zip-{row.zip_code}"
+
+
+def claim_link(row: MarketZip, trade: Trade, contractor: Contractor | None) -> str:
+    """The claim form, filled in with this ZIP and trade (and the highlighted contractor), for a free ZIP
+    nobody is in line for; blank for any other."""
+    if row.contractor_id is not None or row.waitlisted:
+        return ""
+    query = {"trade": trade.pk, "zip_codes": row.zip_code, **({"contractor": contractor.pk} if contractor else {})}
+    return f"{reverse('admin:territories_territory_claim')}?{urlencode(query)}"
 
 
 def routing_report(model_admin: admin.ModelAdmin, request, hand_over: flows.HandOver) -> None:
     """Say what the new owners got of the unassigned leads waiting in their new ZIPs (flows route them)."""
     if hand_over.routing.assigned:
         model_admin.message_user(request, f"Unassigned leads of these ZIPs: {hand_over.routing}.")
+
+
+class OfferExpiringFilter(admin.SimpleListFilter):
+    """Open offers about to lapse (waitlist_offers_expiring): the dashboard's "needs attention" links here."""
+
+    title = "offer"
+    parameter_name = "offer"
+
+    def lookups(self, request, model_admin):
+        return [("expiring", f"Expires within {OFFER_EXPIRING_HOURS} hours")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "expiring":
+            return queryset.filter(pk__in=waitlist_offers_expiring(now=timezone.now()).values("pk"))
+        return queryset
+
+
+class CapReachedFilter(admin.SimpleListFilter):
+    """Active contractors with no room left under a cap now (leads.selectors.contractors_at_cap)."""
+
+    title = "caps"
+    parameter_name = "cap"
+
+    def lookups(self, request, model_admin):
+        return [("reached", "A cap reached")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "reached":
+            return queryset.filter(pk__in=contractors_at_cap(now=timezone.now()))
+        return queryset
 
 
 class OwnershipFilter(admin.SimpleListFilter):
@@ -98,9 +192,10 @@ class OwnershipFilter(admin.SimpleListFilter):
 
 
 @admin.register(Territory)
-class TerritoryAdmin(BigTableAdmin):
+class TerritoryAdmin(ObjectActionsAdmin, BigTableAdmin):
     """Ownership history is read-only; claims, releases and transfers go through the services (the
-    claim form and the actions), which report conflicts as messages."""
+    claim form and the actions), which report conflicts as messages. A territory's page offers its
+    release and transfer while it is held."""
 
     change_list_template = "admin/territories/territory/change_list.html"
     list_display = [
@@ -127,6 +222,10 @@ class TerritoryAdmin(BigTableAdmin):
     search_fields = ["zip_code__exact", "contractor__name", "contractor__slug"]
     date_hierarchy = "started_at"
     actions = ["release", "transfer"]
+    object_actions = {
+        "release": ("Release", lambda territory: territory.is_active),
+        "transfer": ("Transfer", lambda territory: territory.is_active),
+    }
 
     @admin.display(description="ZIP", ordering="zip_code")
     def zip_code_id(self, territory: Territory) -> str:
@@ -163,7 +262,7 @@ class TerritoryAdmin(BigTableAdmin):
     def claim_view(self, request):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = ClaimForm(request.POST or None)
+        form = ClaimForm(request.POST or None, initial=request.GET.dict())  # coverage's claim links fill it in
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
@@ -192,36 +291,58 @@ class TerritoryAdmin(BigTableAdmin):
         )
 
     def coverage_view(self, request):
+        """One trade's market: the map, every ZIP in a table (paginated, by demand or by code, a free ZIP's
+        claim link in its row), and the leads waiting in the pool by ZIP."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        form = CoverageForm(request.GET or None)
-        coverage, pool_rows = None, []
-        if form.is_valid():
-            data = form.cleaned_data
-            coverage = territory_coverage_cached(
-                trade=data["trade"],
-                min_score=data["min_score"],
-                limit=data["limit"],
-                state=data["state"].upper() or None,
-            )
-            pool = lead_pool_by_zip(trade=data["trade"], state=data["state"].upper() or None)
-            owners = {row.zip_code: row.contractor_name for row in coverage.owned}
-            # The unassigned leads by ZIP, most first: owned ZIPs whose owner is paused or at its caps,
-            # and unowned ZIPs (nobody to route to until the territory is sold).
-            pool_rows = sorted(
-                ((code, count, owners.get(code, "")) for code, count in pool.items()),
-                key=lambda row: (-row[1], row[0]),
-            )
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Coverage",
-            "form": form,
-            "coverage": coverage,
+        query = coverage_query(request.GET)
+        form = CoverageForm(query)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Coverage", "form": form}
+        if query is not None and form.is_valid():
+            context.update(self._coverage(request, form.cleaned_data))
+        return TemplateResponse(request, "admin/territories/territory/coverage.html", context)
+
+    def _coverage(self, request, data: dict) -> dict:
+        trade, contractor, chosen = data["trade"], data["contractor"], data["zip"]
+        zips = market_zips(trade=trade, min_score=data["min_score"], state=data["state"] or None)
+        defaults = {"min_score": DEFAULT_DEMAND_MIN_SCORE, "state": "", "sort": COVERAGE_SORTS[0][0]}
+        kept = {key: str(data[key]) for key, default in defaults.items() if data[key] != default}  # links stay short
+        market = market_map(
+            f"{trade} ZIPs: owned, free, free with demand, waitlisted",
+            zips,
+            link=coverage_row_link(trade, contractor=contractor, relative=True, **kept),
+            highlight=contractor.pk if contractor else None,
+            highlight_label=f"{contractor}'s ZIPs",
+            selected=chosen or None,
+        )
+        if chosen:
+            listed = [row for row in zips if row.zip_code == chosen]
+        else:
+            listed = [row for row in zips if not data["status"] or zip_status(row) == data["status"]]
+        if data["sort"] != "zip":  # zips come by code
+            listed.sort(key=lambda row: -row.demand)
+        page = Paginator(listed, COVERAGE_PAGE_SIZE).get_page(request.GET.get("page"))
+        may_claim = self.has_add_permission(request)
+        pool = lead_pool_by_zip(trade=trade, state=data["state"] or None)
+        owners = {row.zip_code: row.contractor_name for row in zips if row.contractor_id is not None}
+        # The unassigned leads by ZIP, most first: owned ZIPs whose owner is paused or at its caps,
+        # and unowned ZIPs (nobody to route to until the territory is sold).
+        pool_rows = sorted(
+            ((code, count, owners.get(code, "")) for code, count in pool.items()), key=lambda row: (-row[1], row[0])
+        )
+        return {
+            "trade": trade,
+            "min_score": data["min_score"],
+            "market": market,
+            "chosen_zip": chosen,
+            "page": page,
+            "rows": [
+                (row, STATUSES[zip_status(row)], claim_link(row, trade, contractor) if may_claim else "")
+                for row in page.object_list
+            ],
             "pool_rows": pool_rows,
             "pool_total": sum(row[1] for row in pool_rows),
         }
-        return TemplateResponse(request, "admin/territories/territory/coverage.html", context)
 
     @admin.action(description="Release the selected territories", permissions=["manage"])
     def release(self, request, queryset):
@@ -276,13 +397,20 @@ class TerritoryAdmin(BigTableAdmin):
 
 
 @admin.register(WaitlistEntry)
-class WaitlistEntryAdmin(BigTableAdmin):
+class WaitlistEntryAdmin(ObjectActionsAdmin, BigTableAdmin):
+    """A place in line changes only through the waitlist services; its page offers accepting an open
+    offer (waitlist_offer_accept's rule) and leaving the line while the entry is open."""
+
     change_list_template = "admin/territories/waitlistentry/change_list.html"
     list_display = ["zip_code_id", "trade", "contractor", "status", "joined_at", "offer_expires_at", "closed_at"]
-    list_filter = ["status", "trade", "contractor__status"]
+    list_filter = ["status", OfferExpiringFilter, "trade", "contractor__status"]
     list_select_related = ["trade", "contractor"]
     search_fields = ["zip_code__exact", "contractor__name"]
     actions = ["accept_offer", "leave"]
+    object_actions = {
+        "accept_offer": ("Accept the offer", lambda entry: entry.offer_open(timezone.now())),
+        "leave": ("Take out of line", lambda entry: entry.status in WaitlistEntry.OPEN),
+    }
 
     @admin.display(description="ZIP", ordering="zip_code")
     def zip_code_id(self, entry: WaitlistEntry) -> str:
@@ -505,4 +633,31 @@ admin.site.unregister(Contractor)
 @admin.register(Contractor)
 class ContractorWithTerritoriesAdmin(ContractorAdmin):
     form = ContractorWithTerritoriesForm
+    list_filter = [*ContractorAdmin.list_filter, CapReachedFilter]
     inlines = [MembershipInline, TerritoryInline, WaitlistInline, ApiKeyInline, StatusChangeInline]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return [*fieldsets, ("Market", {"fields": ["market_maps"]})] if obj is not None else fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "market_maps"]
+
+    @admin.display(description="Its ZIPs on the map")
+    def market_maps(self, contractor: Contractor) -> SafeString:
+        """A map of each trade the contractor serves, its own ZIPs outlined; of the states it owns ZIPs in,
+        or of the whole market when it owns none yet. A circle opens the ZIP's coverage row."""
+        maps = []
+        for trade in contractor.trades.order_by("name"):
+            zips = market_zips(trade=trade)
+            states = {row.state for row in zips if row.contractor_id == contractor.pk}
+            shown = [row for row in zips if row.state in states] if states else zips
+            drawn = market_map(
+                f"{trade} ZIPs, {contractor}'s outlined",
+                shown,
+                link=coverage_row_link(trade, contractor=contractor),
+                highlight=contractor.pk,
+                highlight_label=f"{contractor}'s ZIPs",
+            )
+            maps.append(format_html('<h3>{}</h3>{}<div class="market-map">{}</div>', trade, drawn.legend, drawn.svg))
+        return mark_safe("".join(maps)) if maps else mark_safe("<p>It serves no trade yet.</p>")

@@ -1,5 +1,7 @@
 """Exclusive territories (ZIP x trade) owned by contractors, their history, and the waitlist for them."""
 
+import datetime as dt
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -161,6 +163,10 @@ class WaitlistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contractor} for {self.zip_code_id} {self.trade} ({self.get_status_display().lower()})"
+
+    def offer_open(self, now: dt.datetime) -> bool:
+        """An offer the contractor may still take at `now`: offered and not past its expiry."""
+        return self.status == self.Status.OFFERED and self.offer_expires_at is not None and self.offer_expires_at > now
 
 
 class SelfService(models.Model):

@@ -3,17 +3,15 @@ is sold, to whom, and what to sell next), the waitlist."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from contractors.caller import Caller, caller_rows
 from contractors.models import Contractor
-from core.cache import SCORES, TERRITORIES, cached
 from scoring.models import Property, Score, Trade, ZipCode, score_band
 from territories.models import ClaimRequest, Territory, WaitlistEntry
 
@@ -155,33 +153,6 @@ def territory_coverage(
     return Coverage(trade=trade, min_score=min_score, owned=owned, unowned=unowned, unowned_with_demand=unowned_total)
 
 
-def territory_coverage_cached(
-    *,
-    trade: Trade,
-    min_score: float = DEFAULT_DEMAND_MIN_SCORE,
-    limit: int = DEFAULT_UNOWNED_LIMIT,
-    state: str | None = None,
-) -> Coverage:
-    """territory_coverage from Redis until a scoring run or rescore (SCORES) or an ownership starting or
-    ending (TERRITORIES) commits. The owners' names and slugs are read fresh (one query by primary key),
-    so renaming a contractor shows at once without a bump of its own."""
-    coverage = cached(
-        "coverage",
-        (trade.pk, min_score, limit, state or ""),
-        depends_on=(SCORES, TERRITORIES),
-        compute=lambda: territory_coverage(trade=trade, min_score=min_score, limit=limit, state=state),
-    )
-    owned = []
-    if coverage.owned:
-        owners = Contractor.objects.filter(pk__in={row.contractor_id for row in coverage.owned}).only("name", "slug")
-        by_pk: dict[int | None, Contractor] = {owner.pk: owner for owner in owners}
-        for row in coverage.owned:
-            owner = by_pk.get(row.contractor_id)
-            fresh: dict[str, Any] = {"contractor_name": owner.name, "contractor_slug": owner.slug} if owner else {}
-            owned.append(dataclasses.replace(row, **fresh))
-    return dataclasses.replace(coverage, trade=trade, owned=owned)  # the caller's trade, as fresh as its names
-
-
 def waitlist_line(*, trade: Trade, zip_code: str) -> list[WaitlistEntry]:
     """The open entries for a (ZIP, trade), first in line first."""
     return list(
@@ -244,3 +215,92 @@ def territory_coverage_summary(
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [CoverageSummary(*row) for row in rows]
+
+
+def coverage_default_trade() -> Trade | None:
+    """The trade coverage opens on when none is asked for: the one with the most active territories (the
+    business's main market), the first by name on a tie or when nothing is sold yet."""
+    return (
+        Trade.objects.annotate(owned=Count("territories", filter=Q(territories__ended_at__isnull=True)))
+        .order_by("-owned", "name")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class MarketZip:
+    """A ZIP of one trade's market, as its map and the coverage table show it."""
+
+    zip_code: str
+    city: str
+    state: str
+    latitude: float
+    longitude: float
+    demand: int  # properties in the ZIP scoring at least min_score for the trade (demand_sql)
+    contractor_id: int | None  # the owner; None for a free ZIP
+    contractor_name: str
+    waitlisted: int  # contractors in line (open waitlist entries)
+    owned_since: dt.datetime | None
+
+
+def market_zips(
+    *, trade: Trade, min_score: float = DEFAULT_DEMAND_MIN_SCORE, state: str | None = None
+) -> list[MarketZip]:
+    """Every ZIP of `trade`'s market (optionally in one US state), by code, in one query: the ZIPs with
+    properties (the market) and those owned or waited for in the trade, each with its centroid, demand,
+    owner and line. A free ZIP is listed only while the reference still sells it (active), as coverage's
+    unowned ZIPs are; an owned or waited-for one always is."""
+    prop, territory, entry = Property._meta, Territory._meta, WaitlistEntry._meta
+    sql = f"""
+        WITH demand AS ({demand_sql()}),
+        owned AS (
+            -- the one_active_owner index
+            SELECT {territory.get_field("zip_code").column} AS code, contractor_id, started_at
+            FROM {territory.db_table} WHERE trade_id = %(trade)s AND ended_at IS NULL
+        ),
+        line AS (
+            SELECT {entry.get_field("zip_code").column} AS code, count(*) AS waiting FROM {entry.db_table}
+            WHERE trade_id = %(trade)s AND status = ANY(%(open)s)
+            GROUP BY 1
+        ),
+        codes AS (
+            SELECT DISTINCT {prop.get_field("zip_code").column} AS code FROM {prop.db_table}
+            UNION SELECT code FROM owned
+            UNION SELECT code FROM line
+        )
+        SELECT z.code, z.city, z.state, z.latitude, z.longitude, coalesce(d.demand, 0), o.contractor_id, k.name,
+               coalesce(l.waiting, 0), o.started_at
+        FROM codes c
+        JOIN {ZipCode._meta.db_table} z ON z.code = c.code
+        LEFT JOIN demand d ON d.code = c.code
+        LEFT JOIN owned o ON o.code = c.code
+        LEFT JOIN line l ON l.code = c.code
+        LEFT JOIN {Contractor._meta.db_table} k ON k.id = o.contractor_id
+        WHERE (%(state)s::text IS NULL OR z.state = %(state)s::text)
+          AND (z.active OR o.contractor_id IS NOT NULL OR l.waiting IS NOT NULL)
+        ORDER BY z.code
+    """
+    params: dict[str, Any] = {
+        "trade": trade.pk,
+        "min_score": min_score,
+        "min_band": score_band(min_score),
+        "open": list(WaitlistEntry.OPEN),
+        "state": state,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            MarketZip(code, city, zip_state, lat, lon, demand, owner_id, owner_name or "", waiting, since)
+            for code, city, zip_state, lat, lon, demand, owner_id, owner_name, waiting, since in cursor.fetchall()
+        ]
+
+
+OFFER_EXPIRING_HOURS = 24  # an open offer lapsing within this many hours needs a word with the contractor
+
+
+def waitlist_offers_expiring(*, now: dt.datetime) -> QuerySet[WaitlistEntry]:
+    """Open offers that lapse within OFFER_EXPIRING_HOURS of `now` (or are past due, for the offer expiry
+    job to close), soonest first (index waitlist_offers_due)."""
+    return WaitlistEntry.objects.filter(
+        status=WaitlistEntry.Status.OFFERED, offer_expires_at__lt=now + dt.timedelta(hours=OFFER_EXPIRING_HOURS)
+    ).order_by("offer_expires_at", "pk")

@@ -24,6 +24,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 FOREIGN_KEY_VIOLATION = "23503"
 
 
+def contractor_status_may(contractor: Contractor, status: str) -> bool:
+    """Whether `contractor` may go to `status` from its present one: what its admin page offers."""
+    return status in TRANSITIONS.get(contractor.status, frozenset())
+
+
 def _locked(contractor: Contractor) -> Contractor:
     return Contractor.objects.select_for_update().get(pk=contractor.pk)
 
@@ -82,7 +87,7 @@ def contractor_status_change(
     contractor = _locked(contractor)
     if status not in Status.values:
         raise ContractorStatusError(f"{status!r} is not a contractor status.")
-    if status not in TRANSITIONS[contractor.status]:
+    if not contractor_status_may(contractor, status):
         raise ContractorStatusError(f"{contractor} is already {contractor.status}.")
     now = timezone.now()
     ContractorStatusChange.objects.create(

@@ -63,8 +63,6 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "django_celery_beat.periodictask": ALL,
         "django_celery_beat.crontabschedule": ALL,
         "django_celery_beat.intervalschedule": ALL,
-        "django_celery_beat.clockedschedule": ALL,
-        "django_celery_beat.solarschedule": ALL,
         "django_celery_beat.periodictasks": VIEW,
         "scoring.scoringmodel": EDIT,  # change: activate a version
         "scoring.factor": ALL,

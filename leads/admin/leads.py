@@ -9,13 +9,21 @@ from django.db.models import Q
 from django.template.response import TemplateResponse
 
 from contractors.models import Contractor
-from core.admin import BigTableAdmin, action_form
+from core.admin import BigTableAdmin, ObjectActionsAdmin, action_form
 from core.text import counted, sentence
-from leads.admin.list_filters import ReturnWaitingFilter, ScoreBandFilter, WebhookFailedFilter, ZipCodeFilter
+from leads.admin.list_filters import (
+    ContractorFilter,
+    ReturnWaitingFilter,
+    ScoreBandFilter,
+    StepReachedFilter,
+    WebhookFailedFilter,
+    ZipCodeFilter,
+)
 from leads.errors import LeadError
 from leads.export import lead_export_response
 from leads.models import Lead, LeadEvent, WebhookAttempt
 from leads.services.lifecycle import lead_assign, lead_return_approve, lead_return_deny, lead_withdraw
+from leads.transitions import staff_may
 from scoring.models import Property
 
 Actor = LeadEvent.Actor
@@ -100,28 +108,20 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(Lead)
-class LeadAdmin(BigTableAdmin):
+class LeadAdmin(ObjectActionsAdmin, BigTableAdmin):
     """Leads change only through the lifecycle services: the actions here call them and show each
-    refusal as it is worded there."""
+    refusal as it is worded there. A lead's page offers the moves its state allows staff (the
+    transition table) and, for a return, only while one waits (as lead_return_approve and _deny check)."""
 
-    list_display = [
-        "id",
-        "trade",
-        "state",
-        "zip_code",
-        "contractor",
-        "score",
-        "urgency",
-        "model_version",
-        "created_at",
-        "assigned_at",
-    ]
+    # Columns that fit a 1440 px screen beside the filters; the rest is on the lead's page.
+    list_display = ["id", "trade", "state", "zip_code", "contractor", "score", "created_at"]
     list_filter = [
         "trade",
         "state",
         ReturnWaitingFilter,
         WebhookFailedFilter,
-        "contractor",
+        StepReachedFilter,
+        ContractorFilter,
         ZipCodeFilter,
         ScoreBandFilter,
         "urgent",
@@ -136,6 +136,15 @@ class LeadAdmin(BigTableAdmin):
     search_help_text = "A ZIP code or a parcel id, exactly."
     inlines = [LeadEventInline, WebhookAttemptInline]
     actions = ["assign", "withdraw", "approve_return", "deny_return", "export_csv"]
+    object_actions = {
+        "assign": ("Assign or reassign", lambda lead: staff_may(lead, "assign") or staff_may(lead, "reassign")),
+        "withdraw": ("Withdraw", lambda lead: staff_may(lead, "withdraw")),
+        "approve_return": (
+            "Approve the return",
+            lambda lead: lead.return_pending and staff_may(lead, "return_approve"),
+        ),
+        "deny_return": ("Deny the return", lambda lead: lead.return_pending and staff_may(lead, "return_deny")),
+    }
     fieldsets = [
         (None, {"fields": ["property", "trade", "zip_code", "state", "contractor"]}),
         (

@@ -1,5 +1,9 @@
-"""Scoring models: drafts edited with their factors, previewed on a sample of the market, then activated, or
-first run as their trade's challenger on a share of the properties and then promoted or ended."""
+"""Scoring models: drafts edited with their factors, previewed on a sample of the market beside their
+differences from the active version, then activated, or first run as their trade's challenger on a share of
+the properties and then promoted or ended. A version that left draft is read-only; "New draft from this
+version" copies it, every factor included, into a draft to edit."""
+
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,17 +14,21 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.admin import action_form
+from core.admin import ObjectActionsAdmin, action_form
 from core.errors import DomainError
 from scoring.admin.evaluations import model_evaluation_context
 from scoring.learning import backtest_beats_active
 from scoring.models import Factor, ScoringModel
+from scoring.services.drafts import scoring_model_differences, scoring_model_draft_copy
 from scoring.services.preview import scoring_model_preview
 from scoring.services.scoring_models import (
     scoring_model_activate,
+    scoring_model_allows,
     scoring_model_challenge,
     scoring_model_challenge_end,
     scoring_model_check,
+    scoring_model_is_frozen,
+    scoring_model_promote,
 )
 
 Status = ScoringModel.Status
@@ -43,7 +51,7 @@ class FactorInline(admin.TabularInline):
     ordering = ["position"]
 
     def _editable(self, obj) -> bool:
-        return obj is None or obj.status == ScoringModel.Status.DRAFT
+        return obj is None or not scoring_model_is_frozen(obj)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return self._editable(obj) and super().has_add_permission(request, obj)
@@ -55,15 +63,29 @@ class FactorInline(admin.TabularInline):
         return self._editable(obj) and super().has_delete_permission(request, obj)
 
 
+def _allows(change: str):
+    """The rule of a version's page button: the status rule its service applies (CHANGES_FROM)."""
+    return partial(scoring_model_allows, change=change)
+
+
 @admin.register(ScoringModel)
-class ScoringModelAdmin(admin.ModelAdmin):
-    """Drafts are edited here; active and retired versions are read-only (change by a new version)."""
+class ScoringModelAdmin(ObjectActionsAdmin):
+    """Drafts are edited here; a version that left draft (challenger, active, retired) is read-only, with
+    neither Save nor Delete, and is changed by a new draft copied from it. A version's page offers the
+    changes its status allows, by the services' own rules."""
 
     list_display = ["trade", "version", "status", "share", "factor_count", "storm_window_days", "activated_at",
                     "preview_link"]  # fmt: skip
     list_filter = ["trade", "status"]
     inlines = [FactorInline]
-    actions = ["activate", "challenge", "promote", "end_challenge"]
+    actions = ["activate", "challenge", "promote", "end_challenge", "new_draft"]
+    object_actions = {
+        "activate": ("Activate", _allows("activate")),
+        "challenge": ("Run as challenger", _allows("challenge")),
+        "promote": ("Promote to active", _allows("promote")),
+        "end_challenge": ("End the challenge", _allows("end_challenge")),
+        "new_draft": ("New draft from this version", lambda model: True),  # any version can be copied
+    }
 
     def get_urls(self):
         preview = path(
@@ -112,13 +134,25 @@ class ScoringModelAdmin(admin.ModelAdmin):
             "summary_columns": columns,
             "summary_rows": rows,
             "backtest": backtest_table(model.backtest),
+            "differences": None if scoring_model_is_frozen(model) else scoring_model_differences(model=model),
         }
         return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         model = self.get_object(request, object_id)
-        extra = {"evaluation": model_evaluation_context(model)} if model is not None else {}
+        extra = {}
+        if model is not None:
+            extra["evaluation"] = model_evaluation_context(model)
+            if not scoring_model_is_frozen(model):
+                extra["differences"] = scoring_model_differences(model=model)
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    # A frozen version is shown, never saved or deleted (the database refuses changes to its definition too).
+    def has_change_permission(self, request, obj=None) -> bool:
+        return (obj is None or not scoring_model_is_frozen(obj)) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return (obj is None or not scoring_model_is_frozen(obj)) and super().has_delete_permission(request, obj)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(number_of_factors=Count("factors"))
@@ -132,10 +166,8 @@ class ScoringModelAdmin(admin.ModelAdmin):
         return model.number_of_factors
 
     def get_readonly_fields(self, request, obj=None):
-        # The challenger share is set by "Run as challenger"; the backtest by learning.
-        if obj is not None and obj.status != ScoringModel.Status.DRAFT:
-            return ["trade", "version", "status", "notes", "storm_window_days", "challenger_share", "backtest",
-                    "activated_at", "preview_link"]  # fmt: skip
+        # The challenger share is set by "Run as challenger"; the backtest by learning. A frozen version is
+        # read-only whole, having no change permission.
         return ["status", "challenger_share", "backtest", "activated_at", "preview_link"]
 
     def save_related(self, request, form, formsets, change):
@@ -152,8 +184,8 @@ class ScoringModelAdmin(admin.ModelAdmin):
         for model in queryset.order_by("trade_id", "version"):
             try:
                 scoring_model_activate(model=model)
-            except ValidationError as error:
-                self.message_user(request, error.messages[0], messages.ERROR)
+            except (DomainError, ValidationError) as error:
+                self.message_user(request, _message(error), messages.ERROR)
             else:
                 self.message_user(request, f"{model.trade} v{model.version} is now active.", messages.SUCCESS)
 
@@ -187,13 +219,10 @@ class ScoringModelAdmin(admin.ModelAdmin):
     @admin.action(description="Promote the challenger to active (retires the active version)", permissions=["change"])
     def promote(self, request, queryset):
         for model in queryset.select_related("trade").order_by("trade_id", "version"):
-            if model.status != Status.CHALLENGER:
-                self.message_user(request, f"{model} is not a challenger; nothing done.", messages.ERROR)
-                continue
             try:
-                scoring_model_activate(model=model)
-            except ValidationError as error:
-                self.message_user(request, _message(error), messages.ERROR)
+                scoring_model_promote(model=model)
+            except (DomainError, ValidationError) as error:
+                self.message_user(request, f"{_message(error)}; nothing done.", messages.ERROR)
             else:
                 self.message_user(request, f"{model.trade} v{model.version} is now active.", messages.SUCCESS)
 
@@ -208,6 +237,23 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 self.message_user(
                     request, f"The challenge of {model.trade} v{model.version} ended; it is retired.", messages.SUCCESS
                 )
+
+    @admin.action(description="New draft from the selected version (a copy with every factor)", permissions=["add"])
+    def new_draft(self, request, queryset):
+        """Each selected version copied into a new draft of its trade; a single copy opens at once."""
+        drafts = []
+        for model in queryset.select_related("trade").order_by("trade_id", "version"):
+            draft = scoring_model_draft_copy(model=model, by=request.user)
+            self.log_addition(request, draft, f"Copied from v{model.version}.")
+            self.message_user(
+                request,
+                f"{draft.trade} v{draft.version} is a new draft copied from v{model.version}.",
+                messages.SUCCESS,
+            )
+            drafts.append(draft)
+        if len(drafts) == 1:
+            return redirect("admin:scoring_scoringmodel_change", drafts[0].pk)
+        return None
 
 
 def _message(error: DomainError | ValidationError) -> str:

@@ -1,5 +1,10 @@
 """Scoring model versions: checking a definition, activating a version, and running a challenger.
 
+Only a draft's definition changes; a version that left draft is frozen (migrations 0008 and 0018 hold it in
+the database), and a change to it is a new draft (scoring/services/drafts.py). Which status each change
+of a version starts from is written once, in CHANGES_FROM: the services refuse the others, and the admin
+offers a change on a version's page only where it is allowed.
+
 A trade has one active version and at most one challenger: a version that scores every property in
 shadow and writes the scores (and so makes the leads) of a share of them, picked by a stable hash of the
 property id (scoring/challengers.py), so both versions' leads can be compared on their outcomes. The
@@ -16,6 +21,28 @@ from scoring.engine import FactorSpec, ModelDefinitionError, check_factors
 from scoring.errors import ChallengeError
 from scoring.features import DETAILS, FALLBACKS, FEATURES, REASON_TEMPLATES
 from scoring.models import Factor, ScoringModel, Trade
+
+Status = ScoringModel.Status
+
+# The statuses each change of a version starts from. Activating a challenger is its promotion, a change of
+# its own (so a challenger's page offers it once); activating a retired version brings it back as it was.
+CHANGES_FROM: dict[str, frozenset[str]] = {
+    "activate": frozenset({Status.DRAFT, Status.RETIRED}),
+    "promote": frozenset({Status.CHALLENGER}),
+    "challenge": frozenset({Status.DRAFT}),
+    "end_challenge": frozenset({Status.CHALLENGER}),
+}
+
+
+def scoring_model_allows(model: ScoringModel, change: str) -> bool:
+    """Whether `model`'s status allows `change` (a key of CHANGES_FROM)."""
+    return model.status in CHANGES_FROM[change]
+
+
+def scoring_model_is_frozen(model: ScoringModel) -> bool:
+    """A version that left draft (challenger, active, retired): its definition no longer changes, so a
+    score's model version says how it was computed."""
+    return model.status != Status.DRAFT
 
 
 def factor_spec(factor: Factor, *, frozen: bool = False) -> FactorSpec:
@@ -40,7 +67,7 @@ def scoring_model_check(*, model: ScoringModel) -> list[FactorSpec]:
     """The model's factors as the engine runs them; ValidationError with the engine's message if the
     definition cannot be computed (unknown feature, ramp with low >= high, negative half-life, a reason
     on a feature with a fallback but no text for it...)."""
-    frozen = model.status != ScoringModel.Status.DRAFT
+    frozen = scoring_model_is_frozen(model)
     specs = [factor_spec(factor, frozen=frozen) for factor in model.factors.order_by("position")]
     try:
         check_factors(specs, FEATURES, DETAILS)
@@ -58,9 +85,9 @@ def _locked(model: ScoringModel) -> ScoringModel:
 
 @transaction.atomic
 def scoring_model_activate(*, model: ScoringModel) -> ScoringModel:
-    """Make `model` (a draft, or the trade's challenger: a promotion) its trade's active version and retire
-    the one it replaces, in one transaction. A promoted challenger's scores keep their model: they are
-    already this version's.
+    """Make `model` (a draft, a retired version brought back, or the trade's challenger: a promotion) its
+    trade's active version and retire the one it replaces, in one transaction. A promoted challenger's
+    scores keep their model: they are already this version's.
 
     The trade row is locked first, so two activations for a trade run one after the other; the
     partial unique constraint scoring_scoringmodel_one_active_per_trade holds the rule regardless.
@@ -68,6 +95,8 @@ def scoring_model_activate(*, model: ScoringModel) -> ScoringModel:
     model = _locked(model)
     if model.status == ScoringModel.Status.ACTIVE:
         return model
+    if not (scoring_model_allows(model, "activate") or scoring_model_allows(model, "promote")):
+        raise ChallengeError(f"{model} cannot be activated")
     scoring_model_check(model=model)
     ScoringModel.objects.filter(trade_id=model.trade_id, status=ScoringModel.Status.ACTIVE).update(
         status=ScoringModel.Status.RETIRED
@@ -76,6 +105,16 @@ def scoring_model_activate(*, model: ScoringModel) -> ScoringModel:
     model.activated_at = timezone.now()
     model.save(update_fields=["status", "activated_at"])
     return model
+
+
+@transaction.atomic
+def scoring_model_promote(*, model: ScoringModel) -> ScoringModel:
+    """Make the trade's challenger `model` its active version (scoring_model_activate); ChallengeError when
+    `model` is not a challenger (a draft is activated, not promoted)."""
+    model = _locked(model)
+    if not scoring_model_allows(model, "promote"):
+        raise ChallengeError(f"{model} is not a challenger")
+    return scoring_model_activate(model=model)
 
 
 def _active_version(trade: Trade) -> ScoringModel | None:
@@ -98,7 +137,7 @@ def scoring_model_challenge(*, model: ScoringModel, share: float) -> ScoringMode
             http_status=400,
         )
     model = _locked(model)
-    if model.status != ScoringModel.Status.DRAFT:
+    if not scoring_model_allows(model, "challenge"):
         raise ChallengeError(f"{model} is not a draft: only a draft can become a challenger")
     active = _active_version(model.trade)
     if active is None:
@@ -122,7 +161,7 @@ def scoring_model_challenge_end(*, model: ScoringModel) -> ScoringModel:
     active version again. Its scores and leads keep their model, for the record and the evaluation.
     ChallengeError when `model` is not a challenger."""
     model = _locked(model)
-    if model.status != ScoringModel.Status.CHALLENGER:
+    if not scoring_model_allows(model, "end_challenge"):
         raise ChallengeError(f"{model} is not a challenger")
     model.status = ScoringModel.Status.RETIRED
     model.save(update_fields=["status"])

@@ -220,7 +220,7 @@ def waitlist_offer_accept(*, entry: WaitlistEntry, accepted_by: User | None = No
     now = timezone.now()
     if entry.status != Status.OFFERED:
         raise WaitlistError(f"There is no open offer on this entry (it is {entry.get_status_display().lower()}).")
-    if entry.offer_expires_at <= now:  # type: ignore[operator]  # an offer has its expiry (a check constraint)
+    if not entry.offer_open(now):
         raise WaitlistError(
             f"The offer of {entry.zip_code_id} {entry.trade} expired at {entry.offer_expires_at:%Y-%m-%d %H:%M %Z}."
         )

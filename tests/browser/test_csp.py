@@ -76,7 +76,7 @@ def test_a_schedules_form_translates_its_crontab_under_the_policy(screen, transa
     page.locator("#id_crontab").select_option(str(crontab.pk))
 
     help_text = page.locator(".field-crontab .help")
-    expect(help_text).to_contain_text("Translation: At 02:30 AM")
+    expect(help_text).to_contain_text("Translation: every day at 02:30 UTC")
     screen.shot("crontab")
     assert screen.errors == []
 

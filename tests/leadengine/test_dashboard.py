@@ -77,7 +77,9 @@ def svgs_of(html: str) -> list[ET.Element]:
 
 
 def titles_of(svg: ET.Element) -> list[str]:
-    return [title.text for title in svg.iter(f"{SVG}title")]
+    """The chart's title, then its bars' and points' (row labels carry their full text in titles too)."""
+    figures = (f"{SVG}svg", f"{SVG}rect", f"{SVG}circle")
+    return [element.find(f"{SVG}title").text for element in svg.iter() if element.tag in figures]
 
 
 # The figures on a known market
@@ -206,8 +208,13 @@ def test_the_admin_index_shows_the_dashboard_with_its_charts_to_staff(staff_clie
     assert all(svg.get("role") == "img" and svg.get("aria-label") for svg in charts_on_page)
     assert "Figures as of " in html
     assert "(just now)" in html
-    assert "<b>4</b> generated, <b>4</b> assigned, <b>1</b> converted." in html  # today's
-    assert "<span><b>5</b> generated</span>" in html
+    today = timezone.localdate().isoformat()
+    tomorrow = (timezone.localdate() + dt.timedelta(days=1)).isoformat()
+    assert (
+        f'<a href="/admin/leads/lead/?reached=generated&amp;reached_since={today}&amp;reached_before={tomorrow}">'
+        "<b>4</b> generated</a>, "
+    ) in html  # today's
+    assert "<b>5</b> generated</a></span>" in html
     assert "<b>25.0%</b> converted of assigned" in html
     assert '<tr class="run-failed">' in html
     assert "mail refused" in html
@@ -367,14 +374,61 @@ def test_stacked_bars_add_up_and_grouped_bars_do_not():
     assert float(second.get("y")) > float(first.get("y"))
 
 
-def test_a_long_row_label_is_cut_to_its_room_and_kept_whole_in_the_title():
-    name = "Comfort Air Heating & Cooling of Phoenix (346)"
-    svg = ET.fromstring(charts.stacked_bars("Rates", [(name, [10])], ["converted"], label_width=120))
+def labels_of(svg: ET.Element) -> list[tuple[list[str], str]]:
+    """Each row label: its lines and its title."""
+    return [
+        ([span.text for span in text.iter(f"{SVG}tspan")], text.find(f"{SVG}title").text)
+        for text in svg.iter(f"{SVG}text")
+        if text.get("class") == "chart-label"
+    ]
 
-    (label,) = [text.text for text in svg.iter(f"{SVG}text") if text.get("class") == "chart-label"]
-    assert label == "Comfort Air Heating…"
-    assert len(label) * 5.6 <= 120 - 8
-    assert f"{name}: 10 converted" in [title.text for title in svg.iter(f"{SVG}title")]
+
+def test_a_long_row_label_is_wrapped_in_its_room_and_kept_whole_in_the_title():
+    name = "Comfort Air Heating & Cooling of Phoenix (346)"
+    svg = ET.fromstring(charts.stacked_bars("Rates", [(name, [10])], ["converted"], label_width=170))
+
+    ((lines, title),) = labels_of(svg)
+    assert lines == ["Comfort Air Heating &", "Cooling of Phoenix (346)"]
+    assert all(len(line) * charts.CHAR_WIDTH <= 170 - 8 for line in lines)
+    assert title == name
+    assert f"{name}: 10 converted" in titles_of(svg)
+
+
+def test_long_labels_alike_but_for_their_middle_stay_distinct():
+    names = [f"Comfort Air Heating & Cooling {place} of Arizona (12)" for place in ("North", "South", "East", "West")]
+    svg = ET.fromstring(charts.stacked_bars("Rates", [(name, [10]) for name in names], ["c"], label_width=120))
+
+    labels = labels_of(svg)
+    assert [title for _, title in labels] == names
+    assert len({tuple(lines) for lines, _ in labels}) == 4
+    assert all(len(line) * charts.CHAR_WIDTH <= 120 - 8 for lines, _ in labels for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "width", "expected"),
+    [
+        ("Acme", 100, ["Acme"]),
+        ("Comfort Air Heating & Cooling of Phoenix (346)", 120, ["Comfort Air Heating &", "Cooling of…enix (346)"]),
+        ("Supercalifragilisticexpialidocious Roofing", 60, ["Super…fing"]),
+    ],
+)
+def test_label_lines_wrap_at_a_space_and_cut_in_the_middle(text, width, expected):
+    assert charts.label_lines(text, width) == expected
+
+
+def test_a_chart_takes_its_containers_width_and_links_its_bars():
+    svg = ET.fromstring(
+        charts.stacked_bars("Funnel", [("a", [3]), ("b", [1])], ["leads"], links=[["/x?a=1&b=2"], [None]])
+    )
+
+    assert svg.get("width") == "100%"
+    assert svg.get("height") is None
+    assert svg.get("viewBox").startswith("0 0 560 ")
+    (link,) = svg.iter(f"{SVG}a")
+    assert link.get("href") == "/x?a=1&b=2"
+    assert link.find(f"{SVG}rect").find(f"{SVG}title").text == "a: 3 leads"
+    points = ET.fromstring(charts.line_chart("Per day", ["d1", "d2"], [("s", [1, 2])], links=[["/d1", "/d2"]]))
+    assert [a.get("href") for a in points.iter(f"{SVG}a")] == ["/d1", "/d2"]
 
 
 def test_labels_are_escaped_and_empty_data_says_so():

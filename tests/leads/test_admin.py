@@ -154,20 +154,16 @@ def test_changelist_filters_by_trade_state_owner_zip_score_return_dates_and_sear
     for title in ("By trade", "By state", "By return", "By contractor", "By ZIP code", "By score",
                   "By exploration", "By created at", "By assigned at"):  # fmt: skip
         assert title in page
-    model_version = Lead.objects.get(pk=b.pk).model_version
     cells = row_cells(staff_client, b)
-    assert {name: cells[name] for name in ("id", "trade", "state", "zip_code", "contractor", "score", "urgency")} == {
+    assert {name: cells[name] for name in ("id", "trade", "state", "zip_code", "contractor", "score")} == {
         "id": str(b.pk),
         "trade": "Roofing",
         "state": "Assigned",
         "zip_code": "80203",
         "contractor": "Peak Roofing",
         "score": "85.0",
-        "urgency": "0.0",
     }
-    assert cells["model_version"] == str(model_version)
-    assert cells["created_at"]
-    assert cells["assigned_at"] != "-"
+    assert cells["created_at"]  # the other fields are on the lead's page (tests/leads/test_lead_list.py)
     assert row_cells(staff_client, a)["contractor"] == "-"
 
 

@@ -169,9 +169,10 @@ def test_transfer_action_moves_the_selection_or_reports_why_not(staff_client, ow
 
 
 def test_coverage_page_lists_owned_zips(staff_client, owned, trades):
-    page = page_of(staff_client.get(f"{CHANGELIST}coverage/?trade={trades['roofing'].pk}&min_score=70&limit=50"))
-    assert "Roofing: owned ZIPs (3)" in page
-    assert "No unowned ZIP has demand." in page
+    page = page_of(staff_client.get(f"{CHANGELIST}coverage/?trade={trades['roofing'].pk}&min_score=70&status=owned"))
+    assert "Owned (3)</span>" in page  # the map's legend
+    assert "Free with demand (0)</span>" in page
+    assert "Roofing: ZIPs (3)" in page
     assert "80501" in page
     assert "Peak Roofing" in page
 

@@ -1,5 +1,6 @@
 // A schedule's form (templates/admin/django_celery_beat/periodictask/change_form.html): the chosen crontab
-// in words under the crontab field, as django-celery-beat's own form shows it.
+// in words under the crontab field (leadengine.schedule_words), as django-celery-beat's own form shows it, from
+// the page's first view of a schedule.
 "use strict";
 {
     const $ = django.jQuery;
@@ -17,4 +18,5 @@
 
     $(".field-crontab_translation").hide();
     $(".field-crontab").change(showTranslation);
+    showTranslation();
 }
