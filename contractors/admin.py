@@ -16,7 +16,7 @@ from contractors.services.contractors import (
     contractor_webhook_secret_rotate,
 )
 from contractors.services.webhook_targets import validate_webhook_url
-from core.admin import ObjectActionsAdmin, action_form
+from core.admin import ObjectActionsAdmin, RelatedAutocompleteFilter, action_form
 from scoring.models import Trade
 
 
@@ -294,7 +294,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     """Adding a key shows it once, in a message; afterwards only its prefix and hash exist."""
 
     list_display = ["prefix", "name", "owner", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [RevokedFilter, OwnerKindFilter, "contractor"]
+    list_filter = [RevokedFilter, OwnerKindFilter, ("contractor", RelatedAutocompleteFilter)]
     list_select_related = ["contractor", "user"]
     search_fields = ["=prefix", "name", "contractor__name", "user__username"]
     autocomplete_fields = ["contractor"]
@@ -374,7 +374,7 @@ class ContractorNoticeAdmin(admin.ModelAdmin):
 
     list_display = ["created_at", "contractor", "event", "channel", "state", "attempts", "status_code", "sent_at",
                     "next_at", "error"]  # fmt: skip
-    list_filter = ["event", "channel", "state", ("contractor", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["event", "channel", "state", ("contractor", RelatedAutocompleteFilter)]
     list_select_related = ["contractor"]
     search_fields = ["contractor__name", "key"]
     date_hierarchy = "created_at"

@@ -10,13 +10,17 @@ needs (no projection library, a few multiplications per point)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 PADDING = 10  # room around the outermost points, so that their circles are whole
+REGION_REACH = 1.0  # degrees: points this close (through neighbours) are drawn on one map
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,33 @@ def point_map(label: str, points: Sequence[MapPoint], *, width: int = 900, max_h
         f'preserveAspectRatio="xMidYMid meet"><title>{escape(label)}</title>'
         f'<rect class="point-map-ground" width="{width}" height="{project.height}"/>{"".join(body)}</svg>'
     )
+
+
+def regions(
+    items: Sequence[T], position: Callable[[T], tuple[float, float]], *, reach: float = REGION_REACH
+) -> list[list[T]]:
+    """`items` grouped into regions, biggest first, each in the order given: two items whose positions
+    (latitude, longitude) fall in the same or touching cells of a grid `reach` degrees wide share a region,
+    and so do their neighbours' neighbours (single linkage on the grid). A market of several metros a
+    thousand miles apart is then drawn one map per metro, each at its own scale, rather than as dots on a
+    map of the country."""
+    cell_of = [(math.floor(lat / reach), math.floor(lon / reach)) for lat, lon in map(position, items)]
+    parent = {cell: cell for cell in cell_of}
+
+    def root(cell: tuple[int, int]) -> tuple[int, int]:
+        while parent[cell] != cell:
+            parent[cell] = parent[parent[cell]]
+            cell = parent[cell]
+        return cell
+
+    for y, x in list(parent):
+        for neighbour in ((y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+            if neighbour in parent:
+                parent[root(neighbour)] = root((y, x))
+    grouped: dict[tuple[int, int], list[T]] = {}
+    for item, cell in zip(items, cell_of, strict=True):
+        grouped.setdefault(root(cell), []).append(item)
+    return sorted(grouped.values(), key=len, reverse=True)
 
 
 def map_legend(keys: Sequence[tuple[str, str]]) -> SafeString:

@@ -54,7 +54,8 @@ def screenshots_take(
     browser: Browser, *, base_url: str, username: str, password: str, shots: list[Shot], out_dir: Path
 ) -> list[Path]:
     """Log in through the admin's form, then a full-page screenshot of each page into `out_dir`. A scoring
-    model that is not a draft is first copied into one with its page's "New draft from this version"."""
+    model that is not a draft is first copied into one with its page's "New draft from this version", and
+    one weight of the copy changed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     taken = []
     context = browser.new_context(viewport=VIEWPORT, locale="en-US")  # type: ignore[arg-type]
@@ -81,8 +82,13 @@ def screenshots_take(
 
 
 def _draft_opened(page: Page) -> None:
-    """On a scoring model's page: a frozen version is copied into a new draft, whose page opens."""
+    """On a scoring model's page: a frozen version is copied into a new draft with its button, and the draft's
+    first factor weighs half again as much, saved, so that its page shows a difference from the active one."""
     button = page.get_by_role("button", name="New draft from this version")
     if page.locator("input[name=_save]").count() == 0 and button.count() == 1:
         button.click()
+        page.wait_for_load_state()
+        weight = page.locator("td.field-weight input").first
+        weight.fill(f"{float(weight.input_value()) * 1.5:g}")
+        page.locator("input[name=_continue]").click()
         page.wait_for_load_state()

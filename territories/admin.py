@@ -9,15 +9,15 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import QueryDict
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from contractors.admin import ApiKeyInline, ContractorAdmin, ContractorForm, MembershipInline, StatusChangeInline
 from contractors.models import Contractor
-from core.admin import BigTableAdmin, ObjectActionsAdmin, action_form, service_form_response
+from core.admin import BigTableAdmin, ObjectActionsAdmin, RelatedAutocompleteFilter, action_form, service_form_response
 from core.fields import ZipCodeFormField, is_zip_code
 from leadengine import flows
 from leads.selectors import contractors_at_cap, lead_pool_by_zip
@@ -82,7 +82,7 @@ class JoinForm(forms.Form):
 
 
 # The coverage table's orders: (value, label); the first is the default.
-COVERAGE_SORTS = [("demand", "Demand, most first"), ("zip", "ZIP code")]
+COVERAGE_SORTS = [("demand", "Demand, most first"), ("unassigned", "Unassigned leads, most first"), ("zip", "ZIP code")]
 COVERAGE_PAGE_SIZE = 100
 
 
@@ -213,7 +213,7 @@ class TerritoryAdmin(ObjectActionsAdmin, BigTableAdmin):
         "trade",
         OwnershipFilter,
         ("zip_code__state", admin.AllValuesFieldListFilter),
-        ("contractor", admin.RelatedOnlyFieldListFilter),
+        ("contractor", RelatedAutocompleteFilter),
         "contractor__status",
         "start_reason",
         "end_reason",
@@ -291,8 +291,8 @@ class TerritoryAdmin(ObjectActionsAdmin, BigTableAdmin):
         )
 
     def coverage_view(self, request):
-        """One trade's market: the map, every ZIP in a table (paginated, by demand or by code, a free ZIP's
-        claim link in its row), and the leads waiting in the pool by ZIP."""
+        """One trade's market: the map, and every ZIP in a table (paginated; by demand, by the leads waiting
+        in the pool or by code), with its unassigned leads and, free, its claim link."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         query = coverage_query(request.GET)
@@ -319,17 +319,15 @@ class TerritoryAdmin(ObjectActionsAdmin, BigTableAdmin):
             listed = [row for row in zips if row.zip_code == chosen]
         else:
             listed = [row for row in zips if not data["status"] or zip_status(row) == data["status"]]
-        if data["sort"] != "zip":  # zips come by code
+        # The unassigned leads by ZIP: in owned ZIPs whose owner is paused or at its caps, and in unowned
+        # ZIPs (nobody to route to until the territory is sold).
+        pool = lead_pool_by_zip(trade=trade, state=data["state"] or None)
+        if data["sort"] == "demand":  # zips come by code
             listed.sort(key=lambda row: -row.demand)
+        elif data["sort"] == "unassigned":
+            listed.sort(key=lambda row: -pool.get(row.zip_code, 0))
         page = Paginator(listed, COVERAGE_PAGE_SIZE).get_page(request.GET.get("page"))
         may_claim = self.has_add_permission(request)
-        pool = lead_pool_by_zip(trade=trade, state=data["state"] or None)
-        owners = {row.zip_code: row.contractor_name for row in zips if row.contractor_id is not None}
-        # The unassigned leads by ZIP, most first: owned ZIPs whose owner is paused or at its caps,
-        # and unowned ZIPs (nobody to route to until the territory is sold).
-        pool_rows = sorted(
-            ((code, count, owners.get(code, "")) for code, count in pool.items()), key=lambda row: (-row[1], row[0])
-        )
         return {
             "trade": trade,
             "min_score": data["min_score"],
@@ -337,11 +335,16 @@ class TerritoryAdmin(ObjectActionsAdmin, BigTableAdmin):
             "chosen_zip": chosen,
             "page": page,
             "rows": [
-                (row, STATUSES[zip_status(row)], claim_link(row, trade, contractor) if may_claim else "")
+                (
+                    row,
+                    STATUSES[zip_status(row)],
+                    claim_link(row, trade, contractor) if may_claim else "",
+                    pool.get(row.zip_code, 0),
+                )
                 for row in page.object_list
             ],
-            "pool_rows": pool_rows,
-            "pool_total": sum(row[1] for row in pool_rows),
+            "pool_total": sum(pool.values()),
+            "sorts": COVERAGE_SORTS,
         }
 
     @admin.action(description="Release the selected territories", permissions=["manage"])
@@ -645,19 +648,21 @@ class ContractorWithTerritoriesAdmin(ContractorAdmin):
 
     @admin.display(description="Its ZIPs on the map")
     def market_maps(self, contractor: Contractor) -> SafeString:
-        """A map of each trade the contractor serves, its own ZIPs outlined; of the states it owns ZIPs in,
+        """A map of each trade the contractor serves, its own ZIPs outlined: of the metros it owns ZIPs in,
         or of the whole market when it owns none yet. A circle opens the ZIP's coverage row."""
         maps = []
         for trade in contractor.trades.order_by("name"):
-            zips = market_zips(trade=trade)
-            states = {row.state for row in zips if row.contractor_id == contractor.pk}
-            shown = [row for row in zips if row.state in states] if states else zips
             drawn = market_map(
                 f"{trade} ZIPs, {contractor}'s outlined",
-                shown,
+                market_zips(trade=trade),
                 link=coverage_row_link(trade, contractor=contractor),
                 highlight=contractor.pk,
                 highlight_label=f"{contractor}'s ZIPs",
             )
-            maps.append(format_html('<h3>{}</h3>{}<div class="market-map">{}</div>', trade, drawn.legend, drawn.svg))
+            regions = [region for region in drawn.regions if region.highlighted] or drawn.regions
+            maps.append(
+                render_to_string(
+                    "admin/territories/market_map.html", {"title": trade, "market": drawn, "regions": regions}
+                )
+            )
         return mark_safe("".join(maps)) if maps else mark_safe("<p>It serves no trade yet.</p>")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.utils.safestring import SafeString
 
-from core.maps import MapPoint, map_legend, point_map
+from core.maps import MapPoint, map_legend, point_map, regions
 from core.text import counted
 from territories.selectors import MarketZip
 
@@ -25,6 +25,7 @@ STATUSES = {
 }
 HIGHLIGHT = "zip-highlight"  # the contractor's own ZIPs
 SELECTED = "zip-selected"  # the ZIP whose coverage row is shown
+REGION_SIZE = {"width": 480, "max_height": 380}  # a metro's map: three side by side on a wide screen
 
 
 def zip_status(row: MarketZip) -> str:
@@ -58,10 +59,27 @@ def zip_classes(row: MarketZip, *, highlight: int | None = None, selected: str |
 
 
 @dataclass(frozen=True)
-class MarketMap:
+class Region:
+    """One map of a market of several metros: its name (its most common place) and its drawing."""
+
+    name: str
+    zips: int
+    highlighted: int  # the highlighted contractor's ZIPs on it
     svg: SafeString
+
+
+@dataclass(frozen=True)
+class MarketMap:
+    regions: list[Region]  # one map per metro (core.maps.regions), the biggest first
     legend: SafeString
     counts: dict[str, int]  # ZIPs per status, every status present
+
+
+def region_name(rows: Sequence[MarketZip]) -> str:
+    """The region's most common place, "Denver, CO" (ties: the first by name)."""
+    places = Counter((row.city, row.state) for row in rows)
+    (city, state), _ = min(places.items(), key=lambda item: (-item[1], item[0]))
+    return f"{city}, {state}"
 
 
 def market_map(
@@ -73,26 +91,27 @@ def market_map(
     highlight_label: str = "The contractor's ZIPs",
     selected: str | None = None,
 ) -> MarketMap:
-    """The map of `rows`, each circle linking to `link(row)`; the highlighted contractor's ZIPs and the
-    selected one drawn last, so that they are on top of their neighbours."""
+    """The map of `rows`, one per region (metro), each circle linking to `link(row)`; the highlighted
+    contractor's ZIPs and the selected one drawn last, so that they are on top of their neighbours."""
     mine = highlight is not None
     on_top = sorted(rows, key=lambda row: (mine and row.contractor_id == highlight, row.zip_code == selected))
-    points = [
-        MapPoint(
-            latitude=row.latitude,
-            longitude=row.longitude,
-            css_class=zip_classes(row, highlight=highlight, selected=selected),
-            title=zip_title(row),
-            href=link(row),
-        )
-        for row in on_top
-    ]
+    drawn = []
+    for region in regions(on_top, lambda row: (row.latitude, row.longitude)):
+        name = region_name(region)
+        points = [
+            MapPoint(
+                latitude=row.latitude,
+                longitude=row.longitude,
+                css_class=zip_classes(row, highlight=highlight, selected=selected),
+                title=zip_title(row),
+                href=link(row),
+            )
+            for row in region
+        ]
+        svg = point_map(f"{label}: around {name}", points, **REGION_SIZE)
+        drawn.append(Region(name, len(region), sum(mine and row.contractor_id == highlight for row in region), svg))
     counts = Counter(zip_status(row) for row in rows)
     keys = [(f"zip-{status}", f"{name} ({counts[status]:,})") for status, name in STATUSES.items()]
     if highlight is not None:
         keys.append((HIGHLIGHT, highlight_label))
-    return MarketMap(
-        svg=point_map(label, points),
-        legend=map_legend(keys),
-        counts={status: counts[status] for status in STATUSES},
-    )
+    return MarketMap(regions=drawn, legend=map_legend(keys), counts={status: counts[status] for status in STATUSES})

@@ -9,10 +9,9 @@ from django.db.models import Q
 from django.template.response import TemplateResponse
 
 from contractors.models import Contractor
-from core.admin import BigTableAdmin, ObjectActionsAdmin, action_form
+from core.admin import BigTableAdmin, ObjectActionsAdmin, RelatedAutocompleteFilter, action_form
 from core.text import counted, sentence
 from leads.admin.list_filters import (
-    ContractorFilter,
     ReturnWaitingFilter,
     ScoreBandFilter,
     StepReachedFilter,
@@ -121,7 +120,7 @@ class LeadAdmin(ObjectActionsAdmin, BigTableAdmin):
         ReturnWaitingFilter,
         WebhookFailedFilter,
         StepReachedFilter,
-        ContractorFilter,
+        ("contractor", RelatedAutocompleteFilter),
         ZipCodeFilter,
         ScoreBandFilter,
         "urgent",

@@ -6,13 +6,11 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.widgets import AutocompleteSelect
-from django.http import QueryDict
 
+from core.admin import form_filter_choice
 from core.fields import is_zip_code
 from leads.selectors import FUNNEL_STEPS, leads_reached
 
@@ -74,18 +72,6 @@ class WebhookFailedFilter(admin.SimpleListFilter):
         return queryset
 
 
-def form_filter_choice(changelist, parameter_name: str) -> dict:
-    """What the sidebar form of a filter whose value is typed in needs: the other filters, the search and the
-    ordering, as hidden fields that go along with the value (the page number does not), and the link that
-    clears the filter."""
-    others = QueryDict(changelist.get_query_string(remove=[parameter_name, "p"]).lstrip("?"))
-    return {
-        "parameter_name": parameter_name,
-        "hidden": [(name, value) for name, values in others.lists() for value in values],
-        "clear_query_string": changelist.get_query_string(remove=[parameter_name, "p"]),
-    }
-
-
 class ZipCodeFilter(admin.SimpleListFilter):
     """A ZIP code, or its first digits, typed in: a list of every ZIP that has leads would be thousands long
     (and a scan of the leads to build)."""
@@ -110,59 +96,6 @@ class ZipCodeFilter(admin.SimpleListFilter):
         if not re.fullmatch(r"[0-9]{1,5}", value):
             return queryset.none()
         return queryset.filter(zip_code=value) if is_zip_code(value) else queryset.filter(zip_code__startswith=value)
-
-
-class RelatedAutocompleteFilter(admin.SimpleListFilter):
-    """A foreign key's row chosen by typing (the admin's autocomplete, as in its forms), instead of a link for
-    every row of the related table in the sidebar: 90 contractors and growing. The parameter is the one of
-    Django's own filter for the field (`contractor__id__exact=12`), so links made for that one keep working.
-    Set `field_name`; the related model's admin needs `search_fields`, and staff see choices only with the
-    permission to view it (the autocomplete view checks both)."""
-
-    field_name: str
-    template = "admin/leads/lead/autocomplete_filter.html"
-
-    def __init__(self, request, params, model, model_admin):
-        self.field = model._meta.get_field(self.field_name)
-        self.title = self.field.verbose_name
-        self.parameter_name = f"{self.field_name}__{self.field.target_field.name}__exact"
-        self.admin_site = model_admin.admin_site
-        super().__init__(request, params, model, model_admin)
-        value = self.value()
-        if value:
-            try:
-                self.field.target_field.to_python(value)
-            except forms.ValidationError as error:
-                raise IncorrectLookupParameters(f"{self.parameter_name} must be an id, not {value[:20]!r}") from error
-
-    def lookups(self, request, model_admin):
-        return []
-
-    def has_output(self) -> bool:
-        return True
-
-    def choices(self, changelist):
-        widget = AutocompleteSelect(self.field, self.admin_site, attrs={"data-width": "100%"})
-        chooser = self.field.formfield(widget=widget, required=False)
-        form = forms.Form(initial={self.parameter_name: self.value()})
-        form.fields[self.parameter_name] = chooser
-        # The page has jQuery already (every change list does): select2 joins it; the page's own copy is
-        # kept, not loaded twice (leadengine/autocomplete_filter.js).
-        shared = {"admin/js/vendor/jquery/jquery.js", "admin/js/vendor/jquery/jquery.min.js", "admin/js/jquery.init.js"}
-        media = forms.Media(
-            js=["leadengine/autocomplete_filter.js", *(path for path in widget.media._js if path not in shared)],
-            css=widget.media._css,
-        )
-        yield {"value": self.value() or "", "field": form[self.parameter_name], "media": media,
-               **form_filter_choice(changelist, self.parameter_name)}  # fmt: skip
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        return queryset.filter(**{self.parameter_name: value}) if value else queryset
-
-
-class ContractorFilter(RelatedAutocompleteFilter):
-    field_name = "contractor"
 
 
 class StepReachedFilter(admin.SimpleListFilter):

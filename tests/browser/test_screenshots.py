@@ -1,6 +1,7 @@
 """`make screenshots`' walk (demo/screenshots.py) on the browser tests' market: every page answers and is
-taken whole at 1440 px, and the scoring model's shot is of a draft made from the active version by its
-button. (The command itself serves the demo database; its walk is this one.)"""
+taken whole at 1440 px (none wider than the window), and the scoring model's shot is of a draft made from
+the active version by its button, one weight changed. (The command itself serves the demo database; its walk
+is this one.)"""
 
 import struct
 
@@ -29,3 +30,7 @@ def test_the_screenshot_walk_takes_every_page_whole(browser, live_server, market
         assert png_size(path.read_bytes())[0] == 1440, path.name  # nothing wider than the window
         assert png_size(path.read_bytes())[1] >= 900, path.name
     assert ScoringModel.objects.filter(status=ScoringModel.Status.DRAFT).count() == drafts + 1
+    draft = ScoringModel.objects.filter(status=ScoringModel.Status.DRAFT).latest("pk")
+    active = ScoringModel.objects.get(trade=draft.trade, status=ScoringModel.Status.ACTIVE)
+    weights = [list(model.factors.order_by("position").values_list("weight", flat=True)) for model in (active, draft)]
+    assert weights[1] == [weights[0][0] * 1.5, *weights[0][1:]]  # the walk changed one weight

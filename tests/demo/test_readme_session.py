@@ -218,7 +218,7 @@ def test_readme_api_sessions_run_verbatim_against_a_freshly_set_up_demo(demo_dat
         [sys.executable, "manage.py", "setup", *SETUP], cwd=ROOT, env=service, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "[8/8] ensure_demo_user: done in" in done.stdout
+    assert "[9/9] ensure_demo_user: done in" in done.stdout
 
     # The site and a worker, on a queue of their own (the runs the session starts go there and nowhere else).
     queue = f"readme-{uuid.uuid4().hex[:8]}"

@@ -20,7 +20,7 @@ from scoring.models import ImportRun, Property, ScoringRun
 
 pytestmark = pytest.mark.django_db
 
-DONE = re.compile(r"^\[(\d)/8\] (\w+): done in \d+\.\d s$")
+DONE = re.compile(r"^\[(\d)/9\] (\w+): done in \d+\.\d s$")
 
 
 def setup(**options) -> list[str]:
@@ -34,7 +34,7 @@ def test_setup_runs_every_step_once_announced_and_timed_and_again_changes_nothin
 
     # Every step announced with its number and name, then its time, in make setup's order.
     assert [line for line in lines if line.startswith("[") and ":" not in line] == [
-        f"[{number}/8] {name}" for number, name in enumerate(STEPS, 1)
+        f"[{number}/9] {name}" for number, name in enumerate(STEPS, 1)
     ]
     assert [DONE.match(line).groups() for line in lines if DONE.match(line)] == [
         (str(number), name) for number, name in enumerate(STEPS, 1)
@@ -81,13 +81,13 @@ def test_a_failing_step_stops_setup_naming_it_with_a_non_zero_exit(zip_codes, se
         call_command("setup", properties=300, days=2, stdout=out)
 
     assert str(stopped.value) == (
-        "setup stopped at step 3/8 seed_demo: refusing to seed the demo market: DEBUG is off, so this may be a "
+        "setup stopped at step 3/9 seed_demo: refusing to seed the demo market: DEBUG is off, so this may be a "
         "production database; pass --allow-production to do it anyway"
     )
     assert stopped.value.returncode == 1
     lines = out.getvalue().splitlines()
-    assert re.fullmatch(r"\[3/8\] seed_demo: failed after \d+\.\d s: refusing to seed .*", lines[-1])
-    assert not any(line.startswith("[4/8]") for line in lines)
+    assert re.fullmatch(r"\[3/9\] seed_demo: failed after \d+\.\d s: refusing to seed .*", lines[-1])
+    assert not any(line.startswith("[4/9]") for line in lines)
     # Nothing after it ran.
     assert Property.objects.count() == 0
     assert PeriodicTask.objects.count() == schedules

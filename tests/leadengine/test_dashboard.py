@@ -2,11 +2,13 @@
 period asked for, its cache in Redis and the job runs that refresh it; and the SVG charts module."""
 
 import datetime as dt
+import io
 import re
 import xml.etree.ElementTree as ET
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from core import charts
@@ -319,6 +321,25 @@ def test_a_job_run_that_moved_no_lead_leaves_the_cached_figures(roofing, setting
     assert run.status == JobRun.Status.SUCCEEDED
     assert run.counts == {"unassigned_expired": 0, "unaccepted_expired": 0}
     assert dashboard_funnel(period) == first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_dashboard_shows_leads_moved_outside_a_job_and_leaves_the_figures_warm(
+    roofing, settings, django_assert_num_queries
+):
+    """As after the demo's played days: leads moved with no job run, then `manage.py refresh_dashboard`."""
+    market(roofing, settings)
+    period = period_of(days=30)
+    stale, _ = dashboard_funnel(period)
+    Lead.objects.filter(zip_code="80204").delete()  # a change no job run made: the cache still shows the lead
+
+    out = io.StringIO()
+    call_command("refresh_dashboard", stdout=out)
+
+    assert re.fullmatch(r"Dashboard figures computed in \d+\.\d s\n", out.getvalue())
+    with django_assert_num_queries(0):  # computed by the command: the page reads them from Redis
+        fresh, _ = dashboard_funnel(period)
+    assert fresh["roofing"]["generated"] == stale["roofing"]["generated"] - 1
 
 
 # The charts module

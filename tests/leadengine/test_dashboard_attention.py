@@ -68,7 +68,7 @@ def listed(client, url: str) -> list:
     assert response.status_code == 200, url  # an unknown parameter redirects to ?e=1
     if "cl" in response.context:
         return sorted(obj.pk for obj in response.context["cl"].result_list)
-    return sorted(row.zip_code for row, _, _ in response.context["rows"])  # coverage
+    return sorted(row.zip_code for row, *_ in response.context["rows"])  # coverage
 
 
 def test_each_attention_count_links_to_the_list_of_exactly_those_rows(staff_client, roofing, settings):

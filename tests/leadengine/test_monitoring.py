@@ -270,7 +270,9 @@ def test_no_warning_when_every_job_is_on_time(roofing, admin_client):
     schedule("Waitlist offer expiry", "offer_expiry", minute="10", hour="*")
     ran("offer_expiry", timezone.now())
 
-    assert "Overdue" not in admin_client.get("/admin/django_celery_beat/periodictask/").content.decode()
+    page = admin_client.get("/admin/django_celery_beat/periodictask/").content.decode()
+    assert "Overdue (not succeeded since due)" not in page
+    assert 'class="status-alert"' not in page
 
 
 # --- The daily report ------------------------------------------------------------------------------------

@@ -16,6 +16,18 @@ def roofing(trades):  # noqa: F811
 
 
 @pytest.fixture
+def acme(roofing, zip_codes):
+    """Acme Roofing, owning roofing in 80202 (the admin's tests)."""
+    return owner(roofing, "80202", name="Acme Roofing", slug="acme-roofing")
+
+
+@pytest.fixture
+def peak(roofing, zip_codes):
+    """Peak Roofing, owning roofing in 80203."""
+    return owner(roofing, "80203", name="Peak Roofing", slug="peak-roofing")
+
+
+@pytest.fixture
 def market(roofing):
     """Acme owns 80202 with two assigned leads (95 and 85); Bolt owns 80203 with one (75)."""
     acme, bolt = owner(roofing, "80202"), owner(roofing, "80203")

@@ -28,16 +28,6 @@ OVERRIDE_LABEL = "Override exclusivity, caps and credit limit (recorded)"
 
 
 @pytest.fixture
-def acme(roofing, zip_codes):
-    return owner(roofing, "80202", name="Acme Roofing", slug="acme-roofing")
-
-
-@pytest.fixture
-def peak(roofing, zip_codes):
-    return owner(roofing, "80203", name="Peak Roofing", slug="peak-roofing")
-
-
-@pytest.fixture
 def staff_user(staff_client):
     return get_user_model().objects.get(username="staff")
 

@@ -27,21 +27,10 @@ from leads.services.lifecycle import (
     leads_expire,
 )
 from tests.admin_pages import messages_of, page_of
-from tests.leads.factories import owner
 from tests.leads.test_admin import HAND, assigned_lead, pool_lead, snapshot
 
 State, Actor = Lead.State, LeadEvent.Actor
 CONTRACTOR = Actor.CONTRACTOR
-
-
-@pytest.fixture
-def acme(roofing, zip_codes):
-    return owner(roofing, "80202", name="Acme Roofing", slug="acme-roofing")
-
-
-@pytest.fixture
-def peak(roofing, zip_codes):
-    return owner(roofing, "80203", name="Peak Roofing", slug="peak-roofing")
 
 
 def page_url(lead: Lead) -> str:

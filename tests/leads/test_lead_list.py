@@ -5,26 +5,13 @@ import json
 import re
 from urllib.parse import urlencode
 
-import pytest
-
 from contractors.models import Contractor
 from leads.models import Lead
 from tests.admin_pages import page_of
 from tests.contractors.factories import ContractorFactory
-from tests.leads.factories import owner
 from tests.leads.test_admin import CHANGELIST, assigned_lead, listed, pool_lead
 
 AUTOCOMPLETE = "/admin/autocomplete/"
-
-
-@pytest.fixture
-def acme(roofing, zip_codes):
-    return owner(roofing, "80202", name="Acme Roofing", slug="acme-roofing")
-
-
-@pytest.fixture
-def peak(roofing, zip_codes):
-    return owner(roofing, "80203", name="Peak Roofing", slug="peak-roofing")
 
 
 def contractor_filter(page: str) -> str:
@@ -57,7 +44,7 @@ def test_the_contractor_filter_lists_no_contractor_until_one_is_typed(staff_clie
     assert 'name="contractor__id__exact"' in sidebar
     assert 'data-ajax--url="/admin/autocomplete/"' in sidebar
     for path in (
-        "leadengine/autocomplete_filter.js",
+        "core/autocomplete_filter.js",
         "admin/js/vendor/select2/select2.full",
         "admin/js/autocomplete.js",
     ):

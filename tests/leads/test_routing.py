@@ -230,19 +230,20 @@ def test_the_admin_claim_gives_the_new_owner_the_zips_waiting_leads(roofing, sta
     ]
 
 
-def test_the_coverage_report_lists_the_pool_by_zip(roofing, staff_client):
+def test_the_coverage_report_counts_the_pool_in_each_zip_s_row(roofing, staff_client):
     acme = owner(roofing, "80202", daily_cap=1)
     pool(roofing, "80202", 3)
     pool(roofing, "80203", 2, top=70)
     leads_route(now=NOW)
 
     response = staff_client.get(
-        "/admin/territories/territory/coverage/", {"trade": roofing.pk, "min_score": 0, "limit": 10}
+        "/admin/territories/territory/coverage/", {"trade": roofing.pk, "min_score": 0, "sort": "unassigned"}
     )
 
-    assert response.context["pool_rows"] == [("80202", 2, acme.name), ("80203", 2, "")]
-    assert b"<td>80203</td><td>2</td><td>unowned</td>" in response.content
+    rows = [(row.zip_code, row.contractor_name, unassigned) for row, _, _, unassigned in response.context["rows"]]
+    assert rows == [("80202", acme.name, 2), ("80203", "", 2)]
     assert response.context["pool_total"] == 4
+    assert "4 unassigned leads of the market wait in the pool" in response.content.decode()
 
 
 def test_staff_assign_a_pool_lead_to_the_owner_with_a_reason(roofing, django_user_model):

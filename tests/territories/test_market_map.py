@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from core.maps import PADDING, MapPoint, point_map, projection
+from core.maps import PADDING, MapPoint, point_map, projection, regions
 from territories import admin as territories_admin
 from territories.market_map import market_map, zip_status
 from territories.selectors import coverage_default_trade, market_zips
@@ -52,6 +52,12 @@ def circles(svg: str) -> dict[str, tuple[str, str, str]]:
     return drawn
 
 
+def only_map(drawn) -> str:
+    """The map of a market that lies in one region (Boulder's ZIPs)."""
+    (region,) = drawn.regions
+    return region.svg
+
+
 def svg_of(response, index: int = 0) -> str:
     """The page's `index`-th map, as served (its entities kept, for the XML parser)."""
     return re.findall(r"<svg class=\"point-map\".*?</svg>", response.content.decode(), re.S)[index]
@@ -82,14 +88,14 @@ def test_each_zip_is_a_circle_coloured_by_its_status_with_its_title_and_link(mar
     zips = market_zips(trade=market["roofing"], min_score=70)
     drawn = market_map("Roofing", zips, link=lambda row: f"/rows/{row.zip_code}")
 
-    assert {code: classes for code, (classes, _, _) in circles(drawn.svg).items()} == {
+    assert {code: classes for code, (classes, _, _) in circles(only_map(drawn)).items()} == {
         "80301": "zip-owned",
         "80302": "zip-demand",
         "80303": "zip-free",
         "80304": "zip-waitlisted",
         "80305": "zip-free",
     }
-    shown = circles(drawn.svg)
+    shown = circles(only_map(drawn))
     assert shown["80304"][1] == "80304 Boulder, CO: waitlisted (1 contractor in line); owner Peak Roofing; demand 0"
     assert shown["80302"][1] == "80302 Boulder, CO: free with demand; no owner; demand 2"
     assert shown["80302"][2] == "/rows/80302"
@@ -102,15 +108,15 @@ def test_a_contractors_zips_are_outlined_and_drawn_on_top(market):
     zips = market_zips(trade=market["roofing"])
     drawn = market_map("Roofing", zips, link=lambda row: "", highlight=market["peak"].pk, selected="80302")
 
-    titles = [title.text[:5] for title in ET.fromstring(drawn.svg).iter(f"{SVG}title")][1:]  # the map's own first
+    titles = [title.text[:5] for title in ET.fromstring(only_map(drawn)).iter(f"{SVG}title")][1:]  # the map's own first
     assert titles == ["80301", "80303", "80305", "80302", "80304"]  # the selected ZIP, then Peak's, last
-    classes = {title.text[:5]: circle.get("class") for circle in ET.fromstring(drawn.svg).iter(f"{SVG}circle")
+    classes = {title.text[:5]: circle.get("class") for circle in ET.fromstring(only_map(drawn)).iter(f"{SVG}circle")
                for title in circle.iter(f"{SVG}title")}  # fmt: skip
     assert classes["80304"] == "zip-waitlisted zip-highlight"
     assert classes["80302"] == "zip-demand zip-selected"
     assert classes["80301"] == "zip-owned"  # Acme's
     assert "The contractor&#x27;s ZIPs</span>" in drawn.legend
-    assert not list(ET.fromstring(drawn.svg).iter(f"{SVG}a"))  # no link asked for: none drawn
+    assert not list(ET.fromstring(only_map(drawn)).iter(f"{SVG}a"))  # no link asked for: none drawn
 
 
 def test_projection_keeps_the_shape_with_the_cosine_of_the_middle_latitude():
@@ -216,11 +222,45 @@ def test_the_contractors_page_maps_its_trades_with_its_zips_outlined(market, sta
     page = page_of(response)
 
     roofing_map, solar_map = circles(svg_of(response, 0)), circles(svg_of(response, 1))
-    assert "<h3>Roofing</h3>" in page
-    assert "<h3>Solar</h3>" in page
+    assert "Roofing: around Boulder, CO (5 ZIPs)" in page
+    assert "Solar: around Boulder, CO (5 ZIPs)" in page
     assert roofing_map["80304"][0] == "zip-waitlisted zip-highlight"
     assert roofing_map["80301"][0] == "zip-owned"
     assert solar_map["80501"][0] == "zip-owned zip-highlight"
     assert roofing_map["80304"][2] == (
         f"{COVERAGE}?trade={market['roofing'].pk}&contractor={peak.pk}&zip=80304#zip-80304"
     )
+
+
+def test_points_a_degree_apart_through_neighbours_share_a_region_and_keep_their_order():
+    # A chain of points half a degree apart is one region however long; a point ten degrees away is another.
+    chain = [(39.0 + 0.5 * step, -105.0) for step in range(6)]
+    far = (29.7, -95.4)
+    items = [chain[3], far, *chain[:3], *chain[4:]]
+
+    found = regions(items, lambda item: item, reach=1.0)
+
+    assert found == [[chain[3], *chain[:3], *chain[4:]], [far]]  # the biggest first, each in the given order
+    assert regions([], lambda item: item) == []
+
+
+def test_a_market_of_two_metros_is_drawn_as_a_map_of_each(market, trades):
+    roofing = market["roofing"]
+    scored_homes(roofing, "75201", 90)  # Dallas, 1,000 miles from Boulder
+    zips = market_zips(trade=roofing)
+
+    drawn = market_map("Roofing", zips, link=lambda row: f"/rows/{row.zip_code}")
+
+    assert [(region.name, region.zips) for region in drawn.regions] == [("Boulder, CO", 5), ("Dallas, TX", 1)]
+    assert set(circles(drawn.regions[1].svg)) == {"75201"}
+    assert drawn.counts["demand"] == 2  # the legend counts the whole market
+
+
+def test_the_contractor_page_maps_only_the_metros_it_owns_zips_in(staff_client, market, trades):
+    roofing = market["roofing"]
+    scored_homes(roofing, "75201", 90)
+
+    page = staff_client.get(f"/admin/contractors/contractor/{market['acme'].pk}/change/").content.decode()
+
+    assert "Roofing: around Boulder, CO (5 ZIPs)" in page
+    assert "around Dallas, TX" not in page

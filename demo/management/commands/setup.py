@@ -12,14 +12,15 @@ from demo.management.commands.seed_demo import positive_int
 # What `make setup` runs, in order. Each step is the command of that name, run in this process (with the
 # options `handle` gives it, and a Progress when it takes one), so that each keeps its own messages, refusals
 # and idempotence, and still runs on its own.
-STEPS = ("migrate", "load_zipcodes", "seed_demo", "seed_demo_territories", "simulate_days", "seed_schedules",
-         "seed_roles", "ensure_demo_user")  # fmt: skip
+STEPS = ("migrate", "load_zipcodes", "seed_demo", "seed_demo_territories", "simulate_days", "refresh_dashboard",
+         "seed_schedules", "seed_roles", "ensure_demo_user")  # fmt: skip
 
 
 class Command(BaseCommand):
     help = (
         "Set up a development machine in one process: migrate, load the ZIP reference, seed the demo market "
-        "and its contractors (once), play its last --days days (once), create the missing job schedules, the "
+        "and its contractors (once), play its last --days days (once), compute the dashboard's figures, create the "
+        "missing job schedules, the "
         "staff roles and the demo login. Each step is announced with its number and its time; long steps show "
         "a progress bar on a terminal, a line per milestone otherwise. A failing step stops setup, naming it "
         "(exit code 1, or the step's own). Every step is also a command of its own."

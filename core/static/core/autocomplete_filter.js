@@ -1,4 +1,4 @@
-// A list filter whose row is chosen by typing (templates/admin/leads/lead/autocomplete_filter.html): the
+// A list filter whose row is chosen by typing (core/templates/admin/autocomplete_filter.html): the
 // admin's select2 autocomplete in the sidebar, its form sent as soon as a row is chosen or cleared.
 // Loaded before select2: select2 attaches itself to the global jQuery, which the admin keeps only as
 // django.jQuery; it is lent for select2 to load and taken back once the page is ready.
