@@ -96,61 +96,27 @@ def territory_coverage(
     limit: int = DEFAULT_UNOWNED_LIMIT,
     state: str | None = None,
 ) -> Coverage:
-    """Owned and unowned ZIPs of `trade` (optionally in one US state), with demand, in one query.
+    """Owned and unowned ZIPs of `trade` (optionally in one US state), with demand, in one query: the
+    market as market_zips reads it, the owned ZIPs by code and the sellable unowned ones with demand, most
+    first (at most `limit`)."""
+    zips = market_zips(trade=trade, min_score=min_score, state=state)
 
-    Demand is aggregated from scoring's current scores joined to their properties: the trade's scores
-    at or above min_score (index score_trade_band), hashed by ZIP,
-    then full-joined with the trade's active territories (the one_active_owner index) so that owned
-    ZIPs without demand are listed too. Unowned ZIPs are sellable ones only (active in the reference).
-    """
-    territory = Territory._meta
-    sql = f"""
-        WITH demand AS ({demand_sql()}),
-        owned AS (
-            SELECT {territory.get_field("zip_code").column} AS code, contractor_id, started_at
-            FROM {territory.db_table}
-            WHERE trade_id = %(trade)s AND ended_at IS NULL
-        ),
-        joined AS (
-            SELECT coalesce(o.code, d.code) AS code, coalesce(d.demand, 0) AS demand, o.contractor_id,
-                   o.started_at, z.city, z.state
-            FROM owned o
-            FULL JOIN demand d ON d.code = o.code
-            JOIN {ZipCode._meta.db_table} z ON z.code = coalesce(o.code, d.code)
-            WHERE (%(state)s::text IS NULL OR z.state = %(state)s::text)
-              AND (o.contractor_id IS NOT NULL OR z.active)
-        ),
-        coverage AS (
-            SELECT *,
-                   row_number() OVER (PARTITION BY contractor_id IS NULL ORDER BY demand DESC, code) AS rank,
-                   count(*) OVER (PARTITION BY contractor_id IS NULL) AS in_group
-            FROM joined
-        )
-        SELECT c.code, c.city, c.state, c.demand, c.contractor_id, k.name, k.slug, c.started_at, c.in_group
-        FROM coverage c
-        LEFT JOIN {Contractor._meta.db_table} k ON k.id = c.contractor_id
-        WHERE c.contractor_id IS NOT NULL OR c.rank <= %(limit)s
-        ORDER BY c.contractor_id IS NULL, CASE WHEN c.contractor_id IS NULL THEN c.rank END, c.code
-    """
-    params = {
-        "trade": trade.pk,
-        "min_score": min_score,
-        "min_band": score_band(min_score),
-        "limit": limit,
-        "state": state,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    owned, unowned, unowned_total = [], [], 0
-    for code, city, zip_state, demand, owner_id, owner_name, owner_slug, since, in_group in rows:
-        row = CoverageRow(code, city, zip_state, demand, owner_id, owner_name or "", owner_slug or "", since)
-        if owner_id is None:
-            unowned.append(row)
-            unowned_total = in_group
-        else:
-            owned.append(row)
-    return Coverage(trade=trade, min_score=min_score, owned=owned, unowned=unowned, unowned_with_demand=unowned_total)
+    def row(zip_: MarketZip) -> CoverageRow:
+        return CoverageRow(zip_.zip_code, zip_.city, zip_.state, zip_.demand, zip_.contractor_id,
+                           zip_.contractor_name, zip_.contractor_slug, zip_.owned_since)  # fmt: skip
+
+    owned = [row(zip_) for zip_ in zips if zip_.contractor_id is not None]
+    unowned = sorted(
+        (zip_ for zip_ in zips if zip_.contractor_id is None and zip_.sellable and zip_.demand),
+        key=lambda zip_: (-zip_.demand, zip_.zip_code),
+    )
+    return Coverage(
+        trade=trade,
+        min_score=min_score,
+        owned=owned,
+        unowned=[row(zip_) for zip_ in unowned[:limit]],
+        unowned_with_demand=len(unowned),
+    )
 
 
 def waitlist_line(*, trade: Trade, zip_code: str) -> list[WaitlistEntry]:
@@ -239,8 +205,10 @@ class MarketZip:
     demand: int  # properties in the ZIP scoring at least min_score for the trade (demand_sql)
     contractor_id: int | None  # the owner; None for a free ZIP
     contractor_name: str
+    contractor_slug: str
     waitlisted: int  # contractors in line (open waitlist entries)
     owned_since: dt.datetime | None
+    sellable: bool  # the reference still sells it (active): a free ZIP that is not is listed only while waited for
 
 
 def market_zips(
@@ -268,8 +236,8 @@ def market_zips(
             UNION SELECT code FROM owned
             UNION SELECT code FROM line
         )
-        SELECT z.code, z.city, z.state, z.latitude, z.longitude, coalesce(d.demand, 0), o.contractor_id, k.name,
-               coalesce(l.waiting, 0), o.started_at
+        SELECT z.code, z.city, z.state, z.latitude, z.longitude, coalesce(d.demand, 0), o.contractor_id,
+               coalesce(k.name, ''), coalesce(k.slug, ''), coalesce(l.waiting, 0), o.started_at, z.active
         FROM codes c
         JOIN {ZipCode._meta.db_table} z ON z.code = c.code
         LEFT JOIN demand d ON d.code = c.code
@@ -289,10 +257,7 @@ def market_zips(
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [
-            MarketZip(code, city, zip_state, lat, lon, demand, owner_id, owner_name or "", waiting, since)
-            for code, city, zip_state, lat, lon, demand, owner_id, owner_name, waiting, since in cursor.fetchall()
-        ]
+        return [MarketZip(*row) for row in cursor.fetchall()]
 
 
 OFFER_EXPIRING_HOURS = 24  # an open offer lapsing within this many hours needs a word with the contractor
